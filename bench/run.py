@@ -1,0 +1,149 @@
+"""``make bench``: gengate's submit and fetch throughput next to a bare ASGI app, in one run.
+
+Every server runs as one uvicorn process (uvloop, httptools) on 127.0.0.1; wrk drives it
+with 2 threads and 64 connections. gengate runs on SQLite with ``--no-worker`` so that the
+figures are the API's own (auth, admission, freeze, insert); the worker's image rendering
+would otherwise share the same two cores. Results go to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ADMIN = "bench-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server did not come up: {url}")
+
+
+def wrk(url: str, seconds: int, script: str | None = None, env: dict[str, str] | None = None,
+        connections: int = 64) -> dict[str, float]:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", str(HERE / script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
+            "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def start(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def call(url: str, body: dict | None, headers: dict[str, str]) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                          **headers})
+    with urllib.request.urlopen(req, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def bench_bare(seconds: int) -> dict[str, float]:
+    port = free_port()
+    proc = start([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
+                  "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                  "--log-level", "warning"], port, {"PYTHONPATH": str(HERE.parent)})
+    try:
+        wait_up(f"http://127.0.0.1:{port}/", proc)
+        return wrk(f"http://127.0.0.1:{port}/", seconds)
+    finally:
+        stop(proc)
+
+
+def bench_gengate(seconds: int) -> dict[str, dict[str, float]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
+        env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port)}
+        proc = start([sys.executable, "-m", "gengate", "serve", "--no-worker"], port, env)
+        try:
+            wait_up(f"{base}/healthz", proc)
+            user = call(f"{base}/admin/users", {"email": "bench@example.com",
+                                                "balance": 10**9, "max_queue": 10**9},
+                        {"Authorization": f"Bearer {ADMIN}"})["data"]
+            key = {"GG_KEY": user["apiKey"]}
+            submit = wrk(f"{base}/midjourney/v1/imagine", seconds, "submit.lua", key)
+            job = call(f"{base}/midjourney/v1/imagine", {"prompt": "fetch me"},
+                       {"TT-API-KEY": user["apiKey"]})["data"]["jobId"]
+            fetch = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua", key)
+            info = call(f"{base}/midjourney/v1/info", None, {"TT-API-KEY": user["apiKey"]})
+            submit["jobs_in_db"] = info["data"]["in_progress"]
+        finally:
+            stop(proc)
+    return {"submit": submit, "fetch": fetch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (the Makefile does this as root)")
+    rounds = []
+    for n in range(1, args.rounds + 1):
+        bare = bench_bare(args.seconds)
+        gengate = bench_gengate(args.seconds)
+        row = {
+            "round": n, "bare_asgi": bare, **gengate,
+            "submit_ratio": gengate["submit"]["rps"] / bare["rps"],
+            "fetch_ratio": gengate["fetch"]["rps"] / bare["rps"],
+        }
+        rounds.append(row)
+        print(f"round {n}: bare ASGI {bare['rps']:,.0f} req/s | submit "
+              f"{gengate['submit']['rps']:,.0f} req/s ({row['submit_ratio']:.0%} of bare, "
+              f"p99 {gengate['submit']['p99_ms']:.1f} ms, non-2xx "
+              f"{gengate['submit']['errors']}) | fetch {gengate['fetch']['rps']:,.0f} req/s "
+              f"({row['fetch_ratio']:.0%} of bare, p99 {gengate['fetch']['p99_ms']:.1f} ms)",
+              flush=True)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(
+        {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": args.seconds,
+         "rounds": rounds}, indent=2))
+    print("targets: submit >= 25% of bare with p99 < 30 ms; fetch >= 50% of bare")
+
+
+if __name__ == "__main__":
+    main()

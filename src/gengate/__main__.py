@@ -1,0 +1,3 @@
+from gengate.cli import main
+
+main()

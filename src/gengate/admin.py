@@ -1,0 +1,103 @@
+"""Operator actions: users, their keys, top-ups, limits and ledgers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gengate.clock import Clock
+from gengate.errors import BadRequest
+from gengate.keys import hash_key, new_key
+from gengate.quota import from_milli, to_milli
+from gengate.service import JobService
+from gengate.store import Store, User
+from gengate.wire import timestamp
+
+__all__ = ["AdminService", "user_view"]
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "userId": user.id,
+        "email": user.email,
+        "balance": from_milli(user.balance),
+        "freeze_balance": from_milli(user.freeze_balance),
+        "max_queue": user.max_queue,
+        "in_flight": user.in_flight,
+        "active": user.active,
+        "created_at": timestamp(user.created_at),
+    }
+
+
+class AdminService:
+    def __init__(self, store: Store, clock: Clock, jobs: JobService, default_max_queue: int):
+        self.store = store
+        self.clock = clock
+        self.jobs = jobs
+        self.default_max_queue = default_max_queue
+
+    async def create_user(self, email: str, balance: float = 0,
+                          max_queue: int | None = None) -> dict[str, Any]:
+        """A new user with one API key; the key is shown here once and never again."""
+        if balance < 0:
+            raise BadRequest("balance: must not be negative")
+        user = await self.store.create_user(
+            email, to_milli(balance), max_queue or self.default_max_queue, self.clock.now()
+        )
+        key = await self.issue_key(user.id)
+        return {**user_view(user), "apiKey": key["apiKey"], "keyId": key["keyId"]}
+
+    async def issue_key(self, user_id: int) -> dict[str, Any]:
+        key = new_key()
+        key_id = await self.store.add_key(user_id, hash_key(key), key[:8], self.clock.now())
+        return {"userId": user_id, "keyId": key_id, "apiKey": key}
+
+    async def revoke_key(self, user_id: int, key_id: int) -> None:
+        digest = await self.store.revoke_key(user_id, key_id, self.clock.now())
+        self.jobs.forget_key(digest)
+
+    async def topup(self, user_id: int, amount: float, note: str = "") -> dict[str, Any]:
+        if amount == 0:
+            raise BadRequest("amount: must not be zero")
+        user = await self.store.topup(user_id, to_milli(amount), self.clock.now(), note)
+        return user_view(user)
+
+    async def update(self, user_id: int, max_queue: int | None = None,
+                     active: bool | None = None) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if max_queue is not None:
+            if max_queue < 0:
+                raise BadRequest("max_queue: must not be negative")
+            values["max_queue"] = max_queue
+        if active is not None:
+            values["active"] = active
+        user = await self.store.update_user(user_id, values)
+        if active is False:
+            self.jobs.forget_key()
+        return user_view(user)
+
+    async def get(self, user_id: int) -> dict[str, Any]:
+        return user_view(await self.store.get_user(user_id))
+
+    async def list(self) -> list[dict[str, Any]]:
+        return [user_view(u) for u in await self.store.list_users()]
+
+    async def keys(self, user_id: int) -> list[dict[str, Any]]:
+        await self.store.get_user(user_id)
+        return [
+            {**k, "createdAt": timestamp(k["createdAt"]), "revokedAt": timestamp(k["revokedAt"])}
+            for k in await self.store.list_keys(user_id)
+        ]
+
+    async def ledger(self, user_id: int, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        user = await self.store.get_user(user_id)
+        entries = await self.store.ledger(user_id, limit, offset)
+        totals = await self.store.ledger_totals(user_id)
+        return {
+            "user": user_view(user),
+            "totals": {k: from_milli(v) for k, v in totals.items()},
+            "entries": [
+                {"id": e.id, "jobId": e.job_id, "kind": e.kind, "amount": from_milli(e.amount),
+                 "note": e.note, "created_at": timestamp(e.created_at)}
+                for e in entries
+            ],
+        }

@@ -1,0 +1,127 @@
+"""``/admin``: the operator's API, behind ``Authorization: Bearer <GENGATE_ADMIN_KEY>``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.routing import Route
+
+from gengate.api import schemas as s
+from gengate.api.envelope import envelope_endpoint, ok
+from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.runtime import Runtime
+
+__all__ = ["ADMIN_ROUTES"]
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    key = rt.settings.admin_key
+    if not key:
+        raise Unauthorized("The admin API is disabled: set GENGATE_ADMIN_KEY")
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(),
+                                                                key.encode()):
+        raise Unauthorized("Wrong admin key")
+    return rt
+
+
+async def _body(request: Request, model: type[s._Wire]) -> Any:
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if raw.strip() and ctype != "application/json":
+        raise BadRequest("Content-Type must be application/json")
+    try:
+        data = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body: invalid JSON ({exc.msg})") from None
+    return s.parse(model, data)
+
+
+def _user_id(request: Request) -> int:
+    raw = request.path_params["user_id"]
+    try:
+        return int(raw)
+    except ValueError:
+        raise NotFound(f"user {raw} not found") from None
+
+
+def _int_query(request: Request, name: str, default: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 0 <= int(raw) <= high:
+        raise BadRequest(f"{name}: must be an integer from 0 to {high}")
+    return int(raw)
+
+
+async def create_user(request: Request) -> Any:
+    rt = _runtime(request)
+    req: s.CreateUserRequest = await _body(request, s.CreateUserRequest)
+    return ok(await rt.admin.create_user(req.email, req.balance, req.max_queue))
+
+
+async def list_users(request: Request) -> Any:
+    return ok(await _runtime(request).admin.list())
+
+
+async def get_user(request: Request) -> Any:
+    rt = _runtime(request)
+    return ok(await rt.admin.get(_user_id(request)))
+
+
+async def update_user(request: Request) -> Any:
+    rt = _runtime(request)
+    req: s.UpdateUserRequest = await _body(request, s.UpdateUserRequest)
+    return ok(await rt.admin.update(_user_id(request), req.max_queue, req.active))
+
+
+async def topup(request: Request) -> Any:
+    rt = _runtime(request)
+    req: s.TopUpRequest = await _body(request, s.TopUpRequest)
+    return ok(await rt.admin.topup(_user_id(request), req.amount, req.note))
+
+
+async def issue_key(request: Request) -> Any:
+    rt = _runtime(request)
+    return ok(await rt.admin.issue_key(_user_id(request)))
+
+
+async def list_keys(request: Request) -> Any:
+    rt = _runtime(request)
+    return ok(await rt.admin.keys(_user_id(request)))
+
+
+async def revoke_key(request: Request) -> Any:
+    rt = _runtime(request)
+    raw = request.path_params["key_id"]
+    if not raw.isdigit():
+        raise NotFound(f"key {raw} not found")
+    await rt.admin.revoke_key(_user_id(request), int(raw))
+    return ok(None)
+
+
+async def ledger(request: Request) -> Any:
+    rt = _runtime(request)
+    limit = _int_query(request, "limit", 100, 1000)
+    offset = _int_query(request, "offset", 0, 10**9)
+    return ok(await rt.admin.ledger(_user_id(request), limit, offset))
+
+
+_E = envelope_endpoint
+
+ADMIN_ROUTES = [
+    Route("/admin/users", _E(create_user), methods=["POST"]),
+    Route("/admin/users", _E(list_users), methods=["GET"]),
+    Route("/admin/users/{user_id}", _E(get_user), methods=["GET"]),
+    Route("/admin/users/{user_id}", _E(update_user), methods=["PATCH"]),
+    Route("/admin/users/{user_id}/topup", _E(topup), methods=["POST"]),
+    Route("/admin/users/{user_id}/keys", _E(issue_key), methods=["POST"]),
+    Route("/admin/users/{user_id}/keys", _E(list_keys), methods=["GET"]),
+    Route("/admin/users/{user_id}/keys/{key_id}", _E(revoke_key), methods=["DELETE"]),
+    Route("/admin/users/{user_id}/ledger", _E(ledger), methods=["GET"]),
+]

@@ -1,0 +1,115 @@
+"""The ASGI application: the TTAPI front first, Starlette for everything else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gengate.api import pages
+from gengate.api.admin import ADMIN_ROUTES
+from gengate.api.envelope import error_body, json_response
+from gengate.api.ttapi import TtapiFront
+from gengate.clock import Clock
+from gengate.config import Settings
+from gengate.errors import GengateError
+from gengate.runtime import Runtime
+
+__all__ = ["GengateApp", "create_app"]
+
+log = logging.getLogger("gengate.api")
+
+
+async def _gengate_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GengateError)
+    return json_response(error_body(exc), exc.status_code, exc.headers)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "Not found" if exc.status_code == 404 else str(exc.detail)
+    return json_response({"status": "FAILED", "message": message, "data": None},
+                         exc.status_code, exc.headers)
+
+
+async def _crash(_request: Request, exc: Exception) -> Response:
+    log.error("event=request_crashed", exc_info=exc)
+    return json_response(error_body(GengateError()), 500)
+
+
+class GengateApp:
+    """Builds its :class:`Runtime` on ASGI lifespan start-up and closes it on shutdown."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 with_worker: bool = True):
+        self.settings = settings
+        self.clock = clock
+        self.with_worker = with_worker
+        self.runtime: Runtime | None = None
+        cdn = settings.data_dir / "cdn"
+        cdn.mkdir(parents=True, exist_ok=True)
+        self.web = Starlette(
+            routes=[
+                *ADMIN_ROUTES,
+                Route("/status", pages.status_html),
+                Route("/status.json", pages.status_json),
+                Route("/healthz", pages.healthz),
+                Route("/metrics", pages.metrics),
+                Route("/openapi.json", pages.openapi),
+                Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
+            ],
+            exception_handlers={
+                GengateError: _gengate_error,
+                HTTPException: _http_error,
+                Exception: _crash,
+            },
+        )
+        self.web.state.openapi = None
+        self.front = TtapiFront(self._rt, settings.max_body_bytes, self.web)
+
+    def _rt(self) -> Runtime:
+        if self.runtime is None:
+            raise GengateError("gengate is starting up")
+        return self.runtime
+
+    async def startup(self) -> None:
+        self.runtime = await Runtime.start(self.settings, clock=self.clock,
+                                           with_worker=self.with_worker)
+        self.web.state.runtime = self.runtime
+
+    async def shutdown(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.close()
+            self.runtime = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.front(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("event=startup_failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings | None = None, **kwargs: Any) -> GengateApp:
+    return GengateApp(settings or Settings(), **kwargs)

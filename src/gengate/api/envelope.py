@@ -1,0 +1,51 @@
+"""The TTAPI envelope ``{"status", "message", "data"}`` and raw ASGI response helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gengate.errors import GengateError
+
+__all__ = ["envelope_endpoint", "error_body", "json_response", "ok", "send_json"]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def ok(data: Any, message: str = "success") -> dict[str, Any]:
+    return {"status": "SUCCESS", "message": message, "data": data}
+
+
+def error_body(exc: GengateError) -> dict[str, Any]:
+    return {"status": "FAILED", "message": exc.message, "data": None}
+
+
+async def send_json(send: Any, status: int, body: Any,
+                    headers: dict[str, str] | None = None) -> None:
+    payload = orjson.dumps(body)
+    raw = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+    if headers:
+        raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def envelope_endpoint(fn: Callable[[Request], Awaitable[Any]]) -> Callable[..., Any]:
+    """A Starlette endpoint answering ``fn``'s body as JSON."""
+
+    async def endpoint(request: Request) -> Response:
+        return json_response(await fn(request))
+
+    endpoint.__name__ = fn.__name__
+    endpoint.__doc__ = fn.__doc__
+    return endpoint

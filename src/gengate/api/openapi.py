@@ -1,0 +1,136 @@
+"""The OpenAPI document, built from the same route table and models the server uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gengate import __version__
+from gengate.api import schemas as s
+from gengate.api.ttapi import ROUTES
+
+__all__ = ["openapi_document"]
+
+_ERRORS = {
+    "400": "Bad request: the message names the field",
+    "401": "Wrong TT-API-KEY or email is not activated.",
+    "402": "Insufficient balance",
+    "404": "Not found",
+    "413": "Request body too large",
+    "415": "Content-Type must be application/json",
+    "429": "Too many requests",
+    "499": "Your in-progress jobs reached max_queue",
+    "500": "Server error",
+}
+
+_ADMIN = [
+    ("/admin/users", "post", s.CreateUserRequest, "Create a user and its first API key"),
+    ("/admin/users", "get", None, "List users"),
+    ("/admin/users/{user_id}", "get", None, "One user"),
+    ("/admin/users/{user_id}", "patch", s.UpdateUserRequest, "Set max_queue or active"),
+    ("/admin/users/{user_id}/topup", "post", s.TopUpRequest, "Add quota (negative removes)"),
+    ("/admin/users/{user_id}/keys", "post", None, "Issue another API key"),
+    ("/admin/users/{user_id}/keys", "get", None, "List a user's keys (never the keys)"),
+    ("/admin/users/{user_id}/keys/{key_id}", "delete", None, "Revoke a key"),
+    ("/admin/users/{user_id}/ledger", "get", None, "A user's ledger and totals"),
+]
+
+_ENVELOPE = {
+    "type": "object",
+    "required": ["status", "message", "data"],
+    "properties": {
+        "status": {"type": "string", "enum": ["SUCCESS", "FAILED"]},
+        "message": {"type": "string"},
+        "data": {},
+    },
+}
+_FETCH = {
+    "type": "object",
+    "required": ["status", "message", "jobId", "data"],
+    "properties": {
+        "status": {"type": "string",
+                   "enum": ["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]},
+        "message": {"type": "string"},
+        "jobId": {"type": "string"},
+        "data": {"type": "object", "properties": {k: {} for k in (
+            "action", "jobId", "progress", "prompt", "quota", "mode", "discordImage",
+            "cdnImage", "width", "height", "hookUrl", "components", "seed", "images",
+            "prompts", "submitTime", "finishTime")}},
+    },
+}
+
+
+def _responses(ok_schema: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": "OK", "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}}
+    for code, text in _ERRORS.items():
+        out[code] = {"description": text, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+    return out
+
+
+def _query_params(model: type[s._Wire]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema["properties"].items()
+    ]
+
+
+def _body(model: type[s._Wire]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    models: set[type[s._Wire]] = set()
+    for path, route in ROUTES.items():
+        ok_schema = "FetchBody" if path.endswith("/fetch") else "Envelope"
+        for method in sorted(route.methods):
+            op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
+                                  "tags": ["midjourney"]}
+            if route.auth:
+                op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
+            if route.model is not None:
+                models.add(route.model)
+                if method == "POST":
+                    op["requestBody"] = _body(route.model)
+                else:
+                    op["parameters"] = _query_params(route.model)
+            if method == "POST" and path.split("/")[-1] in (
+                    "imagine", "action", "blend", "describe", "seed", "inpaint"):
+                op.setdefault("parameters", []).append({
+                    "name": "Idempotency-Key", "in": "header", "required": False,
+                    "schema": {"type": "string", "maxLength": 255},
+                    "description": "A retried submit with the same key returns the first job",
+                })
+            paths.setdefault(path, {})[method.lower()] = op
+    for path, method, model, summary in _ADMIN:
+        op = {"summary": summary, "tags": ["admin"], "security": [{"AdminBearer": []}],
+              "responses": _responses("Envelope")}
+        if model is not None:
+            models.add(model)
+            op["requestBody"] = _body(model)
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True,
+                                 "schema": {"type": "integer"}} for p in params]
+        paths.setdefault(path, {})[method] = op
+    schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
+    for model in sorted(models, key=lambda m: m.__name__):
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gengate", "version": __version__,
+                 "description": "TTAPI-compatible gateway for asynchronous AI generation"},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "TTApiKey": {"type": "apiKey", "in": "header", "name": "TT-API-KEY"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+            "XApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "AdminBearer": {"type": "http", "scheme": "bearer",
+                            "description": "GENGATE_ADMIN_KEY"},
+        }},
+    }

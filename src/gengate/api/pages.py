@@ -1,0 +1,92 @@
+"""Public pages: ``/status`` (HTML), ``/status.json``, ``/metrics``, ``/healthz``,
+``/openapi.json``."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from gengate.api.envelope import json_response, ok
+from gengate.api.openapi import openapi_document
+from gengate.runtime import Runtime
+
+__all__ = ["healthz", "metrics", "openapi", "status_html", "status_json"]
+
+
+def _rt(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def status_json(request: Request) -> Response:
+    return json_response(ok(await _rt(request).status.modes()))
+
+
+async def status_html(request: Request) -> Response:
+    modes = await _rt(request).status.modes()
+    rows = "".join(_row(mode, m) for mode, m in modes.items())
+    window = next(iter(modes.values()))["windowSeconds"] // 60
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gengate status</title>
+<meta http-equiv="refresh" content="30"><style>
+body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
+td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
+.s200{{color:#17803d}}.s500{{color:#b42318}}</style></head><body>
+<h1>gengate status</h1><p>From the jobs that ran in the last {window} minutes.</p>
+<table><tr><th>mode</th><th>status</th><th>avg seconds</th><th>success rate</th>
+<th>finished</th><th>queued</th><th>running</th></tr>{rows}</table></body></html>"""
+    return HTMLResponse(page)
+
+
+def _row(mode: str, m: dict[str, Any]) -> str:
+    rate = "" if m["successRate"] is None else f"{m['successRate']:.1%}"
+    return (
+        f"<tr><td>{html.escape(mode)}</td><td class='s{m['status']}'>"
+        f"{html.escape(m['runningMessage'])}</td><td>{m['averageExecute']}</td>"
+        f"<td>{rate}</td><td>{m['finished']}</td><td>{m['queued']}</td>"
+        f"<td>{m['running']}</td></tr>"
+    )
+
+
+async def healthz(request: Request) -> Response:
+    rt = _rt(request)
+    try:
+        await rt.store.queue_depth()
+    except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        return json_response({"status": "FAILED", "message": f"database: {type(exc).__name__}",
+                              "data": None}, 503)
+    worker: dict[str, Any] | None = None
+    if rt.worker is not None:
+        worker = {"owner": rt.worker.owner, "running": rt.worker.busy}
+    return json_response(ok({"database": "ok", "worker": worker}))
+
+
+async def metrics(request: Request) -> Response:
+    rt = _rt(request)
+    registry = CollectorRegistry()
+    jobs = Gauge("gengate_jobs", "Live jobs by mode and status", ["mode", "status"],
+                 registry=registry)
+    for row in await rt.store.queue_depth():
+        jobs.labels(row.mode, row.status).set(row.n)
+    modes = await rt.status.modes()
+    avg = Gauge("gengate_job_average_seconds", "Mean submit-to-finish time in the window",
+                ["mode"], registry=registry)
+    rate = Gauge("gengate_job_success_ratio", "Share of finished jobs that succeeded",
+                 ["mode"], registry=registry)
+    for mode, m in modes.items():
+        avg.labels(mode).set(m["averageExecute"])
+        if m["successRate"] is not None:
+            rate.labels(mode).set(m["successRate"])
+    if rt.worker is not None:
+        Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
+              registry=registry).set(rt.worker.busy)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    doc = request.app.state.openapi
+    if doc is None:
+        doc = request.app.state.openapi = openapi_document()
+    return json_response(doc)

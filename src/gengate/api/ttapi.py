@@ -1,0 +1,270 @@
+"""The TTAPI Midjourney front, served as plain ASGI.
+
+These are the hot paths (submit and fetch), so they skip a framework's per-request
+machinery: a dict finds the route, the body is read with a size limit, pydantic checks it,
+the service does the work, and orjson writes the envelope. Errors are rendered by one
+handler from the :class:`~gengate.errors.GengateError` hierarchy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from gengate import prompt as prompts
+from gengate.api import schemas as s
+from gengate.api.envelope import error_body, ok, send_json
+from gengate.errors import (
+    BadRequest,
+    GengateError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from gengate.quota import from_milli
+from gengate.runtime import Runtime
+from gengate.service import Submit
+from gengate.wire import fetch_body, list_item, timestamp
+
+__all__ = ["Call", "ROUTES", "TtapiFront"]
+
+log = logging.getLogger("gengate.api")
+
+_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One request to the TTAPI front."""
+
+    method: str
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+    user_id: int = 0
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    def api_key(self) -> str | None:
+        """``TT-API-KEY``, then ``Authorization: Bearer``, then ``x-api-key``."""
+        found: dict[bytes, bytes] = {}
+        for key, value in self.headers:
+            if key in (b"tt-api-key", b"authorization", b"x-api-key"):
+                found.setdefault(key, value)
+        if b"tt-api-key" in found:
+            return found[b"tt-api-key"].decode("latin-1").strip()
+        if b"authorization" in found:
+            value = found[b"authorization"].decode("latin-1").strip()
+            scheme, _, rest = value.partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else value
+        if b"x-api-key" in found:
+            return found[b"x-api-key"].decode("latin-1").strip()
+        return None
+
+    def data(self) -> dict[str, Any]:
+        """The JSON body (POST) or the query string (GET) as a dict."""
+        if self.method == "GET" or not self.body.strip():
+            return dict(parse_qsl(self.query.decode("latin-1")))
+        ctype = (self.header(b"content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaType(
+                f"Content-Type must be application/json, got {ctype or 'none'}"
+            )
+        try:
+            data = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body: invalid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(data, dict):
+            raise BadRequest("body: must be a JSON object")
+        return data
+
+    def submit(self, timeout: int | None, hook_url: str | None,
+               get_u_images: bool = False) -> Submit:
+        key = self.header(b"idempotency-key")
+        if key is not None and not 1 <= len(key) <= 255:
+            raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
+        return Submit(self.user_id, timeout, hook_url, get_u_images, key)
+
+
+Handler = Callable[[Runtime, Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    methods: frozenset[str]
+    model: type[s._Wire] | None
+    summary: str
+    auth: bool = True
+
+
+def _submitted(job_id: str) -> dict[str, Any]:
+    return ok({"jobId": job_id, "job_id": job_id})
+
+
+async def imagine(rt: Runtime, call: Call) -> Any:
+    req: s.ImagineRequest = s.parse(s.ImagineRequest, call.data())  # type: ignore[assignment]
+    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    return _submitted((await rt.jobs.imagine(sub, req.prompt, req.mode)).id)
+
+
+async def action(rt: Runtime, call: Call) -> Any:
+    req: s.ActionRequest = s.parse(s.ActionRequest, call.data())  # type: ignore[assignment]
+    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    return _submitted((await rt.jobs.action(sub, req.jobId, req.action)).id)
+
+
+async def blend(rt: Runtime, call: Call) -> Any:
+    req: s.BlendRequest = s.parse(s.BlendRequest, call.data())  # type: ignore[assignment]
+    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    job = await rt.jobs.blend(sub, req.imgBase64Array, _DIMENSIONS[req.dimensions], req.mode)
+    return _submitted(job.id)
+
+
+async def describe(rt: Runtime, call: Call) -> Any:
+    req: s.DescribeRequest = s.parse(s.DescribeRequest, call.data())  # type: ignore[assignment]
+    sub = call.submit(req.timeout, req.hookUrl)
+    return _submitted((await rt.jobs.describe(sub, req.base64, req.url, req.mode)).id)
+
+
+async def seed(rt: Runtime, call: Call) -> Any:
+    req: s.SeedRequest = s.parse(s.SeedRequest, call.data())  # type: ignore[assignment]
+    return _submitted((await rt.jobs.seed(call.submit(req.timeout, req.hookUrl), req.jobId)).id)
+
+
+async def inpaint(rt: Runtime, call: Call) -> Any:
+    req: s.InpaintRequest = s.parse(s.InpaintRequest, call.data())  # type: ignore[assignment]
+    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    return _submitted((await rt.jobs.inpaint(sub, req.jobId, req.mask, req.prompt)).id)
+
+
+async def fetch(rt: Runtime, call: Call) -> Any:
+    req: s.FetchRequest = s.parse(s.FetchRequest, call.data())  # type: ignore[assignment]
+    return fetch_body(await rt.jobs.fetch(call.user_id, req.jobId))
+
+
+async def fetch_list(rt: Runtime, call: Call) -> Any:
+    data = call.data()
+    if isinstance(data.get("status"), str):
+        data["status"] = data["status"].upper()
+    if isinstance(data.get("order"), str):
+        data["order"] = data["order"].lower()
+    req: s.FetchListQuery = s.parse(s.FetchListQuery, data)  # type: ignore[assignment]
+    jobs = await rt.jobs.list_jobs(
+        call.user_id, page=req.page, limit=req.limit,
+        status=None if req.status == "ALL" else req.status, ascending=req.order == "asc",
+    )
+    return ok([list_item(j) for j in jobs])
+
+
+async def info(rt: Runtime, call: Call) -> Any:
+    user = await rt.store.get_user(call.user_id)
+    return ok({
+        "email": user.email,
+        "email_verified_at": timestamp(user.created_at),
+        "balance": from_milli(user.balance),
+        "freeze_balance": from_milli(user.freeze_balance),
+        "max_queue": user.max_queue,
+        "in_progress": user.in_flight,
+        "illegal_prompts_today": await rt.jobs.illegal_count(call.user_id),
+        "created_at": timestamp(user.created_at),
+    })
+
+
+async def prompt_check(rt: Runtime, call: Call) -> Any:
+    req: s.PromptCheckRequest = s.parse(s.PromptCheckRequest, call.data())  # type: ignore
+    rt.jobs.check_prompt(req.prompt)
+    return ok(prompts.PROMPT_CHECK_OK)
+
+
+async def status(rt: Runtime, call: Call) -> Any:
+    return ok(await rt.status.modes())
+
+
+_GET, _POST, _BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})
+_V1 = "/midjourney/v1"
+
+ROUTES: dict[str, Route] = {
+    f"{_V1}/imagine": Route(imagine, _POST, s.ImagineRequest, "Submit an imagine job"),
+    f"{_V1}/action": Route(action, _POST, s.ActionRequest, "Run a button action on a job"),
+    f"{_V1}/blend": Route(blend, _POST, s.BlendRequest, "Blend 2 to 5 images"),
+    f"{_V1}/describe": Route(describe, _POST, s.DescribeRequest, "Describe an image"),
+    f"{_V1}/seed": Route(seed, _POST, s.SeedRequest, "Get the seed of a job"),
+    f"{_V1}/inpaint": Route(inpaint, _POST, s.InpaintRequest, "Vary a region of an image"),
+    f"{_V1}/fetch": Route(fetch, _BOTH, s.FetchRequest, "Fetch a job (free)"),
+    f"{_V1}/fetch-list": Route(fetch_list, _BOTH, s.FetchListQuery, "List your jobs (free)"),
+    f"{_V1}/info": Route(info, _BOTH, None, "Account balance and limits"),
+    f"{_V1}/promptCheck": Route(prompt_check, _POST, s.PromptCheckRequest,
+                                "Check a prompt (free)"),
+    "/midjourney/status": Route(status, _GET, None, "Service status per mode", auth=False),
+}
+
+
+class TtapiFront:
+    """Serves :data:`ROUTES`; anything else goes to ``fallback``."""
+
+    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any):
+        self._runtime = runtime
+        self._max_body = max_body
+        self._fallback = fallback
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self._fallback(scope, receive, send)
+            return
+        try:
+            body = await self._handle(route, scope, receive)
+            await send_json(send, 200, body)
+        except GengateError as exc:
+            await send_json(send, exc.status_code, error_body(exc), exc.headers)
+        except ClientGone:
+            return
+        except Exception:
+            log.exception("event=request_crashed path=%s", scope["path"])
+            await send_json(send, 500, error_body(GengateError()))
+
+    async def _handle(self, route: Route, scope: dict[str, Any], receive: Any) -> Any:
+        method = scope["method"]
+        if method not in route.methods:
+            allowed = ", ".join(sorted(route.methods))
+            raise MethodNotAllowed(f"method {method} not allowed; use {allowed}",
+                                   headers={"Allow": allowed})
+        call = Call(method, scope.get("query_string", b""), scope["headers"])
+        rt = self._runtime()
+        if route.auth:
+            call.user_id = await rt.jobs.authenticate(call.api_key())
+        if method == "POST":
+            call.body = await self._read(scope, receive)
+        return await route.handler(rt, call)
+
+    async def _read(self, scope: dict[str, Any], receive: Any) -> bytes:
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self._max_body:
+                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+

@@ -1,0 +1,218 @@
+"""``gengate``: serve, work, migrate, administer, and submit jobs from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from gengate.config import Settings
+
+app = typer.Typer(help="gengate: a self-hosted TTAPI-compatible generation gateway",
+                  no_args_is_help=True)
+admin_app = typer.Typer(help="Manage users, keys and quota (works on the database directly)",
+                        no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+console = Console()
+
+KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",
+                                            help="API key (or GENGATE_API_KEY)")]
+UrlOpt = Annotated[str, typer.Option("--base-url", envvar="GENGATE_BASE_URL")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _print(data: Any) -> None:
+    console.print_json(json.dumps(data))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API only")] = False,
+    demo: Annotated[bool, typer.Option(help="Create a demo user and run a demo job")] = False,
+) -> None:
+    """Run the API (and, unless --no-worker, the worker) in this process."""
+    import uvicorn
+
+    from gengate.api.app import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    application = create_app(settings, with_worker=not no_worker)
+    if demo:
+        from gengate.demo import attach_demo
+
+        attach_demo(application, settings, console)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
+                access_log=False, lifespan="on")
+
+
+@app.command()
+def worker() -> None:
+    """Run only the worker: claim jobs from the database and run them."""
+    from gengate.runtime import Runtime
+
+    async def main() -> None:
+        runtime = await Runtime.start(Settings(), with_worker=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(f"worker {runtime.worker.owner if runtime.worker else ''} running")
+        await stop.wait()
+        await runtime.close()
+
+    asyncio.run(main())
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from gengate.store import Store
+
+    async def main() -> None:
+        store = Store.open(Settings().resolved_database_url())
+        Path(Settings().data_dir).mkdir(parents=True, exist_ok=True)
+        await store.migrate()
+        await store.close()
+
+    asyncio.run(main())
+    console.print("database is up to date")
+
+
+def _admin(fn: Any) -> Any:
+    from gengate.errors import GengateError
+    from gengate.runtime import Runtime
+
+    async def main() -> Any:
+        runtime = await Runtime.start(Settings(), with_worker=False)
+        try:
+            return await fn(runtime.admin)
+        finally:
+            await runtime.close()
+
+    try:
+        _print(asyncio.run(main()))
+    except GengateError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+@admin_app.command("create-user")
+def create_user(email: str, balance: float = 0.0,
+                max_queue: Annotated[int | None, typer.Option()] = None) -> None:
+    """Create a user; prints its API key once."""
+    _admin(lambda a: a.create_user(email, balance, max_queue))
+
+
+@admin_app.command("users")
+def users() -> None:
+    """List users."""
+    _admin(lambda a: a.list())
+
+
+@admin_app.command("topup")
+def topup(user_id: int, amount: float, note: str = "") -> None:
+    """Add quota to a user (negative removes)."""
+    _admin(lambda a: a.topup(user_id, amount, note))
+
+
+@admin_app.command("set-max-queue")
+def set_max_queue(user_id: int, max_queue: int) -> None:
+    """Set how many jobs a user may have in progress."""
+    _admin(lambda a: a.update(user_id, max_queue=max_queue))
+
+
+@admin_app.command("issue-key")
+def issue_key(user_id: int) -> None:
+    """Issue another API key for a user."""
+    _admin(lambda a: a.issue_key(user_id))
+
+
+@admin_app.command("revoke-key")
+def revoke_key(user_id: int, key_id: int) -> None:
+    """Revoke one of a user's keys."""
+    _admin(lambda a: a.revoke_key(user_id, key_id))
+
+
+@admin_app.command("ledger")
+def ledger(user_id: int, limit: int = 50) -> None:
+    """A user's balance, frozen quota, totals and latest ledger rows."""
+    _admin(lambda a: a.ledger(user_id, limit))
+
+
+def _client_call(base_url: str, key: str | None, fn: Any) -> None:
+    from gengate.client import ApiError, GengateClient
+
+    if not key:
+        console.print("[red]give --key or set GENGATE_API_KEY[/red]")
+        raise typer.Exit(2)
+
+    async def main() -> Any:
+        async with GengateClient(base_url, key) as client:
+            return await fn(client)
+
+    try:
+        _print(asyncio.run(main()))
+    except ApiError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _progress(body: dict[str, Any]) -> None:
+    console.print(f"  {body['status']:<14} progress {body['data'].get('progress')}")
+
+
+@app.command()
+def imagine(
+    prompt: str,
+    mode: str = "fast",
+    wait: Annotated[bool, typer.Option(help="Poll until the job ends")] = True,
+    key: KeyOpt = None,
+    base_url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Submit an imagine job (and wait for it)."""
+
+    async def run(client: Any) -> Any:
+        job_id = await client.imagine(prompt, mode=mode)
+        console.print(f"job {job_id} submitted")
+        return await client.wait(job_id, on_update=_progress) if wait else {"jobId": job_id}
+
+    _client_call(base_url, key, run)
+
+
+@app.command()
+def action(job_id: str, name: str, wait: bool = True, key: KeyOpt = None,
+           base_url: UrlOpt = DEFAULT_URL) -> None:
+    """Run an action (upsample1, variation2, zoom_out_2, ...) on a finished job."""
+
+    async def run(client: Any) -> Any:
+        new_id = await client.action(job_id, name)
+        console.print(f"job {new_id} submitted")
+        return await client.wait(new_id, on_update=_progress) if wait else {"jobId": new_id}
+
+    _client_call(base_url, key, run)
+
+
+@app.command()
+def fetch(job_id: str, key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
+    """Fetch a job."""
+    _client_call(base_url, key, lambda c: c.fetch(job_id))
+
+
+@app.command()
+def info(key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
+    """Your balance, frozen quota and max_queue."""
+    _client_call(base_url, key, lambda c: c.info())
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

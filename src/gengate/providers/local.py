@@ -1,0 +1,158 @@
+"""The built-in ``local`` upstream: real images rendered on this machine.
+
+It behaves like a remote upstream: ``submit`` records the task (on disk, so a worker that
+dies does not lose it) and answers a task id; ``poll`` reports progress over the configured
+delay and then the rendered result. Every action is a real image operation from
+:mod:`gengate.imaging`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from PIL import Image
+
+from gengate import imaging
+from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
+
+__all__ = ["LocalProvider"]
+
+FAILURE_MESSAGE = "[Internal error] Something went wrong: the local provider was told to fail"
+
+
+class LocalProvider:
+    """Renders with Pillow; ``delay`` seconds per job in ``steps`` progress steps."""
+
+    name = "local"
+
+    def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
+                 fail_marker: str | None = None, hang_marker: str | None = None):
+        self.root = root
+        self.delay = delay
+        self.steps = steps
+        self.fail_marker = fail_marker
+        self.hang_marker = hang_marker
+        self.poll_interval = delay / steps if delay else 0.0
+
+    def _dir(self, upstream_id: str) -> Path:
+        if not upstream_id.isalnum():
+            raise ProviderError("[Bad response] unknown task")
+        return self.root / upstream_id
+
+    async def submit(self, task: ProviderTask) -> str:
+        upstream_id = uuid.uuid4().hex
+        await asyncio.to_thread(self._save, upstream_id, task)
+        return upstream_id
+
+    def _save(self, upstream_id: str, task: ProviderTask) -> None:
+        folder = self._dir(upstream_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, data in enumerate(task.images):
+            (folder / f"in{i}.bin").write_bytes(data)
+        spec = {
+            "job_id": task.job_id, "action": task.action, "prompt": task.prompt,
+            "mode": task.mode, "seed": task.seed, "aspect": list(task.aspect),
+            "version": task.version, "arg": task.arg, "inputs": len(task.images),
+            "params": task.params, "submitted_at": time.time(),
+        }
+        (folder / "task.json").write_bytes(orjson.dumps(spec))
+        with (self.root / "submissions.log").open("a") as log:
+            log.write(f"{task.job_id} {upstream_id}\n")
+
+    async def poll(self, upstream_id: str) -> ProviderUpdate:
+        return await asyncio.to_thread(self._poll, upstream_id)
+
+    def _poll(self, upstream_id: str) -> ProviderUpdate:
+        folder = self._dir(upstream_id)
+        try:
+            spec = orjson.loads((folder / "task.json").read_bytes())
+        except FileNotFoundError as exc:
+            raise ProviderError("[Bad response] the upstream lost this task") from exc
+        prompt = spec["prompt"]
+        if self.hang_marker and self.hang_marker in prompt:
+            return ProviderUpdate(TaskState.RUNNING, progress=10)
+        elapsed = time.time() - spec["submitted_at"]
+        if elapsed < self.delay:
+            step = int(elapsed / self.delay * self.steps)
+            return ProviderUpdate(TaskState.RUNNING, progress=min(99, step * 100 // self.steps))
+        if self.fail_marker and self.fail_marker in prompt:
+            return ProviderUpdate(TaskState.FAILED, message=FAILURE_MESSAGE)
+        return self._result(folder, spec)
+
+    def _result(self, folder: Path, spec: dict[str, Any]) -> ProviderUpdate:
+        action = spec["action"]
+        if action == "seed":
+            return ProviderUpdate(TaskState.SUCCESS, progress=100,
+                                  seed=str(spec["params"].get("parent_seed", spec["seed"])))
+        inputs = [
+            imaging.decode_image((folder / f"in{i}.bin").read_bytes(), f"input {i}",
+                                 mode="L" if action == "inpaint" and i == 1 else "RGB")
+            for i in range(spec["inputs"])
+        ]
+        if action == "describe":
+            return ProviderUpdate(TaskState.SUCCESS, progress=100,
+                                  prompts=tuple(imaging.describe(inputs[0])))
+        cached = folder / "result.png"
+        if not cached.exists():
+            cached.write_bytes(imaging.encode_png(render(spec, inputs)))
+        return ProviderUpdate(TaskState.SUCCESS, progress=100, image=cached.read_bytes())
+
+    async def cancel(self, upstream_id: str) -> None:
+        await self.forget(upstream_id)
+
+    async def forget(self, upstream_id: str) -> None:
+        await asyncio.to_thread(_remove_tree, self._dir(upstream_id))
+
+
+def _remove_tree(folder: Path) -> None:
+    if not folder.exists():
+        return
+    for item in folder.iterdir():
+        item.unlink(missing_ok=True)
+    folder.rmdir()
+
+
+def render(spec: dict[str, Any], inputs: list[Image.Image]) -> Image.Image:
+    """Run the image operation of ``spec['action']``."""
+    action, arg = spec["action"], spec["arg"]
+    prompt, seed = spec["prompt"], int(spec["seed"])
+    aspect = (int(spec["aspect"][0]), int(spec["aspect"][1]))
+    source = inputs[0] if inputs else None
+    ops: dict[str, Callable[[], Image.Image]] = {
+        "imagine": lambda: imaging.render_grid(prompt, seed, aspect),
+        "reroll": lambda: imaging.render_grid(prompt, seed, aspect),
+        "blend": lambda: imaging.blend(inputs, aspect, seed),
+        "make_square": lambda: imaging.make_square(_req(source), prompt, seed),
+        "inpaint": lambda: imaging.inpaint(_req(source), inputs[1], prompt, seed,
+                                           imaging.tile_size(aspect)),
+    }
+    if action in ops:
+        return ops[action]()
+    family = action.rstrip("1234") if action[-1].isdigit() else action
+    image = _req(source)
+    if family == "upsample":
+        return imaging.upscale_quadrant(image, int(arg))
+    if family == "variation":
+        return imaging.variation_grid(image, int(arg), prompt, seed)
+    if action in ("high_variation", "low_variation"):
+        return imaging.vary_grid(image, prompt, seed, float(arg), imaging.tile_size(aspect))
+    if action.startswith("zoom_out"):
+        return imaging.zoom_out(image, float(arg), prompt, seed, imaging.tile_size(aspect))
+    if action.startswith("pan_"):
+        return imaging.pan(image, str(arg), prompt, seed)
+    if "upscale" in action:
+        factor = float(arg) if isinstance(arg, int | float) else 2.0
+        return imaging.upscale(image, factor, creative=arg == "creative")
+    raise ProviderError(f"[Bad response] the local provider cannot run {action}")
+
+
+def _req(image: Image.Image | None) -> Image.Image:
+    if image is None:
+        raise ProviderError("[Bad response] the action needs its parent's image")
+    return image

@@ -1,0 +1,74 @@
+"""Prices and quota arithmetic. Pure.
+
+Quota is what TTAPI bills in (1 USD = 100 quota). Amounts are kept as integers of
+1/1000 quota ("milli") in the store so that sums are exact; the API shows plain numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from gengate.errors import BadRequest
+
+__all__ = ["DEFAULT_PRICES", "LedgerKind", "PriceTable", "from_milli", "to_milli"]
+
+MILLI = 1000
+
+#: "product:action:mode" -> quota. "*" matches any action or mode.
+DEFAULT_PRICES: dict[str, float] = {
+    "midjourney:*:fast": 2,
+    "midjourney:*:relax": 1,
+    "midjourney:*:turbo": 4,
+    "midjourney:upscale4:fast": 4,
+    "midjourney:upscale4:relax": 2,
+    "midjourney:upscale4:turbo": 8,
+    "midjourney:redo_upscale4:fast": 4,
+    "midjourney:redo_upscale4:relax": 2,
+    "midjourney:redo_upscale4:turbo": 8,
+    "midjourney:describe:*": 1,
+    "midjourney:seed:*": 0,
+}
+
+
+class LedgerKind(enum.StrEnum):
+    """Money movements; each happens at most once per job."""
+
+    TOPUP = "topup"  #: admin added quota
+    FREEZE = "freeze"  #: price held at submit
+    SETTLE = "settle"  #: held price spent on SUCCESS
+    REFUND = "refund"  #: held price returned on FAILED
+
+
+def to_milli(amount: float) -> int:
+    return round(amount * MILLI)
+
+
+def from_milli(milli: int) -> int | float:
+    """A plain number for the wire: ``2`` rather than ``2.0`` when whole."""
+    if milli % MILLI == 0:
+        return milli // MILLI
+    return milli / MILLI
+
+
+class PriceTable:
+    """Looks up the price of (product, action, mode), most specific entry first."""
+
+    def __init__(self, prices: Mapping[str, float]):
+        self._prices: dict[tuple[str, str, str], int] = {}
+        for key, value in prices.items():
+            parts = key.split(":")
+            if len(parts) != 3 or value < 0:
+                raise BadRequest(f"prices: bad entry {key!r}={value!r}")
+            self._prices[(parts[0], parts[1], parts[2])] = to_milli(value)
+
+    def price_milli(self, product: str, action: str, mode: str) -> int:
+        for key in (
+            (product, action, mode),
+            (product, action, "*"),
+            (product, "*", mode),
+            (product, "*", "*"),
+        ):
+            if key in self._prices:
+                return self._prices[key]
+        raise BadRequest(f"no price configured for {product} {action} in {mode} mode")

@@ -1,0 +1,80 @@
+"""The composition root: builds the store, storage, providers, services and worker from
+settings, in that order, and closes them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import httpx
+
+from gengate import prompt as prompts
+from gengate.admin import AdminService
+from gengate.admission import Admitter
+from gengate.clock import Clock, SystemClock
+from gengate.config import Settings
+from gengate.providers.base import Provider
+from gengate.providers.local import LocalProvider
+from gengate.quota import PriceTable
+from gengate.results import ResultWriter
+from gengate.service import JobService
+from gengate.stats import StatusService
+from gengate.storage import LocalStorage
+from gengate.store import Store
+from gengate.worker import Worker
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("gengate")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    storage: LocalStorage
+    http: httpx.AsyncClient
+    jobs: JobService
+    admin: AdminService
+    status: StatusService
+    worker: Worker | None
+
+    @classmethod
+    async def start(cls, settings: Settings, *, clock: Clock | None = None,
+                    with_worker: bool = True, migrate: bool = True) -> Runtime:
+        clock = clock or SystemClock()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store.open(settings.resolved_database_url())
+        if migrate:
+            await store.migrate()
+        storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
+        http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
+        providers: dict[str, Provider] = {
+            "local": LocalProvider(
+                settings.data_dir / "local-upstream", delay=settings.local_delay,
+                steps=settings.local_steps, fail_marker=settings.local_fail_marker,
+                hang_marker=settings.local_hang_marker,
+            )
+        }
+        worker = (
+            Worker(settings, store, providers, ResultWriter(storage, http), clock, http)
+            if with_worker else None
+        )
+        word_filter = (
+            prompts.WordFilter.from_file(settings.banned_words_file)
+            if settings.banned_words_file else prompts.WordFilter.default()
+        )
+        admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
+        jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
+                          word_filter, admitter, settings.illegal_prompt_daily_limit)
+        admin = AdminService(store, clock, jobs, settings.default_max_queue)
+        status = StatusService(store, clock, settings.status_window_seconds)
+        if worker is not None:
+            worker.start()
+        return cls(settings, store, storage, http, jobs, admin, status, worker)
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.http.aclose()
+        await self.store.close()

@@ -1,0 +1,251 @@
+"""The job service: what every front calls to submit, act on, fetch and list jobs.
+
+Submission order: check the request (prompt grammar, banned words, parent job, inputs),
+price it, then admit it atomically (``max_queue``, balance, freeze, insert) through the
+group-committing :class:`~gengate.admission.Admitter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from gengate import imaging
+from gengate import prompt as prompts
+from gengate.admission import Admitter
+from gengate.clock import Clock
+from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.jobs import (
+    ENDPOINT_ONLY_ACTIONS,
+    Job,
+    JobStatus,
+    Mode,
+    ResultKind,
+    normalize_action,
+    resolve_timeout,
+)
+from gengate.keys import hash_key
+from gengate.quota import PriceTable
+from gengate.store import Admission, Store
+
+__all__ = ["JobService", "Submit"]
+
+PRODUCT = "midjourney"
+_KEY_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """What every submit carries besides its own fields."""
+
+    user_id: int
+    timeout: int | None = None
+    hook_url: str | None = None
+    get_u_images: bool = False
+    idempotency_key: str | None = None
+
+
+def _check_hook_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise BadRequest("hookUrl: must be an http or https URL of at most 2048 characters")
+    return url
+
+
+def _seed_from(job_id: str) -> int:
+    return int(job_id.replace("-", "")[:8], 16)
+
+
+class JobService:
+    def __init__(self, store: Store, clock: Clock, prices: PriceTable,
+                 rules: prompts.PromptRules, word_filter: prompts.WordFilter,
+                 admitter: Admitter, illegal_limit: int):
+        self.store = store
+        self.clock = clock
+        self.prices = prices
+        self.rules = rules
+        self.word_filter = word_filter
+        self.admitter = admitter
+        self.illegal_limit = illegal_limit
+        self._keys: dict[str, tuple[int, float]] = {}
+
+    # -- auth ---------------------------------------------------------------------------
+    async def authenticate(self, raw_key: str | None) -> int:
+        """The user id behind an API key, or 401."""
+        if not raw_key:
+            raise Unauthorized()
+        digest = hash_key(raw_key)
+        cached = self._keys.get(digest)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        user = await self.store.user_by_key_hash(digest)
+        if user is None or not user.active:
+            self._keys.pop(digest, None)
+            raise Unauthorized()
+        if len(self._keys) > 100_000:
+            self._keys.clear()
+        self._keys[digest] = (user.id, now + _KEY_CACHE_SECONDS)
+        return user.id
+
+    def forget_key(self, key_hash: str | None = None) -> None:
+        """Drop a cached key (or all of them) after a revocation or a user's deactivation."""
+        if key_hash is None:
+            self._keys.clear()
+        else:
+            self._keys.pop(key_hash, None)
+
+    # -- submissions --------------------------------------------------------------------
+    def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+        if not prompt or not prompt.strip():
+            raise BadRequest("prompt: must not be empty")
+        return prompts.check_prompt(prompt, self.rules, self.word_filter)
+
+    async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
+        parsed = self.check_prompt(prompt)
+        mode = Mode(parsed.mode) if parsed.mode else mode
+        job_id = str(uuid.uuid4())
+        seed = parsed.seed if parsed.seed is not None else _seed_from(job_id)
+        params = {"version": parsed.version, "aspect": list(parsed.aspect), "seed": seed}
+        return await self._admit(sub, job_id, "imagine", mode, parsed.canonical, params)
+
+    async def action(self, sub: Submit, parent_id: str, action: str) -> Job:
+        spec = normalize_action(action)
+        if spec.name in ENDPOINT_ONLY_ACTIONS:
+            raise BadRequest(f"action: use /midjourney/v1/{spec.name} for {spec.name}")
+        parent = await self._parent(sub.user_id, parent_id)
+        if spec.name not in (parent.result.get("components") or []):
+            raise BadRequest(
+                f"action: `{spec.name}` is not available on job {parent.id} "
+                f"(a {parent.result.get('kind')} result); available: "
+                f"{', '.join(parent.result.get('components') or []) or 'none'}"
+            )
+        job_id = str(uuid.uuid4())
+        params = self._inherit(parent, spec.name, job_id)
+        params["arg"] = spec.arg
+        return await self._admit(sub, job_id, spec.name, parent.mode, parent.prompt, params,
+                                 parent_id=parent.id)
+
+    async def seed(self, sub: Submit, parent_id: str) -> Job:
+        parent = await self._parent(sub.user_id, parent_id)
+        if parent.result.get("kind") not in (ResultKind.GRID, ResultKind.IMAGE,
+                                             ResultKind.UPSCALED):
+            raise BadRequest("jobId: only jobs with an image have a seed")
+        job_id = str(uuid.uuid4())
+        params = self._inherit(parent, "seed", job_id)
+        params["parent_seed"] = parent.params.get("seed")
+        return await self._admit(sub, job_id, "seed", parent.mode, parent.prompt, params,
+                                 parent_id=parent.id)
+
+    async def inpaint(self, sub: Submit, parent_id: str, mask: str, prompt: str | None) -> Job:
+        parent = await self._parent(sub.user_id, parent_id)
+        if "inpaint" not in (parent.result.get("components") or []):
+            raise BadRequest("jobId: inpaint needs an upscaled (single image) job")
+        size = (parent.result.get("width"), parent.result.get("height"))
+        mask_png = await asyncio.to_thread(_decode_mask, mask, size)
+        text = parent.prompt
+        if prompt and prompt.strip():
+            text = self.check_prompt(prompt).canonical
+        job_id = str(uuid.uuid4())
+        params = self._inherit(parent, "inpaint", job_id)
+        return await self._admit(sub, job_id, "inpaint", parent.mode, text, params,
+                                 parent_id=parent.id, inputs=[mask_png])
+
+    async def blend(self, sub: Submit, images: list[str], aspect: tuple[int, int],
+                    mode: Mode) -> Job:
+        if not 2 <= len(images) <= 5:
+            raise BadRequest("imgBase64Array: give 2 to 5 images")
+        pngs = await asyncio.to_thread(_decode_all, images, "imgBase64Array")
+        job_id = str(uuid.uuid4())
+        params = {"version": self.rules.default_version, "aspect": list(aspect),
+                  "seed": _seed_from(job_id)}
+        return await self._admit(sub, job_id, "blend", mode, "", params, inputs=pngs)
+
+    async def describe(self, sub: Submit, base64: str | None, url: str | None,
+                       mode: Mode) -> Job:
+        job_id = str(uuid.uuid4())
+        params: dict[str, Any] = {"version": self.rules.default_version, "aspect": [1, 1],
+                                  "seed": _seed_from(job_id)}
+        inputs: list[bytes] = []
+        if base64:
+            inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
+        elif url:
+            if not url.startswith(("http://", "https://")):
+                raise BadRequest("url: must be an http or https URL")
+            params["url"] = url
+        else:
+            raise BadRequest("base64: give base64 or url")
+        return await self._admit(sub, job_id, "describe", mode, "", params, inputs=inputs)
+
+    async def _parent(self, user_id: int, parent_id: str) -> Job:
+        parent = await self.store.get_job(parent_id)
+        if parent is None or parent.user_id != user_id:
+            raise NotFound(f"jobId: job {parent_id} not found")
+        if parent.status is not JobStatus.SUCCESS:
+            raise BadRequest(f"jobId: job {parent_id} is {parent.status.value}, not SUCCESS")
+        return parent
+
+    @staticmethod
+    def _inherit(parent: Job, action: str, job_id: str) -> dict[str, Any]:
+        seed = int(parent.params.get("seed", 0))
+        if action.startswith("variation"):
+            seed += int(action[-1])
+        elif action in ("reroll", "high_variation", "low_variation") or "zoom" in action or (
+            action.startswith("pan_") or action in ("make_square", "inpaint")
+        ):
+            seed = _seed_from(job_id)
+        aspect = parent.result.get("aspect") or parent.params.get("aspect", [1, 1])
+        return {"version": parent.params.get("version", "7"), "aspect": aspect, "seed": seed}
+
+    async def _admit(self, sub: Submit, job_id: str, action: str, mode: Mode, prompt: str,
+                     params: dict[str, Any], *, parent_id: str | None = None,
+                     inputs: list[bytes] | None = None) -> Job:
+        timeout = resolve_timeout(mode, sub.timeout)
+        now = self.clock.now()
+        job = Job(
+            id=job_id, user_id=sub.user_id, product=PRODUCT, action=action, mode=mode,
+            status=JobStatus.PENDING_QUEUE, progress=0, prompt=prompt,
+            quota=self.prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
+            created_at=now, deadline=now + timeout, hook_url=_check_hook_url(sub.hook_url),
+            get_u_images=sub.get_u_images, parent_id=parent_id, params=params,
+        )
+        return await self.admitter.admit(Admission(job, sub.idempotency_key, inputs or []))
+
+    # -- reads --------------------------------------------------------------------------
+    async def fetch(self, user_id: int, job_id: str) -> Job:
+        job = await self.store.get_job(job_id) if job_id else None
+        if job is None or job.user_id != user_id:
+            raise NotFound(f"jobId: job {job_id} not found")
+        return job
+
+    async def list_jobs(self, user_id: int, *, page: int, limit: int, status: str | None,
+                        ascending: bool) -> list[Job]:
+        return await self.store.list_jobs(user_id, status, page, limit, ascending)
+
+    async def illegal_count(self, user_id: int) -> int:
+        return await self.store.illegal_count(user_id, self.clock.now())
+
+
+def _decode_all(values: list[str], field: str) -> list[bytes]:
+    out = []
+    for i, value in enumerate(values):
+        label = f"{field}[{i}]" if len(values) > 1 or field.endswith("Array") else field
+        if not isinstance(value, str) or not value:
+            raise BadRequest(f"{label}: must be a base64 image")
+        image = imaging.decode_base64_image(value, label)
+        out.append(imaging.encode_png(image))
+    return out
+
+
+def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
+    mask = imaging.decode_base64_image(value, "mask", mode="L")
+    if mask.size != size:
+        raise BadRequest(
+            f"mask: must be {size[0]}x{size[1]} like the job's image, got "
+            f"{mask.size[0]}x{mask.size[1]}"
+        )
+    return imaging.encode_png(mask)

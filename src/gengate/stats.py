@@ -1,0 +1,50 @@
+"""What the status endpoints tell: per mode, from the jobs that really ran recently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gengate.clock import Clock
+from gengate.jobs import JobStatus, Mode
+from gengate.store import Store
+
+__all__ = ["StatusService"]
+
+#: below this share of successes among recent finished jobs, a mode is reported degraded
+HEALTHY_SUCCESS_RATE = 0.8
+
+
+class StatusService:
+    def __init__(self, store: Store, clock: Clock, window: int):
+        self.store = store
+        self.clock = clock
+        self.window = window
+
+    async def modes(self) -> dict[str, dict[str, Any]]:
+        """``/midjourney/status``: status, runningMessage and averageExecute per mode."""
+        since = self.clock.now() - self.window
+        stats = {m.value: {"ok": 0, "failed": 0, "avg": None} for m in Mode}
+        for row in await self.store.mode_stats(since):
+            entry = stats.setdefault(row.mode, {"ok": 0, "failed": 0, "avg": None})
+            if row.status == JobStatus.SUCCESS.value:
+                entry["ok"], entry["avg"] = row.n, row.avg
+            else:
+                entry["failed"] = row.n
+        depth = {(r.mode, r.status): r.n for r in await self.store.queue_depth()}
+        out: dict[str, dict[str, Any]] = {}
+        for mode, entry in stats.items():
+            finished = entry["ok"] + entry["failed"]
+            rate = entry["ok"] / finished if finished else None
+            degraded = rate is not None and rate < HEALTHY_SUCCESS_RATE
+            out[mode] = {
+                "status": 500 if degraded else 200,
+                "runningMessage": "Degraded: many recent jobs failed" if degraded
+                else "Endpoints running",
+                "averageExecute": round(entry["avg"], 2) if entry["avg"] is not None else 0,
+                "successRate": round(rate, 4) if rate is not None else None,
+                "finished": finished,
+                "queued": depth.get((mode, JobStatus.PENDING_QUEUE.value), 0),
+                "running": depth.get((mode, JobStatus.ON_QUEUE.value), 0),
+                "windowSeconds": self.window,
+            }
+        return out

@@ -1,0 +1,122 @@
+"""The store: jobs (which are also the queue), users, keys and the quota ledger.
+
+The only package that imports SQLAlchemy. Every method is one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gengate.errors import GengateError
+from gengate.jobs import Job
+from gengate.store import jobrows, userrows
+from gengate.store.database import Database
+from gengate.store.jobrows import Admission
+from gengate.store.migrate import migrate
+from gengate.store.userrows import LedgerEntry, User
+
+__all__ = ["Admission", "Database", "LedgerEntry", "Store", "User", "migrate"]
+
+
+class Store:
+    """Async facade over the row functions; see ``jobrows`` and ``userrows``."""
+
+    def __init__(self, database: Database):
+        self.db = database
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        return cls(Database(url))
+
+    async def migrate(self) -> None:
+        await migrate(self.db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # -- jobs ---------------------------------------------------------------------------
+    async def admit(self, items: list[Admission], now: float) -> list[Job | GengateError]:
+        return await self.db.run(jobrows.admit_batch, items, now)
+
+    async def get_job(self, job_id: str) -> Job | None:
+        return await self.db.read(jobrows.get_job, job_id)
+
+    async def job_inputs(self, job_id: str) -> list[bytes]:
+        return await self.db.read(jobrows.job_inputs_of, job_id)
+
+    async def list_jobs(self, user_id: int, status: str | None, page: int, limit: int,
+                        ascending: bool) -> list[Job]:
+        return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending)
+
+    async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[Job]:
+        return await self.db.run(jobrows.claim, owner, limit, now, lease)
+
+    async def renew(self, owner: str, job_ids: list[str], until: float) -> set[str]:
+        return await self.db.run(jobrows.renew, owner, job_ids, until)
+
+    async def record_upstream(self, job_id: str, owner: str, upstream_id: str,
+                              provider: str) -> bool:
+        return await self.db.run(jobrows.record_upstream, job_id, owner, upstream_id, provider)
+
+    async def record_progress(self, job_id: str, owner: str, progress: int) -> bool:
+        return await self.db.run(jobrows.record_progress, job_id, owner, progress)
+
+    async def release(self, job_id: str, owner: str) -> None:
+        await self.db.run(jobrows.release, job_id, owner)
+
+    async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
+                      now: float) -> bool:
+        return await self.db.run(jobrows.succeed, job_id, owner, result, now)
+
+    async def fail(self, job_id: str, owner: str | None, message: str, now: float,
+                   illegal_limit: int | None = None) -> bool:
+        return await self.db.run(jobrows.fail, job_id, owner, message, now, illegal_limit)
+
+    async def overdue(self, now: float) -> list[str]:
+        return await self.db.read(jobrows.overdue, now)
+
+    async def mode_stats(self, since: float) -> list[Any]:
+        return await self.db.read(jobrows.mode_stats, since)
+
+    async def queue_depth(self) -> list[Any]:
+        return await self.db.read(jobrows.queue_depth)
+
+    async def illegal_count(self, user_id: int, now: float) -> int:
+        return await self.db.read(jobrows.read_counter, user_id, "illegal_prompts", now)
+
+    # -- users, keys, ledger ------------------------------------------------------------
+    async def create_user(self, email: str, balance: int, max_queue: int, now: float) -> User:
+        return await self.db.run(userrows.create_user, email, balance, max_queue, now)
+
+    async def get_user(self, user_id: int) -> User:
+        return await self.db.read(userrows.get_user, user_id)
+
+    async def find_user_by_email(self, email: str) -> User | None:
+        return await self.db.read(userrows.find_user_by_email, email)
+
+    async def list_users(self) -> list[User]:
+        return await self.db.read(userrows.list_users)
+
+    async def topup(self, user_id: int, amount: int, now: float, note: str = "") -> User:
+        return await self.db.run(userrows.topup, user_id, amount, now, note)
+
+    async def update_user(self, user_id: int, values: dict[str, Any]) -> User:
+        return await self.db.run(userrows.update_user, user_id, values)
+
+    async def add_key(self, user_id: int, key_hash: str, prefix: str, now: float) -> int:
+        return await self.db.run(userrows.add_key, user_id, key_hash, prefix, now)
+
+    async def list_keys(self, user_id: int) -> list[dict[str, Any]]:
+        return await self.db.read(userrows.list_keys, user_id)
+
+    async def revoke_key(self, user_id: int, key_id: int, now: float) -> str:
+        return await self.db.run(userrows.revoke_key, user_id, key_id, now)
+
+    async def user_by_key_hash(self, key_hash: str) -> User | None:
+        return await self.db.read(userrows.user_by_key_hash, key_hash)
+
+    async def ledger(self, user_id: int, limit: int, offset: int) -> list[LedgerEntry]:
+        return await self.db.read(userrows.ledger_of, user_id, limit, offset)
+
+    async def ledger_totals(self, user_id: int) -> dict[str, int]:
+        return await self.db.read(userrows.ledger_totals, user_id)

@@ -1,0 +1,392 @@
+"""Job rows: admission, claiming, leases and terminal transitions with their money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+
+from gengate.errors import GengateError, InsufficientBalance, QueueFull
+from gengate.jobs import Job, JobStatus, Mode
+from gengate.quota import LedgerKind
+from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
+
+_LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
+
+
+@dataclass(slots=True)
+class Admission:
+    """A job ready to be admitted, with its idempotency key and input blobs."""
+
+    job: Job
+    idempotency_key: str | None = None
+    inputs: list[bytes] = field(default_factory=list)
+
+
+def row_to_job(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        user_id=row.user_id,
+        product=row.product,
+        action=row.action,
+        mode=Mode(row.mode),
+        status=JobStatus(row.status),
+        progress=row.progress,
+        prompt=row.prompt,
+        quota=row.quota,
+        timeout=row.timeout,
+        created_at=row.created_at,
+        deadline=row.deadline,
+        hook_url=row.hook_url,
+        get_u_images=bool(row.get_u_images),
+        parent_id=row.parent_id,
+        params=orjson.loads(row.params),
+        result=orjson.loads(row.result),
+        message=row.message,
+        upstream_id=row.upstream_id,
+        provider=row.provider,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _job_values(job: Job, key: str | None) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "user_id": job.user_id,
+        "product": job.product,
+        "action": job.action,
+        "mode": job.mode.value,
+        "status": job.status.value,
+        "progress": job.progress,
+        "prompt": job.prompt,
+        "quota": job.quota,
+        "timeout": job.timeout,
+        "hook_url": job.hook_url,
+        "get_u_images": job.get_u_images,
+        "parent_id": job.parent_id,
+        "params": orjson.dumps(job.params).decode(),
+        "result": "{}",
+        "message": "",
+        "attempts": 0,
+        "deadline": job.deadline,
+        "created_at": job.created_at,
+        "idempotency_key": key,
+    }
+
+
+_GET_JOB = select(jobs).where(jobs.c.id == bindparam("job_id"))
+
+
+def get_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(_GET_JOB, {"job_id": job_id}).first()
+    return row_to_job(row) if row is not None else None
+
+
+def _existing_by_key(conn: Connection, items: list[Admission]) -> dict[tuple[int, str], Job]:
+    keyed = [(a.job.user_id, a.idempotency_key) for a in items if a.idempotency_key]
+    if not keyed:
+        return {}
+    stmt = select(jobs).where(
+        jobs.c.user_id.in_({uid for uid, _ in keyed}),
+        jobs.c.idempotency_key.in_({key for _, key in keyed}),
+    )
+    return {(r.user_id, r.idempotency_key): row_to_job(r) for r in conn.execute(stmt)}
+
+
+def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Job | GengateError]:
+    """Admit many jobs in one transaction: max_queue, balance and freeze per user, atomically.
+
+    The users' rows are locked (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so
+    no concurrent admission can overdraw a balance or overrun ``max_queue``.
+    """
+    user_ids = sorted({a.job.user_id for a in items})
+    stmt = (
+        select(users.c.id, users.c.balance, users.c.max_queue, users.c.in_flight)
+        .where(users.c.id.in_(user_ids))
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    # per user: [available balance, max_queue, in-flight jobs, newly frozen, newly admitted]
+    state = {r.id: [r.balance, r.max_queue, r.in_flight, 0, 0] for r in conn.execute(stmt)}
+    existing = _existing_by_key(conn, items)
+    results: list[Job | GengateError] = []
+    new_jobs: list[dict[str, Any]] = []
+    freezes: list[dict[str, Any]] = []
+    blobs: list[dict[str, Any]] = []
+    for item in items:
+        job, key = item.job, item.idempotency_key
+        if key and (job.user_id, key) in existing:
+            results.append(existing[(job.user_id, key)])
+            continue
+        st = state[job.user_id]
+        if st[2] >= st[1]:
+            results.append(QueueFull())
+            continue
+        if st[0] < job.quota:
+            results.append(InsufficientBalance())
+            continue
+        st[0] -= job.quota
+        st[2] += 1
+        st[3] += job.quota
+        st[4] += 1
+        if key:
+            existing[(job.user_id, key)] = job
+        new_jobs.append(_job_values(job, key))
+        freezes.append(_ledger_row(job.user_id, job.id, LedgerKind.FREEZE, job.quota, now))
+        blobs += [{"job_id": job.id, "idx": i, "data": d} for i, d in enumerate(item.inputs)]
+        results.append(job)
+    if new_jobs:
+        conn.execute(jobs.insert(), new_jobs)
+        conn.execute(ledger.insert(), freezes)
+        if blobs:
+            conn.execute(job_inputs.insert(), blobs)
+        changed = [
+            {"uid": uid, "delta": st[3], "in_flight": st[2]} for uid, st in state.items() if st[4]
+        ]
+        conn.execute(_ADMIT_USER, changed)
+    return results
+
+
+_ADMIT_USER = (
+    update(users)
+    .where(users.c.id == bindparam("uid"))
+    .values(
+        balance=users.c.balance - bindparam("delta"),
+        freeze_balance=users.c.freeze_balance + bindparam("delta"),
+        in_flight=bindparam("in_flight"),
+    )
+)
+
+
+def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: int, now: float,
+                note: str = "") -> dict[str, Any]:
+    return {"user_id": user_id, "job_id": job_id, "kind": kind.value, "amount": amount,
+            "note": note, "created_at": now}
+
+
+def job_inputs_of(conn: Connection, job_id: str) -> list[bytes]:
+    stmt = select(job_inputs.c.data).where(job_inputs.c.job_id == job_id).order_by(job_inputs.c.idx)
+    return [bytes(r.data) for r in conn.execute(stmt)]
+
+
+def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) -> list[Job]:
+    """Take up to ``limit`` jobs: queued ones, and running ones whose lease lapsed."""
+    claimable = or_(
+        jobs.c.status == JobStatus.PENDING_QUEUE.value,
+        and_(jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.lease_expires_at < now),
+    )
+    ids_stmt = (
+        select(jobs.c.id)
+        .where(claimable, jobs.c.deadline > now)
+        .order_by(jobs.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = [r.id for r in conn.execute(ids_stmt)]
+    if not ids:
+        return []
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(ids))
+        .values(
+            status=JobStatus.ON_QUEUE.value,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            attempts=jobs.c.attempts + 1,
+            started_at=func.coalesce(jobs.c.started_at, now),
+        )
+        .returning(*jobs.c)
+    )
+    claimed = [row_to_job(r) for r in conn.execute(stmt)]
+    claimed.sort(key=lambda j: j.created_at)
+    return claimed
+
+
+def renew(conn: Connection, owner: str, job_ids: list[str], until: float) -> set[str]:
+    """Extend the leases ``owner`` still holds; return the ids it still holds."""
+    if not job_ids:
+        return set()
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(lease_expires_at=until)
+        .returning(jobs.c.id)
+    )
+    return {r.id for r in conn.execute(stmt)}
+
+
+def record_upstream(conn: Connection, job_id: str, owner: str, upstream_id: str,
+                    provider: str) -> bool:
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(upstream_id=upstream_id, provider=provider)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def record_progress(conn: Connection, job_id: str, owner: str, progress: int) -> bool:
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.progress < progress)
+        .values(progress=progress)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def release(conn: Connection, job_id: str, owner: str) -> None:
+    """Give a job back to the queue (graceful shutdown), keeping its upstream id."""
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(lease_owner=None, lease_expires_at=0.0)
+    )
+
+
+def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any]) -> Any:
+    conds = [jobs.c.id == job_id, jobs.c.status.in_(_LIVE)]
+    if owner is not None:
+        conds.append(jobs.c.lease_owner == owner)
+    stmt = update(jobs).where(*conds).values(**values).returning(
+        jobs.c.user_id, jobs.c.quota
+    )
+    return conn.execute(stmt).first()
+
+
+def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, Any],
+            now: float) -> bool:
+    """SUCCESS and settle the frozen price, in this one transaction, at most once."""
+    row = _end(conn, job_id, owner, {
+        "status": JobStatus.SUCCESS.value, "progress": 100, "finished_at": now,
+        "result": orjson.dumps(result).decode(), "lease_owner": None,
+    })
+    if row is None:
+        return False
+    _move_money(conn, row.user_id, job_id, LedgerKind.SETTLE, row.quota, now)
+    return True
+
+
+def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: float,
+         illegal_limit: int | None = None) -> bool:
+    """FAILED and refund the frozen price (no refund past the daily illegal-prompt limit)."""
+    row = _end(conn, job_id, owner, {
+        "status": JobStatus.FAILED.value, "finished_at": now, "message": message,
+        "lease_owner": None,
+    })
+    if row is None:
+        return False
+    kind = LedgerKind.REFUND
+    if illegal_limit is not None:
+        count = bump_counter(conn, row.user_id, "illegal_prompts", now)
+        if count > illegal_limit:
+            kind = LedgerKind.SETTLE
+    _move_money(conn, row.user_id, job_id, kind, row.quota, now)
+    return True
+
+
+def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, amount: int,
+                now: float) -> None:
+    conn.execute(ledger.insert(), [_ledger_row(user_id, job_id, kind, amount, now)])
+    refund = amount if kind is LedgerKind.REFUND else 0
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(
+            freeze_balance=users.c.freeze_balance - amount,
+            balance=users.c.balance + refund,
+            in_flight=users.c.in_flight - 1,
+        )
+    )
+
+
+def utc_day(now: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+def bump_counter(conn: Connection, user_id: int, name: str, now: float) -> int:
+    day = utc_day(now)
+    key = {"user_id": user_id, "day": day, "name": name}
+    stmt = update(daily_counters).where(
+        daily_counters.c.user_id == user_id, daily_counters.c.day == day,
+        daily_counters.c.name == name,
+    ).values(value=daily_counters.c.value + 1).returning(daily_counters.c.value)
+    row = conn.execute(stmt).first()
+    if row is not None:
+        return int(row.value)
+    conn.execute(daily_counters.insert(), [{**key, "value": 1}])
+    return 1
+
+
+def read_counter(conn: Connection, user_id: int, name: str, now: float) -> int:
+    stmt = select(daily_counters.c.value).where(
+        daily_counters.c.user_id == user_id, daily_counters.c.day == utc_day(now),
+        daily_counters.c.name == name,
+    )
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def overdue(conn: Connection, now: float, limit: int = 100) -> list[str]:
+    """Live jobs past their deadline."""
+    stmt = (
+        select(jobs.c.id)
+        .where(jobs.c.status.in_(_LIVE), jobs.c.deadline <= now)
+        .limit(limit)
+    )
+    return [r.id for r in conn.execute(stmt)]
+
+
+def list_jobs(conn: Connection, user_id: int, status: str | None, page: int, limit: int,
+              ascending: bool) -> list[Job]:
+    stmt = select(jobs).where(jobs.c.user_id == user_id)
+    if status:
+        stmt = stmt.where(jobs.c.status == status)
+    order = jobs.c.created_at.asc() if ascending else jobs.c.created_at.desc()
+    stmt = stmt.order_by(order, jobs.c.id).offset((page - 1) * limit).limit(limit)
+    return [row_to_job(r) for r in conn.execute(stmt)]
+
+
+def next_wakeup(conn: Connection) -> float | None:
+    """Earliest moment something becomes claimable or overdue (a lease lapses, a deadline)."""
+    stmt = select(func.min(jobs.c.lease_expires_at), func.min(jobs.c.deadline)).where(
+        jobs.c.status == JobStatus.ON_QUEUE.value
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    values = [v for v in row if v is not None]
+    return min(values) if values else None
+
+
+def mode_stats(conn: Connection, since: float) -> list[Any]:
+    """Per mode: successes, failures, mean seconds from submit to finish, in a window."""
+    duration = jobs.c.finished_at - jobs.c.created_at
+    stmt = (
+        select(
+            jobs.c.mode,
+            jobs.c.status,
+            func.count().label("n"),
+            func.avg(duration).label("avg"),
+        )
+        .where(jobs.c.created_at >= since, jobs.c.status.in_(
+            [JobStatus.SUCCESS.value, JobStatus.FAILED.value]))
+        .group_by(jobs.c.mode, jobs.c.status)
+    )
+    return list(conn.execute(stmt))
+
+
+def queue_depth(conn: Connection) -> list[Any]:
+    stmt = (
+        select(jobs.c.mode, jobs.c.status, func.count().label("n"))
+        .where(jobs.c.status.in_(_LIVE))
+        .group_by(jobs.c.mode, jobs.c.status)
+    )
+    return list(conn.execute(stmt))

@@ -1,0 +1,34 @@
+"""Alembic migrations, run on gengate's own connection (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+from gengate.store.database import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(conn), revision)
+
+
+def _revision(conn: Connection, kwargs: dict[str, Any]) -> None:
+    command.revision(alembic_config(conn), **kwargs)
+
+
+async def migrate(database: Database, revision: str = "head") -> None:
+    """Bring the schema up to ``revision``."""
+    await database.run_ddl(_upgrade, revision)

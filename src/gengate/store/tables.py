@@ -1,0 +1,118 @@
+"""Table definitions. Times are epoch seconds (float); money is integer milli-quota."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("balance", BigInteger, nullable=False, default=0),
+    Column("freeze_balance", BigInteger, nullable=False, default=0),
+    Column("max_queue", Integer, nullable=False),
+    Column("in_flight", Integer, nullable=False, default=0),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("product", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("prompt", Text, nullable=False, default=""),
+    Column("quota", BigInteger, nullable=False),
+    Column("timeout", Integer, nullable=False),
+    Column("hook_url", Text, nullable=True),
+    Column("get_u_images", Boolean, nullable=False, default=False),
+    Column("parent_id", String(36), nullable=True),
+    Column("params", Text, nullable=False, default="{}"),
+    Column("result", Text, nullable=False, default="{}"),
+    Column("message", Text, nullable=False, default=""),
+    Column("upstream_id", String(128), nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("deadline", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
+    Index("ix_jobs_status_created", "status", "created_at"),
+    Index("ix_jobs_user_created", "user_id", "created_at"),
+)
+
+job_inputs = Table(
+    "job_inputs",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("job_id", String(36), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    # a second freeze, settle or refund of one job is impossible
+    UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),
+)
+
+daily_counters = Table(
+    "daily_counters",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False, default=0),
+)

@@ -1,0 +1,163 @@
+"""User, API key and ledger rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from gengate.errors import Conflict, NotFound
+from gengate.quota import LedgerKind
+from gengate.store.tables import api_keys, ledger, users
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    balance: int
+    freeze_balance: int
+    max_queue: int
+    in_flight: int
+    active: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    job_id: str | None
+    kind: str
+    amount: int
+    note: str
+    created_at: float
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id, email=row.email, balance=row.balance, freeze_balance=row.freeze_balance,
+        max_queue=row.max_queue, in_flight=row.in_flight, active=bool(row.active),
+        created_at=row.created_at,
+    )
+
+
+def create_user(conn: Connection, email: str, balance: int, max_queue: int, now: float) -> User:
+    if conn.execute(select(users.c.id).where(users.c.email == email)).first() is not None:
+        raise Conflict(f"email: a user with email {email} already exists")
+    row = conn.execute(
+        users.insert()
+        .values(email=email, balance=0, freeze_balance=0, max_queue=max_queue, in_flight=0,
+                active=True, created_at=now)
+        .returning(*users.c)
+    ).first()
+    assert row is not None
+    if balance:
+        topup(conn, row.id, balance, now, "initial balance")
+    return get_user(conn, row.id)
+
+
+def get_user(conn: Connection, user_id: int) -> User:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return _user(row)
+
+
+def find_user_by_email(conn: Connection, email: str) -> User | None:
+    row = conn.execute(select(users).where(users.c.email == email)).first()
+    return _user(row) if row is not None else None
+
+
+def list_users(conn: Connection) -> list[User]:
+    return [_user(r) for r in conn.execute(select(users).order_by(users.c.id))]
+
+
+def topup(conn: Connection, user_id: int, amount: int, now: float, note: str = "") -> User:
+    """Add (or, negative, remove) available quota, with its ledger row."""
+    user = get_user(conn, user_id)
+    if user.balance + amount < 0:
+        raise Conflict("amount: would make the balance negative")
+    conn.execute(ledger.insert(), [{
+        "user_id": user_id, "job_id": None, "kind": LedgerKind.TOPUP.value, "amount": amount,
+        "note": note, "created_at": now,
+    }])
+    conn.execute(update(users).where(users.c.id == user_id)
+                 .values(balance=users.c.balance + amount))
+    return get_user(conn, user_id)
+
+
+def update_user(conn: Connection, user_id: int, values: dict[str, Any]) -> User:
+    get_user(conn, user_id)
+    if values:
+        conn.execute(update(users).where(users.c.id == user_id).values(**values))
+    return get_user(conn, user_id)
+
+
+def add_key(conn: Connection, user_id: int, key_hash: str, prefix: str, now: float) -> int:
+    get_user(conn, user_id)
+    row = conn.execute(
+        api_keys.insert().values(user_id=user_id, key_hash=key_hash, prefix=prefix,
+                                 created_at=now).returning(api_keys.c.id)
+    ).first()
+    assert row is not None
+    return int(row.id)
+
+
+def list_keys(conn: Connection, user_id: int) -> list[dict[str, Any]]:
+    stmt = select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.id)
+    return [
+        {"keyId": r.id, "prefix": r.prefix, "createdAt": r.created_at, "revokedAt": r.revoked_at}
+        for r in conn.execute(stmt)
+    ]
+
+
+def revoke_key(conn: Connection, user_id: int, key_id: int, now: float) -> str:
+    stmt = (
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id,
+               api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(api_keys.c.key_hash)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"key {key_id} of user {user_id} not found or already revoked")
+    return str(row.key_hash)
+
+
+_KEY_LOOKUP = (
+    select(users)
+    .join(api_keys, api_keys.c.user_id == users.c.id)
+    .where(api_keys.c.key_hash == bindparam("h"), api_keys.c.revoked_at.is_(None))
+)
+
+
+def user_by_key_hash(conn: Connection, key_hash: str) -> User | None:
+    row = conn.execute(_KEY_LOOKUP, {"h": key_hash}).first()
+    return _user(row) if row is not None else None
+
+
+def ledger_of(conn: Connection, user_id: int, limit: int, offset: int) -> list[LedgerEntry]:
+    stmt = (
+        select(ledger)
+        .where(ledger.c.user_id == user_id)
+        .order_by(ledger.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [
+        LedgerEntry(r.id, r.job_id, r.kind, r.amount, r.note, r.created_at)
+        for r in conn.execute(stmt)
+    ]
+
+
+def ledger_totals(conn: Connection, user_id: int) -> dict[str, int]:
+    stmt = (
+        select(ledger.c.kind, func.coalesce(func.sum(ledger.c.amount), 0))
+        .where(ledger.c.user_id == user_id)
+        .group_by(ledger.c.kind)
+    )
+    totals = {k.value: 0 for k in LedgerKind}
+    totals.update({kind: int(total) for kind, total in conn.execute(stmt)})
+    return totals

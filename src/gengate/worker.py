@@ -1,0 +1,222 @@
+"""The worker: claims jobs on leases, runs them upstream, stores results, ends every job.
+
+One loop claims as many jobs as it has free slots, wakes on new admissions (or polls), and
+fails jobs past their deadline. A renewer keeps the leases of running jobs alive; a job
+whose lease was lost is dropped here, because another worker now owns it. The upstream task
+id is recorded as soon as the upstream accepts, so a takeover resumes polling instead of
+submitting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+import httpx
+
+from gengate.clock import Clock
+from gengate.config import Settings
+from gengate.errors import GengateError
+from gengate.jobs import ACTIONS, Job
+from gengate.prompt import is_illegal_prompt_failure
+from gengate.providers.base import Provider, ProviderError, ProviderTask, TaskState
+from gengate.results import ResultWriter, download
+from gengate.store import Store
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("gengate.worker")
+
+TIMEOUT_MESSAGE = "Job Timeout"
+INTERNAL_MESSAGE = "[Internal error] Something went wrong, please try again later."
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now."""
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: Store, providers: dict[str, Provider],
+                 results: ResultWriter, clock: Clock, http: httpx.AsyncClient):
+        self.settings = settings
+        self.store = store
+        self.providers = providers
+        self.results = results
+        self.clock = clock
+        self.http = http
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._lost: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._claim_loop(), name="gengate-claim"),
+                       asyncio.create_task(self._renew_loop(), name="gengate-renew")]
+
+    def wake(self) -> None:
+        """New work may be waiting (or the clock moved): look now instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, give running jobs back to the queue, keep their upstream ids."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+
+    @property
+    def busy(self) -> int:
+        return len(self._running)
+
+    # -- loops --------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self._reap_overdue()
+                await self._claim()
+            except Exception:
+                log.exception("event=claim_failed owner=%s", self.owner)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def _claim(self) -> None:
+        free = self.settings.worker_concurrency - len(self._running)
+        if free <= 0:
+            return
+        jobs = await self.store.claim(self.owner, free, self.clock.now(),
+                                      self.settings.lease_seconds)
+        for job in jobs:
+            log.info("event=job_claimed job_id=%s owner=%s resume=%s", job.id, self.owner,
+                     job.upstream_id is not None)
+            task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
+            self._running[job.id] = task
+            task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
+
+    def _done(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._lost.discard(job_id)
+        self._wake.set()
+
+    async def _reap_overdue(self) -> None:
+        for job_id in await self.store.overdue(self.clock.now()):
+            if await self.store.fail(job_id, None, TIMEOUT_MESSAGE, self.clock.now()):
+                log.info("event=job_timeout job_id=%s", job_id)
+                task = self._running.get(job_id)
+                if task is not None:
+                    task.cancel()
+
+    async def _renew_loop(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            held = list(self._running)
+            if not held:
+                continue
+            try:
+                kept = await self.store.renew(self.owner, held,
+                                              self.clock.now() + self.settings.lease_seconds)
+            except Exception:
+                log.exception("event=renew_failed owner=%s", self.owner)
+                continue
+            for job_id in set(held) - kept:
+                self._lost.add(job_id)
+
+    # -- one job ------------------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        provider = self.providers[job.provider or "local"]
+        try:
+            upstream_id = job.upstream_id or await self._submit(job, provider)
+            await self._follow(job, provider, upstream_id)
+        except LeaseLost:
+            log.info("event=lease_lost job_id=%s owner=%s", job.id, self.owner)
+        except asyncio.CancelledError:
+            if self._stopping:
+                await asyncio.shield(self.store.release(job.id, self.owner))
+            raise
+        except GengateError as exc:
+            await self._fail(job, exc.message)
+        except Exception:
+            log.exception("event=job_crashed job_id=%s", job.id)
+            await self._fail(job, INTERNAL_MESSAGE)
+
+    async def _submit(self, job: Job, provider: Provider) -> str:
+        task = await self._task(job)
+        upstream_id = await provider.submit(task)
+        if not await self.store.record_upstream(job.id, self.owner, upstream_id, provider.name):
+            await provider.cancel(upstream_id)
+            raise LeaseLost()
+        log.info("event=job_submitted job_id=%s upstream_id=%s", job.id, upstream_id)
+        return upstream_id
+
+    async def _follow(self, job: Job, provider: Provider, upstream_id: str) -> None:
+        interval = self.settings.upstream_poll_interval
+        if provider.poll_interval:
+            interval = min(provider.poll_interval, interval)
+        while True:
+            if job.id in self._lost:
+                raise LeaseLost()
+            if self.clock.now() >= job.deadline:
+                await provider.cancel(upstream_id)
+                await self._fail(job, TIMEOUT_MESSAGE)
+                return
+            update = await provider.poll(upstream_id)
+            if update.state is TaskState.RUNNING:
+                if update.progress > job.progress:
+                    await self.store.record_progress(job.id, self.owner, update.progress)
+                await asyncio.sleep(interval)
+                continue
+            if update.state is TaskState.FAILED:
+                await self._fail(job, update.message or INTERNAL_MESSAGE)
+                return
+            result = await self.results.write(job, update)
+            if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
+                log.info("event=job_succeeded job_id=%s", job.id)
+                await provider.forget(upstream_id)
+            return
+
+    async def _fail(self, job: Job, message: str) -> None:
+        limit = self.settings.illegal_prompt_daily_limit
+        illegal = limit if is_illegal_prompt_failure(message) else None
+        if await self.store.fail(job.id, self.owner, message, self.clock.now(), illegal):
+            log.info("event=job_failed job_id=%s message=%r", job.id, message)
+
+    async def _task(self, job: Job) -> ProviderTask:
+        images = await self._inputs(job)
+        spec = ACTIONS.get(job.action)
+        return ProviderTask(
+            job_id=job.id, action=job.action, prompt=job.prompt, mode=job.mode.value,
+            seed=int(job.params.get("seed", 0)),
+            aspect=tuple(job.params.get("aspect", (1, 1))),  # type: ignore[arg-type]
+            version=str(job.params.get("version", "7")),
+            arg=spec.arg if spec else None, images=tuple(images),
+            params={k: v for k, v in job.params.items() if k == "parent_seed"},
+        )
+
+    async def _inputs(self, job: Job) -> list[bytes]:
+        own = await self.store.job_inputs(job.id)
+        if job.action == "describe" and not own and job.params.get("url"):
+            return [await download(self.http, str(job.params["url"]))]
+        if job.parent_id is None or job.action == "seed":
+            return own
+        source = await self.store.get_job(job.parent_id)
+        if source is not None and job.action.startswith("redo_") and source.parent_id:
+            source = await self.store.get_job(source.parent_id)
+        key = source.result.get("key") if source is not None else None
+        if not key:
+            raise ProviderError("[Bad response] the parent job has no stored image")
+        return [await self.results.storage.get(str(key)), *own]
+
+

@@ -1,0 +1,40 @@
+"""Shared fixtures: a clean environment, settings in a temporary directory, and real
+services (PostgreSQL, Redis) that skip loudly where absent and fail under CI=true."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gengate.config import Settings
+
+CI = os.environ.get("CI", "").lower() == "true"
+ADMIN_KEY = "test-admin-key"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("GENGATE_") and not name.startswith("GENGATE_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, local_delay=0.0,
+                    poll_interval=0.2, upstream_poll_interval=0.05)
+
+
+def need_service(what: str, reason: str) -> None:
+    """Skip loudly, or fail under CI=true, when a real service is missing."""
+    message = f"{what} is not reachable: {reason}"
+    if CI:
+        pytest.fail(f"{message} (CI=true requires it)")
+    pytest.skip(f"SKIPPED LOUDLY: {message}")
+
+
+def postgres_url() -> str:
+    return os.environ.get("GENGATE_TEST_POSTGRES_URL", DEFAULT_PG)
