@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     local_fail_marker: str | None = Field(
         None, description="Prompts containing this text fail upstream (for testing)"
     )
+    local_fail_message: str = Field(
+        "[Internal error] Something went wrong: the local provider was told to fail",
+        description="The failure message of prompts with the fail marker",
+    )
     local_hang_marker: str | None = Field(
         None, description="Prompts containing this text never finish upstream (for testing)"
     )

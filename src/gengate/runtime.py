@@ -54,6 +54,7 @@ class Runtime:
                 settings.data_dir / "local-upstream", delay=settings.local_delay,
                 steps=settings.local_steps, fail_marker=settings.local_fail_marker,
                 hang_marker=settings.local_hang_marker,
+                fail_message=settings.local_fail_message,
             )
         }
         worker = (

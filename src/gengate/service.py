@@ -107,6 +107,11 @@ class JobService:
 
     async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
         parsed = self.check_prompt(prompt)
+        if parsed.permutations:
+            raise BadRequest(
+                f"prompt: permutation prompts expand to {len(parsed.permutations)} jobs; "
+                "submit each prompt on its own"
+            )
         mode = Mode(parsed.mode) if parsed.mode else mode
         job_id = str(uuid.uuid4())
         seed = parsed.seed if parsed.seed is not None else _seed_from(job_id)

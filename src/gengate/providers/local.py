@@ -23,7 +23,6 @@ from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, 
 
 __all__ = ["LocalProvider"]
 
-FAILURE_MESSAGE = "[Internal error] Something went wrong: the local provider was told to fail"
 
 
 class LocalProvider:
@@ -32,12 +31,14 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
-                 fail_marker: str | None = None, hang_marker: str | None = None):
+                 fail_marker: str | None = None, hang_marker: str | None = None,
+                 fail_message: str = "[Internal error] Something went wrong"):
         self.root = root
         self.delay = delay
         self.steps = steps
         self.fail_marker = fail_marker
         self.hang_marker = hang_marker
+        self.fail_message = fail_message
         self.poll_interval = delay / steps if delay else 0.0
 
     def _dir(self, upstream_id: str) -> Path:
@@ -82,7 +83,7 @@ class LocalProvider:
             step = int(elapsed / self.delay * self.steps)
             return ProviderUpdate(TaskState.RUNNING, progress=min(99, step * 100 // self.steps))
         if self.fail_marker and self.fail_marker in prompt:
-            return ProviderUpdate(TaskState.FAILED, message=FAILURE_MESSAGE)
+            return ProviderUpdate(TaskState.FAILED, message=self.fail_message)
         return self._result(folder, spec)
 
     def _result(self, folder: Path, spec: dict[str, Any]) -> ProviderUpdate:

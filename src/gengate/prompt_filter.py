@@ -1,0 +1,236 @@
+"""The banned-words filter used by :mod:`gengate.prompt`.
+
+:class:`WordFilter` refuses banned words with ``[Banned prompt detected] ...``. It runs on every
+submitted prompt, so :meth:`WordFilter.find` makes one pass over the text's tokens: the
+obfuscation work for a token (separators, leetspeak, repeated letters) is done once and cached
+(bounded), a word hit is a dict lookup, and phrases and spelled-out words are only looked for
+when a token could start one.
+
+Pure: no I/O except reading the packaged word list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import cache, lru_cache
+from importlib import resources
+from typing import NamedTuple
+
+from gengate.errors import BannedPrompt
+
+__all__ = ["WordFilter"]
+
+_SEP = r"[._\-*'~+|,/:]"
+_WORD_RE = re.compile(r"[a-z0-9@$]+(?:" + _SEP + r"[a-z0-9@$]+)*")
+_SEP_RE = re.compile(_SEP)
+_LETTER_RE = re.compile(r"[a-z]")
+_DOUBLE_RE = re.compile(r"(.)\1+")
+_LEET = str.maketrans("013457@$", "oieastas")
+_LEET_L = str.maketrans("013457@$", "oleastas")
+_MAX_SPELLED = 24  # longest spelled-out word ("n u d e") looked at
+_CACHED_TOKEN = 40  # tokens up to this long have their spellings cached
+_CACHE_SIZE = 16384  # tokens whose spellings are cached (a few MB at most)
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents and invisible format characters removed."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(
+        char for char in decomposed
+        if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
+    ).lower()
+
+
+def _collapse(word: str) -> str:
+    """``nuuude`` -> ``nude`` (the index key of a word)."""
+    return _DOUBLE_RE.sub(r"\1", word) if _DOUBLE_RE.search(word) else word
+
+
+def _forms(token: str) -> tuple[str, list[str]]:
+    """The main spelling of a token (separators removed, leetspeak decoded) and all spellings."""
+    if token.isalpha():
+        return token, [token]
+    joined = _SEP_RE.sub("", token)
+    bases = [joined, *_SEP_RE.split(token)] if joined != token else [joined]
+    forms: list[str] = []
+    for base in bases:
+        forms.append(base)
+        if not base.isalpha() and _LETTER_RE.search(base):
+            forms.append(base.translate(_LEET))
+            if "1" in base:
+                forms.append(base.translate(_LEET_L))
+    main = joined.translate(_LEET) if _LETTER_RE.search(joined) else joined
+    return main, forms
+
+
+class _Token(NamedTuple):
+    """A token's main spelling, its index key, and every ``(spelling, index key)`` to look up."""
+
+    main: str
+    key: str
+    forms: tuple[tuple[str, str], ...]
+
+
+def _analyze(token: str) -> _Token:
+    if token.isalpha():
+        key = _collapse(token)
+        return _Token(token, key, ((token, key),))
+    main, forms = _forms(token)
+    return _Token(main, _collapse(main), tuple((form, _collapse(form)) for form in forms))
+
+
+_analyze_cached = lru_cache(maxsize=_CACHE_SIZE)(_analyze)
+
+
+def _plural(word: str) -> str:
+    return "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
+
+
+def _word_pattern(word: str, plural: bool) -> re.Pattern[str]:
+    """``boob`` -> ``b{1,}o{2,}b{1,}``: repeated letters match, fewer letters do not."""
+    body = "".join(f"{re.escape(m[0][0])}{{{len(m[0])},}}" for m in re.finditer(r"(.)\1*", word))
+    return re.compile(body + (f"(?:{_plural(word)}+)?" if plural else ""))
+
+
+class _Term(NamedTuple):
+    entry: str
+    patterns: tuple[re.Pattern[str], ...]
+
+
+class WordFilter:
+    """A banned-words filter: whole words, any case, robust to simple obfuscation.
+
+    ``n.u.d.e``, ``n-u-d-e``, ``n u d e``, ``nuuude``, ``nud3``, ``NUDES`` all match ``nude``;
+    ``class``, ``Scunthorpe`` or ``therapist`` never match a word they merely contain.
+    Entries may be phrases (``full frontal``); a plural ``s``/``es`` on the last word matches.
+    """
+
+    def __init__(self, entries: Iterable[str]):
+        self._words: dict[str, list[_Term]] = {}  # collapsed word -> one-word terms
+        self._phrases: dict[tuple[str, ...], list[_Term]] = {}  # collapsed words -> phrases
+        self._heads: set[str] = set()  # collapsed first words of phrases
+        self._entries: list[str] = []
+        self._longest = 1
+        for entry in entries:
+            self._add(entry)
+
+    def _add(self, entry: str) -> None:
+        words = [_SEP_RE.sub("", w) for w in _WORD_RE.findall(_fold(entry))]
+        if not words:
+            return
+        self._entries.append(entry.strip())
+        self._longest = max(self._longest, len(words))
+        patterns = tuple(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
+        term = _Term(entry.strip().lower(), patterns)
+        stem = tuple(_collapse(w) for w in words[:-1])
+        for last in (words[-1], words[-1] + _plural(words[-1])):
+            if stem:
+                self._heads.add(stem[0])
+                self._phrases.setdefault((*stem, _collapse(last)), []).append(term)
+            else:
+                self._words.setdefault(_collapse(last), []).append(term)
+
+    @classmethod
+    def from_text(cls, text: str) -> WordFilter:
+        """A filter from a word list: one word or phrase per line, ``#`` starts a comment."""
+        return cls(line.split("#", 1)[0].strip() for line in text.splitlines())
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WordFilter:
+        """A filter from a word-list file (UTF-8, the format of :meth:`from_text`)."""
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_text(handle.read())
+
+    @classmethod
+    def default(cls) -> WordFilter:
+        """The filter built from the packaged ``gengate/data/banned_words.txt`` (cached)."""
+        return _default_filter()
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The words and phrases of the list, as written there."""
+        return tuple(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(self, text: str) -> str | None:
+        """The first banned entry found in ``text`` (as it is listed, lower case), or None."""
+        words = self._words
+        mains: list[str] = []
+        keys: list[str] = []
+        run, spelled = 0, False  # three single letters in a row may spell out a word
+        for token in _WORD_RE.findall(_fold(text)):
+            main, key, forms = (_analyze_cached(token) if len(token) <= _CACHED_TOKEN
+                                else _analyze(token))
+            for form, form_key in forms:
+                if form_key in words and (hit := self._match(form_key, form)) is not None:
+                    return hit
+            mains.append(main)
+            keys.append(key)
+            if len(main) == 1:
+                run += 1
+                spelled = spelled or run >= 3
+            else:
+                run = 0
+        if self._heads and not self._heads.isdisjoint(keys):
+            hit = self._find_phrase(mains, keys)
+            if hit:
+                return hit
+        return self._find_spelled(mains) if spelled else None
+
+    def check(self, text: str) -> None:
+        """Raise :class:`~gengate.errors.BannedPrompt` naming the entry if ``text`` has one."""
+        hit = self.find(text)
+        if hit is not None:
+            raise BannedPrompt(
+                "[Banned prompt detected] Sorry! Our AI moderator thinks this prompt is not "
+                f"allowed (banned prompt words: [{hit}])"
+            )
+
+    def _match(self, key: str, word: str) -> str | None:
+        for term in self._words.get(key, ()):
+            if term.patterns[0].fullmatch(word):
+                return term.entry
+        return None
+
+    def _word(self, word: str) -> str | None:
+        return self._match(_collapse(word), word)
+
+    def _find_phrase(self, mains: list[str], keys: list[str]) -> str | None:
+        for start, head in enumerate(keys):
+            if head not in self._heads:
+                continue
+            for size in range(2, self._longest + 1):
+                for term in self._phrases.get(tuple(keys[start : start + size]), ()):
+                    words = mains[start : start + size]
+                    if all(p.fullmatch(w) for p, w in zip(term.patterns, words, strict=True)):
+                        return term.entry
+        return None
+
+    def _find_spelled(self, mains: list[str]) -> str | None:
+        """Words spelled out one letter at a time: ``n u d e``."""
+        run: list[str] = []
+        for main in [*mains, ""]:
+            if len(main) == 1:
+                run.append(main)
+                continue
+            for start in range(len(run) - 2):
+                for end in range(start + 3, min(len(run), start + _MAX_SPELLED) + 1):
+                    word = "".join(run[start:end])
+                    if (hit := self._word(word) or self._word(word.translate(_LEET))):
+                        return hit
+            run = []
+        return None
+
+
+@cache
+def _default_filter() -> WordFilter:
+    source = resources.files("gengate").joinpath("data", "banned_words.txt")
+    return WordFilter.from_text(source.read_text(encoding="utf-8"))

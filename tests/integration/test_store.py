@@ -1,0 +1,109 @@
+"""The store on real databases: SQLite and PostgreSQL run the same contract."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gengate.errors import InsufficientBalance, QueueFull
+from gengate.jobs import Job, JobStatus, Mode
+from gengate.store import Admission, Store
+
+from ..conftest import need_service, postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        st = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+        await st.migrate()
+        yield st
+        await st.close()
+        return
+    base = postgres_url()
+    name = f"gengate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(base.replace("postgresql://", "postgres://"), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        need_service("PostgreSQL", f"{base}: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = base.rsplit("/", 1)[0] + f"/{name}"
+        st = Store.open(url)
+        await st.migrate()
+        yield st
+        await st.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def _job(user_id: int, quota: int = 2000, deadline: float | None = None) -> Job:
+    now = time.time()
+    return Job(id=str(uuid.uuid4()), user_id=user_id, product="midjourney", action="imagine",
+               mode=Mode.FAST, status=JobStatus.PENDING_QUEUE, progress=0, prompt="a cat",
+               quota=quota, timeout=300, created_at=now,
+               deadline=deadline if deadline is not None else now + 300,
+               params={"seed": 1, "aspect": [1, 1], "version": "7"})
+
+
+async def test_admission_limits_and_idempotency(store: Store) -> None:
+    user = await store.create_user("a@example.com", 5000, 2, time.time())
+    first = Admission(_job(user.id), "key-1")
+    results = await store.admit(
+        [first, Admission(_job(user.id), "key-1"), Admission(_job(user.id)),
+         Admission(_job(user.id))], time.time())
+    assert results[0] == first.job and results[1] == first.job
+    assert isinstance(results[2], Job) and isinstance(results[3], QueueFull)
+    poor = await store.create_user("b@example.com", 1000, 5, time.time())
+    assert isinstance((await store.admit([Admission(_job(poor.id))], time.time()))[0],
+                      InsufficientBalance)
+    user = await store.get_user(user.id)
+    assert (user.balance, user.freeze_balance, user.in_flight) == (1000, 4000, 2)
+    again = await store.admit([Admission(_job(user.id), "key-1")], time.time())
+    assert again[0] == first.job
+
+
+async def test_claim_lease_takeover_and_money_once(store: Store) -> None:
+    user = await store.create_user("c@example.com", 10000, 10, time.time())
+    jobs = [_job(user.id) for _ in range(3)]
+    await store.admit([Admission(j) for j in jobs], time.time())
+    now = time.time()
+    claimed = await store.claim("w1", 2, now, 30)
+    assert [j.id for j in claimed] == [jobs[0].id, jobs[1].id]
+    assert all(j.status is JobStatus.ON_QUEUE for j in claimed)
+    second = await store.claim("w2", 5, now, 30)
+    assert [j.id for j in second] == [jobs[2].id]
+    assert await store.record_upstream(jobs[0].id, "w1", "up-1", "local")
+    assert not await store.record_upstream(jobs[0].id, "w2", "up-2", "local")
+    taken = await store.claim("w3", 5, now + 31, 30)
+    assert {j.id for j in taken} == {j.id for j in jobs}
+    resumed = next(j for j in taken if j.id == jobs[0].id)
+    assert resumed.upstream_id == "up-1"
+    assert await store.renew("w1", [jobs[0].id], now + 100) == set()
+    assert await store.succeed(jobs[0].id, "w3", {"kind": "grid"}, now + 32)
+    assert not await store.succeed(jobs[0].id, "w3", {"kind": "grid"}, now + 33)
+    assert not await store.fail(jobs[0].id, None, "late", now + 34)
+    assert await store.fail(jobs[1].id, None, "Job Timeout", now + 35)
+    totals = await store.ledger_totals(user.id)
+    assert totals == {"topup": 10000, "freeze": 6000, "settle": 2000, "refund": 2000}
+    user = await store.get_user(user.id)
+    assert user.balance == 10000 - 6000 + 2000 and user.freeze_balance == 2000
+    assert user.in_flight == 1
+
+
+async def test_overdue_and_illegal_prompt_limit(store: Store) -> None:
+    user = await store.create_user("d@example.com", 10000, 10, time.time())
+    late, a, b = _job(user.id, deadline=time.time() - 1), _job(user.id), _job(user.id)
+    await store.admit([Admission(late), Admission(a), Admission(b)], time.time())
+    assert await store.overdue(time.time()) == [late.id]
+    assert await store.fail(a.id, None, "[Banned prompt detected] x", time.time(), 1)
+    assert await store.fail(b.id, None, "[Banned prompt detected] y", time.time(), 1)
+    assert await store.illegal_count(user.id, time.time()) == 2
+    totals = await store.ledger_totals(user.id)
+    assert totals["refund"] == 2000 and totals["settle"] == 2000
