@@ -7,7 +7,8 @@ are RGB. A "grid" is four tiles of equal size laid out ``[tl, tr] / [bl, br]``.
 * decoding and encoding: :func:`decode_image`, :func:`decode_base64_image`, :func:`encode_png`;
 * geometry: :func:`aspect_of`, :func:`tile_size`, :func:`split_grid`;
 * generation: :func:`render_grid`, :func:`render_single` (procedural landscapes whose palette and
-  motifs follow the prompt's words, see :mod:`gengate.imaging_ops`);
+  motifs follow the prompt's words, see :mod:`gengate.imaging_palette` and
+  :mod:`gengate.imaging_scene`);
 * actions: :func:`upscale_quadrant`, :func:`upscale`, :func:`vary_grid`, :func:`variation_grid`,
   :func:`zoom_out`, :func:`pan`, :func:`make_square`, :func:`inpaint`, :func:`blend`,
   :func:`describe`.
@@ -31,7 +32,18 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from gengate import errors
-from gengate import imaging_ops as ops
+from gengate.imaging_analysis import dominant_colour_names, image_traits
+from gengate.imaging_composite import (
+    blurred,
+    convex_mix,
+    feather_mask,
+    inpaint_tile,
+    outpaint,
+    vary_tile,
+)
+from gengate.imaging_paint import noise_mask
+from gengate.imaging_palette import Palette, derive_seed, make_palette, prompt_key
+from gengate.imaging_scene import paint_scene
 
 __all__ = [
     "Aspect",
@@ -257,10 +269,10 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 # --------------------------------------------------------------------------- generation
 
 
-def _tile(palette: ops.Palette, key: str, seed: int, index: int, size: tuple[int, int],
+def _tile(palette: Palette, key: str, seed: int, index: int, size: tuple[int, int],
           tag: str = "tile") -> Image.Image:
-    jitter = ops.derive_seed("jitter", tag, key, seed, index)
-    return ops.paint_scene(palette.jittered(jitter), ops.derive_seed(tag, key, seed, index), size)
+    jitter = derive_seed("jitter", tag, key, seed, index)
+    return paint_scene(palette.jittered(jitter), derive_seed(tag, key, seed, index), size)
 
 
 def render_grid(prompt: str, seed: int, aspect: Aspect) -> Image.Image:
@@ -269,7 +281,7 @@ def render_grid(prompt: str, seed: int, aspect: Aspect) -> Image.Image:
     Tile 0 equals ``render_single(prompt, seed, tile_size(aspect))``.
     """
     size = tile_size(aspect)
-    palette, key = ops.make_palette(prompt), ops.prompt_key(prompt)
+    palette, key = make_palette(prompt), prompt_key(prompt)
     return _grid([_tile(palette, key, seed, index, size) for index in range(4)])
 
 
@@ -277,7 +289,7 @@ def render_single(prompt: str, seed: int, size: tuple[int, int]) -> Image.Image:
     """One picture for (prompt, seed) at `size`, in the style of :func:`render_grid`."""
     if size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"invalid size {size[0]}x{size[1]}")
-    return _tile(ops.make_palette(prompt), ops.prompt_key(prompt), seed, 0, size)
+    return _tile(make_palette(prompt), prompt_key(prompt), seed, 0, size)
 
 
 # ------------------------------------------------------------------------------ actions
@@ -307,7 +319,7 @@ def upscale(image: Image.Image, factor: float, *, creative: bool = False) -> Ima
 
 def _add_detail(image: Image.Image) -> Image.Image:
     thumb = image.resize((32, 32), Image.Resampling.BOX).tobytes()
-    rng = random.Random(ops.derive_seed("creative", image.size, thumb.hex()))
+    rng = random.Random(derive_seed("creative", image.size, thumb.hex()))
     sharp = image.filter(ImageFilter.UnsharpMask(radius=2, percent=90, threshold=2))
     grain = Image.frombytes("L", image.size, rng.randbytes(image.width * image.height))
     grain = grain.point([v * 11 // 256 for v in range(256)])
@@ -320,12 +332,12 @@ def vary_grid(source: Image.Image, prompt: str, seed: int, strength: float,
     from re-renders with nearby seeds. `strength` 0.15 is subtle, 0.45 strong (0..1)."""
     strength = min(1.0, max(0.0, strength))
     base = _fit(source, tile)
-    palette, key = ops.make_palette(prompt), ops.prompt_key(prompt)
+    palette, key = make_palette(prompt), prompt_key(prompt)
     tiles = []
     for index in range(4):
-        rng = random.Random(ops.derive_seed("vary", key, seed, index, strength))
+        rng = random.Random(derive_seed("vary", key, seed, index, strength))
         art = _tile(palette, key, seed + index + 1, 0, tile)
-        tiles.append(ops.vary_tile(base, art, rng, strength))
+        tiles.append(vary_tile(base, art, rng, strength))
     return _grid(tiles)
 
 
@@ -340,12 +352,12 @@ def variation_grid(parent_grid: Image.Image, index: int, prompt: str, seed: int)
 def _extend_grid(small: Image.Image, size: tuple[int, int], offset: tuple[int, int], prompt: str,
                  seed: int, tag: str) -> Image.Image:
     """Four outpaintings of `small` placed at `offset` on a `size` canvas."""
-    palette, key = ops.make_palette(prompt), ops.prompt_key(prompt)
+    palette, key = make_palette(prompt), prompt_key(prompt)
     tiles = []
     for index in range(4):
-        rng = random.Random(ops.derive_seed(tag, "rng", key, seed, index))
+        rng = random.Random(derive_seed(tag, "rng", key, seed, index))
         art = _tile(palette, key, seed, index, size, tag)
-        tiles.append(ops.outpaint(small, size, offset, art, rng))
+        tiles.append(outpaint(small, size, offset, art, rng))
     return _grid(tiles)
 
 
@@ -404,14 +416,14 @@ def inpaint(image: Image.Image, mask: Image.Image, prompt: str, seed: int,
     if redraw.getbbox() is None:
         raise errors.BadRequest("mask has no white area to redraw")
     work = _fit(image, tile)
-    feather = ops.feather_mask(redraw, max(1.0, min(tile) / 64))
-    context = ops.blurred(work, min(tile) / 24)
-    palette, key = ops.make_palette(prompt), ops.prompt_key(prompt)
+    feather = feather_mask(redraw, max(1.0, min(tile) / 64))
+    context = blurred(work, min(tile) / 24)
+    palette, key = make_palette(prompt), prompt_key(prompt)
     tiles = []
     for index in range(4):
-        rng = random.Random(ops.derive_seed("inpaint", key, seed, index))
+        rng = random.Random(derive_seed("inpaint", key, seed, index))
         art = _tile(palette, key, seed, index, tile, "inpaint")
-        tiles.append(ops.inpaint_tile(work, context, feather, art, rng))
+        tiles.append(inpaint_tile(work, context, feather, art, rng))
     return _grid(tiles)
 
 
@@ -422,17 +434,17 @@ def blend(images: list[Image.Image], aspect: Aspect, seed: int) -> Image.Image:
         raise errors.BadRequest(f"blend needs 2 to 5 images, got {len(images)}")
     size = tile_size(aspect)
     fitted = [_fit(image, size) for image in images]
-    rng = random.Random(ops.derive_seed("blend", seed, len(images)))
+    rng = random.Random(derive_seed("blend", seed, len(images)))
     weights = [[rng.uniform(0.35, 1.0) for _ in fitted] for _ in range(3)]
     sweep = Image.linear_gradient("L")
     if rng.random() < 0.5:
         sweep = ImageChops.add(sweep, sweep.transpose(Image.Transpose.ROTATE_90), 2.0)
     sweep = sweep.transpose(rng.choice(list(Image.Transpose)[:4])).resize(size)
     return _grid([
-        ops.convex_mix(fitted, [1.0] * len(fitted)),
-        ops.convex_mix(fitted, weights[0]),
-        ops.convex_mix(fitted, weights[1], sweep, 0.45),
-        ops.convex_mix(fitted, weights[2], ops.noise_mask(size, rng, (3, 3), 2), 0.5),
+        convex_mix(fitted, [1.0] * len(fitted)),
+        convex_mix(fitted, weights[0]),
+        convex_mix(fitted, weights[1], sweep, 0.45),
+        convex_mix(fitted, weights[2], noise_mask(size, rng, (3, 3), 2), 0.5),
     ])
 
 
@@ -446,8 +458,8 @@ def describe(image: Image.Image) -> list[str]:
     k = 96 / max(rgb.size)
     thumb = rgb.resize((max(1, round(rgb.width * k)), max(1, round(rgb.height * k))),
                        Image.Resampling.BOX) if k < 1 else rgb
-    names = ops.dominant_colour_names(thumb)
-    traits = ops.image_traits(thumb)
+    names = dominant_colour_names(thumb)
+    traits = image_traits(thumb)
     a, b = aspect_of(rgb.size)
     orientation = "square" if a == b else "wide landscape" if a > b else "tall portrait"
     colours = f"{names[0]} and {names[1]}" if len(names) > 1 else f"{names[0]} tones"

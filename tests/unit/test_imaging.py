@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 import zlib
@@ -105,6 +106,17 @@ def test_render_grid_is_deterministic_and_depends_on_seed_and_prompt():
     assert first == imaging.encode_png(imaging.render_grid(PROMPT, 42, (4, 5)))
     assert first != imaging.encode_png(imaging.render_grid(PROMPT, 43, (4, 5)))
     assert first != imaging.encode_png(imaging.render_grid(PROMPT + " with a fox", 42, (4, 5)))
+
+
+# SHA-256 of the PNG below, recorded with the drawing engine before it was split into the
+# imaging_* modules; any change to the pixels (or to encode_png) changes it.
+#: SHA-256 of the pixels (not the PNG bytes, which a zlib upgrade may change)
+GOLDEN_GRID_SHA256 = "1de6e2a67d4fed0fbdbbb68e375c6e632d14030ab845a780846f386e578bb676"
+
+
+def test_render_grid_matches_the_golden_hash():
+    pixels = imaging.render_grid(PROMPT, 42, (4, 5)).tobytes()
+    assert hashlib.sha256(pixels).hexdigest() == GOLDEN_GRID_SHA256
 
 
 def test_render_grid_tiles_differ_and_look_like_pictures():
