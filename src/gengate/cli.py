@@ -54,22 +54,33 @@ def serve(
                 access_log=False, lifespan="on")
 
 
-@app.command()
-def worker() -> None:
-    """Run only the worker: claim jobs from the database and run them."""
+def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> None:
     from gengate.runtime import Runtime
 
     async def main() -> None:
-        runtime = await Runtime.start(Settings(), with_worker=True)
+        runtime = await Runtime.start(Settings(), with_worker=with_worker,
+                                      with_dispatcher=with_dispatcher)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        console.print(f"worker {runtime.worker.owner if runtime.worker else ''} running")
+        console.print(f"{what} running; Ctrl+C or SIGTERM stops it")
         await stop.wait()
         await runtime.close()
 
     asyncio.run(main())
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker and the webhook dispatcher, without the API."""
+    _run_until_signal(True, True, "worker and webhook dispatcher")
+
+
+@app.command()
+def dispatch() -> None:
+    """Run only the webhook dispatcher: deliver pending notifications."""
+    _run_until_signal(False, True, "webhook dispatcher")
 
 
 @app.command()

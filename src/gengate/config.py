@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         None, description="Prompts containing this text never finish upstream (for testing)"
     )
 
+    # webhooks
+    webhook_allow: str = Field(
+        "", description="Comma-separated hosts and CIDR ranges webhooks may reach although "
+        "they are not public (e.g. 127.0.0.1,10.0.0.0/8)"
+    )
+    webhook_attempts: int = Field(3, ge=1, description="Attempts per notification")
+    webhook_backoff: float = Field(5.0, ge=0, description="Seconds before the first retry")
+    webhook_backoff_factor: float = Field(4.0, ge=1, description="Growth of each next wait")
+    webhook_backoff_max: float = Field(3600.0, ge=0, description="Longest wait between tries")
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds one attempt may take")
+    webhook_concurrency: int = Field(16, ge=1, description="Deliveries in flight per process")
+
     # prompts
     banned_words_file: Path | None = None
     illegal_prompt_daily_limit: int = 30

@@ -13,6 +13,7 @@ from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
+from gengate.netguard import NetGuard
 from gengate.providers.base import Provider
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
@@ -21,6 +22,7 @@ from gengate.service import JobService
 from gengate.stats import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
+from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
 
 __all__ = ["Runtime"]
@@ -38,10 +40,13 @@ class Runtime:
     admin: AdminService
     status: StatusService
     worker: Worker | None
+    dispatcher: Dispatcher | None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
-                    with_worker: bool = True, migrate: bool = True) -> Runtime:
+                    with_worker: bool = True, with_dispatcher: bool | None = None,
+                    migrate: bool = True) -> Runtime:
+        """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
         clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store.open(settings.resolved_database_url())
@@ -57,8 +62,13 @@ class Runtime:
                 fail_message=settings.local_fail_message,
             )
         }
+        guard = NetGuard.from_setting(settings.webhook_allow)
+        if with_dispatcher is None:
+            with_dispatcher = with_worker
+        dispatcher = Dispatcher(settings, store, clock, guard) if with_dispatcher else None
         worker = (
-            Worker(settings, store, providers, ResultWriter(storage, http), clock, http)
+            Worker(settings, store, providers, ResultWriter(storage, http), clock, http,
+                   on_event=dispatcher.wake if dispatcher else (lambda: None))
             if with_worker else None
         )
         word_filter = (
@@ -67,15 +77,19 @@ class Runtime:
         )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
         jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
-                          word_filter, admitter, settings.illegal_prompt_daily_limit)
+                          word_filter, admitter, settings.illegal_prompt_daily_limit, guard)
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
         if worker is not None:
             worker.start()
-        return cls(settings, store, storage, http, jobs, admin, status, worker)
+        if dispatcher is not None:
+            dispatcher.start()
+        return cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher)
 
     async def close(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         await self.http.aclose()
         await self.store.close()

@@ -28,6 +28,7 @@ from gengate.jobs import (
     resolve_timeout,
 )
 from gengate.keys import hash_key
+from gengate.netguard import NetGuard
 from gengate.quota import PriceTable
 from gengate.store import Admission, Store
 
@@ -46,14 +47,7 @@ class Submit:
     hook_url: str | None = None
     get_u_images: bool = False
     idempotency_key: str | None = None
-
-
-def _check_hook_url(url: str | None) -> str | None:
-    if not url:
-        return None
-    if not url.startswith(("http://", "https://")) or len(url) > 2048:
-        raise BadRequest("hookUrl: must be an http or https URL of at most 2048 characters")
-    return url
+    hook_progress: bool = False
 
 
 def _seed_from(job_id: str) -> int:
@@ -63,7 +57,7 @@ def _seed_from(job_id: str) -> int:
 class JobService:
     def __init__(self, store: Store, clock: Clock, prices: PriceTable,
                  rules: prompts.PromptRules, word_filter: prompts.WordFilter,
-                 admitter: Admitter, illegal_limit: int):
+                 admitter: Admitter, illegal_limit: int, guard: NetGuard):
         self.store = store
         self.clock = clock
         self.prices = prices
@@ -71,6 +65,7 @@ class JobService:
         self.word_filter = word_filter
         self.admitter = admitter
         self.illegal_limit = illegal_limit
+        self.guard = guard
         self._keys: dict[str, tuple[int, float]] = {}
 
     # -- auth ---------------------------------------------------------------------------
@@ -210,15 +205,27 @@ class JobService:
                      params: dict[str, Any], *, parent_id: str | None = None,
                      inputs: list[bytes] | None = None) -> Job:
         timeout = resolve_timeout(mode, sub.timeout)
+        hook_url = await self._hook_url(sub.hook_url)
+        if hook_url and sub.hook_progress:
+            params["hook_progress"] = True
         now = self.clock.now()
         job = Job(
             id=job_id, user_id=sub.user_id, product=PRODUCT, action=action, mode=mode,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=prompt,
             quota=self.prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
-            created_at=now, deadline=now + timeout, hook_url=_check_hook_url(sub.hook_url),
+            created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent_id, params=params,
         )
         return await self.admitter.admit(Admission(job, sub.idempotency_key, inputs or []))
+
+    async def _hook_url(self, url: str | None) -> str | None:
+        """A webhook URL that is safe to call, or 400 naming what is wrong with it."""
+        if not url:
+            return None
+        if len(url) > 2048:
+            raise BadRequest("hookUrl: must be at most 2048 characters")
+        await self.guard.check(url)
+        return url
 
     # -- reads --------------------------------------------------------------------------
     async def fetch(self, user_id: int, job_id: str) -> Job:

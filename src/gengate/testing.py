@@ -21,7 +21,7 @@ from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.runtime import Runtime
 
-__all__ = ["Gateway", "free_port", "serve_gateway"]
+__all__ = ["Gateway", "ReceivedRequest", "WebhookReceiver", "free_port", "serve_gateway"]
 
 TERMINAL = ("SUCCESS", "FAILED")
 
@@ -89,10 +89,12 @@ class Gateway:
 
 @asynccontextmanager
 async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
-                        with_worker: bool = True) -> AsyncIterator[Gateway]:
+                        with_worker: bool = True,
+                        with_dispatcher: bool | None = None) -> AsyncIterator[Gateway]:
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
-    app = create_app(settings, clock=clock, with_worker=with_worker)
+    app = create_app(settings, clock=clock, with_worker=with_worker,
+                     with_dispatcher=with_dispatcher)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)
@@ -111,3 +113,74 @@ async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
         await gateway.aclose()
         server.should_exit = True
         await task
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+#: what the receiver does with one request: answer a status code, or one of these
+HANG, CLOSE = "hang", "close"
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that records what it receives.
+
+    ``plan`` says how to treat the requests in order (a status code, ``"hang"`` to never
+    answer, ``"close"`` to drop the connection, or ``(status, {headers})``); once it is used
+    up every request gets 200. Received requests are put on :attr:`received`, so a test
+    awaits them instead of sleeping.
+    """
+
+    def __init__(self, plan: list[Any] | None = None):
+        self.plan = list(plan or [])
+        self.received: asyncio.Queue[ReceivedRequest] = asyncio.Queue()
+        self._server: asyncio.base_events.Server | None = None
+        self._stop = asyncio.Event()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def __aenter__(self) -> WebhookReceiver:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def next(self, timeout: float = 10.0) -> ReceivedRequest:
+        async with asyncio.timeout(timeout):
+            return await self.received.get()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, _, v in
+                       (line.partition(":") for line in lines[1:] if line)}
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            await self.received.put(ReceivedRequest(method, path, headers, body))
+            action = self.plan.pop(0) if self.plan else 200
+            if action == HANG:
+                await self._stop.wait()
+            elif action != CLOSE:
+                status, extra = action if isinstance(action, tuple) else (action, {})
+                lines = [f"HTTP/1.1 {status} X", "Content-Length: 2", "Connection: close",
+                         *(f"{k}: {v}" for k, v in extra.items())]
+                writer.write(("\r\n".join(lines) + "\r\n\r\nok").encode())
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()

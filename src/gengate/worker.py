@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 
 import httpx
 
@@ -40,13 +41,16 @@ class LeaseLost(Exception):
 
 class Worker:
     def __init__(self, settings: Settings, store: Store, providers: dict[str, Provider],
-                 results: ResultWriter, clock: Clock, http: httpx.AsyncClient):
+                 results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
+                 on_event: Callable[[], None] = lambda: None):
         self.settings = settings
         self.store = store
         self.providers = providers
         self.results = results
         self.clock = clock
         self.http = http
+        #: called after a change that may have queued a webhook
+        self.on_event = on_event
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -114,6 +118,7 @@ class Worker:
         for job_id in await self.store.overdue(self.clock.now()):
             if await self.store.fail(job_id, None, TIMEOUT_MESSAGE, self.clock.now()):
                 log.info("event=job_timeout job_id=%s", job_id)
+                self.on_event()
                 task = self._running.get(job_id)
                 if task is not None:
                     task.cancel()
@@ -165,6 +170,7 @@ class Worker:
         interval = self.settings.upstream_poll_interval
         if provider.poll_interval:
             interval = min(provider.poll_interval, interval)
+        progress = job.progress
         while True:
             if job.id in self._lost:
                 raise LeaseLost()
@@ -174,8 +180,11 @@ class Worker:
                 return
             update = await provider.poll(upstream_id)
             if update.state is TaskState.RUNNING:
-                if update.progress > job.progress:
-                    await self.store.record_progress(job.id, self.owner, update.progress)
+                if update.progress > progress:
+                    progress = update.progress
+                    if await self.store.record_progress(job.id, self.owner, progress,
+                                                        self.clock.now()):
+                        self.on_event()
                 await asyncio.sleep(interval)
                 continue
             if update.state is TaskState.FAILED:
@@ -184,6 +193,7 @@ class Worker:
             result = await self.results.write(job, update)
             if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
                 log.info("event=job_succeeded job_id=%s", job.id)
+                self.on_event()
                 await provider.forget(upstream_id)
             return
 
@@ -192,6 +202,7 @@ class Worker:
         illegal = limit if is_illegal_prompt_failure(message) else None
         if await self.store.fail(job.id, self.owner, message, self.clock.now(), illegal):
             log.info("event=job_failed job_id=%s message=%r", job.id, message)
+            self.on_event()
 
     async def _task(self, job: Job) -> ProviderTask:
         images = await self._inputs(job)

@@ -47,10 +47,11 @@ class GengateApp:
     """Builds its :class:`Runtime` on ASGI lifespan start-up and closes it on shutdown."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 with_worker: bool = True):
+                 with_worker: bool = True, with_dispatcher: bool | None = None):
         self.settings = settings
         self.clock = clock
         self.with_worker = with_worker
+        self.with_dispatcher = with_dispatcher
         self.runtime: Runtime | None = None
         cdn = settings.data_dir / "cdn"
         cdn.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,8 @@ class GengateApp:
 
     async def startup(self) -> None:
         self.runtime = await Runtime.start(self.settings, clock=self.clock,
-                                           with_worker=self.with_worker)
+                                           with_worker=self.with_worker,
+                                           with_dispatcher=self.with_dispatcher)
         self.web.state.runtime = self.runtime
 
     async def shutdown(self) -> None:

@@ -88,8 +88,9 @@ def openapi_document() -> dict[str, Any]:
     for path, route in ROUTES.items():
         ok_schema = "FetchBody" if path.endswith("/fetch") else "Envelope"
         for method in sorted(route.methods):
+            tag = "webhooks" if path.startswith("/webhooks") else "midjourney"
             op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
-                                  "tags": ["midjourney"]}
+                                  "tags": [tag]}
             if route.auth:
                 op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
             if route.model is not None:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -79,6 +85,12 @@ async def metrics(request: Request) -> Response:
         avg.labels(mode).set(m["averageExecute"])
         if m["successRate"] is not None:
             rate.labels(mode).set(m["successRate"])
+    hooks = await rt.store.webhook_counts()
+    webhooks = Counter("gengate_webhook_deliveries", "Webhook notifications by outcome",
+                       ["outcome"], registry=registry)
+    for outcome, key in (("delivered", "delivered"), ("given_up", "failed"),
+                         ("pending", "pending"), ("retried", "retried")):
+        webhooks.labels(outcome).inc(hooks[key])
     if rt.worker is not None:
         Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
               registry=registry).set(rt.worker.busy)

@@ -43,6 +43,7 @@ _MODE = Field(
 _TIMEOUT = Field(None, description="Seconds, 300-1200; default and minimum 300 (600 in relax)")
 _HOOK = Field(None, description="URL that receives the fetch body when the job ends")
 _UIMAGES = Field(False, description="Also store the four split images of a grid in `images`")
+_PROGRESS = Field(False, description="Also notify hookUrl at each progress step")
 _JOB_ID = Field(validation_alias=AliasChoices("jobId", "job_id"), description="The parent job")
 
 
@@ -53,6 +54,7 @@ class ImagineRequest(_Wire):
     mode: Mode = _MODE
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
     getUImages: bool = _UIMAGES
     translation: bool = Field(True, description="Accepted for compatibility")
 
@@ -64,6 +66,7 @@ class ActionRequest(_Wire):
     action: str = Field(description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
     getUImages: bool = _UIMAGES
 
 
@@ -75,6 +78,7 @@ class BlendRequest(_Wire):
     mode: Mode = _MODE
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
     getUImages: bool = _UIMAGES
 
 
@@ -86,6 +90,7 @@ class DescribeRequest(_Wire):
     mode: Mode = _MODE
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
 
 
 class SeedRequest(_Wire):
@@ -94,6 +99,7 @@ class SeedRequest(_Wire):
     jobId: str = _JOB_ID
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
 
 
 class InpaintRequest(_Wire):
@@ -104,6 +110,7 @@ class InpaintRequest(_Wire):
     prompt: str | None = None
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
+    hookProgress: bool = _PROGRESS
     getUImages: bool = _UIMAGES
 
 
@@ -111,6 +118,20 @@ class FetchRequest(_Wire):
     """GET (query) or POST (body) /midjourney/v1/fetch"""
 
     jobId: str = _JOB_ID
+
+
+class DeliveriesQuery(_Wire):
+    """GET (query) or POST (body) /webhooks/deliveries"""
+
+    jobId: str | None = Field(None, validation_alias=AliasChoices("jobId", "job_id"))
+    page: int = Field(1, ge=1)
+    limit: int = Field(20, ge=1, le=100)
+
+
+class RedeliverRequest(_Wire):
+    """POST /webhooks/redeliver"""
+
+    deliveryId: str
 
 
 class FetchListQuery(_Wire):

@@ -91,12 +91,13 @@ class Call:
             raise BadRequest("body: must be a JSON object")
         return data
 
-    def submit(self, timeout: int | None, hook_url: str | None,
-               get_u_images: bool = False) -> Submit:
+    def submit(self, req: Any) -> Submit:
+        """The common part of a submit request."""
         key = self.header(b"idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
-        return Submit(self.user_id, timeout, hook_url, get_u_images, key)
+        return Submit(self.user_id, req.timeout, req.hookUrl, getattr(req, "getUImages", False),
+                      key, req.hookProgress)
 
 
 Handler = Callable[[Runtime, Call], Awaitable[Any]]
@@ -117,37 +118,37 @@ def _submitted(job_id: str) -> dict[str, Any]:
 
 async def imagine(rt: Runtime, call: Call) -> Any:
     req: s.ImagineRequest = s.parse(s.ImagineRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    sub = call.submit(req)
     return _submitted((await rt.jobs.imagine(sub, req.prompt, req.mode)).id)
 
 
 async def action(rt: Runtime, call: Call) -> Any:
     req: s.ActionRequest = s.parse(s.ActionRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    sub = call.submit(req)
     return _submitted((await rt.jobs.action(sub, req.jobId, req.action)).id)
 
 
 async def blend(rt: Runtime, call: Call) -> Any:
     req: s.BlendRequest = s.parse(s.BlendRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    sub = call.submit(req)
     job = await rt.jobs.blend(sub, req.imgBase64Array, _DIMENSIONS[req.dimensions], req.mode)
     return _submitted(job.id)
 
 
 async def describe(rt: Runtime, call: Call) -> Any:
     req: s.DescribeRequest = s.parse(s.DescribeRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req.timeout, req.hookUrl)
+    sub = call.submit(req)
     return _submitted((await rt.jobs.describe(sub, req.base64, req.url, req.mode)).id)
 
 
 async def seed(rt: Runtime, call: Call) -> Any:
     req: s.SeedRequest = s.parse(s.SeedRequest, call.data())  # type: ignore[assignment]
-    return _submitted((await rt.jobs.seed(call.submit(req.timeout, req.hookUrl), req.jobId)).id)
+    return _submitted((await rt.jobs.seed(call.submit(req), req.jobId)).id)
 
 
 async def inpaint(rt: Runtime, call: Call) -> Any:
     req: s.InpaintRequest = s.parse(s.InpaintRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req.timeout, req.hookUrl, req.getUImages)
+    sub = call.submit(req)
     return _submitted((await rt.jobs.inpaint(sub, req.jobId, req.mask, req.prompt)).id)
 
 
@@ -194,6 +195,27 @@ async def status(rt: Runtime, call: Call) -> Any:
     return ok(await rt.status.modes())
 
 
+async def webhook_secret(rt: Runtime, call: Call) -> Any:
+    return ok({"secret": await rt.store.signing_secret(call.user_id)})
+
+
+async def rotate_webhook_secret(rt: Runtime, call: Call) -> Any:
+    return ok({"secret": await rt.store.signing_secret(call.user_id, rotate=True)})
+
+
+async def deliveries(rt: Runtime, call: Call) -> Any:
+    req: s.DeliveriesQuery = s.parse(s.DeliveriesQuery, call.data())  # type: ignore[assignment]
+    return ok(await rt.store.deliveries(call.user_id, req.jobId, req.page, req.limit))
+
+
+async def redeliver(rt: Runtime, call: Call) -> Any:
+    req: s.RedeliverRequest = s.parse(s.RedeliverRequest, call.data())  # type: ignore
+    await rt.store.redeliver(call.user_id, req.deliveryId, rt.jobs.clock.now())
+    if rt.dispatcher is not None:
+        rt.dispatcher.wake()
+    return ok({"deliveryId": req.deliveryId})
+
+
 _GET, _POST, _BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})
 _V1 = "/midjourney/v1"
 
@@ -210,6 +232,14 @@ ROUTES: dict[str, Route] = {
     f"{_V1}/promptCheck": Route(prompt_check, _POST, s.PromptCheckRequest,
                                 "Check a prompt (free)"),
     "/midjourney/status": Route(status, _GET, None, "Service status per mode", auth=False),
+    "/webhooks/secret": Route(webhook_secret, _GET, None,
+                              "Your webhook signing secret (Standard Webhooks)"),
+    "/webhooks/secret/rotate": Route(rotate_webhook_secret, _POST, None,
+                                     "Replace your webhook signing secret"),
+    "/webhooks/deliveries": Route(deliveries, _BOTH, s.DeliveriesQuery,
+                                  "Your webhook deliveries and their attempts"),
+    "/webhooks/redeliver": Route(redeliver, _POST, s.RedeliverRequest,
+                                 "Send a delivery again"),
 }
 
 

@@ -9,13 +9,14 @@ from typing import Any
 
 from gengate.errors import GengateError
 from gengate.jobs import Job
-from gengate.store import jobrows, userrows
+from gengate.store import hookrows, jobrows, userrows
 from gengate.store.database import Database
+from gengate.store.hookrows import Delivery
 from gengate.store.jobrows import Admission
 from gengate.store.migrate import migrate
 from gengate.store.userrows import LedgerEntry, User
 
-__all__ = ["Admission", "Database", "LedgerEntry", "Store", "User", "migrate"]
+__all__ = ["Admission", "Database", "Delivery", "LedgerEntry", "Store", "User", "migrate"]
 
 
 class Store:
@@ -58,8 +59,9 @@ class Store:
                               provider: str) -> bool:
         return await self.db.run(jobrows.record_upstream, job_id, owner, upstream_id, provider)
 
-    async def record_progress(self, job_id: str, owner: str, progress: int) -> bool:
-        return await self.db.run(jobrows.record_progress, job_id, owner, progress)
+    async def record_progress(self, job_id: str, owner: str, progress: int,
+                              now: float) -> bool:
+        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now)
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
@@ -120,3 +122,30 @@ class Store:
 
     async def ledger_totals(self, user_id: int) -> dict[str, int]:
         return await self.db.read(userrows.ledger_totals, user_id)
+
+    # -- webhooks -----------------------------------------------------------------------
+    async def claim_deliveries(self, owner: str, limit: int, now: float,
+                               lease: float) -> list[Delivery]:
+        return await self.db.run(hookrows.claim, owner, limit, now, lease)
+
+    async def record_attempt(self, delivery: Delivery, owner: str, started: float,
+                             duration_ms: float, status_code: int | None, error: str | None,
+                             next_at: float | None, delivered: bool) -> bool:
+        return await self.db.run(hookrows.record_attempt, delivery, owner, started,
+                                 duration_ms, status_code, error, next_at, delivered)
+
+    async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
+        return await self.db.run(hookrows.signing_secret, user_id, rotate)
+
+    async def deliveries(self, user_id: int, job_id: str | None, page: int,
+                         limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(hookrows.deliveries_of, user_id, job_id, page, limit)
+
+    async def redeliver(self, user_id: int, delivery_id: str, now: float) -> None:
+        await self.db.run(hookrows.redeliver, user_id, delivery_id, now)
+
+    async def webhook_counts(self) -> dict[str, int]:
+        return await self.db.read(hookrows.counts)
+
+    async def next_delivery_due(self) -> float | None:
+        return await self.db.read(hookrows.next_due)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from gengate.errors import GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
+from gengate.store import hookrows
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
 _LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
@@ -242,14 +243,24 @@ def record_upstream(conn: Connection, job_id: str, owner: str, upstream_id: str,
     return conn.execute(stmt).rowcount == 1
 
 
-def record_progress(conn: Connection, job_id: str, owner: str, progress: int) -> bool:
+def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
+                    now: float) -> bool:
+    """Raise the job's progress; notify its hookUrl when the job asked for progress events."""
     stmt = (
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
                jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.progress < progress)
         .values(progress=progress)
+        .returning(*jobs.c)
     )
-    return conn.execute(stmt).rowcount == 1
+    row = conn.execute(stmt).first()
+    if row is None:
+        return False
+    if row.hook_url:
+        job = row_to_job(row)
+        if job.params.get("hook_progress"):
+            hookrows.enqueue(conn, job, "job.progress", now)
+    return True
 
 
 def release(conn: Connection, job_id: str, owner: str) -> None:
@@ -262,14 +273,16 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
     )
 
 
-def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any]) -> Any:
+def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],
+         now: float) -> Any:
+    """End a live job; its webhook is queued in this same transaction."""
     conds = [jobs.c.id == job_id, jobs.c.status.in_(_LIVE)]
     if owner is not None:
         conds.append(jobs.c.lease_owner == owner)
-    stmt = update(jobs).where(*conds).values(**values).returning(
-        jobs.c.user_id, jobs.c.quota
-    )
-    return conn.execute(stmt).first()
+    row = conn.execute(update(jobs).where(*conds).values(**values).returning(*jobs.c)).first()
+    if row is not None:
+        hookrows.enqueue(conn, row_to_job(row), "job.finished", now)
+    return row
 
 
 def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, Any],
@@ -278,7 +291,7 @@ def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, 
     row = _end(conn, job_id, owner, {
         "status": JobStatus.SUCCESS.value, "progress": 100, "finished_at": now,
         "result": orjson.dumps(result).decode(), "lease_owner": None,
-    })
+    }, now)
     if row is None:
         return False
     _move_money(conn, row.user_id, job_id, LedgerKind.SETTLE, row.quota, now)
@@ -291,7 +304,7 @@ def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: fl
     row = _end(conn, job_id, owner, {
         "status": JobStatus.FAILED.value, "finished_at": now, "message": message,
         "lease_owner": None,
-    })
+    }, now)
     if row is None:
         return False
     kind = LedgerKind.REFUND

@@ -39,6 +39,8 @@ users = Table(
     Column("in_flight", Integer, nullable=False, default=0),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
+    # Standard Webhooks signing secret ("whsec_..."), made on first use
+    Column("webhook_secret", String(64), nullable=True),
 )
 
 api_keys = Table(
@@ -115,4 +117,40 @@ daily_counters = Table(
     Column("day", String(10), primary_key=True),
     Column("name", String(32), primary_key=True),
     Column("value", Integer, nullable=False, default=0),
+)
+
+#: the webhook outbox: one row per notification, written in the job's own transaction
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id header, stable across attempts
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_user_created", "user_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("webhook_deliveries.id"), nullable=False,
+           index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
 )

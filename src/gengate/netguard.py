@@ -1,0 +1,108 @@
+"""Outbound URL safety: webhooks only go to public addresses, unless the operator allows more.
+
+A URL is checked when it is submitted and again, on the freshly resolved addresses, right
+before each delivery; the request is then sent to the address that was checked, so a DNS
+answer that changes in between cannot point it at an internal service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from gengate.errors import BadRequest
+
+__all__ = ["NetGuard", "Target"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A checked URL and the address to connect to."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: str
+
+
+def _refusal(address: IPAddress) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    checks = (
+        (address.is_loopback, "a loopback address"),
+        (address.is_link_local, "a link-local address"),
+        (address.is_multicast, "a multicast address"),
+        (address.is_unspecified, "an unspecified address"),
+        (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
+        (not address.is_global, "not a public address"),
+    )
+    for hit, reason in checks:
+        if hit:
+            return reason
+    return None
+
+
+class NetGuard:
+    """Checks URLs against public-address rules and an operator allow-list."""
+
+    def __init__(self, allow: Iterable[str] = ()):
+        self._hosts: set[str] = set()
+        self._networks: list[Network] = []
+        for item in allow:
+            item = item.strip().lower()
+            if not item:
+                continue
+            try:
+                self._networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                self._hosts.add(item.rstrip("."))
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> NetGuard:
+        return cls((value or "").split(","))
+
+    def _allowed(self, host: str, address: IPAddress) -> bool:
+        return host in self._hosts or any(address in net for net in self._networks)
+
+    @staticmethod
+    def parse(url: str, field: str = "hookUrl") -> tuple[str, str, int]:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise BadRequest(f"{field}: not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadRequest(f"{field}: must be an http or https URL")
+        if parts.username or parts.password:
+            raise BadRequest(f"{field}: must not carry credentials")
+        return parts.scheme, parts.hostname.lower().rstrip("."), port or (
+            443 if parts.scheme == "https" else 80)
+
+    async def check(self, url: str, field: str = "hookUrl") -> Target:
+        """Resolve ``url``'s host; refuse it unless every address is allowed."""
+        scheme, host, port = self.parse(url, field)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise BadRequest(f"{field}: cannot resolve host {host}") from None
+        addresses = sorted({info[4][0] for info in infos})
+        if not addresses:
+            raise BadRequest(f"{field}: cannot resolve host {host}")
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%")[0])
+            reason = _refusal(address)
+            if reason and not self._allowed(host, address):
+                raise BadRequest(f"{field}: {host} resolves to {reason} ({address}), which "
+                                 "webhooks may not reach; an operator can allow it with "
+                                 "GENGATE_WEBHOOK_ALLOW")
+        return Target(url, scheme, host, port, addresses[0])
