@@ -52,6 +52,7 @@ class Runtime:
         store = Store.open(settings.resolved_database_url())
         if migrate:
             await store.migrate()
+        store.db.start_maintenance()
         storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
         providers: dict[str, Provider] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -84,6 +85,9 @@ class GengateApp:
                                            with_worker=self.with_worker,
                                            with_dispatcher=self.with_dispatcher)
         self.web.state.runtime = self.runtime
+        # what start-up built lives as long as the process: keep it out of the GC's scans
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self) -> None:
         if self.runtime is not None:

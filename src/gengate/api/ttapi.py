@@ -77,7 +77,7 @@ class Call:
     def data(self) -> dict[str, Any]:
         """The JSON body (POST) or the query string (GET) as a dict."""
         if self.method == "GET" or not self.body.strip():
-            return dict(parse_qsl(self.query.decode("latin-1")))
+            return parse_query(self.query)
         ctype = (self.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType(
@@ -98,6 +98,19 @@ class Call:
             raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
         return Submit(self.user_id, req.timeout, req.hookUrl, getattr(req, "getUImages", False),
                       key, req.hookProgress)
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """A query string as a dict (the last value of a repeated name wins)."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text))
+    out = {}
+    for part in text.split("&"):
+        name, sep, value = part.partition("=")
+        if name and sep:
+            out[name] = value
+    return out
 
 
 Handler = Callable[[Runtime, Call], Awaitable[Any]]

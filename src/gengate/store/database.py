@@ -8,6 +8,9 @@ the query. On PostgreSQL they run through the async engine (asyncpg) with ``run_
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +23,8 @@ from sqlalchemy.pool import StaticPool
 
 T = TypeVar("T")
 
+log = logging.getLogger("gengate.store")
+
 __all__ = ["Database"]
 
 
@@ -29,7 +34,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA foreign_keys=ON")
+    # checkpoints (the only writes that wait for the disk) run off the event loop instead
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+#: seconds between background WAL checkpoints on SQLite
+CHECKPOINT_EVERY = 1.0
 
 
 class Database:
@@ -42,6 +53,7 @@ class Database:
         self._async: AsyncEngine | None = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
         if self.is_sqlite:
             self._open_sqlite()
         else:
@@ -68,6 +80,27 @@ class Database:
             assert self._sync is not None
             self._conn = self._sync.connect()
         return self._conn
+
+    def start_maintenance(self) -> None:
+        """SQLite: checkpoint the WAL in a thread every second, so the event loop never
+        waits for the disk (the connection itself has automatic checkpoints off)."""
+        if self.is_sqlite and self._checkpointer is None:
+            self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+
+    async def _checkpoint_loop(self) -> None:
+        path = self.url.database
+        if not path or path == ":memory:":
+            return
+        conn = await asyncio.to_thread(sqlite3.connect, path, check_same_thread=False)
+        try:
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY)
+                try:
+                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("event=checkpoint_failed error=%s", exc)
+        finally:
+            conn.close()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction and return its result."""
@@ -108,7 +141,13 @@ class Database:
             return await conn.run_sync(fn, *args)
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+            self._checkpointer = None
         if self._conn is not None:
+            if self.is_sqlite:
+                self._conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             self._conn.close()
             self._conn = None
         if self._sync is not None:
