@@ -38,3 +38,10 @@ def need_service(what: str, reason: str) -> None:
 
 def postgres_url() -> str:
     return os.environ.get("GENGATE_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def redis_url() -> str:
+    return os.environ.get("GENGATE_TEST_REDIS_URL", DEFAULT_REDIS)

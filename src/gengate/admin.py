@@ -24,6 +24,8 @@ def user_view(user: User) -> dict[str, Any]:
         "max_queue": user.max_queue,
         "in_flight": user.in_flight,
         "active": user.active,
+        "rate_per_second": user.rate_per_second,
+        "rate_per_minute": user.rate_per_minute,
         "created_at": timestamp(user.created_at),
     }
 
@@ -62,8 +64,15 @@ class AdminService:
         return user_view(user)
 
     async def update(self, user_id: int, max_queue: int | None = None,
-                     active: bool | None = None) -> dict[str, Any]:
+                     active: bool | None = None, rate_per_second: int | None = None,
+                     rate_per_minute: int | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {}
+        for name, value in (("rate_per_second", rate_per_second),
+                            ("rate_per_minute", rate_per_minute)):
+            if value is not None:
+                if value < 0:
+                    raise BadRequest(f"{name}: must not be negative")
+                values[name] = value
         if max_queue is not None:
             if max_queue < 0:
                 raise BadRequest("max_queue: must not be negative")
@@ -71,7 +80,7 @@ class AdminService:
         if active is not None:
             values["active"] = active
         user = await self.store.update_user(user_id, values)
-        if active is False:
+        if active is False or rate_per_second is not None or rate_per_minute is not None:
             self.jobs.forget_key()
         return user_view(user)
 

@@ -141,6 +141,14 @@ def set_max_queue(user_id: int, max_queue: int) -> None:
     _admin(lambda a: a.update(user_id, max_queue=max_queue))
 
 
+@admin_app.command("set-rate")
+def set_rate(user_id: int,
+             per_second: Annotated[int | None, typer.Option(help="0 = no limit")] = None,
+             per_minute: Annotated[int | None, typer.Option(help="0 = no limit")] = None) -> None:
+    """Set the request limits of a user's keys (other nodes apply them within 10 s)."""
+    _admin(lambda a: a.update(user_id, rate_per_second=per_second, rate_per_minute=per_minute))
+
+
 @admin_app.command("issue-key")
 def issue_key(user_id: int) -> None:
     """Issue another API key for a user."""

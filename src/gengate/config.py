@@ -7,6 +7,7 @@ Every field can be set from the environment with the ``GENGATE_`` prefix, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     # security
     admin_key: str | None = Field(None, description="Bearer key for /admin; unset disables /admin")
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body accepted")
+
+    # rate limits (0 = none); shared across nodes through Redis when redis_url is set
+    redis_url: str | None = Field(None, description="redis://host:port/db for shared limits")
+    rate_per_second: int = Field(50, ge=0, description="Requests per second per API key")
+    rate_per_minute: int = Field(1200, ge=0, description="Requests per minute per API key")
+    ip_rate_per_second: int = Field(
+        20, ge=0, description="Requests per second per client address without a valid key"
+    )
 
     # users
     default_max_queue: int = 10
@@ -81,6 +90,26 @@ class Settings(BaseSettings):
 
     # status page
     status_window_seconds: int = 3600
+
+    # LLM relay (/v1/messages, /v1/chat/completions)
+    llm_accounts: list[dict[str, Any]] = Field(
+        default_factory=list, description="LLM upstream accounts, JSON list of objects with "
+        "name, kind (anthropic|openai), base_url, api_key, models, priority, aliases"
+    )
+    llm_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="model pattern -> quota per million tokens for "
+        "input, output, cache_write, cache_read; merged over the defaults"
+    )
+    llm_usage_retention_days: float = Field(90, gt=0, description="Days usage rows are kept")
+    llm_retries: int = Field(1, ge=0, description="Retries per account before failing over")
+    llm_cooldown_seconds: float = Field(
+        10.0, ge=0, description="Cooldown after 429/529 without Retry-After or repeated failure"
+    )
+    llm_connect_timeout: float = Field(10.0, gt=0, description="Seconds to connect upstream")
+    llm_read_timeout: float = Field(600.0, gt=0, description="Seconds between upstream bytes")
+    llm_default_max_tokens: int = Field(
+        8192, ge=1, description="Output tokens held for calls that set no max_tokens"
+    )
 
     @field_validator("public_url")
     @classmethod

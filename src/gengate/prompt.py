@@ -3,31 +3,31 @@
 :func:`parse_prompt` splits a prompt into leading image URLs, text and typed parameters and
 refuses what Midjourney would refuse, with the contract's ``[Invalid parameter] ...`` messages.
 :class:`WordFilter` refuses banned words with ``[Banned prompt detected] ...``.
-:func:`check_prompt` does both. The parameter table lives in :mod:`gengate.prompt_params`.
+:func:`check_prompt` does both. The parameter table lives in :mod:`gengate.prompt_params`, the
+word filter in :mod:`gengate.prompt_filter`.
 
-Pure: no I/O except reading the packaged word list.
+Pure: no I/O except reading the packaged word list. :func:`check_prompt` runs on every submitted
+prompt, so the common case (no URL, no braces, no dashes) takes fast paths and the per-version
+tables are computed once.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import cache
-from importlib import resources
+from functools import lru_cache
 from typing import NamedTuple
 
-from gengate.errors import BannedPrompt
+from gengate.prompt_filter import WordFilter
 from gengate.prompt_params import (
     ALIASES_LONGEST_FIRST,
     BY_ALIAS,
     BY_NAME,
-    CONFLICTS,
+    CONFLICT_GROUP,
     MODES,
+    NEEDS,
     ORDER,
-    REQUIRES,
     BadValue,
     Param,
     ParamSpec,
@@ -38,6 +38,7 @@ from gengate.prompt_params import (
     normalize_version,
     shown,
     url_of,
+    version_of,
 )
 
 __all__ = [
@@ -187,7 +188,10 @@ _DASH_RE = re.compile(r"(?:(?<= )|^)[\u2014\u2013](?=[A-Za-z])")
 
 def _normalize(prompt: str) -> str:
     """Whitespace collapsed to single spaces; a dash (em or en) that opens a word becomes ``--``."""
-    return _DASH_RE.sub("--", " ".join(prompt.split()))
+    text = " ".join(prompt.split())
+    if "\u2014" in text or "\u2013" in text:
+        return _DASH_RE.sub("--", text)
+    return text
 
 
 def parse_prompt(prompt: str, rules: PromptRules | None = None) -> ParsedPrompt:
@@ -207,70 +211,114 @@ def parse_prompt(prompt: str, rules: PromptRules | None = None) -> ParsedPrompt:
     return replace(variants[0], canonical=text, permutations=variants)
 
 
-class _Entry(NamedTuple):
-    spec: ParamSpec
-    written: str
-    raw: str
+_Entry = tuple[ParamSpec, str, str]  # the spec, the name as written, the value as written
+
+
+class _Params(NamedTuple):
+    """The checked parameters of a prompt and what follows from them."""
+
+    version: str
+    params: tuple[Param, ...]
+    rendered: str  # the parameters in canonical spelling, "" when none
+    aspect: tuple[int, int]
+    seed: int | None
+    mode: str | None
 
 
 def _parse_plain(text: str, rules: PromptRules) -> ParsedPrompt:
-    head, groups = _split_params(text.split())
-    urls, words = _split_head(head)
-    entries = [_resolve(written, " ".join(values)) for written, values in groups]
-    _check_combinations(entries)
-    version = _version_of(entries, rules)
-    params = tuple(sorted((_build(entry, version) for entry in entries),
-                          key=lambda p: ORDER[p.name]))
-    _check_requires(entries)
-    body = " ".join(words)
+    """Parse a normalized prompt (single spaces) without permutation braces."""
+    head, tail = _split_tail(text)
+    urls, body = _split_head(head)
+    if not tail:
+        found = _no_params(rules.default_version)
+    elif len(tail) <= _CACHED_TAIL:
+        found = _parse_tail_cached(tail, rules.versions, rules.niji_versions,
+                                   rules.default_version)
+    else:
+        found = _parse_tail(tail, rules.versions, rules.niji_versions, rules.default_version)
     _check_body(body, urls)
-    values = {p.name: p.value for p in params}
+    parts = [*urls, body, found.rendered] if urls else [body, found.rendered]
     return ParsedPrompt(
         image_urls=urls,
         text=body,
-        params=params,
-        version=version.label,
-        aspect=values.get("aspect", (1, 1)),  # type: ignore[arg-type]
-        seed=values.get("seed"),  # type: ignore[arg-type]
-        mode=next((mode for mode in MODES if mode in values), None),
-        canonical=_render(urls, body, params),
+        params=found.params,
+        version=found.version,
+        aspect=found.aspect,
+        seed=found.seed,
+        mode=found.mode,
+        canonical=" ".join(part for part in parts if part),
     )
 
 
-def _split_params(tokens: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Split tokens into the head (URLs and text) and ``(--name, value tokens)`` groups."""
-    groups: list[tuple[str, list[str]]] = []
-    head: list[str] = []
-    for token in tokens:
-        if token.startswith("--"):
-            groups.append((token, []))
-        elif groups:
-            groups[-1][1].append(token)
-        else:
-            head.append(token)
-    return head, groups
+def _split_tail(text: str) -> tuple[str, str]:
+    """The head (image URLs and text) and the parameters (from the first ``--`` word on)."""
+    if text.startswith("--"):
+        return "", text
+    head, found, tail = text.partition(" --")
+    return head, "--" + tail if found else ""
 
 
-def _split_head(head: list[str]) -> tuple[tuple[str, ...], list[str]]:
+def _split_head(head: str) -> tuple[tuple[str, ...], str]:
+    """Leading image URLs, and the text after them."""
+    if not head.startswith(("h", "H", "<")):  # the fast path: no URL
+        return (), head
+    tokens = head.split()
     urls: list[str] = []
-    for index, token in enumerate(head):
+    for index, token in enumerate(tokens):
         if not token.lower().lstrip("<").startswith(("http://", "https://")):
-            return tuple(urls), head[index:]
+            return tuple(urls), " ".join(tokens[index:])
         url = url_of(token)
         if url is None:
             raise error(f"Invalid image URL: `{shown(token)}`")
         urls.append(url)
-    return tuple(urls), []
+    return tuple(urls), ""
+
+
+@lru_cache(maxsize=16)
+def _no_params(default_version: str) -> _Params:
+    return _Params(version_of("v", default_version)[0].label, (), "", (1, 1), None, None)
+
+
+def _parse_tail(tail: str, versions: tuple[str, ...], niji_versions: tuple[str, ...],
+                default_version: str) -> _Params:
+    """Check the parameters (``--ar 16:9 --v 6``); every word that starts with ``--`` opens one."""
+    entries = [_resolve(group) for group in tail[2:].split(" --")]
+    _check_combinations(entries)
+    version, available = _version_of(entries, versions, niji_versions, default_version)
+    params = sorted((_build(entry, version, available) for entry in entries), key=_order)
+    _check_requires(entries)
+    values = {param.name: param.value for param in params}
+    return _Params(
+        version=version.label,
+        params=tuple(params),
+        rendered=" ".join(BY_NAME[p.name].render(p.value) for p in params),
+        aspect=values.get("aspect", (1, 1)),  # type: ignore[arg-type]
+        seed=values.get("seed"),  # type: ignore[arg-type]
+        mode=next((mode for mode in MODES if mode in values), None),
+    )
+
+
+# Prompts tend to share their parameters (``--ar 16:9 --v 6.1``): the checked parameters are
+# cached (results only; a refused tail is checked again each time). The objects are immutable.
+_CACHED_TAIL = 160
+_parse_tail_cached = lru_cache(maxsize=4096)(_parse_tail)
+
+
+def _order(param: Param) -> int:
+    return ORDER[param.name]
 
 
 _GLUED = frozenset("0123456789:.-")
 
 
-def _resolve(written: str, raw: str) -> _Entry:
-    name = written[2:].lower()
+def _resolve(group: str) -> _Entry:
+    """The spec of one parameter (``ar 16:9``, the leading ``--`` cut off)."""
+    name, _, raw = group.partition(" ")
+    written = "--" + name
+    name = name.lower()
     spec = BY_ALIAS.get(name)
     if spec is not None:
-        return _Entry(spec, written, raw)
+        return spec, written, raw
     for alias in ALIASES_LONGEST_FIRST:
         if name.startswith(alias) and name[len(alias)] in _GLUED:
             raise error(f"Missing space in argument: `{shown(written)}`")
@@ -279,42 +327,46 @@ def _resolve(written: str, raw: str) -> _Entry:
 
 def _check_combinations(entries: list[_Entry]) -> None:
     seen: set[str] = set()
-    for entry in entries:
-        if entry.spec.name in seen:
-            raise error(f"Duplicate argument: `{shown(entry.written)}`")
-        seen.add(entry.spec.name)
-    for group in CONFLICTS:
-        present = [entry.written for entry in entries if entry.spec.name in group]
-        if len(present) > 1:
-            raise error(f"Conflicting arguments: `{present[0]}` and `{present[1]}`")
+    groups: dict[int, list[str]] = {}  # conflict group -> the names written, in order
+    for spec, written, _ in entries:
+        if spec.name in seen:
+            raise error(f"Duplicate argument: `{shown(written)}`")
+        seen.add(spec.name)
+        if spec.name in CONFLICT_GROUP:
+            groups.setdefault(CONFLICT_GROUP[spec.name], []).append(written)
+    clashes = [group for group, names in groups.items() if len(names) > 1]
+    if clashes:
+        first, second = groups[min(clashes)][:2]
+        raise error(f"Conflicting arguments: `{first}` and `{second}`")
 
 
 def _check_requires(entries: list[_Entry]) -> None:
-    names = {entry.spec.name for entry in entries}
-    for entry in entries:
-        for name, needs in REQUIRES:
-            if entry.spec.name == name and names.isdisjoint(needs):
-                raise error(f"Argument `{entry.written}` requires `--{needs[0]}`")
+    names = {spec.name for spec, _, _ in entries}
+    for spec, written, _ in entries:
+        needs = NEEDS.get(spec.name)
+        if needs is not None and names.isdisjoint(needs):
+            raise error(f"Argument `{written}` requires `--{needs[0]}`")
 
 
-def _version_of(entries: list[_Entry], rules: PromptRules) -> Version:
-    for entry in entries:
-        if entry.spec.name not in ("version", "niji"):
+def _version_of(entries: list[_Entry], versions: tuple[str, ...], niji_versions: tuple[str, ...],
+                default_version: str) -> tuple[Version, frozenset[str]]:
+    """The version a prompt asks for, and the names of the parameters that version has."""
+    for spec, written, raw in entries:
+        if spec.name not in ("version", "niji"):
             continue
-        if not entry.raw:
-            raise error(f"Missing value for argument: `{entry.written}`")
-        family = "v" if entry.spec.name == "version" else "niji"
-        allowed = rules.versions if family == "v" else rules.niji_versions
-        number = normalize_version(entry.raw)
-        if number is None or number not in allowed:
-            raise invalid_value(entry.written, entry.raw)
-        return Version(family, number)
-    return Version("v", rules.default_version)
+        if not raw:
+            raise error(f"Missing value for argument: `{written}`")
+        family = "v" if spec.name == "version" else "niji"
+        number = normalize_version(raw)
+        if number is None or number not in (versions if family == "v" else niji_versions):
+            raise invalid_value(written, raw)
+        return version_of(family, number)
+    return version_of("v", default_version)
 
 
-def _build(entry: _Entry, version: Version) -> Param:
+def _build(entry: _Entry, version: Version, available: frozenset[str]) -> Param:
     spec, written, raw = entry
-    if not spec.available(version):
+    if spec.name not in available:
         raise error(f"Argument `{shown(written)}` is not available in version `{version.label}`")
     if spec.arity == "flag":
         if raw:
@@ -408,185 +460,6 @@ def _expand(text: str, cap: int) -> list[str]:
         results = [done + literal + option for done in results for option in options]
         pos = end + 1
     return [done + text[pos:] for done in results]
-
-
-# -- banned words ----------------------------------------------------------------------------
-_SEP = r"[._\-*'~+|,/:]"
-_WORD_RE = re.compile(r"[a-z0-9@$]+(?:" + _SEP + r"[a-z0-9@$]+)*")
-_SEP_RE = re.compile(_SEP)
-_LETTER_RE = re.compile(r"[a-z]")
-_DOUBLE_RE = re.compile(r"(.)\1+")
-_LEET = str.maketrans("013457@$", "oieastas")
-_LEET_L = str.maketrans("013457@$", "oleastas")
-_MAX_SPELLED = 24  # longest spelled-out word ("n u d e") looked at
-
-
-def _fold(text: str) -> str:
-    """Lower case, accents and invisible format characters removed."""
-    text = text.lower()
-    if text.isascii():
-        return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(
-        char for char in decomposed
-        if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
-    ).lower()
-
-
-def _collapse(word: str) -> str:
-    """``nuuude`` -> ``nude`` (the index key of a word)."""
-    return _DOUBLE_RE.sub(r"\1", word) if _DOUBLE_RE.search(word) else word
-
-
-def _forms(token: str) -> tuple[str, list[str]]:
-    """The main spelling of a token (separators removed, leetspeak decoded) and all spellings."""
-    if token.isalpha():
-        return token, [token]
-    joined = _SEP_RE.sub("", token)
-    bases = [joined, *_SEP_RE.split(token)] if joined != token else [joined]
-    forms: list[str] = []
-    for base in bases:
-        forms.append(base)
-        if not base.isalpha() and _LETTER_RE.search(base):
-            forms.append(base.translate(_LEET))
-            if "1" in base:
-                forms.append(base.translate(_LEET_L))
-    main = joined.translate(_LEET) if _LETTER_RE.search(joined) else joined
-    return main, forms
-
-
-def _plural(word: str) -> str:
-    return "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
-
-
-def _word_pattern(word: str, plural: bool) -> re.Pattern[str]:
-    """``boob`` -> ``b{1,}o{2,}b{1,}``: repeated letters match, fewer letters do not."""
-    body = "".join(f"{re.escape(m[0][0])}{{{len(m[0])},}}" for m in re.finditer(r"(.)\1*", word))
-    return re.compile(body + (f"(?:{_plural(word)}+)?" if plural else ""))
-
-
-class _Term(NamedTuple):
-    entry: str
-    patterns: tuple[re.Pattern[str], ...]
-
-
-class WordFilter:
-    """A banned-words filter: whole words, any case, robust to simple obfuscation.
-
-    ``n.u.d.e``, ``n-u-d-e``, ``n u d e``, ``nuuude``, ``nud3``, ``NUDES`` all match ``nude``;
-    ``class``, ``Scunthorpe`` or ``therapist`` never match a word they merely contain.
-    Entries may be phrases (``full frontal``); a plural ``s``/``es`` on the last word matches.
-    """
-
-    def __init__(self, entries: Iterable[str]):
-        self._words: dict[str, list[_Term]] = {}  # collapsed word -> one-word terms
-        self._phrases: dict[tuple[str, ...], list[_Term]] = {}  # collapsed words -> phrases
-        self._heads: set[str] = set()  # collapsed first words of phrases
-        self._entries: list[str] = []
-        self._longest = 1
-        for entry in entries:
-            self._add(entry)
-
-    def _add(self, entry: str) -> None:
-        words = [_SEP_RE.sub("", w) for w in _WORD_RE.findall(_fold(entry))]
-        if not words:
-            return
-        self._entries.append(entry.strip())
-        self._longest = max(self._longest, len(words))
-        patterns = tuple(_word_pattern(w, i == len(words) - 1) for i, w in enumerate(words))
-        term = _Term(entry.strip().lower(), patterns)
-        stem = tuple(_collapse(w) for w in words[:-1])
-        for last in (words[-1], words[-1] + _plural(words[-1])):
-            if stem:
-                self._heads.add(stem[0])
-                self._phrases.setdefault((*stem, _collapse(last)), []).append(term)
-            else:
-                self._words.setdefault(_collapse(last), []).append(term)
-
-    @classmethod
-    def from_text(cls, text: str) -> WordFilter:
-        """A filter from a word list: one word or phrase per line, ``#`` starts a comment."""
-        return cls(line.split("#", 1)[0].strip() for line in text.splitlines())
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> WordFilter:
-        """A filter from a word-list file (UTF-8, the format of :meth:`from_text`)."""
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_text(handle.read())
-
-    @classmethod
-    def default(cls) -> WordFilter:
-        """The filter built from the packaged ``gengate/data/banned_words.txt`` (cached)."""
-        return _default_filter()
-
-    @property
-    def entries(self) -> tuple[str, ...]:
-        """The words and phrases of the list, as written there."""
-        return tuple(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def find(self, text: str) -> str | None:
-        """The first banned entry found in ``text`` (as it is listed, lower case), or None."""
-        mains: list[str] = []
-        for token in _WORD_RE.findall(_fold(text)):
-            main, forms = _forms(token)
-            for form in forms:
-                if (hit := self._word(form)) is not None:
-                    return hit
-            mains.append(main)
-        return self._find_phrase(mains) or self._find_spelled(mains)
-
-    def check(self, text: str) -> None:
-        """Raise :class:`~gengate.errors.BannedPrompt` naming the entry if ``text`` has one."""
-        hit = self.find(text)
-        if hit is not None:
-            raise BannedPrompt(
-                "[Banned prompt detected] Sorry! Our AI moderator thinks this prompt is not "
-                f"allowed (banned prompt words: [{hit}])"
-            )
-
-    def _word(self, word: str) -> str | None:
-        for term in self._words.get(_collapse(word), ()):
-            if term.patterns[0].fullmatch(word):
-                return term.entry
-        return None
-
-    def _find_phrase(self, mains: list[str]) -> str | None:
-        if not self._heads:
-            return None
-        keys = [_collapse(main) for main in mains]
-        for start, head in enumerate(keys):
-            if head not in self._heads:
-                continue
-            for size in range(2, self._longest + 1):
-                for term in self._phrases.get(tuple(keys[start : start + size]), ()):
-                    words = mains[start : start + size]
-                    if all(p.fullmatch(w) for p, w in zip(term.patterns, words, strict=True)):
-                        return term.entry
-        return None
-
-    def _find_spelled(self, mains: list[str]) -> str | None:
-        """Words spelled out one letter at a time: ``n u d e``."""
-        run: list[str] = []
-        for main in [*mains, ""]:
-            if len(main) == 1:
-                run.append(main)
-                continue
-            for start in range(len(run) - 2):
-                for end in range(start + 3, min(len(run), start + _MAX_SPELLED) + 1):
-                    word = "".join(run[start:end])
-                    if (hit := self._word(word) or self._word(word.translate(_LEET))):
-                        return hit
-            run = []
-        return None
-
-
-@cache
-def _default_filter() -> WordFilter:
-    source = resources.files("gengate").joinpath("data", "banned_words.txt")
-    return WordFilter.from_text(source.read_text(encoding="utf-8"))
 
 
 def check_prompt(prompt: str, rules: PromptRules | None = None,

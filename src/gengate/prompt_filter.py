@@ -15,7 +15,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import NamedTuple
 
@@ -24,7 +24,9 @@ from gengate.errors import BannedPrompt
 __all__ = ["WordFilter"]
 
 _SEP = r"[._\-*'~+|,/:]"
-_WORD_RE = re.compile(r"[a-z0-9@$]+(?:" + _SEP + r"[a-z0-9@$]+)*")
+# A token: letters and digits, maybe joined by separators (``n.u.d.e``). The quantifiers are
+# possessive (the same matches, found faster: a token never gives letters back).
+_WORD_RE = re.compile(r"[a-z0-9@$]++(?:" + _SEP + r"[a-z0-9@$]++)*+")
 _SEP_RE = re.compile(_SEP)
 _LETTER_RE = re.compile(r"[a-z]")
 _DOUBLE_RE = re.compile(r"(.)\1+")
@@ -78,14 +80,34 @@ class _Token(NamedTuple):
 
 
 def _analyze(token: str) -> _Token:
-    if token.isalpha():
-        key = _collapse(token)
-        return _Token(token, key, ((token, key),))
     main, forms = _forms(token)
     return _Token(main, _collapse(main), tuple((form, _collapse(form)) for form in forms))
 
 
-_analyze_cached = lru_cache(maxsize=_CACHE_SIZE)(_analyze)
+# Token (other than plain letters) -> its spellings; emptied when it grows too big.
+_TOKENS: dict[str, _Token] = {}
+
+
+def _remember(token: str) -> _Token:
+    found = _analyze(token)
+    if len(token) <= _CACHED_TOKEN:
+        if len(_TOKENS) >= _CACHE_SIZE:
+            _TOKENS.clear()
+        _TOKENS[token] = found
+    return found
+
+
+def _spelled_run(tokens: list[str]) -> bool:
+    """Whether three one-letter tokens follow each other (a word spelled out, ``n u d e``)."""
+    lengths = list(map(len, tokens))
+    if lengths.count(1) < 3:
+        return False
+    run = 0
+    for length in lengths:
+        run = run + 1 if length == 1 else 0
+        if run == 3:
+            return True
+    return False
 
 
 def _plural(word: str) -> str:
@@ -116,6 +138,7 @@ class WordFilter:
         self._phrases: dict[tuple[str, ...], list[_Term]] = {}  # collapsed words -> phrases
         self._heads: set[str] = set()  # collapsed first words of phrases
         self._entries: list[str] = []
+        self._clean: set[str] = set()  # tokens seen that are no word, and start no phrase
         self._longest = 1
         for entry in entries:
             self._add(entry)
@@ -162,28 +185,38 @@ class WordFilter:
 
     def find(self, text: str) -> str | None:
         """The first banned entry found in ``text`` (as it is listed, lower case), or None."""
-        words = self._words
+        tokens = _WORD_RE.findall(_fold(text))
+        if self._clean.issuperset(tokens) and not _spelled_run(tokens):
+            return None  # the fast path: every token is known to start no banned word or phrase
+        return self._scan(tokens)
+
+    def _scan(self, tokens: list[str]) -> str | None:
+        words, heads, clean = self._words, self._heads, self._clean
+        if len(clean) >= _CACHE_SIZE:
+            clean.clear()
         mains: list[str] = []
         keys: list[str] = []
-        run, spelled = 0, False  # three single letters in a row may spell out a word
-        for token in _WORD_RE.findall(_fold(text)):
-            main, key, forms = (_analyze_cached(token) if len(token) <= _CACHED_TOKEN
-                                else _analyze(token))
+        for token in tokens:
+            if token.isalpha():  # most tokens: one spelling, nothing to decode
+                main, key = token, _collapse(token)
+                forms: tuple[tuple[str, str], ...] = ((token, key),)
+            else:
+                main, key, forms = _TOKENS.get(token) or _remember(token)
+            suspect = key in heads
             for form, form_key in forms:
-                if form_key in words and (hit := self._match(form_key, form)) is not None:
-                    return hit
+                if form_key in words:
+                    if (hit := self._match(form_key, form)) is not None:
+                        return hit
+                    suspect = True
+            if not suspect and len(token) <= _CACHED_TOKEN:
+                clean.add(token)
             mains.append(main)
             keys.append(key)
-            if len(main) == 1:
-                run += 1
-                spelled = spelled or run >= 3
-            else:
-                run = 0
-        if self._heads and not self._heads.isdisjoint(keys):
+        if not heads.isdisjoint(keys):
             hit = self._find_phrase(mains, keys)
             if hit:
                 return hit
-        return self._find_spelled(mains) if spelled else None
+        return self._find_spelled(mains) if _spelled_run(tokens) else None
 
     def check(self, text: str) -> None:
         """Raise :class:`~gengate.errors.BannedPrompt` naming the entry if ``text`` has one."""

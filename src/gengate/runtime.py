@@ -3,8 +3,9 @@ settings, in that order, and closes them in reverse."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -17,6 +18,7 @@ from gengate.netguard import NetGuard
 from gengate.providers.base import Provider
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
+from gengate.ratelimit import Limits, RateLimiter
 from gengate.results import ResultWriter
 from gengate.service import JobService
 from gengate.stats import StatusService
@@ -41,6 +43,8 @@ class Runtime:
     status: StatusService
     worker: Worker | None
     dispatcher: Dispatcher | None
+    limiter: RateLimiter
+    _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -85,9 +89,28 @@ class Runtime:
             worker.start()
         if dispatcher is not None:
             dispatcher.start()
-        return cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher)
+        limiter = RateLimiter(settings.redis_url,
+                              Limits(settings.rate_per_second, settings.rate_per_minute),
+                              settings.ip_rate_per_second)
+        runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
+                      limiter)
+        runtime._listen()
+        return runtime
+
+    def _listen(self) -> None:
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
+        channels = {}
+        if self.worker is not None:
+            channels["gengate_jobs"] = self.worker.wake
+        if self.dispatcher is not None:
+            channels["gengate_webhooks"] = self.dispatcher.wake
+        if channels and not self.store.db.is_sqlite:
+            self._listener = asyncio.create_task(self.store.db.listen(channels))
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
         if self.worker is not None:
             await self.worker.stop()
         if self.dispatcher is not None:

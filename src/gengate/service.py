@@ -30,12 +30,23 @@ from gengate.jobs import (
 from gengate.keys import hash_key
 from gengate.netguard import NetGuard
 from gengate.quota import PriceTable
+from gengate.ratelimit import Limits
 from gengate.store import Admission, Store
 
-__all__ = ["JobService", "Submit"]
+__all__ = ["JobService", "Principal", "Submit"]
 
 PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: the user, which key (a hash prefix), and its limits
+    (``None``: the deployment's defaults)."""
+
+    user_id: int
+    key_id: str
+    limits: Limits | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +77,11 @@ class JobService:
         self.admitter = admitter
         self.illegal_limit = illegal_limit
         self.guard = guard
-        self._keys: dict[str, tuple[int, float]] = {}
+        self._keys: dict[str, tuple[Principal, float]] = {}
 
     # -- auth ---------------------------------------------------------------------------
-    async def authenticate(self, raw_key: str | None) -> int:
-        """The user id behind an API key, or 401."""
+    async def principal(self, raw_key: str | None) -> Principal:
+        """Who an API key belongs to, and the request limits that apply to it; or 401."""
         if not raw_key:
             raise Unauthorized()
         digest = hash_key(raw_key)
@@ -84,8 +95,16 @@ class JobService:
             raise Unauthorized()
         if len(self._keys) > 100_000:
             self._keys.clear()
-        self._keys[digest] = (user.id, now + _KEY_CACHE_SECONDS)
-        return user.id
+        limits = None
+        if user.rate_per_second is not None or user.rate_per_minute is not None:
+            limits = Limits(user.rate_per_second or 0, user.rate_per_minute or 0)
+        principal = Principal(user.id, digest[:16], limits)
+        self._keys[digest] = (principal, now + _KEY_CACHE_SECONDS)
+        return principal
+
+    async def authenticate(self, raw_key: str | None) -> int:
+        """The user id behind an API key, or 401."""
+        return (await self.principal(raw_key)).user_id
 
     def forget_key(self, key_hash: str | None = None) -> None:
         """Drop a cached key (or all of them) after a revocation or a user's deactivation."""

@@ -5,6 +5,8 @@ Ranges come from Midjourney's parameter documentation; the table we chose is doc
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -311,6 +313,13 @@ def test_conflicting_arguments(prompt: str, first: str, second: str) -> None:
         f"[Invalid parameter] Conflicting arguments: `{first}` and `{second}`")
 
 
+def test_conflicts_are_reported_in_table_order_and_after_duplicates() -> None:
+    assert message("a cat --fast --v 6 --relax --niji 6") == (
+        "[Invalid parameter] Conflicting arguments: `--v` and `--niji`")
+    assert message("a cat --fast --relax --ar 1:1 --ar 2:3") == (
+        "[Invalid parameter] Duplicate argument: `--ar`")
+
+
 @pytest.mark.parametrize(("prompt", "written"), [
     ("a cat --ar 1:1 --ar 2:3", "--ar"),
     ("a cat --ar 1:1 --aspect 2:3", "--aspect"),
@@ -567,6 +576,55 @@ def test_check_prompt_filters_text_not_urls() -> None:
     assert "[nude]" in caught.value.message
     with pytest.raises(InvalidParameter):
         check_prompt("a portrait --v 8", PromptRules())
+
+
+# -- the hot path: repeated prompts, cached parameters ---------------------------------------
+def test_repeated_prompts_give_equal_results() -> None:
+    prompt = "mountain lake at dawn, golden light --ar 16:9 --v 6.1 --s 250 --c 10"
+    first, again = check_prompt(prompt), check_prompt(prompt)
+    assert first == again
+    assert [(p.raw, p.written) for p in first.params] == [(p.raw, p.written) for p in again.params]
+    other = parse(f"{URL} a lake --ar 16:9 --v 6.1 --s 250 --c 10")
+    assert other.params == first.params
+    assert other.canonical == f"{URL} a lake --ar 16:9 --v 6.1 --chaos 10 --stylize 250"
+
+
+def test_same_parameters_are_checked_against_each_rules() -> None:
+    eight = PromptRules(versions=("7", "8"))
+    for _ in range(2):
+        assert parse("a cat --v 8", eight).version == "8"
+        assert message("a cat --v 8") == bad_value("--v", "8")
+        assert parse("a cat", eight).version == "7"
+        assert parse("a cat", PromptRules(versions=("6",), default_version="6")).version == "6"
+
+
+def test_refused_parameters_are_refused_every_time() -> None:
+    for _ in range(3):
+        assert message("a cat --ar 20:1") == bad_value("--ar", "20:1")
+        assert message("https:// a cat --ar 2:1") == (
+            "[Invalid parameter] Invalid image URL: `https://`")
+        assert message("--ar 2:1") == "[Invalid parameter] Prompt is empty"
+
+
+def test_long_parameter_values_are_parsed_the_same() -> None:
+    words = " ".join(f"word{n}" for n in range(60))
+    for _ in range(2):
+        parsed = parse(f"a cat --no {words} --ar 2:3")
+        assert parsed.get("no") == words
+        assert parsed.canonical == f"a cat --ar 2:3 --no {words}"
+
+
+def test_speed_of_a_typical_check() -> None:
+    prompt = "mountain lake at dawn, golden light --ar 16:9 --v 6.1 --s 250 --c 10"
+    rules = PromptRules()
+    rounds = 2000
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            check_prompt(prompt, rules)
+        best = min(best, (time.perf_counter() - start) / rounds)
+    assert best < 200e-6  # about 6 us on a laptop; generous for slow CI machines
 
 
 # -- properties ----------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from gengate.errors import BannedPrompt
 from gengate.prompt import WordFilter
 
 DEFAULT = WordFilter.default()
-SMALL = WordFilter(["nude", "sex", "boob", "full frontal", "x-rated", "rule34", "kkk", "rapist"])
+SMALL_WORDS = ("nude", "sex", "boob", "full frontal", "x-rated", "rule34", "kkk", "rapist")
+SMALL = WordFilter(SMALL_WORDS)
 
 
 @pytest.mark.parametrize(("text", "entry"), [
@@ -152,6 +153,49 @@ def test_speed_of_a_typical_prompt() -> None:
             DEFAULT.find(text)
         best = min(best, (time.perf_counter() - start) / rounds)
     assert best < 500e-6  # about 50 us on a laptop; generous for slow CI machines
+
+
+def test_word_filter_lives_in_prompt_filter() -> None:
+    from gengate import prompt_filter
+
+    assert WordFilter is prompt_filter.WordFilter
+
+
+@pytest.mark.parametrize("text", [
+    "a nude statue", "n.u.d.e", "a n u d e girl", "fuuull fr0ntal", "a dressed statue",
+    "a full moon", "full frontal", "the full frontal", "x y z",
+])
+def test_repeated_text_gives_the_same_answer(text: str) -> None:
+    fresh = WordFilter(SMALL_WORDS)
+    assert [fresh.find(text) for _ in range(3)] == [SMALL.find(text)] * 3
+
+
+def test_known_harmless_words_do_not_hide_a_phrase_or_a_spelled_word() -> None:
+    words = WordFilter(["full frontal", "nude"])
+    assert words.find("full moon over the sea") is None
+    assert words.find("over the sea") is None
+    assert words.find("a full frontal view") == "full frontal"
+    assert words.find("x y z") is None
+    assert words.find("n u d e") == "nude"
+    assert words.find("x y z") is None
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    from gengate import prompt_filter
+
+    words = WordFilter(["nude"])
+    for n in range(prompt_filter._CACHE_SIZE // 20 + 50):
+        text = " ".join(f"w{n}x{i}" for i in range(25))
+        assert words.find(text) is None
+    assert len(words._clean) <= prompt_filter._CACHE_SIZE + 25
+    assert words.find("w1x1 nude") == "nude"
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet=st.sampled_from(list("nudesx.-_ 3@$ab")), max_size=30))
+def test_property_cached_answers_match_a_fresh_filter(text: str) -> None:
+    fresh = WordFilter(SMALL_WORDS)
+    assert SMALL.find(text) == fresh.find(text) == SMALL.find(text)
 
 
 @settings(max_examples=300)

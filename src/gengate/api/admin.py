@@ -77,7 +77,8 @@ async def get_user(request: Request) -> Any:
 async def update_user(request: Request) -> Any:
     rt = _runtime(request)
     req: s.UpdateUserRequest = await _body(request, s.UpdateUserRequest)
-    return ok(await rt.admin.update(_user_id(request), req.max_queue, req.active))
+    return ok(await rt.admin.update(_user_id(request), req.max_queue, req.active,
+                                    req.rate_per_second, req.rate_per_minute))
 
 
 async def topup(request: Request) -> Any:

@@ -165,6 +165,8 @@ class TopUpRequest(_Wire):
 class UpdateUserRequest(_Wire):
     max_queue: int | None = Field(None, ge=0)
     active: bool | None = None
+    rate_per_second: int | None = Field(None, ge=0, description="0 = no limit")
+    rate_per_minute: int | None = Field(None, ge=0, description="0 = no limit")
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -24,6 +24,7 @@ from gengate.errors import (
     GengateError,
     MethodNotAllowed,
     PayloadTooLarge,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from gengate.quota import from_milli
@@ -256,6 +257,22 @@ ROUTES: dict[str, Route] = {
 }
 
 
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
+    """Authenticate and count the request against its key's limits (or its address's)."""
+    try:
+        principal = await rt.jobs.principal(call.api_key())
+    except Unauthorized:
+        await rt.limiter.check_address(_client(scope))
+        raise
+    await rt.limiter.check_key(principal.key_id, principal.limits)
+    return principal.user_id
+
+
 class TtapiFront:
     """Serves :data:`ROUTES`; anything else goes to ``fallback``."""
 
@@ -289,7 +306,9 @@ class TtapiFront:
         call = Call(method, scope.get("query_string", b""), scope["headers"])
         rt = self._runtime()
         if route.auth:
-            call.user_id = await rt.jobs.authenticate(call.api_key())
+            call.user_id = await _admit_caller(rt, call, scope)
+        else:
+            await rt.limiter.check_address(_client(scope))
         if method == "POST":
             call.body = await self._read(scope, receive)
         return await route.handler(rt, call)

@@ -9,7 +9,7 @@ from typing import Any
 
 from gengate.errors import GengateError
 from gengate.jobs import Job
-from gengate.store import hookrows, jobrows, userrows
+from gengate.store import hookrows, jobrows, llmrows, userrows
 from gengate.store.database import Database
 from gengate.store.hookrows import Delivery
 from gengate.store.jobrows import Admission
@@ -149,3 +149,16 @@ class Store:
 
     async def next_delivery_due(self) -> float | None:
         return await self.db.read(hookrows.next_due)
+
+    # -- LLM relay ----------------------------------------------------------------------
+    async def llm_hold(self, user_id: int, request_id: str, amount: int, now: float) -> None:
+        await self.db.run(llmrows.hold, user_id, request_id, amount, now)
+
+    async def llm_settle(self, usage: llmrows.UsageRow, held: int, now: float) -> int:
+        return await self.db.run(llmrows.settle, usage, held, now)
+
+    async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
+        return await self.db.read(llmrows.usage_of, user_id, page, limit)
+
+    async def llm_purge_usage(self, before: float) -> int:
+        return await self.db.run(llmrows.purge_usage, before)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -139,6 +140,32 @@ class Database:
         assert self._async is not None
         async with self._async.begin() as conn:
             return await conn.run_sync(fn, *args)
+
+    async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
+        """PostgreSQL: call ``channels[name]()`` on each ``NOTIFY name``, reconnecting after
+        a lost connection; returns only when cancelled. SQLite has nothing to listen to:
+        one process's wake-ups are in-process events, and polling covers the rest."""
+        if self.is_sqlite:
+            return
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("event=listen_connect_failed error=%s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c, ev=lost: ev.set())
+            try:
+                for name, callback in channels.items():
+                    await conn.add_listener(name, lambda *_a, cb=callback: cb())
+                for callback in channels.values():
+                    callback()  # anything notified while we were away is found by a look now
+                await lost.wait()
+            finally:
+                if not conn.is_closed():
+                    await conn.close()
 
     async def close(self) -> None:
         if self._checkpointer is not None:

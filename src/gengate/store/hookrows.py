@@ -41,6 +41,8 @@ def enqueue(conn: Connection, job: Job, event: str, now: float) -> None:
         "event": event, "url": job.hook_url, "body": orjson.dumps(fetch_body(job)).decode(),
         "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }])
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("NOTIFY gengate_webhooks")
 
 
 def new_secret() -> str:
@@ -119,6 +121,8 @@ def redeliver(conn: Connection, user_id: int, delivery_id: str, now: float) -> N
     )
     if result.rowcount != 1:
         raise NotFound(f"delivery {delivery_id} not found")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("NOTIFY gengate_webhooks")
 
 
 def deliveries_of(conn: Connection, user_id: int, job_id: str | None, page: int,

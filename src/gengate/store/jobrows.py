@@ -164,6 +164,7 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
             {"uid": uid, "delta": st[3], "in_flight": st[2]} for uid, st in state.items() if st[4]
         ]
         conn.execute(_ADMIT_USER, changed)
+        notify(conn, JOBS_CHANNEL)
     return results
 
 
@@ -188,6 +189,16 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+#: PostgreSQL NOTIFY channels that wake workers and webhook dispatchers on any node
+JOBS_CHANNEL = "gengate_jobs"
+WEBHOOKS_CHANNEL = "gengate_webhooks"
+
+
+def notify(conn: Connection, channel: str) -> None:
+    """Wake listeners on other nodes when this transaction commits (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {channel}")
 
 _ADMIT_USER = (
     update(users)
@@ -297,6 +308,7 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
                jobs.c.status == JobStatus.ON_QUEUE.value)
         .values(lease_owner=None, lease_expires_at=0.0)
     )
+    notify(conn, JOBS_CHANNEL)
 
 
 def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],

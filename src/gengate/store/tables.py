@@ -41,6 +41,9 @@ users = Table(
     Column("created_at", Float, nullable=False),
     # Standard Webhooks signing secret ("whsec_..."), made on first use
     Column("webhook_secret", String(64), nullable=True),
+    # request limits of this user's keys; NULL: the deployment's defaults
+    Column("rate_per_second", Integer, nullable=True),
+    Column("rate_per_minute", Integer, nullable=True),
 )
 
 api_keys = Table(
@@ -153,4 +156,24 @@ webhook_attempts = Table(
     Column("duration_ms", Float, nullable=False),
     Column("status_code", Integer, nullable=True),
     Column("error", Text, nullable=True),
+)
+
+#: one compact row per LLM relay call; rows older than the retention setting are deleted
+llm_usage = Table(
+    "llm_usage",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the request id, also the ledger's job_id
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cost", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_llm_usage_user_started", "user_id", "started_at"),
+    Index("ix_llm_usage_started", "started_at"),
 )

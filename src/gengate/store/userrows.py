@@ -22,6 +22,8 @@ class User:
     in_flight: int
     active: bool
     created_at: float
+    rate_per_second: int | None = None
+    rate_per_minute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,8 @@ def _user(row: Any) -> User:
     return User(
         id=row.id, email=row.email, balance=row.balance, freeze_balance=row.freeze_balance,
         max_queue=row.max_queue, in_flight=row.in_flight, active=bool(row.active),
-        created_at=row.created_at,
+        created_at=row.created_at, rate_per_second=getattr(row, "rate_per_second", None),
+        rate_per_minute=getattr(row, "rate_per_minute", None),
     )
 
 

@@ -1,0 +1,115 @@
+"""What the Anthropic and OpenAI adapters share: errors at the boundary, the upstream
+request, and an SSE splitter that keeps at most one partial event in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from gengate.errors import GengateError
+from gengate.llm_accounts import LlmAccount
+from gengate.llm_pricing import Usage
+
+__all__ = ["EventSplitter", "Protocol", "UpstreamFailed", "UpstreamReply", "open_upstream"]
+
+#: client headers never sent upstream (auth is the account's, framing is httpx's)
+_DROP = frozenset({
+    b"host", b"content-length", b"authorization", b"x-api-key", b"tt-api-key", b"connection",
+    b"accept-encoding", b"transfer-encoding", b"cookie", b"keep-alive", b"te", b"upgrade",
+    b"proxy-authorization", b"expect",
+})
+
+
+class UpstreamReply(GengateError):
+    """An upstream's own error answer (4xx), passed to the client as it came."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str] | None = None):
+        super().__init__(f"upstream answered {status}", headers=dict(headers or {}))
+        self.status_code = status
+        self.body = body
+
+
+class UpstreamFailed(GengateError):
+    """No upstream could answer: connection errors, 5xx, or 429/529 from every account."""
+
+    def __init__(self, message: str, status: int = 502,
+                 headers: Mapping[str, str] | None = None, retryable: bool = True):
+        super().__init__(message, headers=dict(headers or {}))
+        self.status_code = status
+        self.retryable = retryable
+
+
+class Protocol:
+    """One wire protocol: how to call an account and how to speak errors to clients."""
+
+    kind = ""
+    #: headers sent to the client with a relayed answer
+    reply_headers = ("content-type", "request-id", "x-request-id", "retry-after")
+
+    def url(self, account: LlmAccount, path: str) -> str:
+        raise NotImplementedError
+
+    def auth_headers(self, account: LlmAccount) -> dict[str, str]:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream_error(self, message: str) -> bytes:
+        raise NotImplementedError
+
+    def usage_from_body(self, body: Mapping[str, Any], usage: Usage) -> None:
+        found = body.get("usage")
+        if isinstance(found, Mapping):
+            usage.merge(found)
+
+    def usage_from_event(self, data: Mapping[str, Any], usage: Usage) -> None:
+        raise NotImplementedError
+
+    def headers(self, account: LlmAccount, client: list[tuple[bytes, bytes]]) -> dict[str, str]:
+        """Client headers to pass through (e.g. ``anthropic-version``) plus the account's."""
+        out = {k.decode("latin-1"): v.decode("latin-1") for k, v in client if k not in _DROP}
+        out.update(self.auth_headers(account))
+        out["content-type"] = "application/json"
+        return out
+
+
+async def open_upstream(http: httpx.AsyncClient, url: str, headers: dict[str, str],
+                        body: bytes) -> httpx.Response:
+    """Send the request and return the response with its body unread (a stream)."""
+    request = http.build_request("POST", url, headers=headers, content=body)
+    return await http.send(request, stream=True)
+
+
+class EventSplitter:
+    """Cuts a byte stream into whole SSE events (each ending with a blank line)."""
+
+    __slots__ = ("_rest",)
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        data = self._rest + chunk if self._rest else chunk
+        if b"\r\n" in data:
+            data = data.replace(b"\r\n", b"\n")
+        start = 0
+        while True:
+            end = data.find(b"\n\n", start)
+            if end < 0:
+                break
+            yield data[start:end + 2]
+            start = end + 2
+        self._rest = data[start:]
+
+    @property
+    def pending(self) -> bytes:
+        return self._rest
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The ``data:`` payload of one SSE event (lines joined), or None."""
+    parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(parts) if parts else None

@@ -1,0 +1,323 @@
+"""The LLM relay: picks upstream accounts, fails over, cools accounts down, and bills.
+
+One call: hold the worst-case price (402 if the balance is short), try the accounts that
+serve the model in order, retrying connection errors and 5xx on each and failing over to
+the next, all before the first byte reaches the client; then relay the answer (a stream
+event by event, never buffered whole) and settle the real cost from the upstream's usage,
+refunding the rest, with the usage row, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from gengate.clock import Clock
+from gengate.errors import GengateError, NotFound
+from gengate.llm_accounts import AccountPool, Candidate, retry_after_seconds
+from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage
+from gengate.providers.llmhttp import (
+    EventSplitter,
+    Protocol,
+    UpstreamFailed,
+    UpstreamReply,
+    event_data,
+    open_upstream,
+)
+from gengate.store import Store
+from gengate.store.llmrows import UsageRow
+
+__all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
+
+log = logging.getLogger("gengate.relay")
+
+PURGE_EVERY = 3600.0
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A parsed client request, ready to relay."""
+
+    protocol: Protocol
+    path: str
+    body: dict[str, Any]
+    raw: bytes
+    headers: list[tuple[bytes, bytes]]
+    stream: bool = False
+    client_usage: bool = True  # OpenAI streams: did the client ask for the usage chunk
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model") or "")
+
+    def payload(self, model: str) -> bytes:
+        """The body for an upstream whose model name is ``model``; unknown fields kept."""
+        if model == self.model and self.client_usage:
+            return self.raw
+        return orjson.dumps({**self.body, "model": model})
+
+
+@dataclass(slots=True)
+class LlmCall:
+    """One billed call in flight."""
+
+    id: str
+    user_id: int
+    model: str
+    held: int
+    price: ModelPrice
+    started_at: float
+    t0: float = field(default_factory=time.perf_counter)
+    account: str = ""
+    usage: Usage = field(default_factory=Usage)
+    status: str = "failed"
+    settled: bool = False
+
+
+class Relay:
+    def __init__(self, store: Store, clock: Clock, pool: AccountPool, prices: LlmPriceTable,
+                 http: httpx.AsyncClient, *, retries: int = 1, cooldown: float = 10.0,
+                 default_max_tokens: int = 8192, retention_days: float = 90.0):
+        self.store = store
+        self.clock = clock
+        self.pool = pool
+        self.prices = prices
+        self.http = http
+        self.retries = retries
+        self.cooldown = cooldown
+        self.default_max_tokens = default_max_tokens
+        self.retention_days = retention_days
+        self._purger: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._purger is None:
+            self._purger = asyncio.create_task(self._purge_loop())
+
+    async def close(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            await asyncio.gather(self._purger, return_exceptions=True)
+            self._purger = None
+        await self.http.aclose()
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                await self.purge_usage()
+            except Exception:
+                log.exception("event=llm_usage_purge_failed")
+            await asyncio.sleep(PURGE_EVERY)
+
+    async def purge_usage(self) -> int:
+        """Delete usage rows older than the retention, in batches; returns how many."""
+        before = self.clock.now() - self.retention_days * 86400
+        total = 0
+        while True:
+            gone = await self.store.llm_purge_usage(before)
+            total += gone
+            if gone < 5000:
+                return total
+
+    # -- calls ----------------------------------------------------------------------------
+    def candidates(self, prep: Prepared) -> list[Candidate]:
+        found = self.pool.candidates(prep.protocol.kind, prep.model, time.monotonic())
+        if not found:
+            raise NotFound(f"model: {prep.model or '(none)'} is not available")
+        return found
+
+    async def begin(self, user_id: int, prep: Prepared) -> tuple[LlmCall, list[Candidate]]:
+        """Hold the worst-case price of the call; 402 if the balance is short."""
+        found = self.candidates(prep)
+        price = self.prices.price(found[0].model)
+        limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
+        max_tokens = limit if isinstance(limit, int) and limit > 0 else self.default_max_tokens
+        held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
+        call = LlmCall(f"llm_{uuid.uuid4().hex}", user_id, prep.model, held, price,
+                       self.clock.now())
+        await self.store.llm_hold(user_id, call.id, held, call.started_at)
+        return call, found
+
+    async def open(self, call: LlmCall, found: list[Candidate],
+                   prep: Prepared) -> tuple[httpx.Response, bytes]:
+        """The first upstream that answers: its response and first bytes (the whole body
+        when not streaming). Refunds the hold and raises if none does."""
+        try:
+            cand, response, first = await self.attempt(found, prep)
+        except BaseException:
+            await self.finish(call)
+            raise
+        call.account = cand.account.name
+        call.price = self.prices.price(cand.model)
+        return response, first
+
+    async def attempt(self, found: list[Candidate],
+                      prep: Prepared) -> tuple[Candidate, httpx.Response, bytes]:
+        last: GengateError = UpstreamFailed("no upstream account answered")
+        for cand in found:
+            for _ in range(self.retries + 1):
+                try:
+                    response, first = await self._try(cand, prep)
+                except UpstreamFailed as exc:
+                    last = exc
+                    if not exc.retryable:
+                        break
+                    continue
+                self.pool.recover(cand.account.name)
+                return cand, response, first
+            else:
+                self.pool.cool_down(cand.account.name, time.monotonic() + self.cooldown)
+        raise last
+
+    async def _try(self, cand: Candidate, prep: Prepared) -> tuple[httpx.Response, bytes]:
+        proto, account = prep.protocol, cand.account
+        url = proto.url(account, prep.path)
+        headers = proto.headers(account, prep.headers)
+        try:
+            response = await open_upstream(self.http, url, headers, prep.payload(cand.model))
+        except httpx.TransportError as exc:
+            log.warning("event=llm_upstream_error account=%s error=%s", account.name,
+                        type(exc).__name__)
+            raise UpstreamFailed("upstream connection failed") from None
+        try:
+            if response.status_code >= 300:
+                await self._refused(cand, response)
+            if not prep.stream:
+                return response, await response.aread()
+            async for chunk in response.aiter_bytes():
+                if chunk:
+                    return response, chunk
+            return response, b""
+        except httpx.TransportError as exc:
+            await response.aclose()
+            log.warning("event=llm_upstream_dropped account=%s error=%s", account.name,
+                        type(exc).__name__)
+            raise UpstreamFailed("upstream connection dropped") from None
+        except BaseException:
+            await response.aclose()
+            raise
+
+    async def _refused(self, cand: Candidate, response: httpx.Response) -> None:
+        """Turn an upstream error status into the right error (and cooldown)."""
+        status = response.status_code
+        name = cand.account.name
+        log.warning("event=llm_upstream_status account=%s status=%s", name, status)
+        if status in (429, 529):
+            wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
+            self.pool.cool_down(name, time.monotonic() + wait)
+            headers = {"Retry-After": str(max(1, round(wait)))}
+            message = "rate limited upstream" if status == 429 else "Overloaded"
+            raise UpstreamFailed(message, status, headers, retryable=False)
+        if status in (401, 403):
+            self.pool.cool_down(name, time.monotonic() + self.cooldown * 6)
+            raise UpstreamFailed("upstream account refused", 502, retryable=False)
+        if status >= 500 or status < 400:
+            raise UpstreamFailed(f"upstream error {status}", 502 if status != 504 else 504)
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > _MAX_ERROR_BODY:
+                break
+        keep = {k: v for k in ("content-type", "retry-after")
+                if (v := response.headers.get(k)) is not None}
+        raise UpstreamReply(status, body[:_MAX_ERROR_BODY], keep)
+
+    async def finish(self, call: LlmCall) -> None:
+        """Settle the call: charge the usage seen, refund the rest, record the row."""
+        if call.settled:
+            return
+        call.settled = True
+        usage = call.usage
+        row = UsageRow(call.id, call.user_id, call.model[:128], call.account, usage.input,
+                       usage.output, usage.cache_write, usage.cache_read,
+                       call.price.cost_milli(usage), call.status, call.started_at,
+                       int((time.perf_counter() - call.t0) * 1000))
+        try:
+            await self.store.llm_settle(row, call.held, self.clock.now())
+        except Exception:
+            log.exception("event=llm_settle_failed request=%s", call.id)
+
+    async def count_tokens(self, prep: Prepared) -> bytes:
+        """Ask an upstream to count; estimate locally if none implements it."""
+        try:
+            _, response, body = await self.attempt(self.candidates(prep), prep)
+        except UpstreamReply as exc:
+            if exc.status_code not in (404, 405):
+                raise
+            return orjson.dumps({"input_tokens": max(1, len(prep.raw) // 4)})
+        await response.aclose()
+        return body
+
+    def models(self, kind: str | None = None) -> list[str]:
+        return self.pool.model_ids(kind)
+
+
+class StreamReply:
+    """Relays an upstream SSE stream event by event, reading usage on the way.
+
+    At most one partial event is held; a dropped upstream becomes the protocol's error
+    event and the stream ends there.
+    """
+
+    def __init__(self, call: LlmCall, prep: Prepared, response: httpx.Response, first: bytes):
+        self.call = call
+        self.prep = prep
+        self.response = response
+        self.first = first
+        self._split = EventSplitter()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        proto = self.prep.protocol
+        self.call.status = "cancelled"
+        try:
+            out = self._events(self.first)
+            if out:
+                yield out
+            async for chunk in self.response.aiter_bytes():
+                out = self._events(chunk)
+                if out:
+                    yield out
+        except httpx.TransportError as exc:
+            log.warning("event=llm_stream_dropped request=%s account=%s error=%s",
+                        self.call.id, self.call.account, type(exc).__name__)
+            self.call.status = "dropped"
+            yield proto.stream_error("upstream connection dropped mid-stream")
+            return
+        if self._split.pending.strip():
+            yield self._split.pending
+        self.call.status = "ok"
+
+    def _events(self, chunk: bytes) -> bytes:
+        kept = []
+        for event in self._split.feed(chunk):
+            if b'"usage"' in event and not self._usage(event):
+                continue
+            kept.append(event)
+        return b"".join(kept)
+
+    def _usage(self, event: bytes) -> bool:
+        """Read the usage of one event; False if the event is ours only (to drop)."""
+        data = event_data(event)
+        if not data:
+            return True
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return True
+        if isinstance(obj, dict):
+            self.prep.protocol.usage_from_event(obj, self.call.usage)
+            if not self.prep.client_usage and obj.get("choices") == []:
+                return False
+        return True
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
