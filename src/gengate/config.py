@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # the built-in local provider
     local_delay: float = Field(0.0, ge=0, description="Seconds the local provider takes per job")
     local_steps: int = Field(4, ge=1, description="Progress steps the local provider reports")
+    local_scale: float = Field(
+        1.0, gt=0, le=1, description="Size of rendered grids relative to the normal size"
+    )
     local_fail_marker: str | None = Field(
         None, description="Prompts containing this text fail upstream (for testing)"
     )

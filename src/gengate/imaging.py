@@ -275,12 +275,14 @@ def _tile(palette: Palette, key: str, seed: int, index: int, size: tuple[int, in
     return paint_scene(palette.jittered(jitter), derive_seed(tag, key, seed, index), size)
 
 
-def render_grid(prompt: str, seed: int, aspect: Aspect) -> Image.Image:
-    """A 2x2 grid of four different pictures for (prompt, seed), ``2 * tile_size(aspect)``.
+def render_grid(prompt: str, seed: int, aspect: Aspect,
+                tile: tuple[int, int] | None = None) -> Image.Image:
+    """A 2x2 grid of four different pictures for (prompt, seed), ``2 * tile_size(aspect)``
+    (or ``2 * tile`` when given).
 
     Tile 0 equals ``render_single(prompt, seed, tile_size(aspect))``.
     """
-    size = tile_size(aspect)
+    size = tile or tile_size(aspect)
     palette, key = make_palette(prompt), prompt_key(prompt)
     return _grid([_tile(palette, key, seed, index, size) for index in range(4)])
 

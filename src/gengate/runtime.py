@@ -19,6 +19,7 @@ from gengate.providers.base import Provider
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
+from gengate.relay import Relay, build_relay
 from gengate.results import ResultWriter
 from gengate.service import JobService
 from gengate.stats import StatusService
@@ -45,6 +46,7 @@ class Runtime:
     dispatcher: Dispatcher | None
     limiter: RateLimiter
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    relay: Relay | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -64,7 +66,7 @@ class Runtime:
                 settings.data_dir / "local-upstream", delay=settings.local_delay,
                 steps=settings.local_steps, fail_marker=settings.local_fail_marker,
                 hang_marker=settings.local_hang_marker,
-                fail_message=settings.local_fail_message,
+                fail_message=settings.local_fail_message, scale=settings.local_scale,
             )
         }
         guard = NetGuard.from_setting(settings.webhook_allow)
@@ -93,7 +95,7 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter)
+                      limiter, relay=build_relay(settings, store, clock))
         runtime._listen()
         return runtime
 
@@ -115,5 +117,7 @@ class Runtime:
             await self.worker.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.relay is not None:
+            await self.relay.close()
         await self.http.aclose()
         await self.store.close()

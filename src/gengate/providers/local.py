@@ -9,6 +9,7 @@ delay and then the rendered result. Every action is a real image operation from
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -32,13 +33,15 @@ class LocalProvider:
 
     def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
                  fail_marker: str | None = None, hang_marker: str | None = None,
-                 fail_message: str = "[Internal error] Something went wrong"):
+                 fail_message: str = "[Internal error] Something went wrong",
+                 scale: float = 1.0):
         self.root = root
         self.delay = delay
         self.steps = steps
         self.fail_marker = fail_marker
         self.hang_marker = hang_marker
         self.fail_message = fail_message
+        self.scale = scale
         self.poll_interval = delay / steps if delay else 0.0
 
     def _dir(self, upstream_id: str) -> Path:
@@ -64,7 +67,7 @@ class LocalProvider:
         }
         (folder / "task.json").write_bytes(orjson.dumps(spec))
         with (self.root / "submissions.log").open("a") as log:
-            log.write(f"{task.job_id} {upstream_id}\n")
+            log.write(f"{task.job_id} {upstream_id} {os.getpid()}\n")
 
     async def poll(self, upstream_id: str) -> ProviderUpdate:
         return await asyncio.to_thread(self._poll, upstream_id)
@@ -101,7 +104,7 @@ class LocalProvider:
                                   prompts=tuple(imaging.describe(inputs[0])))
         cached = folder / "result.png"
         if not cached.exists():
-            cached.write_bytes(imaging.encode_png(render(spec, inputs)))
+            cached.write_bytes(imaging.encode_png(render(spec, inputs, self.scale)))
         return ProviderUpdate(TaskState.SUCCESS, progress=100, image=cached.read_bytes())
 
     async def cancel(self, upstream_id: str) -> None:
@@ -119,15 +122,23 @@ def _remove_tree(folder: Path) -> None:
     folder.rmdir()
 
 
-def render(spec: dict[str, Any], inputs: list[Image.Image]) -> Image.Image:
-    """Run the image operation of ``spec['action']``."""
+def _scaled(aspect: tuple[int, int], scale: float) -> tuple[int, int] | None:
+    if scale == 1.0:
+        return None
+    width, height = imaging.tile_size(aspect)
+    return max(8, 8 * round(width * scale / 8)), max(8, 8 * round(height * scale / 8))
+
+
+def render(spec: dict[str, Any], inputs: list[Image.Image], scale: float = 1.0) -> Image.Image:
+    """Run the image operation of ``spec['action']``; ``scale`` shrinks newly drawn grids."""
     action, arg = spec["action"], spec["arg"]
     prompt, seed = spec["prompt"], int(spec["seed"])
     aspect = (int(spec["aspect"][0]), int(spec["aspect"][1]))
     source = inputs[0] if inputs else None
+    tile = _scaled(aspect, scale)
     ops: dict[str, Callable[[], Image.Image]] = {
-        "imagine": lambda: imaging.render_grid(prompt, seed, aspect),
-        "reroll": lambda: imaging.render_grid(prompt, seed, aspect),
+        "imagine": lambda: imaging.render_grid(prompt, seed, aspect, tile),
+        "reroll": lambda: imaging.render_grid(prompt, seed, aspect, tile),
         "blend": lambda: imaging.blend(inputs, aspect, seed),
         "make_square": lambda: imaging.make_square(_req(source), prompt, seed),
         "inpaint": lambda: imaging.inpaint(_req(source), inputs[1], prompt, seed,

@@ -21,7 +21,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+#: PostgreSQL advisory lock id held while migrating, so nodes starting together take turns
+MIGRATION_LOCK = 7_243_001
+
+
 def _upgrade(conn: Connection, revision: str) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     command.upgrade(alembic_config(conn), revision)
 
 
