@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     webhook_backoff_max: float = Field(3600.0, ge=0, description="Longest wait between tries")
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds one attempt may take")
     webhook_concurrency: int = Field(16, ge=1, description="Deliveries in flight per process")
+    webhook_retention_days: float = Field(
+        30.0, gt=0, description="Days the delivery log keeps finished deliveries"
+    )
 
     # prompts
     banned_words_file: Path | None = None

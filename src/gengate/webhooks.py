@@ -34,6 +34,8 @@ log = logging.getLogger("gengate.webhooks")
 
 #: the most of a receiver's answer that is read
 MAX_RESPONSE = 64 * 1024
+#: seconds between retention passes over the delivery log
+PURGE_EVERY = 3600.0
 
 
 def _pinned_url(target: Target) -> httpx.URL:
@@ -66,6 +68,7 @@ class Dispatcher:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._next_purge = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="gengate-webhooks")
@@ -96,6 +99,7 @@ class Dispatcher:
                         task = asyncio.create_task(self._deliver(delivery))
                         self._running.add(task)
                         task.add_done_callback(self._finished)
+                await self._purge_if_due()
                 wait = await self._until_next()
             except Exception:
                 log.exception("event=webhook_claim_failed")
@@ -104,6 +108,16 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
+
+    async def _purge_if_due(self) -> None:
+        """Retention: drop delivery logs older than the setting, once an hour per node."""
+        now = self.clock.now()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_EVERY
+        before = now - self.settings.webhook_retention_days * 86400
+        while (removed := await self.store.purge_deliveries(before)) > 0:
+            log.info("event=webhook_log_purged rows=%d", removed)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -164,3 +164,13 @@ async def test_secret_rotation_and_metrics(hook_settings: Settings) -> None:
         metrics = (await gw.http.get("/metrics")).text
         assert 'gengate_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
         assert (await gw.http.get("/webhooks/secret")).status_code == 401
+
+
+async def test_delivery_log_retention(hook_settings: Settings) -> None:
+    async with WebhookReceiver([500]) as receiver, serve_gateway(hook_settings) as gw:
+        client, job_id, _ = await _job(gw, receiver)
+        done = await _await_status(client, job_id, "delivered")
+        store = gw.runtime.store
+        assert await store.purge_deliveries(done["finishedAt"] - 1) == 0
+        assert await store.purge_deliveries(done["finishedAt"] + 1) == 1
+        assert await _deliveries(client, job_id) == []

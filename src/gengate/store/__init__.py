@@ -147,6 +147,9 @@ class Store:
     async def webhook_counts(self) -> dict[str, int]:
         return await self.db.read(hookrows.counts)
 
+    async def purge_deliveries(self, before: float) -> int:
+        return await self.db.run(hookrows.purge, before)
+
     async def next_delivery_due(self) -> float | None:
         return await self.db.read(hookrows.next_due)
 

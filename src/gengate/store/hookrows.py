@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from gengate.errors import NotFound
 from gengate.jobs import Job
@@ -159,6 +159,22 @@ def counts(conn: Connection) -> dict[str, int]:
     out["retried"] = int(conn.execute(select(func.count()).where(
         webhook_attempts.c.attempt > 1)).scalar_one())
     return out
+
+
+def purge(conn: Connection, before: float, batch: int = 5000) -> int:
+    """Delete finished deliveries (and their attempts) that ended before ``before``; at most
+    ``batch`` at a time so that no transaction holds its locks for long."""
+    if conn.dialect.name == "postgresql" and not conn.exec_driver_sql(
+            "SELECT pg_try_advisory_xact_lock(7243002)").scalar():
+        return 0  # another node is purging right now
+    ids = [r.id for r in conn.execute(
+        select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.status.in_([DELIVERED, FAILED]),
+            webhook_deliveries.c.finished_at < before).limit(batch))]
+    if ids:
+        conn.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(ids)))
+        conn.execute(delete(webhook_deliveries).where(webhook_deliveries.c.id.in_(ids)))
+    return len(ids)
 
 
 def next_due(conn: Connection) -> float | None:

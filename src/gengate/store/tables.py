@@ -143,6 +143,7 @@ webhook_deliveries = Table(
     Column("finished_at", Float, nullable=True),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_user_created", "user_id", "created_at"),
+    Index("ix_webhook_deliveries_finished", "finished_at"),
 )
 
 webhook_attempts = Table(
