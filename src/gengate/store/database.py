@@ -52,6 +52,7 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
@@ -74,7 +75,11 @@ class Database:
 
     def _open_postgres(self) -> None:
         url = self.url.set(drivername="postgresql+asyncpg")
-        self._async = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # no pre-ping: a dead connection surfaces as an error and is replaced, while a ping
+        # would cost every request a round trip
+        self._async = create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+        #: reads need no transaction: no BEGIN and no ROLLBACK round trips
+        self._reader = self._async.execution_options(isolation_level="AUTOCOMMIT")
 
     def _sqlite_conn(self) -> Connection:
         if self._conn is None:
@@ -129,8 +134,7 @@ class Database:
         if self.is_sqlite:
             with self._lock:
                 return fn(self._sqlite_conn(), *args)
-        assert self._async is not None
-        async with self._async.connect() as conn:
+        async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 
     async def run_ddl(self, fn: Callable[..., T], *args: Any) -> T:
