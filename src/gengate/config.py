@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     # where things live
     data_dir: Path = Field(Path("./data"), description="Directory for the SQLite file and results")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default: a SQLite file in the data directory"
+        None, repr=False, description="SQLAlchemy URL; default: a SQLite file in the data directory"
     )
     public_url: str | None = Field(
         None, description="Base URL clients reach gengate at; default http://HOST:PORT"
@@ -34,11 +34,16 @@ class Settings(BaseSettings):
     port: int = 8000
 
     # security
-    admin_key: str | None = Field(None, description="Bearer key for /admin; unset disables /admin")
+    # secrets and URLs that may carry passwords stay out of reprs (and so out of logs)
+    admin_key: str | None = Field(
+        None, repr=False, description="Bearer key for /admin; unset disables /admin"
+    )
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body accepted")
 
     # rate limits (0 = none); shared across nodes through Redis when redis_url is set
-    redis_url: str | None = Field(None, description="redis://host:port/db for shared limits")
+    redis_url: str | None = Field(
+        None, repr=False, description="redis://host:port/db for shared limits"
+    )
     rate_per_second: int = Field(50, ge=0, description="Requests per second per API key")
     rate_per_minute: int = Field(1200, ge=0, description="Requests per minute per API key")
     ip_rate_per_second: int = Field(

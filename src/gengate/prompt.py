@@ -7,8 +7,8 @@ refuses what Midjourney would refuse, with the contract's ``[Invalid parameter] 
 word filter in :mod:`gengate.prompt_filter`.
 
 Pure: no I/O except reading the packaged word list. :func:`check_prompt` runs on every submitted
-prompt, so the common case (no URL, no braces, no dashes) takes fast paths and the per-version
-tables are computed once.
+prompt, so the common case (no URL, no braces, no dashes) takes fast paths, the per-version
+tables are computed once, and checked parameter lists (``--ar 16:9 --v 6.1``) are cached.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The banned-words filter used by :mod:`gengate.prompt`.
 
 :class:`WordFilter` refuses banned words with ``[Banned prompt detected] ...``. It runs on every
-submitted prompt, so :meth:`WordFilter.find` makes one pass over the text's tokens: the
-obfuscation work for a token (separators, leetspeak, repeated letters) is done once and cached
-(bounded), a word hit is a dict lookup, and phrases and spelled-out words are only looked for
-when a token could start one.
+submitted prompt, so it is built for speed: a filter remembers the tokens it has found
+harmless (no banned word, no first word of a banned phrase), and a text made only of those is
+passed with one set check; otherwise :meth:`WordFilter.find` makes one pass over the tokens, a
+word hit being a dict lookup, and looks for phrases and spelled-out words only when a token could
+start one. The spellings of obfuscated tokens (separators, leetspeak) are cached. All caches are
+bounded and only ever change how fast an answer comes, never the answer.
 
 Pure: no I/O except reading the packaged word list.
 """
@@ -33,8 +35,8 @@ _DOUBLE_RE = re.compile(r"(.)\1+")
 _LEET = str.maketrans("013457@$", "oieastas")
 _LEET_L = str.maketrans("013457@$", "oleastas")
 _MAX_SPELLED = 24  # longest spelled-out word ("n u d e") looked at
-_CACHED_TOKEN = 40  # tokens up to this long have their spellings cached
-_CACHE_SIZE = 16384  # tokens whose spellings are cached (a few MB at most)
+_CACHED_TOKEN = 40  # only tokens up to this long are remembered
+_CACHE_SIZE = 16384  # tokens remembered (per cache; about 1-2 MB each at most)
 
 
 def _fold(text: str) -> str:

@@ -22,8 +22,8 @@ import orjson
 
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
-from gengate.llm_accounts import AccountPool, Candidate, retry_after_seconds
-from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage
+from gengate.llm_accounts import AccountPool, Candidate, LlmAccount, retry_after_seconds
+from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
 from gengate.providers.llmhttp import (
     EventSplitter,
     Protocol,
@@ -40,6 +40,7 @@ __all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
 log = logging.getLogger("gengate.relay")
 
 PURGE_EVERY = 3600.0
+Chunks = AsyncIterator[bytes]
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -148,37 +149,38 @@ class Relay:
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
-                   prep: Prepared) -> tuple[httpx.Response, bytes]:
-        """The first upstream that answers: its response and first bytes (the whole body
-        when not streaming). Refunds the hold and raises if none does."""
+                   prep: Prepared) -> tuple[httpx.Response, bytes, Chunks | None]:
+        """The first upstream that answers: its response, first bytes (the whole body when
+        not streaming) and the rest of its stream. Refunds the hold and raises if none does."""
         try:
-            cand, response, first = await self.attempt(found, prep)
+            cand, response, first, rest = await self.attempt(found, prep)
         except BaseException:
             await self.finish(call)
             raise
         call.account = cand.account.name
         call.price = self.prices.price(cand.model)
-        return response, first
+        return response, first, rest
 
     async def attempt(self, found: list[Candidate],
-                      prep: Prepared) -> tuple[Candidate, httpx.Response, bytes]:
+                      prep: Prepared) -> tuple[Candidate, httpx.Response, bytes, Chunks | None]:
         last: GengateError = UpstreamFailed("no upstream account answered")
         for cand in found:
             for _ in range(self.retries + 1):
                 try:
-                    response, first = await self._try(cand, prep)
+                    response, first, rest = await self._try(cand, prep)
                 except UpstreamFailed as exc:
                     last = exc
                     if not exc.retryable:
                         break
                     continue
                 self.pool.recover(cand.account.name)
-                return cand, response, first
+                return cand, response, first, rest
             else:
                 self.pool.cool_down(cand.account.name, time.monotonic() + self.cooldown)
         raise last
 
-    async def _try(self, cand: Candidate, prep: Prepared) -> tuple[httpx.Response, bytes]:
+    async def _try(self, cand: Candidate,
+                   prep: Prepared) -> tuple[httpx.Response, bytes, Chunks | None]:
         proto, account = prep.protocol, cand.account
         url = proto.url(account, prep.path)
         headers = proto.headers(account, prep.headers)
@@ -192,11 +194,12 @@ class Relay:
             if response.status_code >= 300:
                 await self._refused(cand, response)
             if not prep.stream:
-                return response, await response.aread()
-            async for chunk in response.aiter_bytes():
+                return response, await response.aread(), None
+            rest = response.aiter_bytes()
+            async for chunk in rest:
                 if chunk:
-                    return response, chunk
-            return response, b""
+                    return response, chunk, rest
+            return response, b"", rest
         except httpx.TransportError as exc:
             await response.aclose()
             log.warning("event=llm_upstream_dropped account=%s error=%s", account.name,
@@ -249,7 +252,7 @@ class Relay:
     async def count_tokens(self, prep: Prepared) -> bytes:
         """Ask an upstream to count; estimate locally if none implements it."""
         try:
-            _, response, body = await self.attempt(self.candidates(prep), prep)
+            _, response, body, _ = await self.attempt(self.candidates(prep), prep)
         except UpstreamReply as exc:
             if exc.status_code not in (404, 405):
                 raise
@@ -268,11 +271,13 @@ class StreamReply:
     event and the stream ends there.
     """
 
-    def __init__(self, call: LlmCall, prep: Prepared, response: httpx.Response, first: bytes):
+    def __init__(self, call: LlmCall, prep: Prepared, response: httpx.Response, first: bytes,
+                 rest: Chunks):
         self.call = call
         self.prep = prep
         self.response = response
         self.first = first
+        self.rest = rest
         self._split = EventSplitter()
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -282,7 +287,7 @@ class StreamReply:
             out = self._events(self.first)
             if out:
                 yield out
-            async for chunk in self.response.aiter_bytes():
+            async for chunk in self.rest:
                 out = self._events(chunk)
                 if out:
                     yield out
@@ -321,3 +326,19 @@ class StreamReply:
 
     async def aclose(self) -> None:
         await self.response.aclose()
+
+
+def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
+    """The relay the settings describe, started; None when no LLM account is configured."""
+    if not settings.llm_accounts:
+        return None
+    pool = AccountPool(LlmAccount.parse(raw) for raw in settings.llm_accounts)
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    timeout = httpx.Timeout(settings.llm_read_timeout, connect=settings.llm_connect_timeout)
+    http = httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    relay = Relay(store, clock, pool, LlmPriceTable(merged_prices(settings.llm_prices)), http,
+                  retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
+                  default_max_tokens=settings.llm_default_max_tokens,
+                  retention_days=settings.llm_usage_retention_days)
+    relay.start()
+    return relay

@@ -184,3 +184,4 @@ class WebhookReceiver:
             pass
         finally:
             writer.close()
+from gengate.testing_llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401

@@ -1,8 +1,7 @@
-"""gengate.prompt.WordFilter: hits, obfuscations, no false positives, list loading, speed."""
+"""gengate.prompt.WordFilter: hits, obfuscations, no false positives, list loading."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -140,19 +139,6 @@ def test_from_file_reads_comments_and_phrases(tmp_path: Path) -> None:
 
 def test_default_is_cached() -> None:
     assert WordFilter.default() is DEFAULT
-
-
-def test_speed_of_a_typical_prompt() -> None:
-    text = ("a majestic lion standing on a rocky cliff at sunset, golden hour lighting, highly "
-            "detailed fur, cinematic composition, dramatic clouds in the sky, photorealistic")
-    rounds = 2000
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(rounds):
-            DEFAULT.find(text)
-        best = min(best, (time.perf_counter() - start) / rounds)
-    assert best < 500e-6  # about 50 us on a laptop; generous for slow CI machines
 
 
 def test_word_filter_lives_in_prompt_filter() -> None:

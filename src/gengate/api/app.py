@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
 from gengate.api.envelope import error_body, json_response
+from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
@@ -73,7 +74,8 @@ class GengateApp:
             },
         )
         self.web.state.openapi = None
-        self.front = TtapiFront(self._rt, settings.max_body_bytes, self.web)
+        self.front = LlmFront(self._rt, settings.max_body_bytes,
+                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
 
     def _rt(self) -> Runtime:
         if self.runtime is None:

@@ -34,6 +34,15 @@ _ADMIN = [
     ("/admin/users/{user_id}/ledger", "get", None, "A user's ledger and totals"),
 ]
 
+#: the LLM relay (api/llm.py): bodies and answers are the Anthropic and OpenAI ones
+_LLM = [
+    ("/v1/messages", "post", "Anthropic Messages (stream: true for SSE); billed per token"),
+    ("/v1/messages/count_tokens", "post", "Anthropic token count (free)"),
+    ("/v1/chat/completions", "post", "OpenAI Chat Completions; billed per token"),
+    ("/v1/models", "get", "Models the LLM accounts serve"),
+    ("/v1/usage", "get", "Your LLM calls, newest first (page, limit)"),
+]
+
 _ENVELOPE = {
     "type": "object",
     "required": ["status", "message", "data"],
@@ -118,6 +127,10 @@ def openapi_document() -> dict[str, Any]:
             op["parameters"] = [{"name": p, "in": "path", "required": True,
                                  "schema": {"type": "integer"}} for p in params]
         paths.setdefault(path, {})[method] = op
+    for path, method, summary in _LLM:
+        paths.setdefault(path, {})[method] = {
+            "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
+            "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
     schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
     for model in sorted(models, key=lambda m: m.__name__):
         schemas[model.__name__] = model.model_json_schema(

@@ -63,10 +63,19 @@ async def healthz(request: Request) -> Response:
     except Exception as exc:  # noqa: BLE001 - health reports, never raises
         return json_response({"status": "FAILED", "message": f"database: {type(exc).__name__}",
                               "data": None}, 503)
+    redis = None
+    if rt.limiter.shared:
+        try:
+            redis = "ok" if await rt.limiter.ping() else "unreachable"
+        except Exception as exc:  # noqa: BLE001
+            redis = f"unreachable: {type(exc).__name__}"
+        if redis != "ok":
+            return json_response({"status": "FAILED", "message": f"redis: {redis}",
+                                  "data": None}, 503)
     worker: dict[str, Any] | None = None
     if rt.worker is not None:
         worker = {"owner": rt.worker.owner, "running": rt.worker.busy}
-    return json_response(ok({"database": "ok", "worker": worker}))
+    return json_response(ok({"database": "ok", "redis": redis, "worker": worker}))
 
 
 async def metrics(request: Request) -> Response:

@@ -1,0 +1,136 @@
+"""``make bench`` (LLM part): the relay next to the fake upstream answered directly and to
+LiteLLM's proxy, in one run.
+
+Non-streaming ``/v1/messages`` throughput with wrk at concurrency 32, and the time to the
+first streamed byte with 1 and 16 concurrent streams (median of many), each measured
+directly against the fake upstream and through the relay; the difference is what the relay
+adds. LiteLLM goes into its own virtual environment (``.bench-venv-litellm``); if it cannot
+be installed in time, its figures are reported as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import ADMIN, HERE, call, free_port, start, stop, wait_up, wrk  # noqa: E402
+
+LITELLM_VENV = HERE.parent / ".bench-venv-litellm"
+BODY = {"model": "claude-fake-1", "max_tokens": 64, "stream": True,
+        "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def _first_byte(port: int, key: str) -> float:
+    payload = json.dumps(BODY).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json"
+            f"\r\nx-api-key: {key}\r\nanthropic-version: 2023-06-01\r\n"
+            f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode()
+    t0 = time.perf_counter()
+    writer.write(head + payload)
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.readuntil(b"data:")  # the first event's payload
+    elapsed = time.perf_counter() - t0
+    await reader.read()
+    writer.close()
+    return elapsed * 1000
+
+
+async def _ttfb(port: int, key: str, streams: int, rounds: int) -> float:
+    samples: list[float] = []
+    for _ in range(rounds):
+        samples += await asyncio.gather(*(_first_byte(port, key) for _ in range(streams)))
+    return statistics.median(samples)
+
+
+def measure(port: int, key: str, seconds: int) -> dict[str, float]:
+    env = {"GG_KEY": key}
+    url = f"http://127.0.0.1:{port}/v1/messages"
+    out = wrk(url, seconds, "messages.lua", env, connections=32)
+    out["ttfb1_ms"] = asyncio.run(_ttfb(port, key, 1, 200))
+    out["ttfb16_ms"] = asyncio.run(_ttfb(port, key, 16, 20))
+    return out
+
+
+def litellm(fake_port: int, seconds: int, install_timeout: int) -> dict[str, object]:
+    py = LITELLM_VENV / "bin" / "python"
+    try:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "litellm[proxy]"], check=True,
+                       timeout=install_timeout, capture_output=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return {"skipped": f"installing litellm failed: {type(exc).__name__}"}
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as cfg:
+        cfg.write(f"model_list:\n  - model_name: claude-fake-1\n    litellm_params:\n"
+                  f"      model: anthropic/claude-fake-1\n"
+                  f"      api_base: http://127.0.0.1:{fake_port}\n      api_key: sk-fake\n")
+    proc = start([str(LITELLM_VENV / "bin" / "litellm"), "--config", cfg.name, "--port",
+                  str(port), "--num_workers", "1"], port, {})
+    try:
+        wait_up(f"http://127.0.0.1:{port}/health/liveliness", proc)
+        return measure(port, "sk-anything", seconds)
+    except SystemExit as exc:
+        return {"skipped": f"litellm proxy did not serve: {exc}"}
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--install-timeout", type=int, default=300)
+    args = parser.parse_args()
+    fake_port = free_port()
+    fake = start([sys.executable, str(HERE / "llm_fake.py"), str(fake_port)], fake_port, {})
+    try:
+        time.sleep(1.0)
+        direct = measure(fake_port, "sk-fake", args.seconds)
+        gengate = bench_gengate(fake_port, args.seconds)
+        other = ({"skipped": "--no-litellm"} if args.no_litellm
+                 else litellm(fake_port, args.seconds, args.install_timeout))
+    finally:
+        stop(fake)
+    result = {"direct": direct, "gengate": gengate, "litellm": other,
+              "rps_vs_direct": gengate["rps"] / direct["rps"],
+              "added_ttfb1_ms": gengate["ttfb1_ms"] - direct["ttfb1_ms"],
+              "added_ttfb16_ms": gengate["ttfb16_ms"] - direct["ttfb16_ms"]}
+    if "rps" in other:
+        result["rps_vs_litellm"] = gengate["rps"] / float(other["rps"])  # type: ignore[arg-type]
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "llm.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+def bench_gengate(fake_port: int, seconds: int) -> dict[str, float]:
+    port = free_port()
+    accounts = [{"name": "fake", "kind": "anthropic", "api_key": "sk-fake",
+                 "base_url": f"http://127.0.0.1:{fake_port}"}]
+    with tempfile.TemporaryDirectory(prefix="gengate-llm-bench-") as data:
+        env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port),
+               "GENGATE_LLM_ACCOUNTS": json.dumps(accounts),
+               "GENGATE_RATE_PER_SECOND": "1000000", "GENGATE_RATE_PER_MINUTE": "100000000",
+               "GENGATE_IP_RATE_PER_SECOND": "1000000"}
+        proc = start([sys.executable, "-m", "gengate", "serve", "--no-worker"], port, env)
+        try:
+            wait_up(f"http://127.0.0.1:{port}/healthz", proc)
+            user = call(f"http://127.0.0.1:{port}/admin/users",
+                        {"email": "llm@example.com", "balance": 10**9, "max_queue": 10},
+                        {"Authorization": f"Bearer {ADMIN}"})["data"]
+            return measure(port, user["apiKey"], seconds)
+        finally:
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The LLM front (``/v1/messages``, ``/v1/chat/completions``, ...), served as plain ASGI.
+
+No framework per request and no response object: a stream is written to the client as
+``http.response.body`` messages, event by event as the upstream sends them, while a
+watcher waits on ``receive()`` for ``http.disconnect`` and cancels the upstream call when
+the client goes away. Errors are answered in each protocol's own format: Anthropic's
+``{"type": "error", "error": {...}}`` or OpenAI's ``{"error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gengate.api.ttapi import Call, ClientGone, parse_query
+from gengate.errors import (
+    BadRequest,
+    GengateError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+from gengate.providers.anthropic import ANTHROPIC
+from gengate.providers.llmhttp import Protocol, UpstreamReply
+from gengate.providers.openai import OPENAI
+from gengate.quota import from_milli
+from gengate.relay import LlmCall, Prepared, Relay, StreamReply
+from gengate.runtime import Runtime
+
+__all__ = ["LlmFront"]
+
+log = logging.getLogger("gengate.api")
+
+_JSON = (b"content-type", b"application/json")
+_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+
+async def _send_bytes(send: Any, status: int, body: bytes,
+                      headers: list[tuple[bytes, bytes]]) -> None:
+    raw = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _until_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+@dataclass(slots=True)
+class Request:
+    scope: dict[str, Any]
+    receive: Any
+    send: Any
+    protocol: Protocol
+    rt: Runtime
+    user_id: int = 0
+    started: bool = False
+
+    @property
+    def relay(self) -> Relay:
+        if self.rt.relay is None:
+            raise NotFound("the LLM relay has no upstream accounts configured")
+        return self.rt.relay
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def answer(self, body: Any, status: int = 200) -> None:
+        self.started = True
+        await _send_bytes(self.send, status, orjson.dumps(body), [_JSON])
+
+
+Handler = Callable[["LlmFront", Request], Awaitable[None]]
+
+
+class LlmFront:
+    """Serves the LLM paths; anything else goes to ``fallback``."""
+
+    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any):
+        self._runtime = runtime
+        self._max_body = max_body
+        self._fallback = fallback
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        route = _ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self._fallback(scope, receive, send)
+            return
+        methods, protocol, handler = route
+        if protocol is None:
+            protocol = ANTHROPIC if _has(scope, b"anthropic-version") else OPENAI
+        req = Request(scope, receive, send, protocol, self._runtime())
+        try:
+            if scope["method"] not in methods:
+                raise MethodNotAllowed(f"method {scope['method']} not allowed",
+                                       headers={"Allow": ", ".join(methods)})
+            req.user_id = await req.rt.jobs.authenticate(Call("", b"", scope["headers"])
+                                                         .api_key())
+            await handler(self, req)
+        except ClientGone:
+            return
+        except UpstreamReply as exc:
+            if not req.started:
+                headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+                await _send_bytes(send, exc.status_code, exc.body, headers or [_JSON])
+        except GengateError as exc:
+            if not req.started:
+                await self._error(req, exc.status_code, exc.message, exc.headers)
+        except Exception:
+            log.exception("event=request_crashed path=%s", scope["path"])
+            if not req.started:
+                await self._error(req, 500, "internal error", {})
+
+    async def _error(self, req: Request, status: int, message: str,
+                     headers: dict[str, str]) -> None:
+        raw = [_JSON, *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+        await _send_bytes(req.send, status, orjson.dumps(req.protocol.error_body(status,
+                                                                                 message)), raw)
+
+    async def _body(self, req: Request) -> tuple[dict[str, Any], bytes]:
+        for key, value in req.scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > self._max_body:
+                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
+        chunks, size = [], 0
+        while True:
+            message = await req.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body: invalid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(body, dict):
+            raise BadRequest("body: must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise BadRequest("model: Field required")
+        return body, raw
+
+    # -- handlers -------------------------------------------------------------------------
+    async def generate(self, req: Request) -> None:
+        body, raw = await self._body(req)
+        prep = Prepared(req.protocol, req.scope["path"], body, raw, req.scope["headers"],
+                        stream=body.get("stream") is True)
+        if prep.stream and req.protocol is OPENAI:
+            prep.client_usage = OPENAI.with_usage(body)
+        relay = req.relay
+        call, found = await relay.begin(req.user_id, prep)
+        pump = asyncio.create_task(self._pump(req, relay, call, found, prep))
+        watcher = asyncio.create_task(_until_disconnect(req.receive))
+        try:
+            done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if pump not in done:
+                pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
+                call.status = "cancelled"
+                log.info("event=llm_client_gone request=%s", call.id)
+                return
+            pump.result()
+        finally:
+            watcher.cancel()
+            await relay.finish(call)
+
+    async def _pump(self, req: Request, relay: Relay, call: LlmCall, found: Any,
+                    prep: Prepared) -> None:
+        response, first, rest = await relay.open(call, found, prep)
+        reply_headers = [(k.encode(), v.encode()) for k in prep.protocol.reply_headers
+                         if k != "content-type" and (v := response.headers.get(k))]
+        reply_headers.append((b"x-gengate-request-id", call.id.encode()))
+        if not prep.stream:
+            try:
+                prep.protocol.usage_from_body(orjson.loads(first), call.usage)
+            except (orjson.JSONDecodeError, AttributeError):
+                log.warning("event=llm_usage_unreadable request=%s", call.id)
+            call.status = "ok"
+            req.started = True
+            await _send_bytes(req.send, response.status_code, first, [_JSON, *reply_headers])
+            return
+        assert rest is not None
+        reply = StreamReply(call, prep, response, first, rest)
+        try:
+            await req.start(200, [*_SSE, *reply_headers])
+            async for out in reply.chunks():
+                await req.send({"type": "http.response.body", "body": out, "more_body": True})
+            await req.send({"type": "http.response.body", "body": b""})
+        finally:
+            await reply.aclose()
+
+    async def count_tokens(self, req: Request) -> None:
+        body, raw = await self._body(req)
+        prep = Prepared(req.protocol, req.scope["path"], body, raw, req.scope["headers"])
+        result = await req.relay.count_tokens(prep)
+        req.started = True
+        await _send_bytes(req.send, 200, result, [_JSON])
+
+    async def models(self, req: Request) -> None:
+        ids = req.relay.models(req.protocol.kind)
+        data = [{"type": "model", "object": "model", "id": m, "display_name": m,
+                 "created_at": "2025-01-01T00:00:00Z", "created": 1735689600,
+                 "owned_by": "gengate"} for m in ids]
+        await req.answer({"object": "list", "data": data, "has_more": False,
+                          "first_id": ids[0] if ids else None,
+                          "last_id": ids[-1] if ids else None})
+
+    async def usage(self, req: Request) -> None:
+        query = parse_query(req.scope.get("query_string", b""))
+        try:
+            page = max(1, int(query.get("page", "1")))
+            limit = min(500, max(1, int(query.get("limit", "50"))))
+        except ValueError:
+            raise BadRequest("page and limit must be integers") from None
+        rows = await req.rt.store.llm_usage(req.user_id, page, limit + 1)
+        data = [{"id": r.id, "model": r.model, "account": r.account,
+                 "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+                 "cache_creation_input_tokens": r.cache_write_tokens,
+                 "cache_read_input_tokens": r.cache_read_tokens, "cost": from_milli(r.cost),
+                 "status": r.status, "started_at": r.started_at, "duration_ms": r.duration_ms}
+                for r in rows[:limit]]
+        await req.answer({"object": "list", "data": data, "page": page,
+                          "has_more": len(rows) > limit})
+
+
+def _has(scope: dict[str, Any], name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
+
+
+_POST, _GET = ("POST",), ("GET",)
+_ROUTES: dict[str, tuple[tuple[str, ...], Protocol | None, Handler]] = {
+    "/v1/messages": (_POST, ANTHROPIC, LlmFront.generate),
+    "/v1/messages/count_tokens": (_POST, ANTHROPIC, LlmFront.count_tokens),
+    "/v1/chat/completions": (_POST, OPENAI, LlmFront.generate),
+    "/v1/models": (_GET, None, LlmFront.models),
+    "/v1/usage": (_GET, OPENAI, LlmFront.usage),
+}
+
+#: the paths this front serves, for the OpenAPI document
+PATHS = tuple(_ROUTES)

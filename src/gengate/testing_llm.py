@@ -1,0 +1,266 @@
+"""Fake Anthropic and OpenAI upstreams: real HTTP servers on 127.0.0.1 for tests and benches.
+
+``async with FakeAnthropic() as up:`` serves ``/v1/messages`` (plain and SSE, with tool
+use when the request has ``tools``) and ``/v1/messages/count_tokens``; ``FakeOpenAI``
+serves ``/v1/chat/completions``. Token counts, delays and failures are attributes:
+``plan`` is consumed one entry per request (a status code, ``(status, {headers})``,
+``"close"`` to drop the connection before answering, ``"drop"`` to drop a stream after its
+first events, ``"hang"`` to never answer); afterwards requests succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+import orjson
+
+__all__ = ["FakeAnthropic", "FakeOpenAI", "FakeLlmUpstream", "UpstreamRequest"]
+
+CLOSE, DROP, HANG = "close", "drop", "hang"
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable",
+            529: "Overloaded"}
+
+
+class UpstreamRequest:
+    __slots__ = ("body", "headers", "method", "path")
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class FakeLlmUpstream:
+    """The HTTP/1.1 server (keep-alive, chunked streams); subclasses speak a protocol."""
+
+    def __init__(self, *, input_tokens: int = 12, output_tokens: int = 7,
+                 cache_write_tokens: int = 0, cache_read_tokens: int = 0, chunks: int = 3,
+                 first_byte_delay: float = 0.0, chunk_delay: float = 0.0,
+                 plan: list[Any] | None = None, record: bool = True):
+        self.input_tokens, self.output_tokens = input_tokens, output_tokens
+        self.cache_write_tokens, self.cache_read_tokens = cache_write_tokens, cache_read_tokens
+        self.chunks, self.first_byte_delay, self.chunk_delay = chunks, first_byte_delay, chunk_delay
+        self.plan = list(plan or [])
+        self.record = record
+        self.requests: list[UpstreamRequest] = []
+        self.disconnected = asyncio.Event()  # a client went away in the middle of a stream
+        self.streams_finished = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._stop = asyncio.Event()
+        self._ids = itertools.count(1)
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> FakeLlmUpstream:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                  backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(Exception):
+            self._server.close_clients()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while not self._stop.is_set():
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, _, v in
+                           (line.partition(":") for line in lines[1:] if line)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                request = UpstreamRequest(method, path, headers, body)
+                if self.record:
+                    self.requests.append(request)
+                if not await self._answer(request, reader, writer):
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, request: UpstreamRequest, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> bool:
+        action = self.plan.pop(0) if self.plan else 200
+        if action == CLOSE:
+            return False
+        if action == HANG:
+            await self._stop.wait()
+            return False
+        if self.first_byte_delay:
+            await asyncio.sleep(self.first_byte_delay)
+        if action not in (200, DROP):
+            status, extra = action if isinstance(action, tuple) else (action, {})
+            self._send(writer, status, orjson.dumps(self.error(status)), extra)
+            return True
+        try:
+            body = request.json()
+        except orjson.JSONDecodeError:
+            self._send(writer, 400, orjson.dumps(self.error(400)))
+            return True
+        if body.get("stream"):
+            return await self._stream(writer, reader, body, drop=action == DROP)
+        self._send(writer, 200, orjson.dumps(self.reply(request.path, body)))
+        return True
+
+    def _send(self, writer: asyncio.StreamWriter, status: int, payload: bytes,
+              extra: dict[str, str] | None = None) -> None:
+        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'X')}",
+                "content-type: application/json", f"content-length: {len(payload)}",
+                *(f"{k}: {v}" for k, v in (extra or {}).items())]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+
+    async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
+                      body: dict[str, Any], drop: bool) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                     b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n")
+        for n, event in enumerate(self.events(body)):
+            if n and self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            if reader.at_eof() or writer.is_closing():
+                self.disconnected.set()
+                return False
+            if drop and n == 3:
+                return False  # the connection closes mid-body: an incomplete chunked stream
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        self.streams_finished += 1
+        return True
+
+    def texts(self) -> list[str]:
+        return [f"word{i} " for i in range(self.chunks)]
+
+    # protocol-specific
+    def error(self, status: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def events(self, body: dict[str, Any]) -> list[bytes]:
+        raise NotImplementedError
+
+
+def _sse(kind: str | None, data: Any) -> bytes:
+    head = f"event: {kind}\n".encode() if kind else b""
+    return head + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class FakeAnthropic(FakeLlmUpstream):
+    """Anthropic Messages: the exact event sequence of a streamed message."""
+
+    def error(self, status: int) -> dict[str, Any]:
+        kind = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error",
+                400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": f"fake upstream {status}"}}
+
+    def usage(self, output: int) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": output,
+                "cache_creation_input_tokens": self.cache_write_tokens,
+                "cache_read_input_tokens": self.cache_read_tokens}
+
+    def _message(self, body: dict[str, Any], content: list[Any], stop: str | None,
+                 output: int) -> dict[str, Any]:
+        return {"id": f"msg_fake{next(self._ids)}", "type": "message", "role": "assistant",
+                "model": body.get("model"), "content": content, "stop_reason": stop,
+                "stop_sequence": None, "usage": self.usage(output)}
+
+    def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path.endswith("/count_tokens"):
+            return {"input_tokens": self.input_tokens}
+        if body.get("tools"):
+            tool = body["tools"][0]["name"]
+            content = [{"type": "tool_use", "id": "toolu_fake1", "name": tool,
+                        "input": {"q": "x"}}]
+            return self._message(body, content, "tool_use", self.output_tokens)
+        text = "".join(self.texts())
+        return self._message(body, [{"type": "text", "text": text}], "end_turn",
+                             self.output_tokens)
+
+    def events(self, body: dict[str, Any]) -> list[bytes]:
+        tool = body["tools"][0]["name"] if body.get("tools") else None
+        start = self._message(body, [], None, 1)
+        out = [_sse("message_start", {"type": "message_start", "message": start})]
+        if tool:
+            block = {"type": "tool_use", "id": "toolu_fake1", "name": tool, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": part}
+                      for part in ('{"q": ', '"x"}')]
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": t} for t in self.texts()]
+        out.append(_sse("content_block_start",
+                        {"type": "content_block_start", "index": 0, "content_block": block}))
+        out.append(_sse("ping", {"type": "ping"}))
+        out += [_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                             "delta": d}) for d in deltas]
+        out.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        out.append(_sse("message_delta", {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": self.output_tokens}}))
+        out.append(_sse("message_stop", {"type": "message_stop"}))
+        return out
+
+
+class FakeOpenAI(FakeLlmUpstream):
+    """OpenAI Chat Completions, with the usage chunk when ``stream_options`` asks."""
+
+    def error(self, status: int) -> dict[str, Any]:
+        return {"error": {"message": f"fake upstream {status}", "type": "server_error",
+                          "param": None, "code": None}}
+
+    def usage(self) -> dict[str, Any]:
+        cached = self.cache_read_tokens
+        return {"prompt_tokens": self.input_tokens + cached,
+                "completion_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + cached + self.output_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached}}
+
+    def _tool_calls(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if not body.get("tools"):
+            return None
+        name = body["tools"][0]["function"]["name"]
+        return [{"index": 0, "id": "call_fake1", "type": "function",
+                 "function": {"name": name, "arguments": '{"q": "x"}'}}]
+
+    def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        calls = self._tool_calls(body)
+        message = {"role": "assistant", "content": None if calls else "".join(self.texts())}
+        if calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"}
+                                     for c in calls]
+        return {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion",
+                "created": 1735689600, "model": body.get("model"),
+                "choices": [{"index": 0, "message": message,
+                             "finish_reason": "tool_calls" if calls else "stop"}],
+                "usage": self.usage()}
+
+    def events(self, body: dict[str, Any]) -> list[bytes]:
+        base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
+                "created": 1735689600, "model": body.get("model")}
+        calls = self._tool_calls(body)
+        first = {"role": "assistant", "content": "" if not calls else None}
+        deltas = [first, *([{"tool_calls": calls}] if calls else
+                           [{"content": t} for t in self.texts()])]
+        out = [_sse(None, {**base, "choices": [{"index": 0, "delta": d,
+                                                "finish_reason": None}]}) for d in deltas]
+        out.append(_sse(None, {**base, "choices": [{
+            "index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            out.append(_sse(None, {**base, "choices": [], "usage": self.usage()}))
+        out.append(b"data: [DONE]\n\n")
+        return out
