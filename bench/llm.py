@@ -39,7 +39,6 @@ async def _first_byte(port: int, key: str) -> float:
     await reader.readuntil(b"\r\n\r\n")
     await reader.readuntil(b"data:")  # the first event's payload
     elapsed = time.perf_counter() - t0
-    await reader.read()
     writer.close()
     return elapsed * 1000
 

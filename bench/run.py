@@ -95,7 +95,8 @@ def bench_gengate(seconds: int) -> dict[str, dict[str, float]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
-        env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port)}
+        env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port),
+               "GENGATE_RATE_PER_SECOND": "0", "GENGATE_RATE_PER_MINUTE": "0"}
         proc = start([sys.executable, "-m", "gengate", "serve", "--no-worker"], port, env)
         try:
             wait_up(f"{base}/healthz", proc)

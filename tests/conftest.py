@@ -24,8 +24,10 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # tests poll fetch fast; the rate-limit tests set their own limits
     return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, local_delay=0.0,
-                    poll_interval=0.2, upstream_poll_interval=0.05)
+                    poll_interval=0.2, upstream_poll_interval=0.05, rate_per_second=0,
+                    rate_per_minute=0)
 
 
 def need_service(what: str, reason: str) -> None:

@@ -43,7 +43,8 @@ class AdminService:
         if balance < 0:
             raise BadRequest("balance: must not be negative")
         user = await self.store.create_user(
-            email, to_milli(balance), max_queue or self.default_max_queue, self.clock.now()
+            email, to_milli(balance),
+            self.default_max_queue if max_queue is None else max_queue, self.clock.now()
         )
         key = await self.issue_key(user.id)
         return {**user_view(user), "apiKey": key["apiKey"], "keyId": key["keyId"]}

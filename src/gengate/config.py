@@ -52,7 +52,6 @@ class Settings(BaseSettings):
 
     # users
     default_max_queue: int = 10
-    default_balance: float = 0
 
     # prices: "product:action:mode" -> quota; merged over the defaults
     prices: dict[str, float] = Field(default_factory=dict)

@@ -75,7 +75,7 @@ class Runtime:
         dispatcher = Dispatcher(settings, store, clock, guard) if with_dispatcher else None
         worker = (
             Worker(settings, store, providers, ResultWriter(storage, http), clock, http,
-                   on_event=dispatcher.wake if dispatcher else (lambda: None))
+                   on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard)
             if with_worker else None
         )
         word_filter = (

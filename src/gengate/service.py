@@ -193,8 +193,9 @@ class JobService:
         if base64:
             inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
         elif url:
-            if not url.startswith(("http://", "https://")):
-                raise BadRequest("url: must be an http or https URL")
+            if len(url) > 2048:
+                raise BadRequest("url: must be at most 2048 characters")
+            await self.guard.check(url, "url")
             params["url"] = url
         else:
             raise BadRequest("base64: give base64 or url")
@@ -279,4 +280,6 @@ def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
             f"mask: must be {size[0]}x{size[1]} like the job's image, got "
             f"{mask.size[0]}x{mask.size[1]}"
         )
+    if mask.point(lambda v: 255 if v >= 128 else 0).getbbox() is None:
+        raise BadRequest("mask: has no white area to redraw")
     return imaging.encode_png(mask)

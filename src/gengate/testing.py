@@ -74,11 +74,12 @@ class Gateway:
         """Poll fetch until the job ends, like TTAPI's sample code (bounded)."""
         async with asyncio.timeout(timeout):
             while True:
-                body: dict[str, Any] = (
-                    await client.get("/midjourney/v1/fetch", params={"jobId": job_id})
-                ).json()
-                if body.get("status") in TERMINAL:
+                response = await client.get("/midjourney/v1/fetch", params={"jobId": job_id})
+                body: dict[str, Any] = response.json()
+                if response.status_code == 200 and body.get("status") in TERMINAL:
                     return body
+                if response.status_code not in (200, 429):
+                    raise AssertionError(f"fetch answered {response.status_code}: {body}")
                 await asyncio.sleep(0.02)
 
     async def aclose(self) -> None:

@@ -21,7 +21,8 @@ import httpx
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
-from gengate.jobs import ACTIONS, Job
+from gengate.jobs import ACTIONS, Job, ResultKind
+from gengate.netguard import NetGuard
 from gengate.prompt import is_illegal_prompt_failure
 from gengate.providers.base import Provider, ProviderError, ProviderTask, TaskState
 from gengate.results import ResultWriter, download
@@ -42,7 +43,7 @@ class LeaseLost(Exception):
 class Worker:
     def __init__(self, settings: Settings, store: Store, providers: dict[str, Provider],
                  results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
-                 on_event: Callable[[], None] = lambda: None):
+                 on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None):
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -51,6 +52,8 @@ class Worker:
         self.http = http
         #: called after a change that may have queued a webhook
         self.on_event = on_event
+        #: where downloads of user-given URLs may go (describe's ``url``)
+        self.guard = guard or NetGuard()
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -189,6 +192,7 @@ class Worker:
                 continue
             if update.state is TaskState.FAILED:
                 await self._fail(job, update.message or INTERNAL_MESSAGE)
+                await provider.forget(upstream_id)
                 return
             result = await self.results.write(job, update)
             if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
@@ -219,11 +223,18 @@ class Worker:
     async def _inputs(self, job: Job) -> list[bytes]:
         own = await self.store.job_inputs(job.id)
         if job.action == "describe" and not own and job.params.get("url"):
-            return [await download(self.http, str(job.params["url"]))]
+            url = str(job.params["url"])
+            try:
+                await self.guard.check(url, "url")
+            except GengateError as exc:
+                raise ProviderError(f"[Invalid link!] {exc.message}") from None
+            return [await download(self.http, url)]
         if job.parent_id is None or job.action == "seed":
             return own
         source = await self.store.get_job(job.parent_id)
-        if source is not None and job.action.startswith("redo_") and source.parent_id:
+        # a redo re-runs the upscale on the picked image, however many redos came before
+        while (job.action.startswith("redo_") and source is not None and source.parent_id
+               and source.result.get("kind") == ResultKind.UPSCALED.value):
             source = await self.store.get_job(source.parent_id)
         key = source.result.get("key") if source is not None else None
         if not key:

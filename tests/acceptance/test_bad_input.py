@@ -146,3 +146,21 @@ async def test_fetch_list_paging(gw: Gateway) -> None:
     assert (await client.get(f"{V1}/fetch-list", params={"page": 0})).status_code == 400
     failed = (await client.get(f"{V1}/fetch-list", params={"status": "failed"})).json()
     assert failed["data"] == []
+
+
+async def test_all_black_mask_and_private_describe_url(gw: Gateway) -> None:
+    _, key = await gw.create_user(balance=10)
+    client = gw.client(key)
+    grid = (await client.post(f"{V1}/imagine", json={"prompt": "a dune"})).json()["data"]
+    await gw.wait(client, grid["jobId"])
+    up = (await client.post(f"{V1}/action", json={"jobId": grid["jobId"],
+                                                  "action": "upsample1"})).json()["data"]
+    done = await gw.wait(client, up["jobId"])
+    size = (done["data"]["width"], done["data"]["height"])
+    black = await client.post(f"{V1}/inpaint", json={
+        "jobId": up["jobId"], "mask": png_b64((0, 0, 0), size, prefix=False)})
+    assert black.status_code == 400 and "white" in black.json()["message"]
+    private = await client.post(f"{V1}/describe", json={"url": "http://127.0.0.1:9/a.png"})
+    assert private.status_code == 400 and private.json()["message"].startswith("url:")
+    info = (await client.get(f"{V1}/info")).json()["data"]
+    assert info["balance"] == 6 and info["freeze_balance"] == 0

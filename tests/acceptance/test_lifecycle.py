@@ -163,3 +163,14 @@ async def test_actions_are_checked_against_the_parent(gw: Gateway) -> None:
     assert missing.status_code == 404
     info = (await client.get(f"{V1}/info")).json()["data"]
     assert info["balance"] == 98 and info["freeze_balance"] == 0
+
+
+async def test_redo_of_a_redo_upscales_the_picked_image(gw: Gateway) -> None:
+    _, key = await gw.create_user(balance=100)
+    client = gw.client(key)
+    grid = await run(gw, client, "imagine", {"prompt": "a lake --v 5.2"})
+    one = await run(gw, client, "action", {"jobId": grid["jobId"], "action": "upsample1"})
+    two = await run(gw, client, "action", {"jobId": one["jobId"], "action": "upscale2"})
+    redo = await run(gw, client, "action", {"jobId": two["jobId"], "action": "redo_upscale2"})
+    again = await run(gw, client, "action", {"jobId": redo["jobId"], "action": "redo_upscale2"})
+    assert two["width"] == redo["width"] == again["width"] == 2 * one["width"]

@@ -162,7 +162,7 @@ async def test_secret_rotation_and_metrics(hook_settings: Settings) -> None:
         assert (await client.get("/webhooks/secret")).json()["data"]["secret"] == rotated
         await _await_status(client, job_id, "delivered")
         metrics = (await gw.http.get("/metrics")).text
-        assert 'gengate_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
+        assert 'gengate_webhook_deliveries{outcome="delivered"} 1.0' in metrics
         assert (await gw.http.get("/webhooks/secret")).status_code == 401
 
 

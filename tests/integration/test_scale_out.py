@@ -51,17 +51,22 @@ class Cluster:
         self.env.update({
             "GENGATE_DATABASE_URL": url, "GENGATE_DATA_DIR": str(data),
             "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_LOCAL_SCALE": "0.125",
-            "GENGATE_LOCAL_DELAY": "0.2", "GENGATE_LEASE_SECONDS": "2",
+            "GENGATE_LOCAL_DELAY": "0.1", "GENGATE_LEASE_SECONDS": "3",
             "GENGATE_POLL_INTERVAL": "0.5", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.1",
             "GENGATE_WEBHOOK_ALLOW": "127.0.0.1", "GENGATE_WEBHOOK_BACKOFF": "0.2",
             "GENGATE_WORKER_CONCURRENCY": "16", "GENGATE_RATE_PER_SECOND": "0",
             "GENGATE_RATE_PER_MINUTE": "0",
         })
         self.procs: list[subprocess.Popen[bytes]] = []
+        #: each process's output, for a failing run's post-mortem
+        self.logs = data.parent / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "gengate", *args], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=log, stderr=subprocess.STDOUT)
+        log.close()
         self.procs.append(proc)
         return proc
 
@@ -101,6 +106,18 @@ async def _statuses(store: Store) -> Counter[str]:
     return await store.db.read(count)
 
 
+async def _failures(store: Store) -> Counter[str]:
+    """Why jobs failed, for the assertion message."""
+    from sqlalchemy import select
+
+    from gengate.store.tables import jobs
+
+    def rows(conn):  # type: ignore[no-untyped-def]
+        return Counter(r.message for r in conn.execute(
+            select(jobs.c.message).where(jobs.c.status == "FAILED")))
+    return await store.db.read(rows)
+
+
 async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
     from sqlalchemy import select
 
@@ -112,6 +129,7 @@ async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
     return await store.db.read(rows)
 
 
+@pytest.mark.timeout(420)
 async def test_nodes_share_the_work_and_survive_a_killed_worker(
         pg_url: str, tmp_path: Path) -> None:
     cluster = Cluster(pg_url, tmp_path / "data")
@@ -152,7 +170,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
                     if statuses["SUCCESS"] + statuses["FAILED"] == JOBS:
                         break
                     await asyncio.sleep(0.5)
-            assert statuses == Counter({"SUCCESS": JOBS})
+            assert statuses == Counter({"SUCCESS": JOBS}), await _failures(store)
             delivered: set[str] = set()
             async with asyncio.timeout(120):
                 while len(delivered) < JOBS:

@@ -9,7 +9,6 @@ from typing import Any
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Gauge,
     generate_latest,
 )
@@ -95,11 +94,12 @@ async def metrics(request: Request) -> Response:
         if m["successRate"] is not None:
             rate.labels(mode).set(m["successRate"])
     hooks = await rt.store.webhook_counts()
-    webhooks = Counter("gengate_webhook_deliveries", "Webhook notifications by outcome",
-                       ["outcome"], registry=registry)
+    webhooks = Gauge("gengate_webhook_deliveries", "Webhook notifications in the delivery log "
+                     "by outcome (retried: attempts after the first)", ["outcome"],
+                     registry=registry)
     for outcome, key in (("delivered", "delivered"), ("given_up", "failed"),
                          ("pending", "pending"), ("retried", "retried")):
-        webhooks.labels(outcome).inc(hooks[key])
+        webhooks.labels(outcome).set(hooks[key])
     if rt.worker is not None:
         Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
               registry=registry).set(rt.worker.busy)
