@@ -91,28 +91,51 @@ def bench_bare(seconds: int) -> dict[str, float]:
         stop(proc)
 
 
+def _serve(data: str, port: int, worker: bool) -> subprocess.Popen[bytes]:
+    env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port),
+           "GENGATE_RATE_PER_SECOND": "0", "GENGATE_RATE_PER_MINUTE": "0"}
+    args = [sys.executable, "-m", "gengate", "serve", *([] if worker else ["--no-worker"])]
+    return start(args, port, env)
+
+
+def _user(base: str) -> str:
+    return str(call(f"{base}/admin/users", {"email": "bench@example.com", "balance": 10**9,
+                                            "max_queue": 10**9},
+                    {"Authorization": f"Bearer {ADMIN}"})["data"]["apiKey"])
+
+
 def bench_gengate(seconds: int) -> dict[str, dict[str, float]]:
+    """Submit, and fetch of a queued job, on an API-only server (so no rendering shares the
+    cores); then fetch of a finished job on a server with its worker, after it went idle."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
-        env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port),
-               "GENGATE_RATE_PER_SECOND": "0", "GENGATE_RATE_PER_MINUTE": "0"}
-        proc = start([sys.executable, "-m", "gengate", "serve", "--no-worker"], port, env)
+        proc = _serve(data, port, worker=False)
         try:
             wait_up(f"{base}/healthz", proc)
-            user = call(f"{base}/admin/users", {"email": "bench@example.com",
-                                                "balance": 10**9, "max_queue": 10**9},
-                        {"Authorization": f"Bearer {ADMIN}"})["data"]
-            key = {"GG_KEY": user["apiKey"]}
-            submit = wrk(f"{base}/midjourney/v1/imagine", seconds, "submit.lua", key)
+            key = _user(base)
+            submit = wrk(f"{base}/midjourney/v1/imagine", seconds, "submit.lua", {"GG_KEY": key})
             job = call(f"{base}/midjourney/v1/imagine", {"prompt": "fetch me"},
-                       {"TT-API-KEY": user["apiKey"]})["data"]["jobId"]
-            fetch = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua", key)
-            info = call(f"{base}/midjourney/v1/info", None, {"TT-API-KEY": user["apiKey"]})
-            submit["jobs_in_db"] = info["data"]["in_progress"]
+                       {"TT-API-KEY": key})["data"]["jobId"]
+            fetch = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua",
+                        {"GG_KEY": key})
         finally:
             stop(proc)
-    return {"submit": submit, "fetch": fetch}
+    with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
+        proc = _serve(data, port, worker=True)
+        try:
+            wait_up(f"{base}/healthz", proc)
+            key = _user(base)
+            job = call(f"{base}/midjourney/v1/imagine", {"prompt": "fetch me"},
+                       {"TT-API-KEY": key})["data"]["jobId"]
+            while call(f"{base}/midjourney/v1/fetch?jobId={job}", None,
+                       {"TT-API-KEY": key})["status"] != "SUCCESS":
+                time.sleep(0.1)
+            finished = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua",
+                           {"GG_KEY": key})
+        finally:
+            stop(proc)
+    return {"submit": submit, "fetch": fetch, "fetch_finished": finished}
 
 
 def main() -> None:
@@ -130,14 +153,16 @@ def main() -> None:
             "round": n, "bare_asgi": bare, **gengate,
             "submit_ratio": gengate["submit"]["rps"] / bare["rps"],
             "fetch_ratio": gengate["fetch"]["rps"] / bare["rps"],
+            "fetch_finished_ratio": gengate["fetch_finished"]["rps"] / bare["rps"],
         }
         rounds.append(row)
-        print(f"round {n}: bare ASGI {bare['rps']:,.0f} req/s | submit "
-              f"{gengate['submit']['rps']:,.0f} req/s ({row['submit_ratio']:.0%} of bare, "
-              f"p99 {gengate['submit']['p99_ms']:.1f} ms, non-2xx "
-              f"{gengate['submit']['errors']}) | fetch {gengate['fetch']['rps']:,.0f} req/s "
-              f"({row['fetch_ratio']:.0%} of bare, p99 {gengate['fetch']['p99_ms']:.1f} ms)",
-              flush=True)
+        sub, fet, fin = gengate["submit"], gengate["fetch"], gengate["fetch_finished"]
+        print(f"round {n}: bare ASGI {bare['rps']:,.0f} req/s | submit {sub['rps']:,.0f} req/s "
+              f"({row['submit_ratio']:.0%} of bare, p99 {sub['p99_ms']:.1f} ms, non-2xx "
+              f"{sub['errors']}) | fetch queued job {fet['rps']:,.0f} req/s "
+              f"({row['fetch_ratio']:.0%}, p99 {fet['p99_ms']:.1f} ms) | fetch finished job "
+              f"{fin['rps']:,.0f} req/s ({row['fetch_finished_ratio']:.0%}, p99 "
+              f"{fin['p99_ms']:.1f} ms)", flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(

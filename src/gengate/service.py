@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from gengate import imaging
+import orjson
+
+from gengate import imaging, wire
 from gengate import prompt as prompts
 from gengate.admission import Admitter
 from gengate.clock import Clock
@@ -28,6 +31,7 @@ from gengate.jobs import (
     resolve_timeout,
 )
 from gengate.keys import hash_key
+from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits
@@ -37,6 +41,8 @@ __all__ = ["JobService", "Principal", "Submit"]
 
 PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
+#: finished jobs whose serialized fetch body is kept in memory
+FINISHED_CACHE = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,12 @@ class JobService:
         self.illegal_limit = illegal_limit
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
+        self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        # SQLite answers a lookup inline in microseconds; over a network, lookups that
+        # arrive together share one query
+        self._read_job = (
+            store.get_job if store.db.is_sqlite else BatchedLookup(store.get_jobs).get
+        )
 
     # -- auth ---------------------------------------------------------------------------
     async def principal(self, raw_key: str | None) -> Principal:
@@ -249,10 +261,26 @@ class JobService:
 
     # -- reads --------------------------------------------------------------------------
     async def fetch(self, user_id: int, job_id: str) -> Job:
-        job = await self.store.get_job(job_id) if job_id else None
+        job = await self._read_job(job_id) if job_id else None
         if job is None or job.user_id != user_id:
             raise NotFound(f"jobId: job {job_id} not found")
         return job
+
+    async def fetch_body(self, user_id: int, job_id: str) -> bytes:
+        """The fetch body, serialized. A finished job never changes again, so its body is
+        kept (in a bounded LRU) and later fetches skip the database; a live job is read
+        every time."""
+        cached = self._finished.get(job_id)
+        if cached is not None and cached[0] == user_id:
+            self._finished.move_to_end(job_id)
+            return cached[1]
+        job = await self.fetch(user_id, job_id)
+        body = orjson.dumps(wire.fetch_body(job))
+        if job.status.terminal:
+            self._finished[job_id] = (user_id, body)
+            if len(self._finished) > FINISHED_CACHE:
+                self._finished.popitem(last=False)
+        return body
 
     async def list_jobs(self, user_id: int, *, page: int, limit: int, status: str | None,
                         ascending: bool) -> list[Job]:

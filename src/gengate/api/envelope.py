@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,7 +12,8 @@ from starlette.responses import Response
 
 from gengate.errors import GengateError
 
-__all__ = ["envelope_endpoint", "error_body", "json_response", "ok", "send_json"]
+__all__ = ["Raw", "envelope_endpoint", "error_body", "json_response", "ok", "send_json",
+           "send_raw"]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -24,9 +26,20 @@ def error_body(exc: GengateError) -> dict[str, Any]:
     return {"status": "FAILED", "message": exc.message, "data": None}
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A JSON body that is already serialized."""
+
+    payload: bytes
+
+
 async def send_json(send: Any, status: int, body: Any,
                     headers: dict[str, str] | None = None) -> None:
-    payload = orjson.dumps(body)
+    await send_raw(send, status, orjson.dumps(body), headers)
+
+
+async def send_raw(send: Any, status: int, payload: bytes,
+                   headers: dict[str, str] | None = None) -> None:
     raw = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
     if headers:
         raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]

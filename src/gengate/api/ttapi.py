@@ -18,7 +18,7 @@ import orjson
 
 from gengate import prompt as prompts
 from gengate.api import schemas as s
-from gengate.api.envelope import error_body, ok, send_json
+from gengate.api.envelope import Raw, error_body, ok, send_json, send_raw
 from gengate.errors import (
     BadRequest,
     GengateError,
@@ -30,7 +30,7 @@ from gengate.errors import (
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
 from gengate.service import Submit
-from gengate.wire import fetch_body, list_item, timestamp
+from gengate.wire import list_item, timestamp
 
 __all__ = ["Call", "ROUTES", "TtapiFront"]
 
@@ -167,8 +167,11 @@ async def inpaint(rt: Runtime, call: Call) -> Any:
 
 
 async def fetch(rt: Runtime, call: Call) -> Any:
-    req: s.FetchRequest = s.parse(s.FetchRequest, call.data())  # type: ignore[assignment]
-    return fetch_body(await rt.jobs.fetch(call.user_id, req.jobId))
+    data = call.data()
+    job_id = data.get("jobId", data.get("job_id"))
+    if not isinstance(job_id, str) or not job_id:
+        raise BadRequest("jobId: is required")
+    return Raw(await rt.jobs.fetch_body(call.user_id, job_id))
 
 
 async def fetch_list(rt: Runtime, call: Call) -> Any:
@@ -288,7 +291,10 @@ class TtapiFront:
             return
         try:
             body = await self._handle(route, scope, receive)
-            await send_json(send, 200, body)
+            if isinstance(body, Raw):
+                await send_raw(send, 200, body.payload)
+            else:
+                await send_json(send, 200, body)
         except GengateError as exc:
             await send_json(send, exc.status_code, error_body(exc), exc.headers)
         except ClientGone:

@@ -42,6 +42,9 @@ class Store:
     async def get_job(self, job_id: str) -> Job | None:
         return await self.db.read(jobrows.get_job, job_id)
 
+    async def get_jobs(self, job_ids: list[str]) -> dict[str, Job]:
+        return await self.db.read(jobrows.get_jobs, job_ids)
+
     async def job_inputs(self, job_id: str) -> list[bytes]:
         return await self.db.read(jobrows.job_inputs_of, job_id)
 

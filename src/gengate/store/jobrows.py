@@ -102,6 +102,12 @@ def get_job(conn: Connection, job_id: str) -> Job | None:
     return row_to_job(row) if row is not None else None
 
 
+def get_jobs(conn: Connection, job_ids: list[str]) -> dict[str, Job]:
+    """Several jobs by id, in one query."""
+    rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids)))
+    return {r.id: row_to_job(r) for r in rows}
+
+
 def _existing_by_key(conn: Connection, items: list[Admission]) -> dict[tuple[int, str], Job]:
     keyed = [(a.job.user_id, a.idempotency_key) for a in items if a.idempotency_key]
     if not keyed:
