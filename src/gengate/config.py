@@ -103,8 +103,9 @@ class Settings(BaseSettings):
 
     # LLM relay (/v1/messages, /v1/chat/completions)
     llm_accounts: list[dict[str, Any]] = Field(
-        default_factory=list, repr=False, description="LLM upstream accounts, JSON list of objects with "
-        "name, kind (anthropic|openai), base_url, api_key, models, priority, aliases"
+        default_factory=list, repr=False,
+        description="LLM upstream accounts, JSON list of objects with "
+        "name, kind (anthropic|openai), base_url, api_key, models, priority, aliases",
     )
     llm_prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="model pattern -> quota per million tokens for "
