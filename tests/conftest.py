@@ -4,8 +4,12 @@ services (PostgreSQL, Redis) that skip loudly where absent and fail under CI=tru
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from gengate.config import Settings
@@ -47,3 +51,27 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 def redis_url() -> str:
     return os.environ.get("GENGATE_TEST_REDIS_URL", DEFAULT_REDIS)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    async with fresh_postgres() as url:
+        yield url
+
+
+@asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """Create an empty database (skip loudly, or fail under CI, without PostgreSQL)."""
+    base = postgres_url()
+    name = f"gengate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(base.replace("postgresql://", "postgres://"), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        need_service("PostgreSQL", f"{base}: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

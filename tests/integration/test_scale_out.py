@@ -10,10 +10,8 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 import pytest
@@ -21,26 +19,8 @@ import pytest
 from gengate.store import Store
 from gengate.testing import WebhookReceiver, free_port
 
-from ..conftest import need_service, postgres_url
-
 ADMIN = "scale-admin"
 JOBS = 2000
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    base = postgres_url()
-    name = f"gengate_scale_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = await asyncpg.connect(base.replace("postgresql://", "postgres://"), timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        need_service("PostgreSQL", f"{base}: {exc}")
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 class Cluster:

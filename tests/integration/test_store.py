@@ -7,14 +7,13 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from gengate.errors import InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.store import Admission, Store
 
-from ..conftest import need_service, postgres_url
+from ..conftest import fresh_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -25,22 +24,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield st
         await st.close()
         return
-    base = postgres_url()
-    name = f"gengate_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(base.replace("postgresql://", "postgres://"), timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        need_service("PostgreSQL", f"{base}: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = base.rsplit("/", 1)[0] + f"/{name}"
+    async with fresh_postgres() as url:
         st = Store.open(url)
         await st.migrate()
         yield st
         await st.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _job(user_id: int, quota: int = 2000, deadline: float | None = None) -> Job:

@@ -10,10 +10,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gengate.errors import GengateError
+from gengate.errors import GengateError, PayloadTooLarge
 
-__all__ = ["Raw", "envelope_endpoint", "error_body", "json_response", "ok", "send_json",
-           "send_raw"]
+__all__ = [
+    "ClientGone",
+    "Raw",
+    "envelope_endpoint",
+    "error_body",
+    "json_response",
+    "ok",
+    "read_body",
+    "send_json",
+    "send_raw",
+]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -62,3 +71,27 @@ def envelope_endpoint(fn: Callable[[Request], Awaitable[Any]]) -> Callable[..., 
     endpoint.__name__ = fn.__name__
     endpoint.__doc__ = fn.__doc__
     return endpoint
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes (checked against
+    ``Content-Length`` first, then as chunks arrive)."""
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

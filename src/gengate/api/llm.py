@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from gengate.api.ttapi import Call, ClientGone, parse_query
+from gengate.api.envelope import ClientGone, read_body
+from gengate.api.ttapi import Call, parse_query
 from gengate.errors import (
     BadRequest,
     GengateError,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
 )
 from gengate.providers.anthropic import ANTHROPIC
 from gengate.providers.llmhttp import Protocol, UpstreamReply
@@ -126,22 +126,7 @@ class LlmFront:
                                                                                  message)), raw)
 
     async def _body(self, req: Request) -> tuple[dict[str, Any], bytes]:
-        for key, value in req.scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self._max_body:
-                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
-        chunks, size = [], 0
-        while True:
-            message = await req.receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        raw = b"".join(chunks)
+        raw = await read_body(req.scope, req.receive, self._max_body)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

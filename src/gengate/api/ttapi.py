@@ -18,12 +18,19 @@ import orjson
 
 from gengate import prompt as prompts
 from gengate.api import schemas as s
-from gengate.api.envelope import Raw, error_body, ok, send_json, send_raw
+from gengate.api.envelope import (
+    ClientGone,
+    Raw,
+    error_body,
+    ok,
+    read_body,
+    send_json,
+    send_raw,
+)
 from gengate.errors import (
     BadRequest,
     GengateError,
     MethodNotAllowed,
-    PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -37,10 +44,6 @@ __all__ = ["Call", "ROUTES", "TtapiFront"]
 log = logging.getLogger("gengate.api")
 
 _DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body arrived."""
 
 
 @dataclass(slots=True)
@@ -316,23 +319,6 @@ class TtapiFront:
         else:
             await rt.limiter.check_address(_client(scope))
         if method == "POST":
-            call.body = await self._read(scope, receive)
+            call.body = await read_body(scope, receive, self._max_body)
         return await route.handler(rt, call)
-
-    async def _read(self, scope: dict[str, Any], receive: Any) -> bytes:
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self._max_body:
-                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                raise PayloadTooLarge(f"Request body too large: limit is {self._max_body} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 

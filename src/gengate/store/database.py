@@ -137,14 +137,6 @@ class Database:
         async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 
-    async def run_ddl(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run schema changes (migrations) in one transaction."""
-        if self.is_sqlite:
-            return self.run_sync(fn, *args)
-        assert self._async is not None
-        async with self._async.begin() as conn:
-            return await conn.run_sync(fn, *args)
-
     async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
         """PostgreSQL: call ``channels[name]()`` on each ``NOTIFY name``, reconnecting after
         a lost connection; returns only when cancelled. SQLite has nothing to listen to:

@@ -37,4 +37,4 @@ def _revision(conn: Connection, kwargs: dict[str, Any]) -> None:
 
 async def migrate(database: Database, revision: str = "head") -> None:
     """Bring the schema up to ``revision``."""
-    await database.run_ddl(_upgrade, revision)
+    await database.run(_upgrade, revision)
