@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -84,18 +83,29 @@ def dispatch() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    new: Annotated[str | None, typer.Option(
+        "--new", help="For developers: write the next migration from the changes to the "
+        "tables, with this message")] = None,
+) -> None:
     """Create or upgrade the database schema."""
     from gengate.store import Store
+    from gengate.store.migrate import new_revision
 
-    async def main() -> None:
-        store = Store.open(Settings().resolved_database_url())
-        Path(Settings().data_dir).mkdir(parents=True, exist_ok=True)
-        await store.migrate()
-        await store.close()
+    async def main() -> str | None:
+        settings = Settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store.open(settings.resolved_database_url())
+        try:
+            if new:
+                return await new_revision(store.db, new)
+            await store.migrate()
+            return None
+        finally:
+            await store.close()
 
-    asyncio.run(main())
-    console.print("database is up to date")
+    path = asyncio.run(main())
+    console.print(f"wrote {path}" if path else "database is up to date")
 
 
 def _admin(fn: Any) -> Any:

@@ -25,6 +25,7 @@ from gengate.service import JobService
 from gengate.stats import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
+from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
 
@@ -103,9 +104,9 @@ class Runtime:
         """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
         channels = {}
         if self.worker is not None:
-            channels["gengate_jobs"] = self.worker.wake
+            channels[JOBS_CHANNEL] = self.worker.wake
         if self.dispatcher is not None:
-            channels["gengate_webhooks"] = self.dispatcher.wake
+            channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
         if channels and not self.store.db.is_sqlite:
             self._listener = asyncio.create_task(self.store.db.listen(channels))
 

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from gengate.errors import NotFound
 from gengate.jobs import Job
+from gengate.store.channels import WEBHOOKS_CHANNEL, notify
 from gengate.store.tables import users, webhook_attempts, webhook_deliveries
 from gengate.wire import fetch_body
 
@@ -41,8 +42,7 @@ def enqueue(conn: Connection, job: Job, event: str, now: float) -> None:
         "event": event, "url": job.hook_url, "body": orjson.dumps(fetch_body(job)).decode(),
         "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }])
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("NOTIFY gengate_webhooks")
+    notify(conn, WEBHOOKS_CHANNEL)
 
 
 def new_secret() -> str:
@@ -121,8 +121,7 @@ def redeliver(conn: Connection, user_id: int, delivery_id: str, now: float) -> N
     )
     if result.rowcount != 1:
         raise NotFound(f"delivery {delivery_id} not found")
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("NOTIFY gengate_webhooks")
+    notify(conn, WEBHOOKS_CHANNEL)
 
 
 def deliveries_of(conn: Connection, user_id: int, job_id: str | None, page: int,

@@ -13,6 +13,7 @@ from gengate.errors import GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import hookrows
+from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
 _LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
@@ -196,15 +197,7 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
 
-#: PostgreSQL NOTIFY channels that wake workers and webhook dispatchers on any node
-JOBS_CHANNEL = "gengate_jobs"
-WEBHOOKS_CHANNEL = "gengate_webhooks"
 
-
-def notify(conn: Connection, channel: str) -> None:
-    """Wake listeners on other nodes when this transaction commits (PostgreSQL only)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {channel}")
 
 _ADMIT_USER = (
     update(users)
@@ -421,18 +414,6 @@ def list_jobs(conn: Connection, user_id: int, status: str | None, page: int, lim
     order = jobs.c.created_at.asc() if ascending else jobs.c.created_at.desc()
     stmt = stmt.order_by(order, jobs.c.id).offset((page - 1) * limit).limit(limit)
     return [row_to_job(r) for r in conn.execute(stmt)]
-
-
-def next_wakeup(conn: Connection) -> float | None:
-    """Earliest moment something becomes claimable or overdue (a lease lapses, a deadline)."""
-    stmt = select(func.min(jobs.c.lease_expires_at), func.min(jobs.c.deadline)).where(
-        jobs.c.status == JobStatus.ON_QUEUE.value
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        return None
-    values = [v for v in row if v is not None]
-    return min(values) if values else None
 
 
 def mode_stats(conn: Connection, since: float) -> list[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -31,10 +30,20 @@ def _upgrade(conn: Connection, revision: str) -> None:
     command.upgrade(alembic_config(conn), revision)
 
 
-def _revision(conn: Connection, kwargs: dict[str, Any]) -> None:
-    command.revision(alembic_config(conn), **kwargs)
-
-
 async def migrate(database: Database, revision: str = "head") -> None:
     """Bring the schema up to ``revision``."""
     await database.run(_upgrade, revision)
+
+
+def _new_revision(conn: Connection, message: str) -> str:
+    command.upgrade(alembic_config(conn), "head")
+    number = len(list((MIGRATIONS / "versions").glob("[0-9]*.py"))) + 1
+    script = command.revision(alembic_config(conn), message=message, autogenerate=True,
+                              rev_id=f"{number:04d}")
+    return str(getattr(script, "path", ""))
+
+
+async def new_revision(database: Database, message: str) -> str:
+    """For developers: write the next migration from the difference between the schema
+    and ``store/tables.py``; returns the new file's path."""
+    return await database.run(_new_revision, message)

@@ -1,0 +1,17 @@
+"""PostgreSQL NOTIFY channels: a commit that makes work wakes idle nodes at once."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+#: new or released jobs; workers listen
+JOBS_CHANNEL = "gengate_jobs"
+#: new or redelivered webhook notifications; dispatchers listen
+WEBHOOKS_CHANNEL = "gengate_webhooks"
+
+
+def notify(conn: Connection, channel: str) -> None:
+    """Wake listeners on other nodes when this transaction commits (PostgreSQL only; on
+    SQLite the one process wakes itself)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {channel}")
