@@ -14,6 +14,7 @@ from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
+from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.providers.base import Provider
 from gengate.providers.local import LocalProvider
@@ -46,6 +47,7 @@ class Runtime:
     worker: Worker | None
     dispatcher: Dispatcher | None
     limiter: RateLimiter
+    metrics: Metrics
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
 
@@ -71,12 +73,15 @@ class Runtime:
             )
         }
         guard = NetGuard.from_setting(settings.webhook_allow)
+        metrics = Metrics()
         if with_dispatcher is None:
             with_dispatcher = with_worker
-        dispatcher = Dispatcher(settings, store, clock, guard) if with_dispatcher else None
+        dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
+                      if with_dispatcher else None)
         worker = (
             Worker(settings, store, providers, ResultWriter(storage, http), clock, http,
-                   on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard)
+                   on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
+                   metrics=metrics)
             if with_worker else None
         )
         word_filter = (
@@ -96,7 +101,7 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter, relay=build_relay(settings, store, clock))
+                      limiter, metrics, relay=build_relay(settings, store, clock))
         runtime._listen()
         return runtime
 

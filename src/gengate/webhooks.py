@@ -24,6 +24,7 @@ from gengate import __version__
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import BadRequest
+from gengate.metrics import Metrics
 from gengate.netguard import NetGuard, Target
 from gengate.retry import RetryPolicy
 from gengate.store import Delivery, Store
@@ -49,11 +50,13 @@ def _host_header(target: Target) -> str:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard):
+    def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard,
+                 metrics: Metrics | None = None):
         self.settings = settings
         self.store = store
         self.clock = clock
         self.guard = guard
+        self.metrics = metrics or Metrics()
         self.policy = RetryPolicy(
             attempts=settings.webhook_attempts, base=settings.webhook_backoff,
             factor=settings.webhook_backoff_factor, cap=settings.webhook_backoff_max,
@@ -152,9 +155,10 @@ class Dispatcher:
         next_at = self.clock.now() + wait if wait is not None else None
         await self.store.record_attempt(delivery, self.owner, started, duration, status, error,
                                         next_at, delivered)
+        outcome = "delivered" if delivered else ("retried" if next_at else "given_up")
+        self.metrics.webhook_attempts.labels(outcome).inc()
         log.info("event=webhook_attempt delivery=%s job_id=%s attempt=%d status=%s outcome=%s",
-                 delivery.id, delivery.job_id, delivery.attempts + 1, status,
-                 "delivered" if delivered else ("retry" if next_at else "given_up"))
+                 delivery.id, delivery.job_id, delivery.attempts + 1, status, outcome)
 
     async def _post(self, target: Target, delivery: Delivery) -> int:
         now = datetime.datetime.now(tz=datetime.UTC)

@@ -22,6 +22,7 @@ from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
 from gengate.jobs import ACTIONS, Job, ResultKind
+from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.prompt import is_illegal_prompt_failure
 from gengate.providers.base import Provider, ProviderError, ProviderTask, TaskState
@@ -43,7 +44,8 @@ class LeaseLost(Exception):
 class Worker:
     def __init__(self, settings: Settings, store: Store, providers: dict[str, Provider],
                  results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
-                 on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None):
+                 on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None,
+                 metrics: Metrics | None = None):
         self.settings = settings
         self.store = store
         self.providers = providers
@@ -54,6 +56,7 @@ class Worker:
         self.on_event = on_event
         #: where downloads of user-given URLs may go (describe's ``url``)
         self.guard = guard or NetGuard()
+        self.metrics = metrics or Metrics()
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._stopping = False
@@ -121,6 +124,7 @@ class Worker:
         for job_id in await self.store.overdue(self.clock.now()):
             if await self.store.fail(job_id, None, TIMEOUT_MESSAGE, self.clock.now()):
                 log.info("event=job_timeout job_id=%s", job_id)
+                self.metrics.jobs_finished.labels("FAILED").inc()
                 self.on_event()
                 task = self._running.get(job_id)
                 if task is not None:
@@ -197,6 +201,7 @@ class Worker:
             result = await self.results.write(job, update)
             if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
                 log.info("event=job_succeeded job_id=%s", job.id)
+                self.metrics.jobs_finished.labels("SUCCESS").inc()
                 self.on_event()
                 await provider.forget(upstream_id)
             return
@@ -206,6 +211,7 @@ class Worker:
         illegal = limit if is_illegal_prompt_failure(message) else None
         if await self.store.fail(job.id, self.owner, message, self.clock.now(), illegal):
             log.info("event=job_failed job_id=%s message=%r", job.id, message)
+            self.metrics.jobs_finished.labels("FAILED").inc()
             self.on_event()
 
     async def _task(self, job: Job) -> ProviderTask:

@@ -174,3 +174,13 @@ async def test_delivery_log_retention(hook_settings: Settings) -> None:
         assert await store.purge_deliveries(done["finishedAt"] - 1) == 0
         assert await store.purge_deliveries(done["finishedAt"] + 1) == 1
         assert await _deliveries(client, job_id) == []
+
+
+async def test_process_counters(hook_settings: Settings) -> None:
+    async with WebhookReceiver([500]) as receiver, serve_gateway(hook_settings) as gw:
+        client, job_id, _ = await _job(gw, receiver)
+        await _await_status(client, job_id, "delivered")
+        metrics = (await gw.http.get("/metrics")).text
+        assert 'gengate_webhook_attempts_total{outcome="retried"} 1.0' in metrics
+        assert 'gengate_webhook_attempts_total{outcome="delivered"} 1.0' in metrics
+        assert 'gengate_jobs_finished_total{status="SUCCESS"} 1.0' in metrics

@@ -103,7 +103,8 @@ async def metrics(request: Request) -> Response:
     if rt.worker is not None:
         Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
               registry=registry).set(rt.worker.busy)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(registry) + generate_latest(rt.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> Response:
