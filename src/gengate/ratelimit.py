@@ -23,10 +23,11 @@ __all__ = ["Limits", "RateLimiter"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Requests allowed per second and per minute; 0 means no limit."""
+    """Requests allowed per second and per minute; 0 means no limit, ``None`` the
+    deployment's default."""
 
-    per_second: int = 0
-    per_minute: int = 0
+    per_second: int | None = 0
+    per_minute: int | None = 0
 
 
 def _storage(redis_url: str | None) -> Storage:
@@ -67,10 +68,12 @@ class RateLimiter:
     async def check_key(self, key_id: str, limits: Limits | None) -> None:
         """Count one request of an API key; 429 with ``Retry-After`` over its limits."""
         limits = limits or self.default
-        if limits.per_second:
-            await self._hit(self._item("s", limits.per_second), "key", key_id)
-        if limits.per_minute:
-            await self._hit(self._item("m", limits.per_minute), "key", key_id)
+        per_second = self.default.per_second if limits.per_second is None else limits.per_second
+        per_minute = self.default.per_minute if limits.per_minute is None else limits.per_minute
+        if per_second:
+            await self._hit(self._item("s", per_second), "key", key_id)
+        if per_minute:
+            await self._hit(self._item("m", per_minute), "key", key_id)
 
     async def check_address(self, address: str) -> None:
         """Count one request without a valid key from ``address``."""

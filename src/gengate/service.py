@@ -109,7 +109,7 @@ class JobService:
             self._keys.clear()
         limits = None
         if user.rate_per_second is not None or user.rate_per_minute is not None:
-            limits = Limits(user.rate_per_second or 0, user.rate_per_minute or 0)
+            limits = Limits(user.rate_per_second, user.rate_per_minute)
         principal = Principal(user.id, digest[:16], limits)
         self._keys[digest] = (principal, now + _KEY_CACHE_SECONDS)
         return principal

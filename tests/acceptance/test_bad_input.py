@@ -146,6 +146,8 @@ async def test_fetch_list_paging(gw: Gateway) -> None:
     assert (await client.get(f"{V1}/fetch-list", params={"page": 0})).status_code == 400
     failed = (await client.get(f"{V1}/fetch-list", params={"status": "failed"})).json()
     assert failed["data"] == []
+    by_code = (await client.post(f"{V1}/fetch-list", json={"status": 2, "limit": 3})).json()
+    assert [j["job_id"] for j in by_code["data"]] == ids[::-1][:3]
 
 
 async def test_all_black_mask_and_private_describe_url(gw: Gateway) -> None:

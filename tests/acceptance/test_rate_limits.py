@@ -29,6 +29,10 @@ async def test_per_key_limit_answers_429_with_retry_after(settings: Settings) ->
         assert limited.json()["status"] == "FAILED" and "per" in limited.json()["message"]
         assert 1 <= int(limited.headers["retry-after"]) <= 60
         assert (await gw.client(other_key).get(f"{V1}/info")).status_code == 200
+        # a user with only a per-second limit keeps the deployment's per-minute one
+        await gw.http.patch(f"/admin/users/{user_id}", headers=ADMIN,
+                            json={"rate_per_minute": 0})
+        assert (await client.get(f"{V1}/info")).status_code == 200
 
 
 async def test_requests_without_a_valid_key_are_limited_per_address(

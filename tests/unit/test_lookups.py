@@ -33,3 +33,4 @@ async def test_a_failed_query_fails_every_waiter() -> None:
     assert all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError):
         await lookup.get("c")
+

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from gengate.api import schemas as s
 from gengate.api.envelope import envelope_endpoint, ok
-from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 from gengate.runtime import Runtime
 
 __all__ = ["ADMIN_ROUTES"]
@@ -34,7 +34,7 @@ async def _body(request: Request, model: type[s._Wire]) -> Any:
     raw = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
-        raise BadRequest("Content-Type must be application/json")
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'}")
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:

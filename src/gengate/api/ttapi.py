@@ -34,6 +34,7 @@ from gengate.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from gengate.jobs import JobStatus
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
 from gengate.service import Submit
@@ -44,6 +45,7 @@ __all__ = ["Call", "ROUTES", "TtapiFront"]
 log = logging.getLogger("gengate.api")
 
 _DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+_STATUS_CODES = {str(status.code): status.value for status in JobStatus}
 
 
 @dataclass(slots=True)
@@ -179,8 +181,11 @@ async def fetch(rt: Runtime, call: Call) -> Any:
 
 async def fetch_list(rt: Runtime, call: Call) -> Any:
     data = call.data()
-    if isinstance(data.get("status"), str):
-        data["status"] = data["status"].upper()
+    status = data.get("status")
+    if isinstance(status, int | str) and str(status) in _STATUS_CODES:
+        data["status"] = _STATUS_CODES[str(status)]  # the integer form the items carry
+    elif isinstance(status, str):
+        data["status"] = status.upper()
     if isinstance(data.get("order"), str):
         data["order"] = data["order"].lower()
     req: s.FetchListQuery = s.parse(s.FetchListQuery, data)  # type: ignore[assignment]
