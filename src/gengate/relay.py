@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
+from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
 from gengate.llm_accounts import AccountPool, Candidate, LlmAccount, retry_after_seconds
@@ -27,10 +27,12 @@ from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
 from gengate.providers.llmhttp import (
     EventSplitter,
     Protocol,
+    UpstreamClient,
     UpstreamFailed,
     UpstreamReply,
+    UpstreamResponse,
+    UpstreamTransportError,
     event_data,
-    open_upstream,
 )
 from gengate.store import Store
 from gengate.store.llmrows import UsageRow
@@ -86,7 +88,7 @@ class LlmCall:
 
 class Relay:
     def __init__(self, store: Store, clock: Clock, pool: AccountPool, prices: LlmPriceTable,
-                 http: httpx.AsyncClient, *, retries: int = 1, cooldown: float = 10.0,
+                 http: UpstreamClient, *, retries: int = 1, cooldown: float = 10.0,
                  default_max_tokens: int = 8192, retention_days: float = 90.0):
         self.store = store
         self.clock = clock
@@ -98,6 +100,16 @@ class Relay:
         self.default_max_tokens = default_max_tokens
         self.retention_days = retention_days
         self._purger: asyncio.Task[None] | None = None
+        # the hold before a call and the settlement after it are group-committed: calls
+        # that start (or end) together share one transaction
+        self._holds: GroupCommit[tuple[int, str, int], None] = GroupCommit(self._hold_many)
+        self._settles: GroupCommit[tuple[UsageRow, int], int] = GroupCommit(self._settle_many)
+
+    async def _hold_many(self, holds: list[tuple[int, str, int]]) -> list[GengateError | None]:
+        return await self.store.llm_hold_many(holds, self.clock.now())
+
+    async def _settle_many(self, items: list[tuple[UsageRow, int]]) -> list[int | GengateError]:
+        return list(await self.store.llm_settle_many(items, self.clock.now()))
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,11 +157,11 @@ class Relay:
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{uuid.uuid4().hex}", user_id, prep.model, held, price,
                        self.clock.now())
-        await self.store.llm_hold(user_id, call.id, held, call.started_at)
+        await self._holds.submit((user_id, call.id, held))
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
-                   prep: Prepared) -> tuple[httpx.Response, bytes, Chunks | None]:
+                   prep: Prepared) -> tuple[UpstreamResponse, bytes, Chunks | None]:
         """The first upstream that answers: its response, first bytes (the whole body when
         not streaming) and the rest of its stream. Refunds the hold and raises if none does."""
         try:
@@ -162,7 +174,7 @@ class Relay:
         return response, first, rest
 
     async def attempt(self, found: list[Candidate],
-                      prep: Prepared) -> tuple[Candidate, httpx.Response, bytes, Chunks | None]:
+                      prep: Prepared) -> tuple[Candidate, UpstreamResponse, bytes, Chunks | None]:
         last: GengateError = UpstreamFailed("no upstream account answered")
         for cand in found:
             for _ in range(self.retries + 1):
@@ -180,13 +192,13 @@ class Relay:
         raise last
 
     async def _try(self, cand: Candidate,
-                   prep: Prepared) -> tuple[httpx.Response, bytes, Chunks | None]:
+                   prep: Prepared) -> tuple[UpstreamResponse, bytes, Chunks | None]:
         proto, account = prep.protocol, cand.account
         url = proto.url(account, prep.path)
         headers = proto.headers(account, prep.headers)
         try:
-            response = await open_upstream(self.http, url, headers, prep.payload(cand.model))
-        except httpx.TransportError as exc:
+            response = await self.http.post(url, headers, prep.payload(cand.model))
+        except UpstreamTransportError as exc:
             log.warning("event=llm_upstream_error account=%s error=%s", account.name,
                         type(exc).__name__)
             raise UpstreamFailed("upstream connection failed") from None
@@ -200,7 +212,7 @@ class Relay:
                 if chunk:
                     return response, chunk, rest
             return response, b"", rest
-        except httpx.TransportError as exc:
+        except UpstreamTransportError as exc:
             await response.aclose()
             log.warning("event=llm_upstream_dropped account=%s error=%s", account.name,
                         type(exc).__name__)
@@ -209,7 +221,7 @@ class Relay:
             await response.aclose()
             raise
 
-    async def _refused(self, cand: Candidate, response: httpx.Response) -> None:
+    async def _refused(self, cand: Candidate, response: UpstreamResponse) -> None:
         """Turn an upstream error status into the right error (and cooldown)."""
         status = response.status_code
         name = cand.account.name
@@ -245,7 +257,7 @@ class Relay:
                        call.price.cost_milli(usage), call.status, call.started_at,
                        int((time.perf_counter() - call.t0) * 1000))
         try:
-            await self.store.llm_settle(row, call.held, self.clock.now())
+            await self._settles.submit((row, call.held))
         except Exception:
             log.exception("event=llm_settle_failed request=%s", call.id)
 
@@ -271,7 +283,7 @@ class StreamReply:
     event and the stream ends there.
     """
 
-    def __init__(self, call: LlmCall, prep: Prepared, response: httpx.Response, first: bytes,
+    def __init__(self, call: LlmCall, prep: Prepared, response: UpstreamResponse, first: bytes,
                  rest: Chunks):
         self.call = call
         self.prep = prep
@@ -291,7 +303,7 @@ class StreamReply:
                 out = self._events(chunk)
                 if out:
                     yield out
-        except httpx.TransportError as exc:
+        except UpstreamTransportError as exc:
             log.warning("event=llm_stream_dropped request=%s account=%s error=%s",
                         self.call.id, self.call.account, type(exc).__name__)
             self.call.status = "dropped"
@@ -333,9 +345,7 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
     if not settings.llm_accounts:
         return None
     pool = AccountPool(LlmAccount.parse(raw) for raw in settings.llm_accounts)
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    timeout = httpx.Timeout(settings.llm_read_timeout, connect=settings.llm_connect_timeout)
-    http = httpx.AsyncClient(limits=limits, timeout=timeout, follow_redirects=False)
+    http = UpstreamClient(settings.llm_connect_timeout, settings.llm_read_timeout)
     relay = Relay(store, clock, pool, LlmPriceTable(merged_prices(settings.llm_prices)), http,
                   retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
                   default_max_tokens=settings.llm_default_max_tokens,

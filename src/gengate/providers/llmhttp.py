@@ -3,18 +3,27 @@ request, and an SSE splitter that keeps at most one partial event in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gengate.errors import GengateError
 from gengate.llm_accounts import LlmAccount
 from gengate.llm_pricing import Usage
 
-__all__ = ["EventSplitter", "Protocol", "UpstreamFailed", "UpstreamReply", "open_upstream"]
+__all__ = [
+    "EventSplitter",
+    "Protocol",
+    "UpstreamClient",
+    "UpstreamFailed",
+    "UpstreamReply",
+    "UpstreamResponse",
+    "UpstreamTransportError",
+]
 
-#: client headers never sent upstream (auth is the account's, framing is httpx's)
+#: client headers never sent upstream (auth is the account's, framing is the client's)
 _DROP = frozenset({
     b"host", b"content-length", b"authorization", b"x-api-key", b"tt-api-key", b"connection",
     b"accept-encoding", b"transfer-encoding", b"cookie", b"keep-alive", b"te", b"upgrade",
@@ -76,11 +85,86 @@ class Protocol:
         return out
 
 
-async def open_upstream(http: httpx.AsyncClient, url: str, headers: dict[str, str],
-                        body: bytes) -> httpx.Response:
-    """Send the request and return the response with its body unread (a stream)."""
-    request = http.build_request("POST", url, headers=headers, content=body)
-    return await http.send(request, stream=True)
+class UpstreamTransportError(Exception):
+    """The connection failed: refused, reset, timed out, or a body cut short."""
+
+
+_TRANSPORT = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+class UpstreamResponse:
+    """An upstream answer whose body is read (or streamed) on demand."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse):
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Case-insensitive."""
+        return self._response.headers
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.read()
+        except _TRANSPORT as exc:
+            raise UpstreamTransportError(type(exc).__name__) from exc
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Chunks as they arrive."""
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except _TRANSPORT as exc:
+            raise UpstreamTransportError(type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        """Give the connection back when the body was read; drop it when it was not (a
+        cancelled stream must not leave the upstream generating)."""
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class UpstreamClient:
+    """One pooled HTTP client for every upstream account (aiohttp: its connection pool
+    costs the same at any concurrency)."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float, max_connections: int = 1000):
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                              sock_read=read_timeout)
+        self._max = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max, ttl_dns_cache=60),
+                timeout=self._timeout,
+                # no compression: events must reach the client as the upstream sends them
+                skip_auto_headers=("Accept-Encoding",), auto_decompress=False,
+            )
+        return self._session
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> UpstreamResponse:
+        """Send the request; the response's body is not read yet."""
+        try:
+            response = await self._open_session().post(url, data=body, headers=headers,
+                                                       allow_redirects=False)
+        except _TRANSPORT as exc:
+            raise UpstreamTransportError(type(exc).__name__) from exc
+        return UpstreamResponse(response)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class EventSplitter:

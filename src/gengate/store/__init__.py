@@ -157,11 +157,13 @@ class Store:
         return await self.db.read(hookrows.next_due)
 
     # -- LLM relay ----------------------------------------------------------------------
-    async def llm_hold(self, user_id: int, request_id: str, amount: int, now: float) -> None:
-        await self.db.run(llmrows.hold, user_id, request_id, amount, now)
+    async def llm_hold_many(self, holds: list[tuple[int, str, int]],
+                            now: float) -> list[GengateError | None]:
+        return await self.db.run(llmrows.hold_many, holds, now)
 
-    async def llm_settle(self, usage: llmrows.UsageRow, held: int, now: float) -> int:
-        return await self.db.run(llmrows.settle, usage, held, now)
+    async def llm_settle_many(self, items: list[tuple[llmrows.UsageRow, int]],
+                              now: float) -> list[int]:
+        return await self.db.run(llmrows.settle_many, items, now)
 
     async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
         return await self.db.read(llmrows.usage_of, user_id, page, limit)

@@ -1,9 +1,9 @@
 """LLM relay rows: the hold before a call, its settlement after, and per-call usage.
 
-One call moves money in two transactions: :func:`hold` freezes the worst-case price under
-the user's row lock (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so concurrent
-calls cannot overdraw; :func:`settle` charges the real cost, refunds the rest and writes the
-usage row, together. The request id goes in the ledger's ``job_id``, whose unique
+One call moves money in two transactions: :func:`hold_many` freezes the worst-case price
+under the users' row locks (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so
+concurrent calls cannot overdraw; :func:`settle_many` charges the real cost, refunds the rest
+and writes the usage row, together. Calls that start or end together share the transaction. The request id goes in the ledger's ``job_id``, whose unique
 ``(job_id, kind)`` makes a second settle or refund impossible.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from gengate.errors import InsufficientBalance, NotFound
+from gengate.errors import GengateError, InsufficientBalance, NotFound
 from gengate.quota import LedgerKind
 from gengate.store.tables import ledger, llm_usage, users
 
-__all__ = ["UsageRow", "hold", "purge_usage", "settle", "usage_of"]
+__all__ = ["UsageRow", "hold_many", "purge_usage", "settle_many", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,37 +51,56 @@ def _entry(user_id: int, request_id: str, kind: LedgerKind, amount: int,
             "note": "llm", "created_at": now}
 
 
-def hold(conn: Connection, user_id: int, request_id: str, amount: int, now: float) -> None:
-    """Freeze ``amount`` from the balance, or raise 402 if the balance is short."""
-    row = conn.execute(
-        select(users.c.balance, users.c.active).where(users.c.id == user_id).with_for_update()
-    ).first()
-    if row is None:
-        raise NotFound("user not found")
-    if row.balance < amount or row.balance <= 0:
-        raise InsufficientBalance()
-    conn.execute(_MOVE, {"uid": user_id, "to_balance": -amount, "from_freeze": -amount})
-    conn.execute(ledger.insert(), [_entry(user_id, request_id, LedgerKind.FREEZE, amount, now)])
-
-
-def settle(conn: Connection, usage: UsageRow, held: int, now: float) -> int:
-    """Charge ``usage.cost`` (at most ``held``), refund the rest, record the usage row.
-
-    Returns the amount charged.
-    """
-    cost = max(0, min(usage.cost, held))
-    entries = []
-    if cost:
-        entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, cost, now))
-    if held - cost:
-        entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - cost, now))
+def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
+              now: float) -> list[GengateError | None]:
+    """Freeze each call's worst-case price, in one transaction, each decided in order against the
+    balance the ones before it left (402 when short); returns each call's refusal, or None."""
+    uids = sorted({uid for uid, _, _ in holds})
+    rows = conn.execute(select(users.c.id, users.c.balance).where(users.c.id.in_(uids))
+                        .order_by(users.c.id).with_for_update())
+    balance = {r.id: r.balance for r in rows}
+    taken: dict[int, int] = {}
+    entries, results = [], []
+    for uid, request_id, amount in holds:
+        left = balance.get(uid)
+        if left is None:
+            results.append(NotFound("user not found"))
+        elif left < amount or left <= 0:
+            results.append(InsufficientBalance())
+        else:
+            balance[uid] = left - amount
+            taken[uid] = taken.get(uid, 0) + amount
+            entries.append(_entry(uid, request_id, LedgerKind.FREEZE, amount, now))
+            results.append(None)
     if entries:
         conn.execute(ledger.insert(), entries)
-    conn.execute(_MOVE, {"uid": usage.user_id, "to_balance": held - cost, "from_freeze": held})
-    values = asdict(usage)
-    values["cost"] = cost
-    conn.execute(llm_usage.insert(), [values])
-    return cost
+        conn.execute(_MOVE, [{"uid": uid, "to_balance": -n, "from_freeze": -n}
+                             for uid, n in taken.items()])
+    return results
+
+
+def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float) -> list[int]:
+    """Charge each call's cost (at most its hold), refund the rest and record its usage
+    row, in one transaction; returns each amount charged."""
+    entries, usage_rows, charged = [], [], []
+    moves: dict[int, list[int]] = {}
+    for usage, held in items:
+        cost = max(0, min(usage.cost, held))
+        if cost:
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, cost, now))
+        if held - cost:
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - cost, now))
+        move = moves.setdefault(usage.user_id, [0, 0])
+        move[0] += held - cost
+        move[1] += held
+        usage_rows.append({**asdict(usage), "cost": cost})
+        charged.append(cost)
+    if entries:
+        conn.execute(ledger.insert(), entries)
+    conn.execute(_MOVE, [{"uid": uid, "to_balance": back, "from_freeze": freed}
+                         for uid, (back, freed) in moves.items()])
+    conn.execute(llm_usage.insert(), usage_rows)
+    return charged
 
 
 def usage_of(conn: Connection, user_id: int, page: int, limit: int) -> list[UsageRow]:
