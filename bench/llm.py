@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import statistics
 import subprocess
 import sys
@@ -73,11 +74,12 @@ def litellm(fake_port: int, seconds: int, install_timeout: int) -> dict[str, obj
         cfg.write(f"model_list:\n  - model_name: claude-fake-1\n    litellm_params:\n"
                   f"      model: anthropic/claude-fake-1\n"
                   f"      api_base: http://127.0.0.1:{fake_port}\n      api_key: sk-fake\n")
+    master = f"sk-{secrets.token_hex(32)}"  # LiteLLM refuses to start without one
     proc = start([str(LITELLM_VENV / "bin" / "litellm"), "--config", cfg.name, "--port",
-                  str(port), "--num_workers", "1"], port, {})
+                  str(port), "--num_workers", "1"], port, {"LITELLM_MASTER_KEY": master})
     try:
         wait_up(f"http://127.0.0.1:{port}/health/liveliness", proc)
-        return measure(port, "sk-anything", seconds)
+        return measure(port, master, seconds)
     except SystemExit as exc:
         return {"skipped": f"litellm proxy did not serve: {exc}"}
     finally:
