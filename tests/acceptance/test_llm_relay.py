@@ -147,3 +147,21 @@ async def test_errors_speak_each_protocol(settings: Settings) -> None:
                 await anthropic.AsyncAnthropic(base_url=gw.base_url, api_key="nope") \
                     .messages.create(model="m", max_tokens=5, messages=[])
             assert "sk-up-a1" not in (await gw.http.get("/openapi.json")).text
+
+
+async def test_llm_calls_count_against_the_key_limits(settings: Settings) -> None:
+    async with FakeAnthropic() as upstream:
+        limited = settings.model_copy(update={
+            "rate_per_minute": 2,
+            "llm_accounts": [{"name": "a1", "kind": "anthropic", "api_key": "sk-up",
+                              "base_url": upstream.base_url}]})
+        async with serve_gateway(limited) as gw:
+            _, key = await gw.create_user(balance=100)
+            headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+            body = {"model": "claude-fake-1", "max_tokens": 16,
+                    "messages": [{"role": "user", "content": "hi"}]}
+            codes = [(await gw.http.post("/v1/messages", json=body, headers=headers)).status_code
+                     for _ in range(3)]
+            assert codes == [200, 200, 429]
+            last = await gw.http.post("/v1/messages", json=body, headers=headers)
+            assert last.json()["type"] == "error" and "retry-after" in last.headers

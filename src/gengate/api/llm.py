@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gengate.api.envelope import ClientGone, read_body
-from gengate.api.ttapi import Call, parse_query
+from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
     GengateError,
@@ -102,8 +102,8 @@ class LlmFront:
             if scope["method"] not in methods:
                 raise MethodNotAllowed(f"method {scope['method']} not allowed",
                                        headers={"Allow": ", ".join(methods)})
-            req.user_id = await req.rt.jobs.authenticate(Call("", b"", scope["headers"])
-                                                         .api_key())
+            # same keys, same per-key and per-address limits as the TTAPI front
+            req.user_id = await admit_caller(req.rt, Call("", b"", scope["headers"]), scope)
             await handler(self, req)
         except ClientGone:
             return

@@ -273,7 +273,7 @@ def _client(scope: dict[str, Any]) -> str:
     return str(client[0]) if client else "unknown"
 
 
-async def _admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
+async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
     """Authenticate and count the request against its key's limits (or its address's)."""
     try:
         principal = await rt.jobs.principal(call.api_key())
@@ -320,7 +320,7 @@ class TtapiFront:
         call = Call(method, scope.get("query_string", b""), scope["headers"])
         rt = self._runtime()
         if route.auth:
-            call.user_id = await _admit_caller(rt, call, scope)
+            call.user_id = await admit_caller(rt, call, scope)
         else:
             await rt.limiter.check_address(_client(scope))
         if method == "POST":

@@ -3,7 +3,8 @@
 One call moves money in two transactions: :func:`hold_many` freezes the worst-case price
 under the users' row locks (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so
 concurrent calls cannot overdraw; :func:`settle_many` charges the real cost, refunds the rest
-and writes the usage row, together. Calls that start or end together share the transaction. The request id goes in the ledger's ``job_id``, whose unique
+and writes the usage row, together. Calls that start or end together share the
+transaction. The request id goes in the ledger's ``job_id``, whose unique
 ``(job_id, kind)`` makes a second settle or refund impossible.
 """
 
