@@ -90,7 +90,7 @@ class Runtime:
         )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
         jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
-                          word_filter, admitter, settings.illegal_prompt_daily_limit, guard)
+                          word_filter, admitter, guard)
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
         if worker is not None:

@@ -74,14 +74,13 @@ def _seed_from(job_id: str) -> int:
 class JobService:
     def __init__(self, store: Store, clock: Clock, prices: PriceTable,
                  rules: prompts.PromptRules, word_filter: prompts.WordFilter,
-                 admitter: Admitter, illegal_limit: int, guard: NetGuard):
+                 admitter: Admitter, guard: NetGuard):
         self.store = store
         self.clock = clock
         self.prices = prices
         self.rules = rules
         self.word_filter = word_filter
         self.admitter = admitter
-        self.illegal_limit = illegal_limit
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
         self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
@@ -113,10 +112,6 @@ class JobService:
         principal = Principal(user.id, digest[:16], limits)
         self._keys[digest] = (principal, now + _KEY_CACHE_SECONDS)
         return principal
-
-    async def authenticate(self, raw_key: str | None) -> int:
-        """The user id behind an API key, or 401."""
-        return (await self.principal(raw_key)).user_id
 
     def forget_key(self, key_hash: str | None = None) -> None:
         """Drop a cached key (or all of them) after a revocation or a user's deactivation."""

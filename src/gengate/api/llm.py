@@ -232,6 +232,3 @@ _ROUTES: dict[str, tuple[tuple[str, ...], Protocol | None, Handler]] = {
     "/v1/models": (_GET, None, LlmFront.models),
     "/v1/usage": (_GET, OPENAI, LlmFront.usage),
 }
-
-#: the paths this front serves, for the OpenAPI document
-PATHS = tuple(_ROUTES)
