@@ -43,6 +43,16 @@ _LLM = [
     ("/v1/usage", "get", "Your LLM calls, newest first (page, limit)"),
 ]
 
+#: pages without a key: path -> (media type, summary)
+_PUBLIC = {
+    "/status": ("text/html", "Status page: per mode, from the jobs that ran recently"),
+    "/status.json": ("application/json", "The status page's figures, in the envelope"),
+    "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
+    "/metrics": ("text/plain", "Prometheus metrics"),
+    "/openapi.json": ("application/json", "This document"),
+    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed)"),
+}
+
 _ENVELOPE = {
     "type": "object",
     "required": ["status", "message", "data"],
@@ -91,6 +101,19 @@ def _body(model: type[s._Wire]) -> dict[str, Any]:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
 
+def _public_paths() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, (media, summary) in _PUBLIC.items():
+        op: dict[str, Any] = {"summary": summary, "tags": ["status"],
+                              "responses": {"200": {"description": "OK", "content": {media: {}}}}}
+        if path.startswith("/cdn"):
+            op["parameters"] = [{"name": "key", "in": "path", "required": True,
+                                 "schema": {"type": "string"}}]
+            op["responses"]["404"] = {"description": "No such file"}
+        out[path] = {"get": op}
+    return out
+
+
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     models: set[type[s._Wire]] = set()
@@ -131,6 +154,7 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = {
             "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
             "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+    paths.update(_public_paths())
     schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
     for model in sorted(models, key=lambda m: m.__name__):
         schemas[model.__name__] = model.model_json_schema(
