@@ -65,7 +65,9 @@ class LocalProvider:
             "version": task.version, "arg": task.arg, "inputs": len(task.images),
             "params": task.params, "submitted_at": time.time(),
         }
-        (folder / "task.json").write_bytes(orjson.dumps(spec))
+        # the record appears whole or not at all: a process killed mid-write leaves no
+        # half-written task for the worker that takes over
+        _write_atomic(folder / "task.json", orjson.dumps(spec))
         with (self.root / "submissions.log").open("a") as log:
             log.write(f"{task.job_id} {upstream_id} {os.getpid()}\n")
 
@@ -104,7 +106,7 @@ class LocalProvider:
                                   prompts=tuple(imaging.describe(inputs[0])))
         cached = folder / "result.png"
         if not cached.exists():
-            cached.write_bytes(imaging.encode_png(render(spec, inputs, self.scale)))
+            _write_atomic(cached, imaging.encode_png(render(spec, inputs, self.scale)))
         return ProviderUpdate(TaskState.SUCCESS, progress=100, image=cached.read_bytes())
 
     async def cancel(self, upstream_id: str) -> None:
@@ -114,12 +116,20 @@ class LocalProvider:
         await asyncio.to_thread(_remove_tree, self._dir(upstream_id))
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _remove_tree(folder: Path) -> None:
-    if not folder.exists():
+    """Best effort: two workers may forget the same task at once."""
+    try:
+        for item in folder.iterdir():
+            item.unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
         return
-    for item in folder.iterdir():
-        item.unlink(missing_ok=True)
-    folder.rmdir()
 
 
 def _scaled(aspect: tuple[int, int], scale: float) -> tuple[int, int] | None:
