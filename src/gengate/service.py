@@ -65,6 +65,8 @@ class Submit:
     get_u_images: bool = False
     idempotency_key: str | None = None
     hook_progress: bool = False
+    #: a fingerprint of the request an idempotency key was first used with
+    request_hash: str | None = None
 
 
 def _seed_from(job_id: str) -> int:
@@ -235,6 +237,8 @@ class JobService:
         hook_url = await self._hook_url(sub.hook_url)
         if hook_url and sub.hook_progress:
             params["hook_progress"] = True
+        if sub.request_hash:
+            params["request"] = sub.request_hash
         now = self.clock.now()
         job = Job(
             id=job_id, user_id=sub.user_id, product=PRODUCT, action=action, mode=mode,

@@ -112,6 +112,8 @@ async def test_idempotent_resubmit_returns_the_first_job(settings: Settings) -> 
         await gw.wait(client, ids.pop())
         later = await client.post(f"{V1}/imagine", json={"prompt": "owl"}, headers=headers)
         assert later.json()["data"]["jobId"] == first.json()["data"]["jobId"]
+        other = await client.post(f"{V1}/imagine", json={"prompt": "cat"}, headers=headers)
+        assert other.status_code == 409 and "Idempotency-Key" in other.json()["message"]
         info = (await client.get(f"{V1}/info")).json()["data"]
         assert info["balance"] == 8
         ledger = await _ledger(gw, user_id)

@@ -8,6 +8,7 @@ handler from the :class:`~gengate.errors.GengateError` hierarchy.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -102,8 +103,10 @@ class Call:
         key = self.header(b"idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
+        # what the key stands for: a replay must repeat the request, not just the key
+        request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, req.timeout, req.hookUrl, getattr(req, "getUImages", False),
-                      key, req.hookProgress)
+                      key, req.hookProgress, request)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:

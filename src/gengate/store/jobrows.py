@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
 
-from gengate.errors import GengateError, InsufficientBalance, QueueFull
+from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import hookrows
@@ -143,7 +143,10 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
     for item in items:
         job, key = item.job, item.idempotency_key
         if key and (job.user_id, key) in existing:
-            results.append(existing[(job.user_id, key)])
+            first = existing[(job.user_id, key)]
+            same = first.params.get("request") == job.params.get("request")
+            results.append(first if same else Conflict(
+                "Idempotency-Key: already used for a different request"))
             continue
         st = state[job.user_id]
         if st[2] >= st[1]:
