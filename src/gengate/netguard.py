@@ -18,6 +18,9 @@ from gengate.errors import BadRequest
 
 __all__ = ["NetGuard", "Target"]
 
+#: the longest URL accepted from a client
+MAX_URL = 2048
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -75,6 +78,8 @@ class NetGuard:
 
     @staticmethod
     def parse(url: str, field: str = "hookUrl") -> tuple[str, str, int]:
+        if len(url) > MAX_URL:
+            raise BadRequest(f"{field}: must be at most {MAX_URL} characters")
         try:
             parts = urlsplit(url)
             port = parts.port

@@ -138,7 +138,7 @@ async def test_progress_events_when_asked(hook_settings: Settings) -> None:
     "http://192.168.0.10/x", "http://172.16.5.4/x", "http://169.254.169.254/latest/meta-data",
     "http://[::1]/x", "http://224.0.0.1/x", "http://0.0.0.0/x", "http://[fc00::1]/x",
     "http://100.64.0.1/x", "http://[::ffff:127.0.0.1]/x", "ftp://example.com/x",
-    "http://user:pw@example.com/x", "not a url",
+    "http://user:pw@example.com/x", "not a url", "http://example.com/" + "a" * 2100,
 ])
 async def test_unsafe_hook_urls_are_refused_at_submit(settings: Settings, url: str) -> None:
     async with serve_gateway(settings, with_worker=False) as gw:
