@@ -20,6 +20,7 @@ from gengate.api.app import GengateApp, create_app
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.runtime import Runtime
+from gengate.testing_http import read_request
 
 __all__ = ["Gateway", "ReceivedRequest", "WebhookReceiver", "free_port", "serve_gateway"]
 
@@ -165,13 +166,7 @@ class WebhookReceiver:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in
-                       (line.partition(":") for line in lines[1:] if line)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            await self.received.put(ReceivedRequest(method, path, headers, body))
+            await self.received.put(ReceivedRequest(*await read_request(reader)))
             action = self.plan.pop(0) if self.plan else 200
             if action == HANG:
                 await self._stop.wait()

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from gengate.testing_http import read_request
+
 __all__ = ["FakeAnthropic", "FakeOpenAI", "FakeLlmUpstream", "UpstreamRequest"]
 
 CLOSE, DROP, HANG = "close", "drop", "hang"
@@ -76,13 +78,7 @@ class FakeLlmUpstream:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while not self._stop.is_set():
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines[1:] if line)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                request = UpstreamRequest(method, path, headers, body)
+                request = UpstreamRequest(*await read_request(reader))
                 if self.record:
                     self.requests.append(request)
                 if not await self._answer(request, reader, writer):
