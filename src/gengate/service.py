@@ -154,7 +154,6 @@ class JobService:
             )
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, spec.name, job_id)
-        params["arg"] = spec.arg
         return await self._admit(sub, job_id, spec.name, parent.mode, parent.prompt, params,
                                  parent_id=parent.id)
 
