@@ -18,6 +18,9 @@ app = typer.Typer(help="gengate: a self-hosted TTAPI-compatible generation gatew
 admin_app = typer.Typer(help="Manage users, keys and quota (works on the database directly)",
                         no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+accounts_app = typer.Typer(help="The operator's upstream accounts (the pool jobs are routed to)",
+                           no_args_is_help=True)
+admin_app.add_typer(accounts_app, name="accounts")
 console = Console()
 
 KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",
@@ -108,14 +111,15 @@ def migrate(
     console.print(f"wrote {path}" if path else "database is up to date")
 
 
-def _admin(fn: Any) -> Any:
+def _admin(fn: Any, part: str = "admin") -> Any:
+    """Run ``fn`` on a service of a runtime without a worker, print what it returns."""
     from gengate.errors import GengateError
     from gengate.runtime import Runtime
 
     async def main() -> Any:
         runtime = await Runtime.start(Settings(), with_worker=False)
         try:
-            return await fn(runtime.admin)
+            return await fn(getattr(runtime, part))
         finally:
             await runtime.close()
 
@@ -175,6 +179,117 @@ def revoke_key(user_id: int, key_id: int) -> None:
 def ledger(user_id: int, limit: int = 50) -> None:
     """A user's balance, frozen quota, totals and latest ledger rows."""
     _admin(lambda a: a.ledger(user_id, limit))
+
+
+def _slots(text: str | None) -> dict[str, int] | None:
+    """``fast=12,relax=3`` as a dict (the API checks the modes and numbers)."""
+    if text is None:
+        return None
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        mode, sep, number = part.partition("=")
+        if not sep or not number.strip().lstrip("-").isdigit():
+            console.print(f"[red]--slots: `{part}` is not MODE=NUMBER[/red]")
+            raise typer.Exit(2)
+        out[mode.strip()] = int(number)
+    return out
+
+
+def _account_fields(**given: Any) -> dict[str, Any]:
+    from gengate.api import schemas
+    from gengate.errors import GengateError
+
+    fields = {k: v for k, v in given.items() if v is not None}
+    model = schemas.CreateAccountRequest if "provider" in fields else schemas.UpdateAccountRequest
+    try:
+        return schemas.parse(model, fields).model_dump(exclude_unset=True)
+    except GengateError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+
+
+SecretOpt = Annotated[str | None, typer.Option(
+    "--secret", envvar="GENGATE_ACCOUNT_SECRET",
+    help="midjourney-proxy mj-api-secret (or GENGATE_ACCOUNT_SECRET, kept out of history)")]
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    "--api-key", envvar="GENGATE_ACCOUNT_API_KEY",
+    help="TTAPI key of a ttapi account (or GENGATE_ACCOUNT_API_KEY)")]
+SlotsOpt = Annotated[str | None, typer.Option(help="Concurrent jobs per mode: fast=12,relax=3")]
+Opt = typer.Option
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """Accounts with slots in use, health and today's submissions (never credentials)."""
+    _admin(lambda p: p.list(), "pool")
+
+
+@accounts_app.command("add")
+def accounts_add(
+    name: str,
+    provider: Annotated[str, Opt(help="midjourney_proxy, ttapi or local")] = "midjourney_proxy",
+    base_url: Annotated[str | None, Opt("--base-url")] = None,
+    secret: SecretOpt = None, api_key: ApiKeyOpt = None,
+    instance_id: Annotated[str | None, Opt("--instance-id")] = None,
+    slots: SlotsOpt = None, priority: Annotated[int | None, Opt()] = None,
+    weight: Annotated[int | None, Opt()] = None,
+    daily_cap: Annotated[int | None, Opt("--daily-cap")] = None,
+    min_gap: Annotated[float | None, Opt("--min-gap")] = None,
+    gap_jitter: Annotated[float | None, Opt("--gap-jitter")] = None,
+    work_hours: Annotated[str | None, Opt("--work-hours", help="UTC, e.g. 09:00-22:50")] = None,
+) -> None:
+    """Add an upstream account to the pool."""
+    fields = _account_fields(
+        name=name, provider=provider, baseUrl=base_url, secret=secret, apiKey=api_key,
+        instanceId=instance_id, slots=_slots(slots), priority=priority, weight=weight,
+        dailyCap=daily_cap, minGap=min_gap, gapJitter=gap_jitter, workHours=work_hours)
+    _admin(lambda p: p.create(fields), "pool")
+
+
+@accounts_app.command("update")
+def accounts_update(
+    account_id: int,
+    name: Annotated[str | None, Opt()] = None,
+    base_url: Annotated[str | None, Opt("--base-url")] = None,
+    secret: SecretOpt = None, api_key: ApiKeyOpt = None,
+    instance_id: Annotated[str | None, Opt("--instance-id")] = None,
+    slots: SlotsOpt = None, priority: Annotated[int | None, Opt()] = None,
+    weight: Annotated[int | None, Opt()] = None,
+    daily_cap: Annotated[int | None, Opt("--daily-cap")] = None,
+    min_gap: Annotated[float | None, Opt("--min-gap")] = None,
+    gap_jitter: Annotated[float | None, Opt("--gap-jitter")] = None,
+    work_hours: Annotated[str | None, Opt("--work-hours")] = None,
+) -> None:
+    """Change an account."""
+    fields = _account_fields(
+        name=name, baseUrl=base_url, secret=secret, apiKey=api_key, instanceId=instance_id,
+        slots=_slots(slots), priority=priority, weight=weight, dailyCap=daily_cap,
+        minGap=min_gap, gapJitter=gap_jitter, workHours=work_hours)
+    _admin(lambda p: p.update(account_id, fields), "pool")
+
+
+@accounts_app.command("enable")
+def accounts_enable(account_id: int) -> None:
+    """Route jobs to the account again (clears cooling and flags)."""
+    _admin(lambda p: p.update(account_id, {"enabled": True}), "pool")
+
+
+@accounts_app.command("disable")
+def accounts_disable(account_id: int) -> None:
+    """Stop routing new jobs to the account (running ones finish)."""
+    _admin(lambda p: p.update(account_id, {"enabled": False}), "pool")
+
+
+@accounts_app.command("delete")
+def accounts_delete(account_id: int) -> None:
+    """Remove the account (running jobs finish; follow-ups of its jobs fail)."""
+    _admin(lambda p: p.delete(account_id), "pool")
+
+
+@accounts_app.command("events")
+def accounts_events(account_id: int, limit: int = 50) -> None:
+    """The account's health changes, newest first."""
+    _admin(lambda p: p.events(account_id, limit=limit), "pool")
 
 
 def _client_call(base_url: str, key: str | None, fn: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gengate.quota import DEFAULT_PRICES
+from gengate.quota import DEFAULT_HOSTING_PRICES, DEFAULT_PRICES
 
 __all__ = ["Settings"]
 
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         None, repr=False, description="Bearer key for /admin; unset disables /admin"
     )
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body accepted")
+    secret_key: str | None = Field(
+        None, repr=False, description="Key(s) sealing upstream credentials at rest, "
+        "comma-separated (the first seals, all open); default: a key file in the data directory"
+    )
 
     # rate limits (0 = none); shared across nodes through Redis when redis_url is set
     redis_url: str | None = Field(
@@ -55,6 +59,26 @@ class Settings(BaseSettings):
 
     # prices: "product:action:mode" -> quota; merged over the defaults
     prices: dict[str, float] = Field(default_factory=dict)
+    hosting_prices: dict[str, float] = Field(
+        default_factory=dict, description="Prices of jobs run on users' own accounts (/hold), "
+        "same keys as prices; merged over the hosting defaults"
+    )
+
+    # upstream accounts
+    local_account: bool = Field(
+        True, description="Keep an operator account named `local` for the built-in renderer"
+    )
+    local_slots: int = Field(64, ge=1, description="Concurrent jobs per mode on `local`")
+    account_probe_interval: float = Field(
+        60.0, gt=0, description="Seconds between checks of a flagged account"
+    )
+    max_attempts: int = Field(
+        5, ge=1, description="Upstream attempts per job (failover to other accounts included)"
+    )
+    hosting_allow: str = Field(
+        "", description="Comma-separated hosts and CIDR ranges users' own accounts (/hold) may "
+        "point at although they are not public"
+    )
 
     # worker
     worker_concurrency: int = Field(8, ge=1, description="Jobs one worker runs at once")
@@ -137,3 +161,6 @@ class Settings(BaseSettings):
 
     def price_table(self) -> dict[str, float]:
         return {**DEFAULT_PRICES, **self.prices}
+
+    def hosting_price_table(self) -> dict[str, float]:
+        return {**DEFAULT_HOSTING_PRICES, **self.hosting_prices}

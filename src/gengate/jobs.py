@@ -200,3 +200,10 @@ class Job:
     provider: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    #: the upstream account running it, and the mode whose slot it takes there
+    account_id: int | None = None
+    slot_mode: str | None = None
+    #: submitted through /hold: runs only on the user's own accounts
+    hosted: bool = False
+    #: claims so far (a takeover or a move to another account is another attempt)
+    attempts: int = 0

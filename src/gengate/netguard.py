@@ -57,7 +57,10 @@ def _refusal(address: IPAddress) -> str | None:
 class NetGuard:
     """Checks URLs against public-address rules and an operator allow-list."""
 
-    def __init__(self, allow: Iterable[str] = ()):
+    def __init__(self, allow: Iterable[str] = (), *, who: str = "webhooks",
+                 setting: str = "GENGATE_WEBHOOK_ALLOW"):
+        #: named in refusals: what may not reach the address, and how to allow it
+        self.who, self.setting = who, setting
         self._hosts: set[str] = set()
         self._networks: list[Network] = []
         for item in allow:
@@ -70,8 +73,9 @@ class NetGuard:
                 self._hosts.add(item.rstrip("."))
 
     @classmethod
-    def from_setting(cls, value: str | None) -> NetGuard:
-        return cls((value or "").split(","))
+    def from_setting(cls, value: str | None, *, who: str = "webhooks",
+                     setting: str = "GENGATE_WEBHOOK_ALLOW") -> NetGuard:
+        return cls((value or "").split(","), who=who, setting=setting)
 
     def _allowed(self, host: str, address: IPAddress) -> bool:
         return host in self._hosts or any(address in net for net in self._networks)
@@ -108,6 +112,6 @@ class NetGuard:
             reason = _refusal(address)
             if reason and not self._allowed(host, address):
                 raise BadRequest(f"{field}: {host} resolves to {reason} ({address}), which "
-                                 "webhooks may not reach; an operator can allow it with "
-                                 "GENGATE_WEBHOOK_ALLOW")
+                                 f"{self.who} may not reach; an operator can allow it with "
+                                 f"{self.setting}")
         return Target(url, scheme, host, port, addresses[0])

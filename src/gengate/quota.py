@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from gengate.errors import BadRequest
 
-__all__ = ["DEFAULT_PRICES", "LedgerKind", "PriceTable", "from_milli", "to_milli"]
+__all__ = ["DEFAULT_HOSTING_PRICES", "DEFAULT_PRICES", "LedgerKind", "PriceTable", "from_milli",
+           "to_milli"]
 
 MILLI = 1000
 
@@ -27,6 +28,13 @@ DEFAULT_PRICES: dict[str, float] = {
     "midjourney:redo_upscale4:relax": 2,
     "midjourney:redo_upscale4:turbo": 8,
     "midjourney:describe:*": 1,
+    "midjourney:seed:*": 0,
+}
+
+#: jobs run on a user's own upstream account (/hold): the upstream's time is the user's,
+#: so only the gateway's handling is charged
+DEFAULT_HOSTING_PRICES: dict[str, float] = {
+    "midjourney:*:*": 0.1,
     "midjourney:seed:*": 0,
 }
 

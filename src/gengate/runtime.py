@@ -14,9 +14,11 @@ from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
+from gengate.credentials import CredentialBox, load_key
+from gengate.jobs import Mode
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
-from gengate.providers.base import Provider
+from gengate.pool import PoolService
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
@@ -27,6 +29,7 @@ from gengate.stats import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
 from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
 
@@ -48,6 +51,7 @@ class Runtime:
     dispatcher: Dispatcher | None
     limiter: RateLimiter
     metrics: Metrics
+    pool: PoolService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
 
@@ -62,16 +66,18 @@ class Runtime:
         if migrate:
             await store.migrate()
         store.db.start_maintenance()
+        if settings.local_account:
+            await store.ensure_local_account({m.value: settings.local_slots for m in Mode},
+                                             clock.now())
         storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
-        providers: dict[str, Provider] = {
-            "local": LocalProvider(
-                settings.data_dir / "local-upstream", delay=settings.local_delay,
-                steps=settings.local_steps, fail_marker=settings.local_fail_marker,
-                hang_marker=settings.local_hang_marker,
-                fail_message=settings.local_fail_message, scale=settings.local_scale,
-            )
-        }
+        box = CredentialBox(load_key(settings.secret_key, settings.data_dir))
+        local = LocalProvider(
+            settings.data_dir / "local-upstream", delay=settings.local_delay,
+            steps=settings.local_steps, fail_marker=settings.local_fail_marker,
+            hang_marker=settings.local_hang_marker,
+            fail_message=settings.local_fail_message, scale=settings.local_scale,
+        )
         guard = NetGuard.from_setting(settings.webhook_allow)
         metrics = Metrics()
         if with_dispatcher is None:
@@ -79,7 +85,8 @@ class Runtime:
         dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
                       if with_dispatcher else None)
         worker = (
-            Worker(settings, store, providers, ResultWriter(storage, http), clock, http,
+            Worker(settings, store, Upstreams(settings, store, box, http, clock, local),
+                   ResultWriter(storage, http), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
                    metrics=metrics)
             if with_worker else None
@@ -89,8 +96,11 @@ class Runtime:
             if settings.banned_words_file else prompts.WordFilter.default()
         )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
+        pool = PoolService(store, clock, box, NetGuard.from_setting(
+            settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW"))
         jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
-                          word_filter, admitter, guard)
+                          word_filter, admitter, guard, pool,
+                          PriceTable(settings.hosting_price_table()))
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
         if worker is not None:
@@ -101,7 +111,7 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter, metrics, relay=build_relay(settings, store, clock))
+                      limiter, metrics, pool, relay=build_relay(settings, store, clock))
         runtime._listen()
         return runtime
 

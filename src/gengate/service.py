@@ -33,6 +33,7 @@ from gengate.jobs import (
 from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
+from gengate.pool import PoolService
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits
 from gengate.store import Admission, Store
@@ -67,6 +68,10 @@ class Submit:
     hook_progress: bool = False
     #: a fingerprint of the request an idempotency key was first used with
     request_hash: str | None = None
+    #: through /hold: run on the user's own accounts, at the hosting prices
+    hosted: bool = False
+    #: a fast job may take a relax slot (at relax's price) when no fast slot is free
+    relax_fallback: bool = False
 
 
 def _seed_from(job_id: str) -> int:
@@ -76,10 +81,13 @@ def _seed_from(job_id: str) -> int:
 class JobService:
     def __init__(self, store: Store, clock: Clock, prices: PriceTable,
                  rules: prompts.PromptRules, word_filter: prompts.WordFilter,
-                 admitter: Admitter, guard: NetGuard):
+                 admitter: Admitter, guard: NetGuard, pool: PoolService,
+                 hosting_prices: PriceTable):
         self.store = store
         self.clock = clock
         self.prices = prices
+        self.hosting_prices = hosting_prices
+        self.pool = pool
         self.rules = rules
         self.word_filter = word_filter
         self.admitter = admitter
@@ -155,7 +163,7 @@ class JobService:
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, spec.name, job_id)
         return await self._admit(sub, job_id, spec.name, parent.mode, parent.prompt, params,
-                                 parent_id=parent.id)
+                                 parent=parent)
 
     async def seed(self, sub: Submit, parent_id: str) -> Job:
         parent = await self._parent(sub.user_id, parent_id)
@@ -166,7 +174,7 @@ class JobService:
         params = self._inherit(parent, "seed", job_id)
         params["parent_seed"] = parent.params.get("seed")
         return await self._admit(sub, job_id, "seed", parent.mode, parent.prompt, params,
-                                 parent_id=parent.id)
+                                 parent=parent)
 
     async def inpaint(self, sub: Submit, parent_id: str, mask: str, prompt: str | None) -> Job:
         parent = await self._parent(sub.user_id, parent_id)
@@ -180,7 +188,7 @@ class JobService:
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, "inpaint", job_id)
         return await self._admit(sub, job_id, "inpaint", parent.mode, text, params,
-                                 parent_id=parent.id, inputs=[mask_png])
+                                 parent=parent, inputs=[mask_png])
 
     async def blend(self, sub: Submit, images: list[str], aspect: tuple[int, int],
                     mode: Mode) -> Job:
@@ -208,6 +216,8 @@ class JobService:
         return await self._admit(sub, job_id, "describe", mode, "", params, inputs=inputs)
 
     async def _parent(self, user_id: int, parent_id: str) -> Job:
+        """The caller's SUCCESS job ``parent_id``. A follow-up runs where its parent ran
+        (the same account, so the same pool and prices), whichever path it came by."""
         parent = await self.store.get_job(parent_id)
         if parent is None or parent.user_id != user_id:
             raise NotFound(f"jobId: job {parent_id} not found")
@@ -228,9 +238,16 @@ class JobService:
         return {"version": parent.params.get("version", "7"), "aspect": aspect, "seed": seed}
 
     async def _admit(self, sub: Submit, job_id: str, action: str, mode: Mode, prompt: str,
-                     params: dict[str, Any], *, parent_id: str | None = None,
+                     params: dict[str, Any], *, parent: Job | None = None,
                      inputs: list[bytes] | None = None) -> Job:
         timeout = resolve_timeout(mode, sub.timeout)
+        hosted = parent.hosted if parent is not None else sub.hosted
+        prices = self.hosting_prices if hosted else self.prices
+        if parent is None:
+            await self.pool.require_serving(sub.user_id if hosted else None, mode)
+        if sub.relax_fallback and mode is Mode.FAST and parent is None:
+            params["relax_fallback"] = True
+            params["fallback_quota"] = prices.price_milli(PRODUCT, action, Mode.RELAX.value)
         hook_url = await self._hook_url(sub.hook_url)
         if hook_url and sub.hook_progress:
             params["hook_progress"] = True
@@ -240,9 +257,10 @@ class JobService:
         job = Job(
             id=job_id, user_id=sub.user_id, product=PRODUCT, action=action, mode=mode,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=prompt,
-            quota=self.prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
+            quota=prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
             created_at=now, deadline=now + timeout, hook_url=hook_url,
-            get_u_images=sub.get_u_images, parent_id=parent_id, params=params,
+            get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
+            params=params, hosted=hosted,
         )
         return await self.admitter.admit(Admission(job, sub.idempotency_key, inputs or []))
 

@@ -181,3 +181,4 @@ class WebhookReceiver:
         finally:
             writer.close()
 from gengate.testing_llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401
+from gengate.testing_mjproxy import FakeMidjourneyProxy  # noqa: E402,F401

@@ -1,10 +1,13 @@
 """The worker: claims jobs on leases, runs them upstream, stores results, ends every job.
 
-One loop claims as many jobs as it has free slots, wakes on new admissions (or polls), and
-fails jobs past their deadline. A renewer keeps the leases of running jobs alive; a job
-whose lease was lost is dropped here, because another worker now owns it. The upstream task
-id is recorded as soon as the upstream accepts, so a takeover resumes polling instead of
-submitting twice.
+One loop claims as many jobs as it has free slots (each placed on an upstream account
+with a free slot for its mode), wakes on new admissions (or polls), fails jobs past their
+deadline and checks flagged accounts. A renewer keeps the leases of running jobs alive; a
+job whose lease was lost is dropped here, because another worker now owns it. The upstream
+task id is recorded as soon as the upstream accepts, so a takeover resumes polling instead
+of submitting twice. A job whose account failed (rate limited, down, banned, ...) or lost
+its task goes back to the queue for another account, its price still frozen: the user is
+never charged twice.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import uuid
 from collections.abc import Callable
@@ -25,9 +29,10 @@ from gengate.jobs import ACTIONS, Job, ResultKind
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.prompt import is_illegal_prompt_failure
-from gengate.providers.base import Provider, ProviderError, ProviderTask, TaskState
+from gengate.providers.base import FailureKind, Provider, ProviderError, ProviderTask, TaskState
 from gengate.results import ResultWriter, download
-from gengate.store import Store
+from gengate.store import AccountRow, Store
+from gengate.upstreams import BatchPoller, Upstreams
 
 __all__ = ["Worker"]
 
@@ -41,14 +46,27 @@ class LeaseLost(Exception):
     """Another worker owns the job now."""
 
 
+class Reroute(Exception):
+    """The job cannot go on where it is (the account failed, or lost the task): it goes
+    back to the queue."""
+
+    def __init__(self, error: ProviderError):
+        super().__init__(error.message)
+        self.error = error
+
+
+#: seconds between two passes over flagged accounts
+PROBE_EVERY = 1.0
+
+
 class Worker:
-    def __init__(self, settings: Settings, store: Store, providers: dict[str, Provider],
+    def __init__(self, settings: Settings, store: Store, upstreams: Upstreams,
                  results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
                  on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None,
                  metrics: Metrics | None = None):
         self.settings = settings
         self.store = store
-        self.providers = providers
+        self.upstreams = upstreams
         self.results = results
         self.clock = clock
         self.http = http
@@ -63,6 +81,8 @@ class Worker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._lost: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._rng = random.Random()
+        self._probed_at = float("-inf")
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -83,6 +103,7 @@ class Worker:
         for task in running:
             task.cancel()
         await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+        await self.upstreams.close()
 
     @property
     def busy(self) -> int:
@@ -94,6 +115,7 @@ class Worker:
             self._wake.clear()
             try:
                 await self._reap_overdue()
+                await self._probe_accounts()
                 await self._claim()
             except Exception:
                 log.exception("event=claim_failed owner=%s", self.owner)
@@ -106,9 +128,14 @@ class Worker:
         free = self.settings.worker_concurrency - len(self._running)
         if free <= 0:
             return
-        jobs = await self.store.claim(self.owner, free, self.clock.now(),
-                                      self.settings.lease_seconds)
-        for job in jobs:
+        claimed = await self.store.claim(self.owner, free, self.clock.now(),
+                                         self.settings.lease_seconds, self._rng)
+        for job_id in claimed.failed:
+            log.info("event=job_failed job_id=%s reason=parent_account_gone", job_id)
+            self.metrics.jobs_finished.labels("FAILED").inc()
+        if claimed.failed:
+            self.on_event()
+        for job in claimed.jobs:
             log.info("event=job_claimed job_id=%s owner=%s resume=%s", job.id, self.owner,
                      job.upstream_id is not None)
             task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
@@ -130,6 +157,14 @@ class Worker:
                 if task is not None:
                     task.cancel()
 
+    async def _probe_accounts(self) -> None:
+        now = self.clock.now()
+        if now - self._probed_at < PROBE_EVERY:
+            return
+        self._probed_at = now
+        if await self.upstreams.probe_due():
+            self._wake.set()  # an account may be back: look for work it can take
+
     async def _renew_loop(self) -> None:
         interval = self.settings.lease_seconds / 3
         while not self._stopping:
@@ -148,10 +183,12 @@ class Worker:
 
     # -- one job ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
-        provider = self.providers[job.provider or "local"]
         try:
-            upstream_id = job.upstream_id or await self._submit(job, provider)
-            await self._follow(job, provider, upstream_id)
+            row, provider, poller = await self.upstreams.account(job.account_id)
+            upstream_id = job.upstream_id or await self._submit(job, row, provider)
+            await self._follow(job, provider, poller, upstream_id)
+        except Reroute as exc:
+            await self._reroute(job, exc.error)
         except LeaseLost:
             log.info("event=lease_lost job_id=%s owner=%s", job.id, self.owner)
         except asyncio.CancelledError:
@@ -164,19 +201,39 @@ class Worker:
             log.exception("event=job_crashed job_id=%s", job.id)
             await self._fail(job, INTERNAL_MESSAGE)
 
-    async def _submit(self, job: Job, provider: Provider) -> str:
-        task = await self._task(job)
-        upstream_id = await provider.submit(task)
+    async def _submit(self, job: Job, row: AccountRow | None, provider: Provider) -> str:
+        task = await self._task(job, provider)
+        try:
+            upstream_id = await provider.submit(task)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise Reroute(exc) from None
+            raise
+        await self.upstreams.worked(row)
         if not await self.store.record_upstream(job.id, self.owner, upstream_id, provider.name):
             await provider.cancel(upstream_id)
             raise LeaseLost()
-        log.info("event=job_submitted job_id=%s upstream_id=%s", job.id, upstream_id)
+        log.info("event=job_submitted job_id=%s account_id=%s upstream_id=%s", job.id,
+                 job.account_id, upstream_id)
         return upstream_id
 
-    async def _follow(self, job: Job, provider: Provider, upstream_id: str) -> None:
-        interval = self.settings.upstream_poll_interval
-        if provider.poll_interval:
-            interval = min(provider.poll_interval, interval)
+    async def _reroute(self, job: Job, error: ProviderError) -> None:
+        """Count the account's failure and queue the job again (or fail it: attempts are
+        bounded, and a job without a deadline left to use has nothing to gain)."""
+        if job.account_id is not None and error.kind.account_level:
+            await self.upstreams.failed(job.account_id, error)
+        if job.id in self._lost:
+            return
+        if job.attempts >= self.settings.max_attempts or self.clock.now() >= job.deadline:
+            await self._fail(job, error.message)
+            return
+        if await self.store.requeue(job, self.owner):
+            log.info("event=job_rerouted job_id=%s account_id=%s kind=%s attempt=%s",
+                     job.id, job.account_id, error.kind.value, job.attempts)
+            self._wake.set()
+
+    async def _follow(self, job: Job, provider: Provider, poller: BatchPoller,
+                      upstream_id: str) -> None:
         progress = job.progress
         while True:
             if job.id in self._lost:
@@ -185,16 +242,27 @@ class Worker:
                 await provider.cancel(upstream_id)
                 await self._fail(job, TIMEOUT_MESSAGE)
                 return
-            update = await provider.poll(upstream_id)
+            try:
+                update = await poller.poll(upstream_id)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                continue  # the upstream is unreachable for now: the task may still finish
+            if update is None:
+                raise Reroute(ProviderError(
+                    "[Upstream lost the task] the upstream no longer knows this job's task",
+                    kind=FailureKind.LOST))
             if update.state is TaskState.RUNNING:
                 if update.progress > progress:
                     progress = update.progress
                     if await self.store.record_progress(job.id, self.owner, progress,
                                                         self.clock.now()):
                         self.on_event()
-                await asyncio.sleep(interval)
                 continue
             if update.state is TaskState.FAILED:
+                if update.kind.account_level:
+                    raise Reroute(ProviderError(update.message or INTERNAL_MESSAGE,
+                                                kind=update.kind))
                 await self._fail(job, update.message or INTERNAL_MESSAGE)
                 await provider.forget(upstream_id)
                 return
@@ -214,19 +282,22 @@ class Worker:
             self.metrics.jobs_finished.labels("FAILED").inc()
             self.on_event()
 
-    async def _task(self, job: Job) -> ProviderTask:
-        images = await self._inputs(job)
+    async def _task(self, job: Job, provider: Provider) -> ProviderTask:
+        parent = await self.store.get_job(job.parent_id) if job.parent_id else None
+        images = await self._inputs(job, parent if provider.wants_parent_image else None)
         spec = ACTIONS.get(job.action)
         return ProviderTask(
-            job_id=job.id, action=job.action, prompt=job.prompt, mode=job.mode.value,
-            seed=int(job.params.get("seed", 0)),
+            job_id=job.id, action=job.action, prompt=job.prompt,
+            mode=job.slot_mode or job.mode.value, seed=int(job.params.get("seed", 0)),
             aspect=tuple(job.params.get("aspect", (1, 1))),  # type: ignore[arg-type]
             version=str(job.params.get("version", "7")),
             arg=spec.arg if spec else None, images=tuple(images),
             params={k: v for k, v in job.params.items() if k == "parent_seed"},
+            parent_upstream_id=parent.upstream_id if parent is not None else None,
         )
 
-    async def _inputs(self, job: Job) -> list[bytes]:
+    async def _inputs(self, job: Job, parent: Job | None) -> list[bytes]:
+        """The job's own inputs; with ``parent``, the parent's stored image first."""
         own = await self.store.job_inputs(job.id)
         if job.action == "describe" and not own and job.params.get("url"):
             url = str(job.params["url"])
@@ -235,9 +306,9 @@ class Worker:
             except GengateError as exc:
                 raise ProviderError(f"[Invalid link!] {exc.message}") from None
             return [await download(self.http, url)]
-        if job.parent_id is None or job.action == "seed":
+        if parent is None or job.action == "seed":
             return own
-        source = await self.store.get_job(job.parent_id)
+        source: Job | None = parent
         # a redo re-runs the upscale on the picked image, however many redos came before
         while (job.action.startswith("redo_") and source is not None and source.parent_id
                and source.result.get("kind") == ResultKind.UPSCALED.value):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gengate.accounts import AccountState, FailureKind
 from gengate.errors import InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.store import Admission, Store
@@ -57,20 +61,25 @@ async def test_admission_limits_and_idempotency(store: Store) -> None:
     assert again[0] == first.job
 
 
+RNG = random.Random(7)
+
+
 async def test_claim_lease_takeover_and_money_once(store: Store) -> None:
+    await store.ensure_local_account({"fast": 10}, time.time())
     user = await store.create_user("c@example.com", 10000, 10, time.time())
     jobs = [_job(user.id) for _ in range(3)]
     await store.admit([Admission(j) for j in jobs], time.time())
     now = time.time()
-    claimed = await store.claim("w1", 2, now, 30)
+    claimed = (await store.claim("w1", 2, now, 30, RNG)).jobs
     assert [j.id for j in claimed] == [jobs[0].id, jobs[1].id]
     assert all(j.status is JobStatus.ON_QUEUE for j in claimed)
-    second = await store.claim("w2", 5, now, 30)
+    second = (await store.claim("w2", 5, now, 30, RNG)).jobs
     assert [j.id for j in second] == [jobs[2].id]
     assert await store.record_upstream(jobs[0].id, "w1", "up-1", "local")
     assert not await store.record_upstream(jobs[0].id, "w2", "up-2", "local")
-    taken = await store.claim("w3", 5, now + 31, 30)
+    taken = (await store.claim("w3", 5, now + 31, 30, RNG)).jobs
     assert {j.id for j in taken} == {j.id for j in jobs}
+    assert {j.account_id for j in taken} == {claimed[0].account_id}
     resumed = next(j for j in taken if j.id == jobs[0].id)
     assert resumed.upstream_id == "up-1"
     assert await store.renew("w1", [jobs[0].id], now + 100) == set()
@@ -95,3 +104,57 @@ async def test_overdue_and_illegal_prompt_limit(store: Store) -> None:
     assert await store.illegal_count(user.id, time.time()) == 2
     totals = await store.ledger_totals(user.id)
     assert totals["refund"] == 2000 and totals["settle"] == 2000
+
+
+async def _account(store: Store, name: str, slots: dict[str, int], **extra: object) -> int:
+    row = await store.create_account({"name": name, "provider": "local", "options": "{}",
+                                      "slots": json.dumps(slots), **extra}, time.time())
+    return row.account.id
+
+
+async def test_claims_never_overfill_an_account(store: Store) -> None:
+    small = await _account(store, "small", {"fast": 2})
+    big = await _account(store, "big", {"fast": 3, "relax": 1})
+    user = await store.create_user("e@example.com", 10**7, 100, time.time())
+    jobs = [_job(user.id) for _ in range(12)]
+    await store.admit([Admission(j) for j in jobs], time.time())
+    now = time.time()
+    # four workers claim at once: together they may take only the 5 fast slots
+    results = await asyncio.gather(*(store.claim(f"w{i}", 10, now, 30, RNG) for i in range(4)))
+    taken = [j for r in results for j in r.jobs]
+    assert len(taken) == 5 and len({j.id for j in taken}) == 5
+    per_account = {a: sum(1 for j in taken if j.account_id == a) for a in (small, big)}
+    assert per_account == {small: 2, big: 3}
+    assert all(j.slot_mode == "fast" for j in taken)
+    assert (await store.claim("w9", 10, now, 30, RNG)).jobs == []
+    busy = await store.account_busy()
+    assert busy == {(small, "fast"): 2, (big, "fast"): 3}
+    # a finished job frees its slot for the next one
+    assert await store.succeed(taken[0].id, None, {"kind": "grid"}, now)
+    nxt = (await store.claim("w9", 10, now, 30, RNG)).jobs
+    assert len(nxt) == 1 and nxt[0].account_id == taken[0].account_id
+
+
+async def test_account_health_moves_and_is_logged(store: Store) -> None:
+    account = await _account(store, "a", {"fast": 1})
+    now = time.time()
+    change = await store.account_failure(account, FailureKind.RATE_LIMITED, "slow down", 30,
+                                         now, 60)
+    assert change is not None and change.state is AccountState.COOLING
+    assert change.until == now + 30
+    assert await store.due_probes(now + 10, 60) == []
+    due = await store.due_probes(now + 31, 60)
+    assert [r.account.id for r in due] == [account]
+    assert await store.due_probes(now + 31, 60) == []  # taken by the first caller
+    assert await store.account_ok(account, now + 32, "probe succeeded")
+    await store.account_failure(account, FailureKind.CAPTCHA, "", None, now + 40, 60)
+    # a flagged account stays flagged by later cooling-class failures
+    assert await store.account_failure(account, FailureKind.UNAVAILABLE, "", None,
+                                       now + 41, 60) is None
+    await store.account_failure(account, FailureKind.BANNED, "gone", None, now + 42, 60)
+    row = await store.get_account(account)
+    assert row.account.state is AccountState.DISABLED
+    events = await store.account_events(account)
+    assert [(e["from"], e["to"]) for e in reversed(events)] == [
+        ("healthy", "cooling"), ("cooling", "healthy"), ("healthy", "attention"),
+        ("attention", "disabled")]

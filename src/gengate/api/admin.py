@@ -113,6 +113,46 @@ async def ledger(request: Request) -> Any:
     return ok(await rt.admin.ledger(_user_id(request), limit, offset))
 
 
+def _account_id(request: Request) -> int:
+    raw = request.path_params["account_id"]
+    if not raw.isdigit():
+        raise NotFound(f"accountId: account {raw} not found")
+    return int(raw)
+
+
+async def create_account(request: Request) -> Any:
+    rt = _runtime(request)
+    req = await _body(request, s.CreateAccountRequest)
+    return ok(await rt.pool.create(req.model_dump(exclude_unset=True)))
+
+
+async def list_accounts(request: Request) -> Any:
+    return ok(await _runtime(request).pool.list())
+
+
+async def get_account(request: Request) -> Any:
+    rt = _runtime(request)
+    return ok(await rt.pool.get(_account_id(request)))
+
+
+async def update_account(request: Request) -> Any:
+    rt = _runtime(request)
+    req = await _body(request, s.UpdateAccountRequest)
+    return ok(await rt.pool.update(_account_id(request), req.model_dump(exclude_unset=True)))
+
+
+async def delete_account(request: Request) -> Any:
+    rt = _runtime(request)
+    await rt.pool.delete(_account_id(request))
+    return ok(None)
+
+
+async def account_events(request: Request) -> Any:
+    rt = _runtime(request)
+    limit = _int_query(request, "limit", 50, 1000)
+    return ok(await rt.pool.events(_account_id(request), limit=limit))
+
+
 _E = envelope_endpoint
 
 ADMIN_ROUTES = [
@@ -125,4 +165,10 @@ ADMIN_ROUTES = [
     Route("/admin/users/{user_id}/keys", _E(list_keys), methods=["GET"]),
     Route("/admin/users/{user_id}/keys/{key_id}", _E(revoke_key), methods=["DELETE"]),
     Route("/admin/users/{user_id}/ledger", _E(ledger), methods=["GET"]),
+    Route("/admin/accounts", _E(create_account), methods=["POST"]),
+    Route("/admin/accounts", _E(list_accounts), methods=["GET"]),
+    Route("/admin/accounts/{account_id}", _E(get_account), methods=["GET"]),
+    Route("/admin/accounts/{account_id}", _E(update_account), methods=["PATCH"]),
+    Route("/admin/accounts/{account_id}", _E(delete_account), methods=["DELETE"]),
+    Route("/admin/accounts/{account_id}/events", _E(account_events), methods=["GET"]),
 ]

@@ -33,6 +33,15 @@ _ADMIN = [
     ("/admin/users/{user_id}/keys", "get", None, "List a user's keys (never the keys)"),
     ("/admin/users/{user_id}/keys/{key_id}", "delete", None, "Revoke a key"),
     ("/admin/users/{user_id}/ledger", "get", None, "A user's ledger and totals"),
+    ("/admin/accounts", "post", s.CreateAccountRequest,
+     "Add an upstream account to the operator's pool"),
+    ("/admin/accounts", "get", None, "The pool's accounts with live slot use and health"),
+    ("/admin/accounts/{account_id}", "get", None, "One account (never its credentials)"),
+    ("/admin/accounts/{account_id}", "patch", s.UpdateAccountRequest,
+     "Change an account; enabling clears its health flags"),
+    ("/admin/accounts/{account_id}", "delete", None,
+     "Remove an account (running jobs finish there)"),
+    ("/admin/accounts/{account_id}/events", "get", None, "An account's health changes"),
 ]
 
 #: the LLM relay (api/llm.py): bodies and answers are the Anthropic and OpenAI ones
@@ -121,7 +130,8 @@ def openapi_document() -> dict[str, Any]:
     for path, route in ROUTES.items():
         ok_schema = "FetchBody" if path.endswith("/fetch") else "Envelope"
         for method in sorted(route.methods):
-            tag = "webhooks" if path.startswith("/webhooks") else "midjourney"
+            tag = ("webhooks" if path.startswith("/webhooks") else
+                   "hosting" if path.startswith("/hold") else "midjourney")
             op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
                                   "tags": [tag]}
             if route.auth:

@@ -16,6 +16,11 @@ from gengate.jobs import Mode
 
 __all__ = [
     "ActionRequest",
+    "CreateAccountRequest",
+    "HoldAccountAdd",
+    "HoldAccountRef",
+    "HoldAccountUpdate",
+    "UpdateAccountRequest",
     "BlendRequest",
     "CreateUserRequest",
     "DescribeRequest",
@@ -45,6 +50,8 @@ _HOOK = Field(None, description="URL that receives the fetch body when the job e
 _UIMAGES = Field(False, description="Also store the four split images of a grid in `images`")
 _PROGRESS = Field(False, description="Also notify hookUrl at each progress step")
 _JOB_ID = Field(validation_alias=AliasChoices("jobId", "job_id"), description="The parent job")
+_FALLBACK = Field(False, description="gengate extension: a fast job may run in a relax slot "
+                  "(charged relax's price) when no fast slot is free")
 
 
 class ImagineRequest(_Wire):
@@ -52,6 +59,7 @@ class ImagineRequest(_Wire):
 
     prompt: str = Field(description="Midjourney prompt with its `--` parameters")
     mode: Mode = _MODE
+    relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -76,6 +84,7 @@ class BlendRequest(_Wire):
     imgBase64Array: list[str] = Field(description="2 to 5 images as data:image/...;base64,...")
     dimensions: Literal["PORTRAIT", "SQUARE", "LANDSCAPE"] = "SQUARE"
     mode: Mode = _MODE
+    relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -88,6 +97,7 @@ class DescribeRequest(_Wire):
     base64: str | None = Field(None, description="The image; wins over `url`")
     url: str | None = Field(None, description="Where to download the image")
     mode: Mode = _MODE
+    relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -167,6 +177,96 @@ class UpdateUserRequest(_Wire):
     active: bool | None = None
     rate_per_second: int | None = Field(None, ge=0, description="0 = no limit")
     rate_per_minute: int | None = Field(None, ge=0, description="0 = no limit")
+
+
+_NAME = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+              description="Unique within the pool: letters, digits, `_`, `.`, `-`")
+_URL = Field(max_length=2048, description="The upstream's base URL (http or https)")
+_SECRET = Field(None, min_length=1, max_length=4096,
+                description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
+_APIKEY = Field(None, min_length=1, max_length=4096,
+                description="TTAPI key of a ttapi account; stored encrypted, never shown")
+_INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
+                  description="midjourney-proxy instance (Discord channel id) to use; "
+                  "`channelId` is accepted as an alias")
+
+
+class _AccountFields(_Wire):
+    """Fields an operator's account shares between create and update."""
+
+    secret: str | None = _SECRET
+    apiKey: str | None = _APIKEY
+    instanceId: str | None = _INSTANCE
+    slots: dict[str, int] | None = Field(
+        None, description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
+    priority: int | None = Field(None, ge=-1000, le=1000, description="Higher is tried first")
+    weight: int | None = Field(None, ge=1, le=1000, description="Share among equals")
+    enabled: bool | None = None
+    dailyCap: int | None = Field(None, ge=1, le=1_000_000,
+                                 description="Submissions per UTC day at most")
+    minGap: float | None = Field(None, ge=0, le=3600,
+                                 description="Seconds between two submissions")
+    gapJitter: float | None = Field(None, ge=0, le=3600,
+                                    description="Up to this many seconds more, at random")
+    workHours: str | None = Field(None, max_length=200,
+                                  description="UTC windows, e.g. `09:00-22:50`; empty = always")
+    pollInterval: float | None = Field(None, gt=0, le=600,
+                                       description="Seconds between polls of the account")
+
+
+class CreateAccountRequest(_AccountFields):
+    """POST /admin/accounts"""
+
+    name: str = _NAME
+    provider: Literal["midjourney_proxy", "ttapi", "local"] = "midjourney_proxy"
+    baseUrl: str | None = Field(None, max_length=2048,
+                                description="Required except for `local`")
+
+
+class UpdateAccountRequest(_AccountFields):
+    """PATCH /admin/accounts/{account_id}"""
+
+    name: str | None = Field(None, min_length=1, max_length=40,
+                             pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    baseUrl: str | None = Field(None, max_length=2048)
+
+
+_USE_MODE = Field(description="1 relax, 2 fast, 3 turbo: the mode the account runs jobs in")
+
+
+class HoldAccountAdd(_Wire):
+    """POST /hold/account/add"""
+
+    name: str = _NAME
+    provider: Literal["midjourney_proxy", "ttapi"] = "midjourney_proxy"
+    baseUrl: str = _URL
+    secret: str | None = _SECRET
+    apiKey: str | None = _APIKEY
+    instanceId: str | None = _INSTANCE
+    useMode: Literal[1, 2, 3] = Field(2, description=_USE_MODE.description)
+    maxConcurrency: int = Field(3, ge=1, le=50, description="Jobs at once (the plan's limit)")
+    enabled: bool = True
+
+
+class HoldAccountUpdate(_Wire):
+    """POST /hold/account/update"""
+
+    accountId: int
+    name: str | None = Field(None, min_length=1, max_length=40,
+                             pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    baseUrl: str | None = Field(None, max_length=2048)
+    secret: str | None = _SECRET
+    apiKey: str | None = _APIKEY
+    instanceId: str | None = _INSTANCE
+    useMode: Literal[1, 2, 3] | None = None
+    maxConcurrency: int | None = Field(None, ge=1, le=50)
+    enabled: bool | None = None
+
+
+class HoldAccountRef(_Wire):
+    """POST /hold/account/{enable,disable,delete}"""
+
+    accountId: int
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -58,6 +58,8 @@ class Call:
     headers: list[tuple[bytes, bytes]]
     body: bytes = b""
     user_id: int = 0
+    #: came in under /hold: runs on the caller's own accounts
+    hosted: bool = False
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -106,7 +108,8 @@ class Call:
         # what the key stands for: a replay must repeat the request, not just the key
         request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, req.timeout, req.hookUrl, getattr(req, "getUImages", False),
-                      key, req.hookProgress, request)
+                      key, req.hookProgress, request, self.hosted,
+                      getattr(req, "relaxFallback", False))
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -132,6 +135,7 @@ class Route:
     model: type[s._Wire] | None
     summary: str
     auth: bool = True
+    hosted: bool = False
 
 
 def _submitted(job_id: str) -> dict[str, Any]:
@@ -244,6 +248,42 @@ async def redeliver(rt: Runtime, call: Call) -> Any:
     return ok({"deliveryId": req.deliveryId})
 
 
+async def hold_list(rt: Runtime, call: Call) -> Any:
+    return ok(await rt.pool.hold_list(call.user_id))
+
+
+async def hold_add(rt: Runtime, call: Call) -> Any:
+    req = s.parse(s.HoldAccountAdd, call.data())
+    return ok(await rt.pool.hold_add(call.user_id, req.model_dump(exclude_unset=True)))
+
+
+async def hold_update(rt: Runtime, call: Call) -> Any:
+    req: s.HoldAccountUpdate = s.parse(s.HoldAccountUpdate, call.data())  # type: ignore
+    changes = req.model_dump(exclude_unset=True, exclude={"accountId"})
+    return ok(await rt.pool.hold_update(call.user_id, req.accountId, changes))
+
+
+async def hold_enable(rt: Runtime, call: Call) -> Any:
+    req: s.HoldAccountRef = s.parse(s.HoldAccountRef, call.data())  # type: ignore
+    return ok(await rt.pool.hold_update(call.user_id, req.accountId, {"enabled": True}))
+
+
+async def hold_disable(rt: Runtime, call: Call) -> Any:
+    req: s.HoldAccountRef = s.parse(s.HoldAccountRef, call.data())  # type: ignore
+    return ok(await rt.pool.hold_update(call.user_id, req.accountId, {"enabled": False}))
+
+
+async def hold_delete(rt: Runtime, call: Call) -> Any:
+    req: s.HoldAccountRef = s.parse(s.HoldAccountRef, call.data())  # type: ignore
+    await rt.pool.delete(req.accountId, call.user_id)
+    return ok({"accountId": req.accountId})
+
+
+async def hold_events(rt: Runtime, call: Call) -> Any:
+    req: s.HoldAccountRef = s.parse(s.HoldAccountRef, call.data())  # type: ignore
+    return ok(await rt.pool.events(req.accountId, call.user_id))
+
+
 _GET, _POST, _BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})
 _V1 = "/midjourney/v1"
 
@@ -268,7 +308,26 @@ ROUTES: dict[str, Route] = {
                                   "Your webhook deliveries and their attempts"),
     "/webhooks/redeliver": Route(redeliver, _POST, s.RedeliverRequest,
                                  "Send a delivery again"),
+    "/hold/account/list": Route(hold_list, _BOTH, None,
+                                "Your own upstream accounts (hosting), with useMode"),
+    "/hold/account/add": Route(hold_add, _POST, s.HoldAccountAdd,
+                               "Register one of your upstream accounts"),
+    "/hold/account/update": Route(hold_update, _POST, s.HoldAccountUpdate,
+                                  "Change one of your accounts"),
+    "/hold/account/enable": Route(hold_enable, _POST, s.HoldAccountRef,
+                                  "Enable an account (clears its health flags)"),
+    "/hold/account/disable": Route(hold_disable, _POST, s.HoldAccountRef,
+                                   "Stop routing jobs to an account"),
+    "/hold/account/delete": Route(hold_delete, _POST, s.HoldAccountRef, "Remove an account"),
+    "/hold/account/events": Route(hold_events, _BOTH, s.HoldAccountRef,
+                                  "An account's health changes, newest first"),
 }
+#: the Midjourney paths again under /hold, routed only to the caller's own accounts
+ROUTES.update({
+    f"/hold{path}": Route(route.handler, route.methods, route.model,
+                          f"{route.summary} (on your own accounts)", route.auth, hosted=True)
+    for path, route in list(ROUTES.items()) if path.startswith(_V1)
+})
 
 
 def _client(scope: dict[str, Any]) -> str:
@@ -320,7 +379,8 @@ class TtapiFront:
             allowed = ", ".join(sorted(route.methods))
             raise MethodNotAllowed(f"method {method} not allowed; use {allowed}",
                                    headers={"Allow": allowed})
-        call = Call(method, scope.get("query_string", b""), scope["headers"])
+        call = Call(method, scope.get("query_string", b""), scope["headers"],
+                    hosted=route.hosted)
         rt = self._runtime()
         if route.auth:
             call.user_id = await admit_caller(rt, call, scope)

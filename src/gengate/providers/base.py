@@ -1,8 +1,11 @@
 """The contract every upstream adapter implements, in gengate's own types.
 
-A provider takes a :class:`ProviderTask`, answers an upstream task id at once, and reports
-progress and the result through :meth:`Provider.poll`. Adapters translate every upstream
-failure into :class:`ProviderError` at their boundary.
+A provider is bound to one upstream account. It takes a :class:`ProviderTask`, answers an
+upstream task id at once, and reports progress and results through
+:meth:`Provider.poll_many`, which asks about all of the account's running tasks in one
+go. Adapters translate every upstream failure into :class:`ProviderError` at their
+boundary, with a :class:`~gengate.accounts.FailureKind` that tells routing whether the
+job or the account is at fault.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gengate.accounts import FailureKind
 from gengate.errors import UpstreamError
 
-__all__ = ["Provider", "ProviderError", "ProviderTask", "ProviderUpdate", "TaskState"]
+__all__ = ["FailureKind", "Provider", "ProviderError", "ProviderTask", "ProviderUpdate",
+           "TaskState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,8 @@ class ProviderTask:
     arg: Any = None  #: action detail: quadrant, factor, direction, strength...
     images: tuple[bytes, ...] = ()  #: parent image, blend inputs, describe image, mask
     params: dict[str, Any] = field(default_factory=dict)
+    #: the parent job's task id on this same account (follow-up actions, seed, inpaint)
+    parent_upstream_id: str | None = None
 
 
 class TaskState(enum.StrEnum):
@@ -49,26 +56,55 @@ class ProviderUpdate:
     prompts: tuple[str, ...] = ()  #: describe
     seed: str | None = None  #: seed
     message: str = ""  #: failure reason, public
+    #: for FAILED: whether the job or the account is at fault (an account-level failure
+    #: sends the job to another account instead of failing it)
+    kind: FailureKind = FailureKind.JOB
 
 
 class ProviderError(UpstreamError):
-    """An upstream refused or broke; ``retryable`` says another try may succeed."""
+    """An upstream refused or broke.
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    ``kind`` says who is at fault (see :class:`FailureKind`); ``retry_after`` is the
+    upstream's own Retry-After in seconds, when it gave one. The message is public: it
+    becomes the job's failure message when the job cannot go elsewhere.
+    """
+
+    def __init__(self, message: str, *, kind: FailureKind = FailureKind.JOB,
+                 retry_after: float | None = None, retryable: bool | None = None):
         super().__init__(message)
-        self.retryable = retryable
+        if retryable and kind is FailureKind.JOB:
+            kind = FailureKind.UNAVAILABLE
+        self.kind = kind
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Another try (here or on another account) may succeed."""
+        return self.kind is not FailureKind.JOB
 
 
 class Provider(Protocol):
     name: str
     #: seconds between polls that this upstream suggests
     poll_interval: float
+    #: the worker sends the parent job's stored image with follow-up actions (the local
+    #: renderer needs it; remote upstreams act on their own copy of the parent task)
+    wants_parent_image: bool
 
     async def submit(self, task: ProviderTask) -> str:
         """Start the task upstream; return the upstream task id."""
 
-    async def poll(self, upstream_id: str) -> ProviderUpdate:
-        """The task's current state."""
+    async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
+        """The current state of several tasks, in as few upstream requests as the
+        protocol allows. A task the upstream no longer knows is left out of the answer
+        (the worker treats it as :attr:`FailureKind.LOST`)."""
+
+    async def probe(self) -> None:
+        """Check that the account can take work now; raise :class:`ProviderError` with
+        the failure's kind if not. Used to bring cooling and flagged accounts back."""
+
+    async def close(self) -> None:
+        """Release connections (the account was changed or removed)."""
 
     async def cancel(self, upstream_id: str) -> None:
         """Stop the task upstream if it still runs (best effort)."""

@@ -20,7 +20,13 @@ import orjson
 from PIL import Image
 
 from gengate import imaging
-from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
+from gengate.providers.base import (
+    FailureKind,
+    ProviderError,
+    ProviderTask,
+    ProviderUpdate,
+    TaskState,
+)
 
 __all__ = ["LocalProvider"]
 
@@ -30,6 +36,7 @@ class LocalProvider:
     """Renders with Pillow; ``delay`` seconds per job in ``steps`` progress steps."""
 
     name = "local"
+    wants_parent_image = True
 
     def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
                  fail_marker: str | None = None, hang_marker: str | None = None,
@@ -46,7 +53,7 @@ class LocalProvider:
 
     def _dir(self, upstream_id: str) -> Path:
         if not upstream_id.isalnum():
-            raise ProviderError("[Bad response] unknown task")
+            raise ProviderError("[Bad response] unknown task", kind=FailureKind.LOST)
         return self.root / upstream_id
 
     async def submit(self, task: ProviderTask) -> str:
@@ -71,15 +78,34 @@ class LocalProvider:
         with (self.root / "submissions.log").open("a") as log:
             log.write(f"{task.job_id} {upstream_id} {os.getpid()}\n")
 
-    async def poll(self, upstream_id: str) -> ProviderUpdate:
-        return await asyncio.to_thread(self._poll, upstream_id)
+    async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
+        return await asyncio.to_thread(self._poll_many, upstream_ids)
 
-    def _poll(self, upstream_id: str) -> ProviderUpdate:
+    def _poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
+        out = {}
+        for upstream_id in upstream_ids:
+            update = self._poll(upstream_id)
+            if update is not None:
+                out[upstream_id] = update
+        return out
+
+    async def probe(self) -> None:
+        """The renderer is always there; only a missing or read-only folder stops it."""
+        try:
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(f"[Upstream unavailable] {exc.strerror}",
+                                kind=FailureKind.UNAVAILABLE) from None
+
+    async def close(self) -> None:
+        return None
+
+    def _poll(self, upstream_id: str) -> ProviderUpdate | None:
         folder = self._dir(upstream_id)
         try:
             spec = orjson.loads((folder / "task.json").read_bytes())
-        except FileNotFoundError as exc:
-            raise ProviderError("[Bad response] the upstream lost this task") from exc
+        except FileNotFoundError:
+            return None  # lost: the worker decides what that means
         prompt = spec["prompt"]
         if self.hang_marker and self.hang_marker in prompt:
             return ProviderUpdate(TaskState.RUNNING, progress=10)

@@ -5,18 +5,24 @@ The only package that imports SQLAlchemy. Every method is one transaction.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job
-from gengate.store import hookrows, jobrows, llmrows, userrows
+from gengate.store import accountrows, hookrows, jobrows, llmrows, userrows
+from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.hookrows import Delivery
 from gengate.store.jobrows import Admission
 from gengate.store.migrate import migrate
 from gengate.store.userrows import LedgerEntry, User
 
-__all__ = ["Admission", "Database", "Delivery", "LedgerEntry", "Store", "User", "migrate"]
+__all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
+           "User", "migrate"]
+
+Claimed = jobrows.Claimed
 
 
 class Store:
@@ -52,8 +58,12 @@ class Store:
                         ascending: bool) -> list[Job]:
         return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending)
 
-    async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[Job]:
-        return await self.db.run(jobrows.claim, owner, limit, now, lease)
+    async def claim(self, owner: str, limit: int, now: float, lease: float,
+                    rng: random.Random) -> jobrows.Claimed:
+        return await self.db.run(jobrows.claim, owner, limit, now, lease, rng)
+
+    async def requeue(self, job: Job, owner: str) -> bool:
+        return await self.db.run(jobrows.requeue, job, owner)
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> set[str]:
         return await self.db.run(jobrows.renew, owner, job_ids, until)
@@ -170,3 +180,47 @@ class Store:
 
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)
+
+    # -- upstream accounts --------------------------------------------------------------
+    async def create_account(self, values: dict[str, Any], now: float) -> AccountRow:
+        return await self.db.run(accountrows.create, values, now)
+
+    async def get_account(self, account_id: int, owner_id: int | None = None) -> AccountRow:
+        return await self.db.read(accountrows.get, account_id, owner_id)
+
+    async def account_for_worker(self, account_id: int) -> AccountRow | None:
+        return await self.db.read(accountrows.get_any, account_id)
+
+    async def list_accounts(self, owner_id: int | None) -> list[AccountRow]:
+        return await self.db.read(accountrows.list_rows, owner_id)
+
+    async def modify_account(self, account_id: int, owner_id: int | None,
+                             values: dict[str, Any], now: float) -> AccountRow:
+        return await self.db.run(accountrows.modify, account_id, owner_id, values, now)
+
+    async def delete_account(self, account_id: int, owner_id: int | None, now: float) -> None:
+        await self.db.run(accountrows.delete, account_id, owner_id, now)
+
+    async def ensure_local_account(self, slots: dict[str, int], now: float) -> None:
+        await self.db.run(accountrows.ensure_local, slots, now)
+
+    async def live_accounts(self) -> list[Account]:
+        return await self.db.read(accountrows.live)
+
+    async def account_busy(self) -> dict[tuple[int, str], int]:
+        return await self.db.read(accountrows.busy)
+
+    async def account_failure(self, account_id: int, kind: FailureKind, detail: str,
+                              retry_after: float | None, now: float,
+                              probe_interval: float) -> Transition | None:
+        return await self.db.run(accountrows.record_failure, account_id, kind, detail,
+                                 retry_after, now, probe_interval)
+
+    async def account_ok(self, account_id: int, now: float, reason: str) -> bool:
+        return await self.db.run(accountrows.record_ok, account_id, now, reason)
+
+    async def due_probes(self, now: float, interval: float) -> list[AccountRow]:
+        return await self.db.run(accountrows.due_probes, now, interval)
+
+    async def account_events(self, account_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.db.read(accountrows.events, account_id, limit)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
+from gengate.accounts import Account, AccountState, Placement, choose
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
-from gengate.jobs import Job, JobStatus, Mode
+from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
-from gengate.store import hookrows
+from gengate.store import accountrows, hookrows
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
@@ -56,6 +58,10 @@ def row_to_job(row: Any) -> Job:
         provider=row.provider,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        account_id=row.account_id,
+        slot_mode=row.slot_mode,
+        hosted=bool(row.hosted),
+        attempts=row.attempts,
     )
 
 
@@ -81,6 +87,7 @@ def _job_values(job: Job, key: str | None) -> dict[str, Any]:
         "deadline": job.deadline,
         "created_at": job.created_at,
         "idempotency_key": key,
+        "hosted": job.hosted,
     }
 
 
@@ -224,22 +231,49 @@ def job_inputs_of(conn: Connection, job_id: str) -> list[bytes]:
     return [bytes(r.data) for r in conn.execute(stmt)]
 
 
-def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) -> list[Job]:
-    """Take up to ``limit`` jobs: queued ones, and running ones whose lease lapsed."""
-    claimable = or_(
-        jobs.c.status == JobStatus.PENDING_QUEUE.value,
-        and_(jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.lease_expires_at < now),
-    )
-    ids_stmt = (
+@dataclass(slots=True)
+class Claimed:
+    """What one claim pass took, and the jobs it had to fail (their parent's account is
+    gone, so a pinned follow-up can never run)."""
+
+    jobs: list[Job]
+    failed: list[str]
+
+
+def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
+          rng: random.Random) -> Claimed:
+    """Take up to ``limit`` jobs: running ones whose lease lapsed (they keep their account
+    and upstream task), then queued ones that an account has a free slot for.
+
+    Slots are counted from the running jobs themselves, with the accounts locked, so two
+    workers never put more jobs on an account than it has slots.
+    """
+    lapsed = [r.id for r in conn.execute(
         select(jobs.c.id)
-        .where(claimable, jobs.c.deadline > now)
+        .where(jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.lease_expires_at < now,
+               jobs.c.deadline > now)
         .order_by(jobs.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    )
-    ids = [r.id for r in conn.execute(ids_stmt)]
-    if not ids:
-        return []
+    )]
+    placed, failed = _place(conn, limit - len(lapsed), now, rng)
+    claimed: list[Job] = []
+    if lapsed:
+        claimed += _take(conn, lapsed, owner, now, lease, {})
+    by_slot: dict[tuple[int, str], list[str]] = {}
+    for job_id, placement in placed.items():
+        by_slot.setdefault((placement.account_id, placement.mode), []).append(job_id)
+    for (account_id, mode), ids in by_slot.items():
+        claimed += _take(conn, ids, owner, now, lease,
+                         {"account_id": account_id, "slot_mode": mode})
+    for job_id, message in failed:
+        fail(conn, job_id, None, message, now)
+    claimed.sort(key=lambda j: j.created_at)
+    return Claimed(claimed, [job_id for job_id, _ in failed])
+
+
+def _take(conn: Connection, ids: list[str], owner: str, now: float, lease: float,
+          values: dict[str, Any]) -> list[Job]:
     stmt = (
         update(jobs)
         .where(jobs.c.id.in_(ids))
@@ -249,12 +283,97 @@ def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) ->
             lease_expires_at=now + lease,
             attempts=jobs.c.attempts + 1,
             started_at=func.coalesce(jobs.c.started_at, now),
+            **values,
         )
         .returning(*jobs.c)
     )
-    claimed = [row_to_job(r) for r in conn.execute(stmt)]
-    claimed.sort(key=lambda j: j.created_at)
-    return claimed
+    taken = [row_to_job(r) for r in conn.execute(stmt)]
+    fallback = [j for j in taken if j.slot_mode and j.slot_mode != j.mode.value]
+    for job in fallback:
+        # a job moved to a relax slot gets relax's time to finish
+        deadline = max(job.deadline, job.created_at + TIMEOUTS[Mode.RELAX][0])
+        conn.execute(update(jobs).where(jobs.c.id == job.id).values(deadline=deadline))
+    return taken
+
+
+def _place(conn: Connection, room: int, now: float,
+           rng: random.Random) -> tuple[dict[str, Placement], list[tuple[str, str]]]:
+    """Queued jobs matched to accounts with a free slot, oldest first."""
+    if room <= 0:
+        return {}, []
+    waiting = list(conn.execute(
+        select(jobs.c.id, jobs.c.user_id, jobs.c.mode, jobs.c.parent_id, jobs.c.hosted,
+               jobs.c.params)
+        .where(jobs.c.status == JobStatus.PENDING_QUEUE.value, jobs.c.deadline > now)
+        .order_by(jobs.c.created_at)
+        .limit(max(room * 4, 64))
+        .with_for_update(skip_locked=True)
+    ))
+    if not waiting:
+        return {}, []
+    pool = accountrows.lock_all(conn)
+    by_id = {a.id: a for a in pool}
+    busy = accountrows.busy(conn)
+    parent_ids = {r.parent_id for r in waiting if r.parent_id}
+    parents = {r.id: r.account_id for r in conn.execute(
+        select(jobs.c.id, jobs.c.account_id).where(jobs.c.id.in_(parent_ids)))
+    } if parent_ids else {}
+    today = utc_day(now)
+    placed: dict[str, Placement] = {}
+    failed: list[tuple[str, str]] = []
+    for row in waiting:
+        if len(placed) >= room:
+            break
+        pinned = parents.get(row.parent_id) if row.parent_id else None
+        if pinned is not None:
+            home = by_id.get(pinned)
+            if home is None or not home.enabled or home.state in _GONE:
+                failed.append((row.id, _gone_message(row.parent_id, home)))
+                continue
+        params = orjson.loads(row.params)
+        placement = choose(
+            pool, busy, mode=row.mode, owner_id=row.user_id if row.hosted else None,
+            pinned=pinned, relax_fallback=bool(params.get("relax_fallback")),
+            now=now, today=today, rng=rng, avoid=params.get("failed_on") or (),
+        )
+        if placement is None:
+            continue
+        placed[row.id] = placement
+        key = (placement.account_id, placement.mode)
+        busy[key] = busy.get(key, 0) + 1
+        account = by_id[placement.account_id]
+        accountrows.mark_assigned(conn, account, now, account.next_gap(rng), today)
+    return placed, failed
+
+
+_GONE = (AccountState.ATTENTION, AccountState.DISABLED)
+
+
+def _gone_message(parent_id: str, account: Account | None) -> str:
+    why = "was removed" if account is None else (
+        f"is {account.state.value}" if account.enabled else "is disabled")
+    return (f"[Upstream account] the account that made job {parent_id} {why}; "
+            "follow-up actions can only run there")
+
+
+def requeue(conn: Connection, job: Job, owner: str) -> bool:
+    """Back to the queue without its account or upstream task: it runs again from the
+    start, preferably on another account (its price stays frozen: no second charge)."""
+    params = dict(job.params)
+    if job.account_id is not None:
+        params["failed_on"] = sorted({*params.get("failed_on", []), job.account_id})
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job.id, jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(status=JobStatus.PENDING_QUEUE.value, lease_owner=None, lease_expires_at=None,
+                account_id=None, slot_mode=None, upstream_id=None, provider=None,
+                params=orjson.dumps(params).decode())
+    )
+    if conn.execute(stmt).rowcount != 1:
+        return False
+    notify(conn, JOBS_CHANNEL)
+    return True
 
 
 def renew(conn: Connection, owner: str, job_ids: list[str], until: float) -> set[str]:
@@ -334,7 +453,13 @@ def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, 
     }, now)
     if row is None:
         return False
-    _move_money(conn, row.user_id, job_id, LedgerKind.SETTLE, row.quota, now)
+    charge = row.quota
+    if row.slot_mode and row.slot_mode != row.mode:
+        # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
+        fallback = orjson.loads(row.params).get("fallback_quota")
+        if fallback is not None:
+            charge = min(int(fallback), row.quota)
+    _move_money(conn, row.user_id, job_id, LedgerKind.SETTLE, row.quota, now, charge=charge)
     return True
 
 
@@ -357,9 +482,17 @@ def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: fl
 
 
 def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, amount: int,
-                now: float) -> None:
-    conn.execute(ledger.insert(), [_ledger_row(user_id, job_id, kind, amount, now)])
+                now: float, charge: int | None = None) -> None:
+    """Release a job's frozen ``amount``: spent (SETTLE) or returned (REFUND). A settle
+    of less than was frozen (``charge``) returns the rest as the job's refund."""
+    rows = [_ledger_row(user_id, job_id, kind, amount, now)]
     refund = amount if kind is LedgerKind.REFUND else 0
+    if kind is LedgerKind.SETTLE and charge is not None and charge < amount:
+        rows = [_ledger_row(user_id, job_id, kind, charge, now),
+                _ledger_row(user_id, job_id, LedgerKind.REFUND, amount - charge, now,
+                            "ran in relax mode")]
+        refund = amount - charge
+    conn.execute(ledger.insert(), rows)
     conn.execute(
         update(users)
         .where(users.c.id == user_id)

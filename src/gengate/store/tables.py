@@ -86,9 +86,15 @@ jobs = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
+    # the upstream account running the job, and the mode whose slot it takes there
+    Column("account_id", Integer, nullable=True),
+    Column("slot_mode", String(16), nullable=True),
+    # submitted through /hold: runs only on the user's own accounts
+    Column("hosted", Boolean, nullable=False, default=False, server_default="0"),
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
+    Index("ix_jobs_account_status", "account_id", "status"),
 )
 
 job_inputs = Table(
@@ -177,4 +183,52 @@ llm_usage = Table(
     Column("duration_ms", Integer, nullable=False),
     Index("ix_llm_usage_user_started", "user_id", "started_at"),
     Index("ix_llm_usage_started", "started_at"),
+)
+
+#: upstream accounts: the operator's pool (owner_id 0) and users' hosted accounts
+upstream_accounts = Table(
+    "upstream_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, nullable=False, default=0),
+    Column("name", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("base_url", Text, nullable=True),
+    # sealed with the deployment's secret key; never returned by the API
+    Column("credentials", Text, nullable=True),
+    Column("options", Text, nullable=False, default="{}"),
+    Column("slots", Text, nullable=False, default="{}"),  # mode -> concurrent jobs
+    Column("priority", Integer, nullable=False, default=0),
+    Column("weight", Integer, nullable=False, default=1),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("state", String(16), nullable=False, default="healthy"),
+    Column("state_reason", Text, nullable=False, default=""),
+    Column("state_until", Float, nullable=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("next_probe_at", Float, nullable=False, default=0.0),
+    Column("daily_cap", Integer, nullable=True),
+    Column("day", String(10), nullable=False, default=""),
+    Column("day_count", Integer, nullable=False, default=0),
+    Column("min_gap", Float, nullable=False, default=0.0),
+    Column("gap_jitter", Float, nullable=False, default=0.0),
+    Column("next_submit_at", Float, nullable=False, default=0.0),
+    Column("work_hours", String(200), nullable=False, default=""),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deleted_at", Float, nullable=True),
+    UniqueConstraint("owner_id", "name", name="uq_upstream_accounts_owner_name"),
+)
+
+#: every health change of an account, for operators and owners to read
+account_events = Table(
+    "account_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("upstream_accounts.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("from_state", String(16), nullable=False),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_account_events_account_at", "account_id", "at"),
 )

@@ -1,0 +1,215 @@
+"""The worker's view of the upstream accounts: one provider per account, one batched
+poller per account, and the health checks that bring accounts back.
+
+A provider is built from the account's row (its credentials opened here, in the worker,
+and nowhere else) and kept until the row's version changes. All of an account's running
+jobs share one :class:`BatchPoller`, so an account is asked about its tasks once per poll
+interval however many jobs it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from gengate.accounts import FailureKind
+from gengate.clock import Clock
+from gengate.config import Settings
+from gengate.credentials import CredentialBox
+from gengate.providers.base import Provider, ProviderError, ProviderUpdate
+from gengate.providers.local import LocalProvider
+from gengate.store import AccountRow, Store
+
+__all__ = ["BatchPoller", "Upstreams"]
+
+log = logging.getLogger("gengate.upstreams")
+
+
+class BatchPoller:
+    """Collects the polls of many jobs on one account and answers them with one
+    :meth:`Provider.poll_many` call per interval."""
+
+    def __init__(self, provider: Provider, interval: float,
+                 on_error: Callable[[ProviderError], Awaitable[None]]):
+        self.provider = provider
+        self.interval = interval
+        self._on_error = on_error
+        self._waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def poll(self, upstream_id: str) -> ProviderUpdate | None:
+        """The task's state at the next batch; None if the upstream no longer knows it."""
+        future: asyncio.Future[ProviderUpdate | None] = (
+            asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(upstream_id, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="gengate-batch-poll")
+        return await future
+
+    async def _run(self) -> None:
+        while self._waiting:
+            # polls that arrive while we wait ride along in the same request
+            await asyncio.sleep(self.interval)
+            batch, self._waiting = self._waiting, {}
+            live = {k: [f for f in v if not f.done()] for k, v in batch.items()}
+            live = {k: v for k, v in live.items() if v}
+            if not live:
+                continue
+            try:
+                answers = await self.provider.poll_many(list(live))
+            except ProviderError as exc:
+                await self._on_error(exc)
+                _settle(live, error=exc)
+                continue
+            except Exception:  # an adapter bug must not strand the jobs
+                log.exception("event=poll_crashed provider=%s", self.provider.name)
+                _settle(live, error=ProviderError(
+                    "[Upstream unavailable] polling failed", kind=FailureKind.UNAVAILABLE))
+                continue
+            _settle(live, answers=answers)
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
+            answers: dict[str, ProviderUpdate] | None = None,
+            error: ProviderError | None = None) -> None:
+    for upstream_id, futures in waiting.items():
+        for future in futures:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result((answers or {}).get(upstream_id))
+
+
+class Upstreams:
+    """Providers and pollers per account, built on demand from the store."""
+
+    def __init__(self, settings: Settings, store: Store, box: CredentialBox,
+                 http: httpx.AsyncClient, clock: Clock, local: LocalProvider):
+        self.settings = settings
+        self.store = store
+        self.box = box
+        self.http = http
+        self.clock = clock
+        self.local = local
+        #: account id -> (row version, provider, poller)
+        self._built: dict[int, tuple[int, Provider, BatchPoller]] = {}
+
+    async def account(self, account_id: int | None) -> tuple[AccountRow | None, Provider,
+                                                             BatchPoller]:
+        """The account's row, provider and poller (jobs from before accounts existed, with
+        no account, run on the local renderer)."""
+        if account_id is None:
+            return None, self.local, self._local_poller()
+        row = await self.store.account_for_worker(account_id)
+        if row is None:
+            raise ProviderError("[Upstream account] the job's account no longer exists",
+                                kind=FailureKind.LOST)
+        return (row, *self._built_for(row))
+
+    def _local_poller(self) -> BatchPoller:
+        built = self._built.get(0)
+        if built is None:
+            built = self._built[0] = (0, self.local, self._poller(None, self.local))
+        return built[2]
+
+    def provider_for(self, row: AccountRow) -> Provider:
+        return self._built_for(row)[0]
+
+    def _built_for(self, row: AccountRow) -> tuple[Provider, BatchPoller]:
+        account_id = row.account.id
+        built = self._built.get(account_id)
+        if built is not None and built[0] == row.version:
+            return built[1], built[2]
+        if built is not None:
+            built[2].cancel()
+            if built[1] is not self.local:
+                asyncio.get_running_loop().create_task(built[1].close())
+        provider = self._build(row)
+        poller = self._poller(account_id, provider)
+        self._built[account_id] = (row.version, provider, poller)
+        return provider, poller
+
+    def _poller(self, account_id: int | None, provider: Provider) -> BatchPoller:
+        interval = self.settings.upstream_poll_interval
+        if provider.poll_interval:
+            interval = min(provider.poll_interval, interval)
+
+        async def on_error(exc: ProviderError) -> None:
+            if account_id is not None:
+                await self.failed(account_id, exc)
+
+        return BatchPoller(provider, interval, on_error)
+
+    def _build(self, row: AccountRow) -> Provider:
+        kind = row.account.provider
+        if kind == "local":
+            return self.local
+        secrets = self.box.open(row.credentials)
+        options: dict[str, Any] = row.options
+        interval = float(options.get("pollInterval") or self.settings.upstream_poll_interval)
+        if kind == "midjourney_proxy":
+            from gengate.providers.midjourney_proxy import MidjourneyProxyProvider
+
+            return MidjourneyProxyProvider(
+                str(row.base_url), http=self.http, secret=secrets.get("secret"),
+                instance_id=options.get("instanceId"), poll_interval=interval)
+        if kind == "ttapi":
+            from gengate.providers.ttapi import TtapiProvider
+
+            return TtapiProvider(str(row.base_url), api_key=secrets.get("apiKey", ""),
+                                 http=self.http, poll_interval=interval)
+        raise ProviderError(f"[Upstream account] unknown provider {kind!r}",
+                            kind=FailureKind.BANNED)
+
+    # -- health ---------------------------------------------------------------------------
+    async def failed(self, account_id: int, exc: ProviderError) -> None:
+        """Count an account-level failure; log the state change it causes."""
+        if not exc.kind.account_level:
+            return
+        change = await self.store.account_failure(
+            account_id, exc.kind, exc.message, exc.retry_after, self.clock.now(),
+            self.settings.account_probe_interval)
+        if change is not None:
+            log.warning("event=account_state account_id=%s state=%s reason=%r until=%s",
+                        account_id, change.state.value, change.reason, change.until)
+
+    async def worked(self, row: AccountRow | None) -> None:
+        """A submission went through: a cooling account is healthy again."""
+        if row is None or (row.failures == 0 and row.account.state.value == "healthy"):
+            return
+        if await self.store.account_ok(row.account.id, self.clock.now(), "submission succeeded"):
+            log.info("event=account_state account_id=%s state=healthy reason=submission",
+                     row.account.id)
+
+    async def probe_due(self) -> int:
+        """Check the accounts that are due (cooling past their time, or flagged)."""
+        rows = await self.store.due_probes(self.clock.now(), self.settings.account_probe_interval)
+        for row in rows:
+            try:
+                await self.provider_for(row).probe()
+            except ProviderError as exc:
+                if not exc.kind.account_level:
+                    exc = ProviderError(exc.message, kind=FailureKind.UNAVAILABLE)
+                await self.failed(row.account.id, exc)
+                continue
+            if await self.store.account_ok(row.account.id, self.clock.now(), "probe succeeded"):
+                log.info("event=account_state account_id=%s state=healthy reason=probe",
+                         row.account.id)
+        return len(rows)
+
+    async def close(self) -> None:
+        for _, provider, poller in self._built.values():
+            poller.cancel()
+            if provider is not self.local:
+                await provider.close()
+        self._built.clear()
