@@ -58,7 +58,8 @@ class PoolService:
                    for a in self._serving[1]):
             raise NoAvailableAccounts(f"No available accounts for {mode.value} mode")
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
+        """Accounts changed (here or in this process's worker): read them again."""
         self._serving = None
 
     # -- the operator's pool ----------------------------------------------------------------
@@ -66,7 +67,7 @@ class PoolService:
         provider = data.get("provider", "midjourney_proxy")
         values = self._columns(data, provider, creating=True)
         row = await self.store.create_account(values, self.clock.now())
-        self._changed()
+        self.changed()
         return await self._view_one(row)
 
     async def update(self, account_id: int, data: dict[str, Any],
@@ -74,12 +75,12 @@ class PoolService:
         current = await self.store.get_account(account_id, owner_id)
         values = self._columns(data, current.account.provider, creating=False, current=current)
         row = await self.store.modify_account(account_id, owner_id, values, self.clock.now())
-        self._changed()
+        self.changed()
         return await self._view_one(row)
 
     async def delete(self, account_id: int, owner_id: int | None = None) -> None:
         await self.store.delete_account(account_id, owner_id, self.clock.now())
-        self._changed()
+        self.changed()
 
     async def get(self, account_id: int) -> dict[str, Any]:
         return await self._view_one(await self.store.get_account(account_id))
@@ -135,7 +136,7 @@ class PoolService:
         values = self._columns(self._hold_fields(data), provider, creating=True)
         values["owner_id"] = user_id
         row = await self.store.create_account(values, self.clock.now())
-        self._changed()
+        self.changed()
         return self.hold_view(row, await self.store.account_busy())
 
     async def hold_update(self, user_id: int, account_id: int,
@@ -147,7 +148,7 @@ class PoolService:
         values = self._columns(fields, current.account.provider, creating=False,
                                current=current)
         row = await self.store.modify_account(account_id, user_id, values, self.clock.now())
-        self._changed()
+        self.changed()
         return self.hold_view(row, await self.store.account_busy())
 
     async def hold_list(self, user_id: int) -> list[dict[str, Any]]:

@@ -78,6 +78,8 @@ class Runtime:
             hang_marker=settings.local_hang_marker,
             fail_message=settings.local_fail_message, scale=settings.local_scale,
         )
+        pool = PoolService(store, clock, box, NetGuard.from_setting(
+            settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW"))
         guard = NetGuard.from_setting(settings.webhook_allow)
         metrics = Metrics()
         if with_dispatcher is None:
@@ -85,7 +87,8 @@ class Runtime:
         dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
                       if with_dispatcher else None)
         worker = (
-            Worker(settings, store, Upstreams(settings, store, box, http, clock, local),
+            Worker(settings, store,
+                   Upstreams(settings, store, box, http, clock, local, pool.changed),
                    ResultWriter(storage, http), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
                    metrics=metrics)
@@ -96,8 +99,6 @@ class Runtime:
             if settings.banned_words_file else prompts.WordFilter.default()
         )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
-        pool = PoolService(store, clock, box, NetGuard.from_setting(
-            settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW"))
         jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
                           word_filter, admitter, guard, pool,
                           PriceTable(settings.hosting_price_table()))

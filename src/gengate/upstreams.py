@@ -94,8 +94,11 @@ class Upstreams:
     """Providers and pollers per account, built on demand from the store."""
 
     def __init__(self, settings: Settings, store: Store, box: CredentialBox,
-                 http: httpx.AsyncClient, clock: Clock, local: LocalProvider):
+                 http: httpx.AsyncClient, clock: Clock, local: LocalProvider,
+                 on_change: Callable[[], None] = lambda: None):
         self.settings = settings
+        #: called after an account's health changed (admission's view of the pool is stale)
+        self.on_change = on_change
         self.store = store
         self.box = box
         self.http = http
@@ -180,6 +183,7 @@ class Upstreams:
             account_id, exc.kind, exc.message, exc.retry_after, self.clock.now(),
             self.settings.account_probe_interval)
         if change is not None:
+            self.on_change()
             log.warning("event=account_state account_id=%s state=%s reason=%r until=%s",
                         account_id, change.state.value, change.reason, change.until)
 
@@ -188,6 +192,7 @@ class Upstreams:
         if row is None or (row.failures == 0 and row.account.state.value == "healthy"):
             return
         if await self.store.account_ok(row.account.id, self.clock.now(), "submission succeeded"):
+            self.on_change()
             log.info("event=account_state account_id=%s state=healthy reason=submission",
                      row.account.id)
 
@@ -203,6 +208,7 @@ class Upstreams:
                 await self.failed(row.account.id, exc)
                 continue
             if await self.store.account_ok(row.account.id, self.clock.now(), "probe succeeded"):
+                self.on_change()
                 log.info("event=account_state account_id=%s state=healthy reason=probe",
                          row.account.id)
         return len(rows)

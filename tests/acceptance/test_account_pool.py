@@ -249,12 +249,16 @@ async def test_attention_account_recovers_when_its_probe_passes(settings: Settin
         settings = _pool_settings(settings, account_probe_interval=60)
         async with serve_gateway(settings, clock=clock) as gw:
             account = await _add(gw, mj, "only", "secret-only")
-            _, key = await gw.create_user(balance=10)
+            user_id, key = await gw.create_user(balance=10)
             client = gw.client(key)
-            job_id = await _imagine(client, "a solved puzzle")
-            async with asyncio.timeout(10):
-                while (await _account(gw, account["id"]))["state"] != "attention":
-                    await asyncio.sleep(0.02)
+            # the pool's only account turns out to need a human: the job cannot run
+            # anywhere, so it fails at once and is refunded rather than wait for its deadline
+            body = await gw.wait(client, await _imagine(client, "a solved puzzle"))
+            assert body["status"] == "FAILED"
+            assert body["message"].startswith("No available accounts")
+            assert (await _account(gw, account["id"]))["state"] == "attention"
+            refused = await client.post(f"{V1}/imagine", json={"prompt": "a second try"})
+            assert refused.status_code == 400
             clock.advance(61)
             gw.runtime.worker.wake()
             # still locked: the probe fails and the account stays flagged
@@ -265,9 +269,13 @@ async def test_attention_account_recovers_when_its_probe_passes(settings: Settin
             only.solve()
             clock.advance(61)
             gw.runtime.worker.wake()
-            body = await gw.wait(client, job_id)
+            async with asyncio.timeout(10):
+                while (await _account(gw, account["id"]))["state"] != "healthy":
+                    await asyncio.sleep(0.02)
+            body = await gw.wait(client, await _imagine(client, "a solved puzzle"))
             assert body["status"] == "SUCCESS"
-            assert (await _account(gw, account["id"]))["state"] == "healthy"
+            totals = await _ledger_totals(gw, user_id)
+            assert totals == {"topup": 10, "freeze": 4, "settle": 2, "refund": 2}
 
 
 async def test_one_bulk_poll_per_account_per_interval(settings: Settings) -> None:

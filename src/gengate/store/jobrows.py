@@ -325,14 +325,21 @@ def _place(conn: Connection, room: int, now: float,
         if len(placed) >= room:
             break
         pinned = parents.get(row.parent_id) if row.parent_id else None
+        owner = row.user_id if row.hosted else None
         if pinned is not None:
             home = by_id.get(pinned)
             if home is None or not home.enabled or home.state in _GONE:
                 failed.append((row.id, _gone_message(row.parent_id, home)))
                 continue
+        elif not any(a.owner_id == owner and a.can_serve(row.mode) for a in pool):
+            # nothing that could ever run it is left (all disabled or flagged): waiting
+            # for the deadline would only delay the refund
+            failed.append((row.id, f"No available accounts for {row.mode} mode: every "
+                           "account that could run this job is disabled or needs attention"))
+            continue
         params = orjson.loads(row.params)
         placement = choose(
-            pool, busy, mode=row.mode, owner_id=row.user_id if row.hosted else None,
+            pool, busy, mode=row.mode, owner_id=owner,
             pinned=pinned, relax_fallback=bool(params.get("relax_fallback")),
             now=now, today=today, rng=rng, avoid=params.get("failed_on") or (),
         )
