@@ -31,20 +31,40 @@ class StatusService:
             else:
                 entry["failed"] = row.n
         depth = {(r.mode, r.status): r.n for r in await self.store.queue_depth()}
+        capacity = await self.capacity()
         out: dict[str, dict[str, Any]] = {}
         for mode, entry in stats.items():
             finished = entry["ok"] + entry["failed"]
             rate = entry["ok"] / finished if finished else None
             degraded = rate is not None and rate < HEALTHY_SUCCESS_RATE
+            slots, in_use = capacity.get(mode, (0, 0))
+            status, message = 200, "Endpoints running"
+            if not slots:
+                status, message = 503, "Unavailable: no healthy upstream account serves this mode"
+            elif degraded:
+                status, message = 500, "Degraded: many recent jobs failed"
             out[mode] = {
-                "status": 500 if degraded else 200,
-                "runningMessage": "Degraded: many recent jobs failed" if degraded
-                else "Endpoints running",
+                "status": status,
+                "runningMessage": message,
                 "averageExecute": round(entry["avg"], 2) if entry["avg"] is not None else 0,
                 "successRate": round(rate, 4) if rate is not None else None,
                 "finished": finished,
                 "queued": depth.get((mode, JobStatus.PENDING_QUEUE.value), 0),
                 "running": depth.get((mode, JobStatus.ON_QUEUE.value), 0),
+                "slots": slots,
+                "slotsInUse": in_use,
                 "windowSeconds": self.window,
             }
+        return out
+
+    async def capacity(self) -> dict[str, tuple[int, int]]:
+        """Per mode, over the operator's healthy accounts: (slots, slots in use)."""
+        busy = await self.store.account_busy()
+        out: dict[str, tuple[int, int]] = {}
+        for account in await self.store.live_accounts():
+            if account.owner_id is not None or not account.usable():
+                continue
+            for mode, slots in account.slots.items():
+                total, used = out.get(mode, (0, 0))
+                out[mode] = (total + slots, used + busy.get((account.id, mode), 0))
         return out

@@ -58,10 +58,25 @@ async def test_public_pages(settings: Settings) -> None:
         assert status["data"]["fast"]["status"] == 200
         assert status["data"]["fast"]["finished"] == 1
         assert status["data"]["fast"]["averageExecute"] >= 0
+        assert status["data"]["fast"]["slots"] == settings.local_slots
+        assert status["data"]["fast"]["slotsInUse"] == 0
         html = await gw.http.get("/status")
         assert html.status_code == 200 and "fast" in html.text
         metrics = await gw.http.get("/metrics")
         assert "gengate_job_success_ratio" in metrics.text
+        assert 'gengate_account_state{account="local",state="healthy"} 1.0' in metrics.text
+        assert 'gengate_account_slots{account="local",mode="relax"}' in metrics.text
+        # with its only account disabled, the status says so instead of "running"
+        admin = {"Authorization": f"Bearer {gw.admin_key}"}
+        local = (await gw.http.get("/admin/accounts", headers=admin)).json()["data"][0]
+        await gw.http.patch(f"/admin/accounts/{local['id']}", json={"enabled": False},
+                            headers=admin)
+        down = (await gw.http.get("/midjourney/status")).json()["data"]["fast"]
+        assert down["status"] == 503 and down["slots"] == 0
+        assert "no healthy upstream account" in down["runningMessage"]
+        refused = await client.post(f"{V1}/imagine", json={"prompt": "a cat"})
+        assert refused.status_code == 400
+        assert refused.json()["message"].startswith("No available accounts")
         health = (await gw.http.get("/healthz")).json()
         assert health["data"]["database"] == "ok"
         doc = (await gw.http.get("/openapi.json")).json()

@@ -38,10 +38,11 @@ async def status_html(request: Request) -> Response:
 <meta http-equiv="refresh" content="30"><style>
 body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
 td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
-.s200{{color:#17803d}}.s500{{color:#b42318}}</style></head><body>
+.s200{{color:#17803d}}.s500,.s503{{color:#b42318}}</style></head><body>
 <h1>gengate status</h1><p>From the jobs that ran in the last {window} minutes.</p>
 <table><tr><th>mode</th><th>status</th><th>avg seconds</th><th>success rate</th>
-<th>finished</th><th>queued</th><th>running</th></tr>{rows}</table></body></html>"""
+<th>finished</th><th>queued</th><th>running</th><th>upstream slots in use</th></tr>{rows}
+</table></body></html>"""
     return HTMLResponse(page)
 
 
@@ -51,7 +52,7 @@ def _row(mode: str, m: dict[str, Any]) -> str:
         f"<tr><td>{html.escape(mode)}</td><td class='s{m['status']}'>"
         f"{html.escape(m['runningMessage'])}</td><td>{m['averageExecute']}</td>"
         f"<td>{rate}</td><td>{m['finished']}</td><td>{m['queued']}</td>"
-        f"<td>{m['running']}</td></tr>"
+        f"<td>{m['running']}</td><td>{m['slotsInUse']} / {m['slots']}</td></tr>"
     )
 
 
@@ -100,11 +101,37 @@ async def metrics(request: Request) -> Response:
     for outcome, key in (("delivered", "delivered"), ("given_up", "failed"),
                          ("pending", "pending"), ("retried", "retried")):
         webhooks.labels(outcome).set(hooks[key])
+    _account_gauges(registry, await rt.store.live_accounts(), await rt.store.account_busy())
     if rt.worker is not None:
         Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
               registry=registry).set(rt.worker.busy)
     body = generate_latest(registry) + generate_latest(rt.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _account_gauges(registry: CollectorRegistry, accounts: list[Any],
+                    busy: dict[tuple[int, str], int]) -> None:
+    """The operator's accounts one by one; users' hosted accounts only as counts."""
+    slots = Gauge("gengate_account_slots", "Concurrent jobs an operator account takes, by mode",
+                  ["account", "mode"], registry=registry)
+    used = Gauge("gengate_account_slots_in_use", "Jobs running on an operator account, by mode",
+                 ["account", "mode"], registry=registry)
+    state = Gauge("gengate_account_state", "1 for an operator account's current health state",
+                  ["account", "state"], registry=registry)
+    hosted = Gauge("gengate_hosted_accounts", "Users' hosted accounts by health state",
+                   ["state"], registry=registry)
+    hosted_counts: dict[str, int] = {}
+    for account in accounts:
+        current = account.state.value if account.enabled else "disabled"
+        if account.owner_id is not None:
+            hosted_counts[current] = hosted_counts.get(current, 0) + 1
+            continue
+        state.labels(account.name, current).set(1)
+        for mode, count in account.slots.items():
+            slots.labels(account.name, mode).set(count)
+            used.labels(account.name, mode).set(busy.get((account.id, mode), 0))
+    for name, count in hosted_counts.items():
+        hosted.labels(name).set(count)
 
 
 async def openapi(request: Request) -> Response:
