@@ -10,13 +10,14 @@ transaction. The request id goes in the ledger's ``job_id``, whose unique
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
 from gengate.errors import GengateError, InsufficientBalance, NotFound
 from gengate.quota import LedgerKind
+from gengate.store.jobrows import insert_many
 from gengate.store.tables import ledger, llm_usage, users
 
 __all__ = ["UsageRow", "hold_many", "purge_usage", "settle_many", "usage_of"]
@@ -44,6 +45,20 @@ _MOVE = (
     .values(balance=users.c.balance + bindparam("to_balance"),
             freeze_balance=users.c.freeze_balance - bindparam("from_freeze"))
 )
+_RAW_MOVE = ("UPDATE users SET balance = balance + ?, freeze_balance = freeze_balance - ? "
+             "WHERE id = ?")
+_USAGE_FIELDS = tuple(f.name for f in fields(UsageRow))
+
+
+def _move(conn: Connection, moves: dict[int, tuple[int, int]]) -> None:
+    """Per user: (to balance, out of freeze). Every call does this twice, so on SQLite it
+    goes straight to the driver (the expression layer costs more than the update)."""
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.executemany(  # type: ignore[union-attr]
+            _RAW_MOVE, [(to, out, uid) for uid, (to, out) in moves.items()])
+        return
+    conn.execute(_MOVE, [{"uid": uid, "to_balance": to, "from_freeze": out}
+                         for uid, (to, out) in moves.items()])
 
 
 def _entry(user_id: int, request_id: str, kind: LedgerKind, amount: int,
@@ -57,9 +72,15 @@ def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
     """Freeze each call's worst-case price, in one transaction, each decided in order against the
     balance the ones before it left (402 when short); returns each call's refusal, or None."""
     uids = sorted({uid for uid, _, _ in holds})
-    rows = conn.execute(select(users.c.id, users.c.balance).where(users.c.id.in_(uids))
-                        .order_by(users.c.id).with_for_update())
-    balance = {r.id: r.balance for r in rows}
+    if conn.dialect.name == "sqlite":  # the write lock is already held: no FOR UPDATE
+        marks = ", ".join("?" * len(uids))
+        raw = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            f"SELECT id, balance FROM users WHERE id IN ({marks})", uids)
+        balance = dict(raw.fetchall())
+    else:
+        rows = conn.execute(select(users.c.id, users.c.balance).where(users.c.id.in_(uids))
+                            .order_by(users.c.id).with_for_update())
+        balance = {r.id: r.balance for r in rows}
     taken: dict[int, int] = {}
     entries, results = [], []
     for uid, request_id, amount in holds:
@@ -74,9 +95,8 @@ def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
             entries.append(_entry(uid, request_id, LedgerKind.FREEZE, amount, now))
             results.append(None)
     if entries:
-        conn.execute(ledger.insert(), entries)
-        conn.execute(_MOVE, [{"uid": uid, "to_balance": -n, "from_freeze": -n}
-                             for uid, n in taken.items()])
+        insert_many(conn, ledger, entries)
+        _move(conn, {uid: (-n, -n) for uid, n in taken.items()})
     return results
 
 
@@ -84,23 +104,23 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
     """Charge each call's cost (at most its hold), refund the rest and record its usage
     row, in one transaction; returns each amount charged."""
     entries, usage_rows, charged = [], [], []
-    moves: dict[int, list[int]] = {}
+    moves: dict[int, tuple[int, int]] = {}
     for usage, held in items:
         cost = max(0, min(usage.cost, held))
         if cost:
             entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, cost, now))
         if held - cost:
             entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - cost, now))
-        move = moves.setdefault(usage.user_id, [0, 0])
-        move[0] += held - cost
-        move[1] += held
-        usage_rows.append({**asdict(usage), "cost": cost})
+        back, freed = moves.get(usage.user_id, (0, 0))
+        moves[usage.user_id] = (back + held - cost, freed + held)
+        row = {name: getattr(usage, name) for name in _USAGE_FIELDS}
+        row["cost"] = cost
+        usage_rows.append(row)
         charged.append(cost)
     if entries:
-        conn.execute(ledger.insert(), entries)
-    conn.execute(_MOVE, [{"uid": uid, "to_balance": back, "from_freeze": freed}
-                         for uid, (back, freed) in moves.items()])
-    conn.execute(llm_usage.insert(), usage_rows)
+        insert_many(conn, ledger, entries)
+    _move(conn, moves)
+    insert_many(conn, llm_usage, usage_rows)
     return charged
 
 
