@@ -706,3 +706,34 @@ def _aspect_param(prompt: str) -> tuple[int, int]:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
+
+
+async def _serve_forever(port: int, secrets: list[str], duration: float, core_size: int) -> None:
+    fake = FakeMidjourneyProxy(scale=1.0)
+    fake.port = port
+    for secret in secrets:
+        fake.add_account(secret, core_size=core_size, duration=duration)
+    async with fake:
+        print(f"fake midjourney-proxy on {fake.base_url} with {len(secrets)} account(s)",
+              flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gengate.testing_mjproxy --port 9100 --secret s1``: run the fake alone,
+    to try upstream accounts and hosting by hand."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--secret", action="append", required=True,
+                        help="an account's mj-api-secret (repeat for more accounts)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per task")
+    parser.add_argument("--core-size", type=int, default=3, help="tasks running at once")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args.port, args.secret, args.duration, args.core_size))
+
+
+if __name__ == "__main__":
+    main()
