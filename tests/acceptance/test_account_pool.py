@@ -319,3 +319,23 @@ async def test_relax_fallback_when_fast_slots_are_full(settings: Settings) -> No
             assert order.index("a patient bird") < order.index("a stubborn bird")
             totals = await _ledger_totals(gw, user_id)
             assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1}
+
+
+async def test_pacing_spaces_submissions_on_an_account(settings: Settings) -> None:
+    clock = ManualClock()
+    async with FakeMidjourneyProxy() as mj:
+        only = mj.add_account("secret-only", core_size=5, duration=0.05)
+        async with serve_gateway(_pool_settings(settings), clock=clock) as gw:
+            await _add(gw, mj, "only", "secret-only", slots={"fast": 5}, minGap=30)
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            first = await _imagine(client, "one")
+            second = await _imagine(client, "two")
+            assert (await gw.wait(client, first))["status"] == "SUCCESS"
+            # a free slot, but the account's gap has not passed: the second one waits
+            body = (await client.get(f"{V1}/fetch", params={"jobId": second})).json()
+            assert body["status"] == "PENDING_QUEUE" and _imagines(only) == ["one"]
+            clock.advance(31)
+            gw.runtime.worker.wake()
+            assert (await gw.wait(client, second))["status"] == "SUCCESS"
+            assert _imagines(only) == ["one", "two"]
