@@ -15,6 +15,7 @@ from PIL import Image
 from gengate import imaging
 from gengate.jobs import ACTIONS, Job, ResultKind, components_for
 from gengate.providers.base import ProviderError, ProviderUpdate
+from gengate.retry import RetryPolicy
 from gengate.storage import Storage
 
 __all__ = ["ResultWriter", "result_kind"]
@@ -47,28 +48,51 @@ def _inspect(data: bytes, split: bool) -> _Split:
     return _Split(image.size, [imaging.encode_png(p) for p in imaging.split_grid(image)])
 
 
-async def download(client: httpx.AsyncClient, url: str) -> bytes:
-    """Fetch an upstream file with a size bound; failures are the upstream's."""
+async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = False) -> bytes:
+    """Fetch a file with a size bound.
+
+    A link the user gave (describe's ``url``) that fails is the user's ``[Invalid link!]``,
+    which counts toward the illegal-prompt limit; an upstream's result that cannot be
+    fetched is the upstream's ``[Bad response]`` and never counts against the user.
+    """
+    prefix = "[Invalid link!]" if user_link else "[Bad response] the upstream's result:"
     try:
         async with client.stream("GET", url, timeout=30.0) as response:
             if response.status_code != 200:
-                raise ProviderError(f"[Invalid link!] {url} answered {response.status_code}")
+                raise ProviderError(f"{prefix} {url} answered {response.status_code}")
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > MAX_DOWNLOAD:
-                    raise ProviderError(f"[Invalid link!] {url} is larger than 50 MB")
+                    raise ProviderError(f"{prefix} {url} is larger than 50 MB")
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
-        raise ProviderError(f"[Invalid link!] could not download {url}",
-                            retryable=True) from exc
+        raise ProviderError(f"{prefix} could not download {url}") from exc
+
+
+#: an upstream's CDN may blink: a result is fetched up to 3 times (about 1 s, then 4 s apart)
+FETCH_RETRY = RetryPolicy(attempts=3, base=1.0, factor=4.0)
 
 
 class ResultWriter:
-    def __init__(self, storage: Storage, http: httpx.AsyncClient):
+    def __init__(self, storage: Storage, http: httpx.AsyncClient,
+                 retry: RetryPolicy = FETCH_RETRY):
         self.storage = storage
         self.http = http
+        self.retry = retry
+
+    async def _fetch(self, url: str) -> bytes:
+        attempt = 1
+        while True:
+            try:
+                return await download(self.http, url)
+            except ProviderError:
+                wait = self.retry.delay(attempt)
+                if wait is None:
+                    raise
+                attempt += 1
+                await asyncio.sleep(wait)
 
     async def write(self, job: Job, update: ProviderUpdate) -> dict[str, Any]:
         """Store the result's files and return the job's ``result``."""
@@ -77,7 +101,7 @@ class ResultWriter:
                                   "prompts": list(update.prompts) or None, "images": None}
         data = update.image
         if data is None and update.image_url:
-            data = await download(self.http, update.image_url)
+            data = await self._fetch(update.image_url)
         if data is None:
             if kind in (ResultKind.TEXT, ResultKind.SEED):
                 return result

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import sys
 import time
 import zlib
 from collections import deque
@@ -714,8 +715,9 @@ async def _serve_forever(port: int, secrets: list[str], duration: float, core_si
     for secret in secrets:
         fake.add_account(secret, core_size=core_size, duration=duration)
     async with fake:
-        print(f"fake midjourney-proxy on {fake.base_url} with {len(secrets)} account(s)",
-              flush=True)
+        sys.stdout.write(f"fake midjourney-proxy on {fake.base_url} with {len(secrets)} "
+                         "account(s)\n")
+        sys.stdout.flush()
         await asyncio.Event().wait()
 
 

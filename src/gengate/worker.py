@@ -305,7 +305,7 @@ class Worker:
                 await self.guard.check(url, "url")
             except GengateError as exc:
                 raise ProviderError(f"[Invalid link!] {exc.message}") from None
-            return [await download(self.http, url)]
+            return [await download(self.http, url, user_link=True)]
         if parent is None or job.action == "seed":
             return own
         source: Job | None = parent
