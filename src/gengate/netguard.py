@@ -12,7 +12,10 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from gengate.errors import BadRequest
 
@@ -34,6 +37,21 @@ class Target:
     host: str
     port: int
     address: str
+
+    def pinned_url(self) -> httpx.URL:
+        """The URL with its host replaced by the checked address: a second DNS answer
+        (rebinding) cannot send the request elsewhere."""
+        return httpx.URL(self.url).copy_with(host=self.address, port=self.port)
+
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+    def request_args(self) -> dict[str, Any]:
+        """``httpx`` arguments that send a request to the checked address, with the
+        original host in the Host header and in TLS (SNI and certificate checks)."""
+        return {"url": self.pinned_url(), "headers": {"Host": self.host_header()},
+                "extensions": {"sni_hostname": self.host}}
 
 
 def _refusal(address: IPAddress) -> str | None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from gengate import imaging
 from gengate.jobs import ACTIONS, Job, ResultKind, components_for
+from gengate.netguard import Target
 from gengate.providers.base import ProviderError, ProviderUpdate
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage
@@ -48,8 +49,10 @@ def _inspect(data: bytes, split: bool) -> _Split:
     return _Split(image.size, [imaging.encode_png(p) for p in imaging.split_grid(image)])
 
 
-async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = False) -> bytes:
-    """Fetch a file with a size bound.
+async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = False,
+                   target: Target | None = None) -> bytes:
+    """Fetch a file with a size bound; with ``target`` (a checked URL), from the address
+    that was checked.
 
     A link the user gave (describe's ``url``) that fails is the user's ``[Invalid link!]``,
     which counts toward the illegal-prompt limit; an upstream's result that cannot be
@@ -57,7 +60,8 @@ async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = Fal
     """
     prefix = "[Invalid link!]" if user_link else "[Bad response] the upstream's result:"
     try:
-        async with client.stream("GET", url, timeout=30.0) as response:
+        pinned = target.request_args() if target is not None else {"url": url}
+        async with client.stream("GET", timeout=30.0, **pinned) as response:
             if response.status_code != 200:
                 raise ProviderError(f"{prefix} {url} answered {response.status_code}")
             chunks, size = [], 0

@@ -39,16 +39,6 @@ MAX_RESPONSE = 64 * 1024
 PURGE_EVERY = 3600.0
 
 
-def _pinned_url(target: Target) -> httpx.URL:
-    """The URL with its host replaced by the checked address."""
-    return httpx.URL(target.url).copy_with(host=target.address, port=target.port)
-
-
-def _host_header(target: Target) -> str:
-    default = 443 if target.scheme == "https" else 80
-    return target.host if target.port == default else f"{target.host}:{target.port}"
-
-
 class Dispatcher:
     def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard,
                  metrics: Metrics | None = None):
@@ -165,13 +155,13 @@ class Dispatcher:
         body = delivery.body.decode()
         headers = {
             "Content-Type": "application/json",
-            "Host": _host_header(target),
+            "Host": target.host_header(),
             "webhook-id": delivery.id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(delivery.secret).sign(delivery.id, now, body),
         }
         request = self.http.build_request(
-            "POST", _pinned_url(target), content=delivery.body, headers=headers,
+            "POST", target.pinned_url(), content=delivery.body, headers=headers,
             extensions={"sni_hostname": target.host},
         )
         async with asyncio.timeout(self.settings.webhook_timeout):

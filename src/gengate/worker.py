@@ -302,10 +302,10 @@ class Worker:
         if job.action == "describe" and not own and job.params.get("url"):
             url = str(job.params["url"])
             try:
-                await self.guard.check(url, "url")
+                target = await self.guard.check(url, "url")
             except GengateError as exc:
                 raise ProviderError(f"[Invalid link!] {exc.message}") from None
-            return [await download(self.http, url, user_link=True)]
+            return [await download(self.http, url, user_link=True, target=target)]
         if parent is None or job.action == "seed":
             return own
         source: Job | None = parent

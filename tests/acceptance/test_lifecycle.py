@@ -174,3 +174,18 @@ async def test_redo_of_a_redo_upscales_the_picked_image(gw: Gateway) -> None:
     redo = await run(gw, client, "action", {"jobId": two["jobId"], "action": "redo_upscale2"})
     again = await run(gw, client, "action", {"jobId": redo["jobId"], "action": "redo_upscale2"})
     assert two["width"] == redo["width"] == again["width"] == 2 * one["width"]
+
+
+async def test_describe_downloads_a_url_from_the_checked_address(settings: Settings) -> None:
+    settings = settings.model_copy(update={"webhook_allow": "127.0.0.1,::1"})
+    async with serve_gateway(settings) as gw:
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        job = (await client.post(f"{V1}/imagine", json={"prompt": "a green field"})).json()
+        grid = await gw.wait(client, job["data"]["jobId"])
+        # by host name: the download goes to the address that was checked, Host kept
+        url = grid["data"]["cdnImage"].replace("127.0.0.1", "localhost")
+        described = (await client.post(f"{V1}/describe", json={"url": url})).json()
+        body = await gw.wait(client, described["data"]["jobId"])
+        assert body["status"] == "SUCCESS", body
+        assert len(body["data"]["prompts"]) == 4
