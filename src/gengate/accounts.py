@@ -171,8 +171,10 @@ class WorkWindows:
 
 def _minutes(text: str) -> int:
     hours, sep, minutes = text.strip().partition(":")
+    if not sep or len(minutes) != 2:
+        raise BadRequest(f"workHours: `{text.strip()}` is not HH:MM")
     try:
-        h, m = int(hours), int(minutes or 0)
+        h, m = int(hours), int(minutes)
     except ValueError:
         raise BadRequest(f"workHours: `{text}` is not HH:MM") from None
     if not (0 <= h <= 24 and 0 <= m < 60 and h * 60 + m <= 24 * 60):

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         5, ge=1, description="Upstream attempts per job (failover to other accounts included)"
     )
+    hosting_max_accounts: int = Field(
+        20, ge=0, description="Accounts one user may register for hosting (/hold)"
+    )
     hosting_allow: str = Field(
         "", description="Comma-separated hosts and CIDR ranges users' own accounts (/hold) may "
         "point at although they are not public"

@@ -37,25 +37,35 @@ SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
 _SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
+#: fields that may be sent as null: null clears them
+_NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
+OPERATOR = 0  #: owner of the operator's pool
 
 
 class PoolService:
-    def __init__(self, store: Store, clock: Clock, box: CredentialBox, guard: NetGuard):
+    def __init__(self, store: Store, clock: Clock, box: CredentialBox, guard: NetGuard,
+                 max_hosted: int = 20):
         self.store = store
         self.clock = clock
         self.box = box
         self.guard = guard
+        self.max_hosted = max_hosted
         self._serving: tuple[float, list[Any]] | None = None
 
     # -- admission ------------------------------------------------------------------------
-    async def require_serving(self, owner_id: int | None, mode: Mode) -> None:
+    async def require_serving(self, owner_id: int | None, mode: Mode,
+                              relax_fallback: bool = False) -> None:
         """400 ``No available accounts`` when no account of the pool could ever run a job
-        of ``mode`` (none exists, or all are disabled, flagged or without such slots)."""
+        of ``mode`` (none exists, or all are disabled, flagged or without such slots);
+        a fast job that may fall back to relax also counts relax slots."""
         now = time.monotonic()
         if self._serving is None or self._serving[0] < now:
             self._serving = (now + SERVING_CACHE_SECONDS, await self.store.live_accounts())
-        if not any(a.owner_id == owner_id and a.can_serve(mode.value)
-                   for a in self._serving[1]):
+        modes = {mode.value}
+        if relax_fallback and mode is Mode.FAST:
+            modes.add(Mode.RELAX.value)
+        if not any(a.owner_id == owner_id and a.can_serve(m)
+                   for a in self._serving[1] for m in modes):
             raise NoAvailableAccounts(f"No available accounts for {mode.value} mode")
 
     def changed(self) -> None:
@@ -71,26 +81,27 @@ class PoolService:
         return await self._view_one(row)
 
     async def update(self, account_id: int, data: dict[str, Any],
-                     owner_id: int | None = None) -> dict[str, Any]:
+                     owner_id: int = OPERATOR) -> dict[str, Any]:
+        """Change an account of the operator's pool (or, with ``owner_id``, a user's)."""
         current = await self.store.get_account(account_id, owner_id)
         values = self._columns(data, current.account.provider, creating=False, current=current)
         row = await self.store.modify_account(account_id, owner_id, values, self.clock.now())
         self.changed()
         return await self._view_one(row)
 
-    async def delete(self, account_id: int, owner_id: int | None = None) -> None:
+    async def delete(self, account_id: int, owner_id: int = OPERATOR) -> None:
         await self.store.delete_account(account_id, owner_id, self.clock.now())
         self.changed()
 
     async def get(self, account_id: int) -> dict[str, Any]:
-        return await self._view_one(await self.store.get_account(account_id))
+        return await self._view_one(await self.store.get_account(account_id, OPERATOR))
 
     async def list(self) -> list[dict[str, Any]]:
         rows = await self.store.list_accounts(None)
         busy = await self.store.account_busy()
         return [self.view(r, busy) for r in rows]
 
-    async def events(self, account_id: int, owner_id: int | None = None,
+    async def events(self, account_id: int, owner_id: int = OPERATOR,
                      limit: int = 50) -> list[dict[str, Any]]:
         await self.store.get_account(account_id, owner_id)
         items = await self.store.account_events(account_id, limit)
@@ -132,6 +143,9 @@ class PoolService:
         provider = data.get("provider") or "midjourney_proxy"
         if provider not in HOSTED_PROVIDERS:
             raise BadRequest(f"provider: must be one of {', '.join(HOSTED_PROVIDERS)}")
+        if len(await self.store.list_accounts(user_id)) >= self.max_hosted:
+            raise BadRequest(f"accounts: at most {self.max_hosted} accounts per user; "
+                             "delete one first")
         await self.guard.check(str(data["baseUrl"]), "baseUrl")
         values = self._columns(self._hold_fields(data), provider, creating=True)
         values["owner_id"] = user_id
@@ -206,6 +220,7 @@ class PoolService:
     def _columns(self, data: dict[str, Any], provider: str, *, creating: bool,
                  current: AccountRow | None = None) -> dict[str, Any]:
         """Wire fields to columns, checked; credentials sealed."""
+        _no_nulls(data)
         if provider not in PROVIDERS:
             raise BadRequest(f"provider: must be one of {', '.join(PROVIDERS)}")
         values: dict[str, Any] = {}
@@ -219,12 +234,7 @@ class PoolService:
         if creating and provider != "local" and not values.get("base_url"):
             raise BadRequest(f"baseUrl: is required for a {provider} account")
         values.update(self._credentials(data, provider, creating))
-        options = dict(current.options) if current else {}
-        for name in ("instanceId", "pollInterval"):
-            if name in data:
-                options[name] = data[name]
-        values["options"] = orjson.dumps({k: v for k, v in options.items()
-                                          if v is not None}).decode()
+        values["options"] = _options(data, current)
         if "slots" in data:
             values["slots"] = orjson.dumps(slots_from(data["slots"])).decode()
         elif creating:
@@ -237,3 +247,18 @@ class PoolService:
         if "workHours" in data:
             values["work_hours"] = WorkWindows(data["workHours"]).spec
         return values
+
+
+def _no_nulls(data: dict[str, Any]) -> None:
+    for name, value in data.items():
+        if value is None and name not in _NULLABLE:
+            raise BadRequest(f"{name}: must not be null")
+
+
+def _options(data: dict[str, Any], current: AccountRow | None) -> str:
+    """The adapter's options (instance, poll interval) as stored: null clears one."""
+    options = dict(current.options) if current else {}
+    for name in ("instanceId", "pollInterval"):
+        if name in data:
+            options[name] = data[name]
+    return orjson.dumps({k: v for k, v in options.items() if v is not None}).decode()

@@ -13,8 +13,9 @@ import httpx
 from PIL import Image
 
 from gengate import imaging
+from gengate.errors import GengateError
 from gengate.jobs import ACTIONS, Job, ResultKind, components_for
-from gengate.netguard import Target
+from gengate.netguard import NetGuard, Target
 from gengate.providers.base import ProviderError, ProviderUpdate
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage
@@ -86,11 +87,18 @@ class ResultWriter:
         self.http = http
         self.retry = retry
 
-    async def _fetch(self, url: str) -> bytes:
+    async def _fetch(self, url: str, guard: NetGuard | None) -> bytes:
+        target = None
+        if guard is not None:
+            try:
+                target = await guard.check(url, "imageUrl")
+            except GengateError as exc:
+                raise ProviderError(f"[Bad response] the upstream's result: {exc.message}") \
+                    from None
         attempt = 1
         while True:
             try:
-                return await download(self.http, url)
+                return await download(self.http, url, target=target)
             except ProviderError:
                 wait = self.retry.delay(attempt)
                 if wait is None:
@@ -98,14 +106,17 @@ class ResultWriter:
                 attempt += 1
                 await asyncio.sleep(wait)
 
-    async def write(self, job: Job, update: ProviderUpdate) -> dict[str, Any]:
-        """Store the result's files and return the job's ``result``."""
+    async def write(self, job: Job, update: ProviderUpdate,
+                    guard: NetGuard | None = None) -> dict[str, Any]:
+        """Store the result's files and return the job's ``result``. With ``guard`` (a
+        user's own upstream), the result's URL must pass it and is fetched from the
+        address that was checked."""
         kind = result_kind(job.action)
         result: dict[str, Any] = {"kind": kind.value, "components": [], "seed": update.seed,
                                   "prompts": list(update.prompts) or None, "images": None}
         data = update.image
         if data is None and update.image_url:
-            data = await self._fetch(update.image_url)
+            data = await self._fetch(update.image_url, guard)
         if data is None:
             if kind in (ResultKind.TEXT, ResultKind.SEED):
                 return result

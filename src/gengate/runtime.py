@@ -78,8 +78,9 @@ class Runtime:
             hang_marker=settings.local_hang_marker,
             fail_message=settings.local_fail_message, scale=settings.local_scale,
         )
-        pool = PoolService(store, clock, box, NetGuard.from_setting(
-            settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW"))
+        hosting_guard = NetGuard.from_setting(
+            settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW")
+        pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts)
         guard = NetGuard.from_setting(settings.webhook_allow)
         metrics = Metrics()
         if with_dispatcher is None:
@@ -88,7 +89,8 @@ class Runtime:
                       if with_dispatcher else None)
         worker = (
             Worker(settings, store,
-                   Upstreams(settings, store, box, http, clock, local, pool.changed),
+                   Upstreams(settings, store, box, http, clock, local, pool.changed,
+                             hosting_guard),
                    ResultWriter(storage, http), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
                    metrics=metrics)

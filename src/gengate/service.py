@@ -244,7 +244,8 @@ class JobService:
         hosted = parent.hosted if parent is not None else sub.hosted
         prices = self.hosting_prices if hosted else self.prices
         if parent is None:
-            await self.pool.require_serving(sub.user_id if hosted else None, mode)
+            await self.pool.require_serving(sub.user_id if hosted else None, mode,
+                                            sub.relax_fallback)
         if sub.relax_fallback and mode is Mode.FAST and parent is None:
             params["relax_fallback"] = True
             params["fallback_quota"] = prices.price_milli(PRODUCT, action, Mode.RELAX.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gengate.accounts import AccountState
 from gengate.clock import Clock
 from gengate.jobs import JobStatus, Mode
 from gengate.store import Store
@@ -37,9 +38,11 @@ class StatusService:
             finished = entry["ok"] + entry["failed"]
             rate = entry["ok"] / finished if finished else None
             degraded = rate is not None and rate < HEALTHY_SUCCESS_RATE
-            slots, in_use = capacity.get(mode, (0, 0))
+            slots, in_use, cooling = capacity.get(mode, (0, 0, 0))
             status, message = 200, "Endpoints running"
-            if not slots:
+            if not slots and cooling:
+                status, message = 500, "Degraded: upstream accounts are cooling down"
+            elif not slots:
                 status, message = 503, "Unavailable: no healthy upstream account serves this mode"
             elif degraded:
                 status, message = 500, "Degraded: many recent jobs failed"
@@ -57,14 +60,22 @@ class StatusService:
             }
         return out
 
-    async def capacity(self) -> dict[str, tuple[int, int]]:
-        """Per mode, over the operator's healthy accounts: (slots, slots in use)."""
+    async def capacity(self) -> dict[str, tuple[int, int, int]]:
+        """Per mode, over the operator's accounts: (slots of healthy accounts, slots in
+        use there, slots of accounts cooling down)."""
         busy = await self.store.account_busy()
-        out: dict[str, tuple[int, int]] = {}
+        out: dict[str, tuple[int, int, int]] = {}
         for account in await self.store.live_accounts():
-            if account.owner_id is not None or not account.usable():
+            if account.owner_id is not None:
+                continue
+            cooling = (account.enabled and not account.deleted
+                       and account.state is AccountState.COOLING)
+            if not account.usable() and not cooling:
                 continue
             for mode, slots in account.slots.items():
-                total, used = out.get(mode, (0, 0))
-                out[mode] = (total + slots, used + busy.get((account.id, mode), 0))
+                total, used, later = out.get(mode, (0, 0, 0))
+                if cooling:
+                    out[mode] = (total, used, later + slots)
+                else:
+                    out[mode] = (total + slots, used + busy.get((account.id, mode), 0), later)
         return out

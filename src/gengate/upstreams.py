@@ -20,6 +20,8 @@ from gengate.accounts import FailureKind
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox
+from gengate.errors import GengateError
+from gengate.netguard import NetGuard
 from gengate.providers.base import Provider, ProviderError, ProviderUpdate
 from gengate.providers.local import LocalProvider
 from gengate.store import AccountRow, Store
@@ -27,6 +29,10 @@ from gengate.store import AccountRow, Store
 __all__ = ["BatchPoller", "Upstreams"]
 
 log = logging.getLogger("gengate.upstreams")
+
+#: health checks run at once, and how long one may take
+PROBE_CONCURRENCY = 8
+PROBE_TIMEOUT = 15.0
 
 
 class BatchPoller:
@@ -59,13 +65,21 @@ class BatchPoller:
             live = {k: v for k, v in live.items() if v}
             if not live:
                 continue
+            # whatever happens, every waiting job hears an answer or an error
             try:
                 answers = await self.provider.poll_many(list(live))
             except ProviderError as exc:
-                await self._on_error(exc)
                 _settle(live, error=exc)
+                try:
+                    await self._on_error(exc)
+                except Exception:
+                    log.exception("event=account_failure_not_recorded")
                 continue
-            except Exception:  # an adapter bug must not strand the jobs
+            except BaseException as exc:  # an adapter bug must not strand the jobs
+                if not isinstance(exc, Exception):
+                    _settle(live, error=ProviderError("[Upstream unavailable] polling stopped",
+                                                      kind=FailureKind.UNAVAILABLE))
+                    raise
                 log.exception("event=poll_crashed provider=%s", self.provider.name)
                 _settle(live, error=ProviderError(
                     "[Upstream unavailable] polling failed", kind=FailureKind.UNAVAILABLE))
@@ -73,8 +87,12 @@ class BatchPoller:
             _settle(live, answers=answers)
 
     def cancel(self) -> None:
+        """Stop (shutdown): waiting jobs are told, not left hanging."""
         if self._task is not None:
             self._task.cancel()
+        waiting, self._waiting = self._waiting, {}
+        _settle(waiting, error=ProviderError("[Upstream unavailable] polling stopped",
+                                             kind=FailureKind.UNAVAILABLE))
 
 
 def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
@@ -95,8 +113,11 @@ class Upstreams:
 
     def __init__(self, settings: Settings, store: Store, box: CredentialBox,
                  http: httpx.AsyncClient, clock: Clock, local: LocalProvider,
-                 on_change: Callable[[], None] = lambda: None):
+                 on_change: Callable[[], None] = lambda: None,
+                 hosting_guard: NetGuard | None = None):
         self.settings = settings
+        #: where users' own accounts may point (checked before each job and probe)
+        self.hosting_guard = hosting_guard or NetGuard()
         #: called after an account's health changed (admission's view of the pool is stale)
         self.on_change = on_change
         self.store = store
@@ -117,7 +138,17 @@ class Upstreams:
         if row is None:
             raise ProviderError("[Upstream account] the job's account no longer exists",
                                 kind=FailureKind.LOST)
+        if row.account.owner_id is not None and row.base_url:
+            # a user's own upstream: its address is checked again before every job
+            await self._check_hosted(row)
         return (row, *self._built_for(row))
+
+    async def _check_hosted(self, row: AccountRow) -> None:
+        try:
+            await self.hosting_guard.check(str(row.base_url), "baseUrl")
+        except GengateError as exc:
+            raise ProviderError(f"[Upstream account] {exc.message}",
+                                kind=FailureKind.AUTH) from None
 
     def _local_poller(self) -> BatchPoller:
         built = self._built.get(0)
@@ -133,19 +164,19 @@ class Upstreams:
         built = self._built.get(account_id)
         if built is not None and built[0] == row.version:
             return built[1], built[2]
-        if built is not None:
-            built[2].cancel()
-            if built[1] is not self.local:
-                asyncio.get_running_loop().create_task(built[1].close())
+        # the account changed: new jobs use a new provider; the jobs that follow the old
+        # poller keep it until they end (it stops by itself once nobody waits on it)
         provider = self._build(row)
         poller = self._poller(account_id, provider)
         self._built[account_id] = (row.version, provider, poller)
         return provider, poller
 
     def _poller(self, account_id: int | None, provider: Provider) -> BatchPoller:
-        interval = self.settings.upstream_poll_interval
-        if provider.poll_interval:
-            interval = min(provider.poll_interval, interval)
+        # a remote account polls at its own interval (pollInterval, else the setting); the
+        # local renderer as often as its progress steps need
+        interval = provider.poll_interval or self.settings.upstream_poll_interval
+        if provider is self.local:
+            interval = min(interval, self.settings.upstream_poll_interval)
 
         async def on_error(exc: ProviderError) -> None:
             if account_id is not None:
@@ -157,7 +188,11 @@ class Upstreams:
         kind = row.account.provider
         if kind == "local":
             return self.local
-        secrets = self.box.open(row.credentials)
+        try:
+            secrets = self.box.open(row.credentials)
+        except GengateError as exc:
+            # the deployment's key changed: an operator must act, the jobs go elsewhere
+            raise ProviderError(exc.message, kind=FailureKind.AUTH) from None
         options: dict[str, Any] = row.options
         interval = float(options.get("pollInterval") or self.settings.upstream_poll_interval)
         if kind == "midjourney_proxy":
@@ -197,21 +232,40 @@ class Upstreams:
                      row.account.id)
 
     async def probe_due(self) -> int:
-        """Check the accounts that are due (cooling past their time, or flagged)."""
+        """Check the accounts that are due (cooling past their time, or flagged), a few at
+        a time and each within :data:`PROBE_TIMEOUT`; returns how many came back."""
         rows = await self.store.due_probes(self.clock.now(), self.settings.account_probe_interval)
-        for row in rows:
-            try:
+        gate = asyncio.Semaphore(PROBE_CONCURRENCY)
+
+        async def one(row: AccountRow) -> bool:
+            async with gate:
+                return await self._probe(row)
+
+        results = await asyncio.gather(*(one(r) for r in rows))
+        return sum(results)
+
+    async def _probe(self, row: AccountRow) -> bool:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                if row.account.owner_id is not None and row.base_url:
+                    await self._check_hosted(row)
                 await self.provider_for(row).probe()
-            except ProviderError as exc:
-                if not exc.kind.account_level:
-                    exc = ProviderError(exc.message, kind=FailureKind.UNAVAILABLE)
-                await self.failed(row.account.id, exc)
-                continue
-            if await self.store.account_ok(row.account.id, self.clock.now(), "probe succeeded"):
-                self.on_change()
-                log.info("event=account_state account_id=%s state=healthy reason=probe",
-                         row.account.id)
-        return len(rows)
+        except TimeoutError:
+            await self.failed(row.account.id, ProviderError(
+                "[Upstream unavailable] the health check timed out",
+                kind=FailureKind.UNAVAILABLE))
+            return False
+        except ProviderError as exc:
+            if not exc.kind.account_level:
+                exc = ProviderError(exc.message, kind=FailureKind.UNAVAILABLE)
+            await self.failed(row.account.id, exc)
+            return False
+        if await self.store.account_ok(row.account.id, self.clock.now(), "probe succeeded"):
+            self.on_change()
+            log.info("event=account_state account_id=%s state=healthy reason=probe",
+                     row.account.id)
+            return True
+        return False
 
     async def close(self) -> None:
         for _, provider, poller in self._built.values():

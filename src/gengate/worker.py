@@ -83,6 +83,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
         self._probed_at = float("-inf")
+        self._prober: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +100,8 @@ class Worker:
         self._wake.set()
         for task in self._tasks:
             task.cancel()
+        if self._prober is not None:
+            self._prober.cancel()
         running = list(self._running.values())
         for task in running:
             task.cancel()
@@ -140,11 +143,13 @@ class Worker:
                      job.upstream_id is not None)
             task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
             self._running[job.id] = task
-            task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
+            task.add_done_callback(lambda t, jid=job.id: self._done(jid, t))
 
-    def _done(self, job_id: str) -> None:
-        self._running.pop(job_id, None)
-        self._lost.discard(job_id)
+    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        # a job requeued here may already run again under a new task: keep that one
+        if self._running.get(job_id) is task:
+            del self._running[job_id]
+            self._lost.discard(job_id)
         self._wake.set()
 
     async def _reap_overdue(self) -> None:
@@ -158,12 +163,21 @@ class Worker:
                     task.cancel()
 
     async def _probe_accounts(self) -> None:
+        """Start a health pass over due accounts, beside the claim loop (a slow upstream
+        must not hold up claiming for everyone)."""
         now = self.clock.now()
-        if now - self._probed_at < PROBE_EVERY:
+        if now - self._probed_at < PROBE_EVERY or (
+                self._prober is not None and not self._prober.done()):
             return
         self._probed_at = now
-        if await self.upstreams.probe_due():
-            self._wake.set()  # an account may be back: look for work it can take
+        self._prober = asyncio.create_task(self._probe_pass(), name="gengate-probe")
+
+    async def _probe_pass(self) -> None:
+        try:
+            if await self.upstreams.probe_due():
+                self._wake.set()  # an account is back: look for work it can take
+        except Exception:
+            log.exception("event=probe_failed owner=%s", self.owner)
 
     async def _renew_loop(self) -> None:
         interval = self.settings.lease_seconds / 3
@@ -184,7 +198,12 @@ class Worker:
     # -- one job ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
         try:
-            row, provider, poller = await self.upstreams.account(job.account_id)
+            try:
+                row, provider, poller = await self.upstreams.account(job.account_id)
+            except ProviderError as exc:
+                if exc.retryable:
+                    raise Reroute(exc) from None
+                raise
             upstream_id = job.upstream_id or await self._submit(job, row, provider)
             await self._follow(job, provider, poller, upstream_id)
         except Reroute as exc:
@@ -266,7 +285,8 @@ class Worker:
                 await self._fail(job, update.message or INTERNAL_MESSAGE)
                 await provider.forget(upstream_id)
                 return
-            result = await self.results.write(job, update)
+            result = await self.results.write(
+                job, update, self.upstreams.hosting_guard if job.hosted else None)
             if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
                 log.info("event=job_succeeded job_id=%s", job.id)
                 self.metrics.jobs_finished.labels("SUCCESS").inc()

@@ -5,6 +5,7 @@ failover per error class without a second charge, cooling and recovery, bulk pol
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -53,8 +54,9 @@ async def _ledger_totals(gw: Gateway, user_id: int) -> dict[str, Any]:
 
 
 def _imagines(account: FakeMjAccount) -> list[str]:
-    return [str(body.get("prompt")) for path, body in account.submissions
-            if path == "/mj/submit/imagine"]
+    """The prompts the account was sent, without the speed flag gengate adds."""
+    return [re.sub(r" --(fast|relax|turbo)$", "", str(body.get("prompt")))
+            for path, body in account.submissions if path == "/mj/submit/imagine"]
 
 
 async def test_routing_never_exceeds_an_accounts_slots(settings: Settings) -> None:
@@ -339,3 +341,50 @@ async def test_pacing_spaces_submissions_on_an_account(settings: Settings) -> No
             gw.runtime.worker.wake()
             assert (await gw.wait(client, second))["status"] == "SUCCESS"
             assert _imagines(only) == ["one", "two"]
+
+
+async def test_editing_an_account_does_not_strand_its_running_jobs(settings: Settings) -> None:
+    async with FakeMidjourneyProxy() as mj:
+        only = mj.add_account("secret-only", core_size=5, duration=1.0)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            account = await _add(gw, mj, "only", "secret-only", slots={"fast": 5})
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            first = await _imagine(client, "before the edit")
+            async with asyncio.timeout(10):
+                while not _imagines(only):
+                    await asyncio.sleep(0.02)
+            edited = await gw.http.patch(f"/admin/accounts/{account['id']}",
+                                         json={"priority": 5}, headers=_admin(gw))
+            assert edited.status_code == 200
+            second = await _imagine(client, "after the edit")
+            for job_id in (first, second):
+                body = await gw.wait(client, job_id, timeout=20)
+                assert body["status"] == "SUCCESS", body
+
+
+async def test_a_job_in_a_relax_slot_gets_relax_time(settings: Settings) -> None:
+    clock = ManualClock()
+    async with FakeMidjourneyProxy() as mj:
+        only = mj.add_account("secret-only", core_size=5, duration=3600)
+        async with serve_gateway(_pool_settings(settings), clock=clock) as gw:
+            await _add(gw, mj, "only", "secret-only", slots={"fast": 0, "relax": 1})
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            job_id = await _imagine(client, "a slow boat", relaxFallback=True)
+            async with asyncio.timeout(10):
+                while not _imagines(only):
+                    await asyncio.sleep(0.02)
+            # past fast's 300 s but within relax's 600 s: the worker keeps following it
+            clock.advance(301)
+            gw.runtime.worker.wake()
+            polls = only.list_calls
+            async with asyncio.timeout(10):
+                while only.list_calls < polls + 3:
+                    await asyncio.sleep(0.02)
+            body = (await client.get(f"{V1}/fetch", params={"jobId": job_id})).json()
+            assert body["status"] == "ON_QUEUE", body
+            clock.advance(300)
+            gw.runtime.worker.wake()
+            body = await gw.wait(client, job_id)
+            assert body["status"] == "FAILED" and body["message"] == "Job Timeout"

@@ -457,3 +457,83 @@ async def test_admin_accounts_route_within_slots(hosting: Settings,
             assert bad_patch.status_code == 400, (slots, bad_patch.text)
         final = await admin_accounts(gw)
         assert set(final) == {two} and final[two]["slots"] == {"fast": 3}
+
+
+# ------------------------------------------------------------------- review regressions
+
+async def test_null_and_out_of_range_ids_are_4xx(hosting: Settings,
+                                                 mj: FakeMidjourneyProxy) -> None:
+    mj.add_account("secret-null")
+    async with serve_gateway(hosting) as gw:
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        mine = await hold_add(client, mj, "mine", "secret-null")
+        created = await gw.http.post(ADMIN, headers=admin_headers(gw), json={
+            "name": "pool", "baseUrl": mj.base_url, "secret": "secret-null"})
+        pool_id = created.json()["data"]["id"]
+        for field in ("name", "priority", "weight", "enabled", "minGap", "slots"):
+            patched = await gw.http.patch(f"{ADMIN}/{pool_id}", headers=admin_headers(gw),
+                                          json={field: None})
+            assert patched.status_code == 400, (field, patched.text)
+            assert patched.json()["message"] == f"{field}: must not be null"
+        for field in ("name", "enabled", "baseUrl"):
+            updated = await client.post("/hold/account/update",
+                                        json={"accountId": mine["accountId"], field: None})
+            assert updated.status_code == 400, (field, updated.text)
+        for account_id in (2**31, 2**63, -1, 0):
+            response = await client.post("/hold/account/disable",
+                                         json={"accountId": account_id})
+            assert response.status_code == 400, response.text
+        for raw in ("99999999999999999999", "²", "1e3"):
+            response = await gw.http.get(f"{ADMIN}/{raw}", headers=admin_headers(gw))
+            assert response.status_code == 404, response.text
+        # the operator's routes do not reach users' own accounts
+        hosted = await gw.http.get(f"{ADMIN}/{mine['accountId']}", headers=admin_headers(gw))
+        assert hosted.status_code == 404
+        assert (await hold_list(client))[0]["enabled"] is True
+
+
+async def test_a_hosted_upstreams_result_must_pass_the_address_rules(
+        settings: Settings, mj: FakeMidjourneyProxy) -> None:
+    # the account is allowed by name; the result link it returns points at 127.0.0.1,
+    # which is not allowed: the worker must not fetch it
+    settings = settings.model_copy(update={"local_account": False,
+                                           "hosting_allow": "localhost"})
+    mj.add_account("secret-ssrf", duration=0.05)
+    async with serve_gateway(settings) as gw:
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        response = await client.post("/hold/account/add", json={
+            "name": "mine", "baseUrl": mj.base_url.replace("127.0.0.1", "localhost"),
+            "secret": "secret-ssrf"})
+        assert response.status_code == 200, response.text
+        job_id = await submit(client, f"{HOLD}/imagine", {"prompt": "a quiet street"})
+        body = await gw.wait(client, job_id)
+        assert body["status"] == "FAILED"
+        assert body["message"].startswith("[Bad response] the upstream's result")
+        assert "GENGATE_HOSTING_ALLOW" in body["message"]
+        assert not [p for _, p, _ in mj.requests if p.startswith("/mj/image/")]
+        assert (await info(client))["balance"] == 10
+
+
+async def test_queued_hosted_jobs_do_not_block_the_operator_pool(
+        hosting: Settings, mj: FakeMidjourneyProxy) -> None:
+    slow = mj.add_account("secret-slow", core_size=1, duration=30)
+    mj.add_account("secret-pool", duration=0.05)
+    async with serve_gateway(hosting) as gw:
+        await gw.http.post(ADMIN, headers=admin_headers(gw), json={
+            "name": "pool", "baseUrl": mj.base_url, "secret": "secret-pool",
+            "slots": {"fast": 3}})
+        _, hoarder = await gw.create_user(balance=100, max_queue=100)
+        hoarding = gw.client(hoarder)
+        await hold_add(hoarding, mj, "one-slot", "secret-slow", maxConcurrency=1)
+        for i in range(80):
+            await submit(hoarding, f"{HOLD}/imagine", {"prompt": f"wait {i}"})
+        async with asyncio.timeout(10):
+            while not prompts_of(slow):
+                await asyncio.sleep(0.02)
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        job_id = await submit(client, f"{V1}/imagine", {"prompt": "not stuck behind them"})
+        await succeed(gw, client, job_id)
+        assert len(prompts_of(slow)) == 1

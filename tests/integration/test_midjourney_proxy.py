@@ -121,8 +121,10 @@ async def test_imagine_yields_a_real_grid(mj: FakeMidjourneyProxy,
     assert grid.size == (256, 256)  # 2x2 tiles of 512 px at the fake's scale 0.25
     tiles = imaging.split_grid(grid)
     assert all(ImageChops.difference(tiles[0], t).getbbox() for t in tiles[1:])
+    # the slot's speed goes in the prompt (Midjourney reads it there) and the filter
     assert account.submissions == [("/mj/submit/imagine",
-                                    {"prompt": "a red fox in snow --ar 1:1"})]
+                                    {"prompt": "a red fox in snow --ar 1:1 --fast",
+                                     "accountFilter": {"modes": ["FAST"]}})]
     assert all(secret == SECRET for method, path, secret in mj.requests
                if not path.startswith("/mj/image/"))
 
@@ -405,7 +407,8 @@ async def test_unknown_secret_and_wrong_instance(mj: FakeMidjourneyProxy,
         await adapter(mj, http, instance_id="beta").submit(job())
     assert caught.value.kind is FailureKind.UNAVAILABLE
     await run(adapter(mj, http, instance_id="alpha"), job())
-    assert account.submissions[-1][1]["accountFilter"] == {"instanceId": "alpha"}
+    assert account.submissions[-1][1]["accountFilter"] == {"instanceId": "alpha",
+                                                          "modes": ["FAST"]}
 
 
 async def test_unreachable_and_silent_upstreams_are_unavailable(http: httpx.AsyncClient) -> None:

@@ -42,19 +42,24 @@ async def _body(request: Request, model: type[s._Wire]) -> Any:
     return s.parse(model, data)
 
 
+def _id(request: Request, param: str, what: str) -> int:
+    """A row id from the path; anything that cannot be one (not ASCII digits, or past a
+    32-bit integer) is simply not found."""
+    raw = request.path_params[param]
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) < 2**31):
+        raise NotFound(f"{what} {raw} not found")
+    return int(raw)
+
+
 def _user_id(request: Request) -> int:
-    raw = request.path_params["user_id"]
-    try:
-        return int(raw)
-    except ValueError:
-        raise NotFound(f"user {raw} not found") from None
+    return _id(request, "user_id", "user")
 
 
 def _int_query(request: Request, name: str, default: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= high:
         raise BadRequest(f"{name}: must be an integer from 0 to {high}")
     return int(raw)
 
@@ -99,10 +104,7 @@ async def list_keys(request: Request) -> Any:
 
 async def revoke_key(request: Request) -> Any:
     rt = _runtime(request)
-    raw = request.path_params["key_id"]
-    if not raw.isdigit():
-        raise NotFound(f"key {raw} not found")
-    await rt.admin.revoke_key(_user_id(request), int(raw))
+    await rt.admin.revoke_key(_user_id(request), _id(request, "key_id", "key"))
     return ok(None)
 
 
@@ -114,10 +116,7 @@ async def ledger(request: Request) -> Any:
 
 
 def _account_id(request: Request) -> int:
-    raw = request.path_params["account_id"]
-    if not raw.isdigit():
-        raise NotFound(f"accountId: account {raw} not found")
-    return int(raw)
+    return _id(request, "account_id", "accountId: account")
 
 
 async def create_account(request: Request) -> Any:

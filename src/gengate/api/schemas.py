@@ -248,10 +248,13 @@ class HoldAccountAdd(_Wire):
     enabled: bool = True
 
 
+_ACCOUNT_ID = Field(ge=1, le=2**31 - 1, description="The account, from /hold/account/list")
+
+
 class HoldAccountUpdate(_Wire):
     """POST /hold/account/update"""
 
-    accountId: int
+    accountId: int = _ACCOUNT_ID
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     baseUrl: str | None = Field(None, max_length=2048)
@@ -266,7 +269,7 @@ class HoldAccountUpdate(_Wire):
 class HoldAccountRef(_Wire):
     """POST /hold/account/{enable,disable,delete}"""
 
-    accountId: int
+    accountId: int = _ACCOUNT_ID
 
 
 def validation_message(exc: ValidationError) -> str:

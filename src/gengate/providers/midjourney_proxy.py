@@ -36,7 +36,8 @@ import httpx
 from gengate.accounts import FailureKind
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 
-__all__ = ["ACCOUNT_PREFIX", "BUTTONS", "MidjourneyProxyProvider", "classify", "failure_kind"]
+__all__ = ["ACCOUNT_PREFIX", "BUTTONS", "MidjourneyProxyProvider", "classify", "failure_kind",
+           "with_mode"]
 
 #: messages of account-level task failures start with this (see the module's docstring)
 ACCOUNT_PREFIX = "[Upstream account] "
@@ -108,6 +109,15 @@ def _error(kind: FailureKind, description: str) -> ProviderError:
     if kind.account_level:
         return ProviderError(f"{ACCOUNT_PREFIX}{description}", kind=kind)
     return ProviderError(f"[Upstream failed] {description}", kind=kind)
+
+
+_MODE_FLAG = re.compile(r"\s--(?:fast|relax|turbo)(?=\s|$)")
+
+
+def with_mode(prompt: str, mode: str) -> str:
+    """The prompt with exactly one speed flag, the slot's: Midjourney takes the mode from
+    the prompt, so a job moved to a relax slot must say ``--relax`` whatever it said."""
+    return f"{_MODE_FLAG.sub('', prompt).rstrip()} --{mode}" if mode else prompt
 
 
 def _data_url(data: bytes) -> str:
@@ -208,10 +218,19 @@ class MidjourneyProxyProvider:
             raise ProviderError(f"[Upstream failed] the midjourney-proxy answered {status}",
                                 kind=FailureKind.JOB)
 
-    async def _submit(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a submit; the reply when the upstream took it (codes 1, 21, 22)."""
+    async def _submit(self, path: str, body: dict[str, Any],
+                      mode: str | None = None) -> dict[str, Any]:
+        """POST a submit; the reply when the upstream took it (codes 1, 21, 22).
+
+        ``accountFilter`` names the Discord instance when the account is pinned to one,
+        and the speed mode the job's slot is for (trueai-org's proxy routes by it)."""
+        account_filter: dict[str, Any] = {}
         if self.instance_id:
-            body["accountFilter"] = {"instanceId": self.instance_id}
+            account_filter["instanceId"] = self.instance_id
+        if mode:
+            account_filter["modes"] = [mode.upper()]
+        if account_filter:
+            body["accountFilter"] = account_filter
         reply = await self._request("POST", path, body)
         if not isinstance(reply, Mapping) or "code" not in reply:
             raise ProviderError("[Upstream unavailable] the midjourney-proxy answered "
@@ -243,19 +262,19 @@ class MidjourneyProxyProvider:
 
     async def submit(self, task: ProviderTask) -> str:
         if task.action == "imagine":
-            body: dict[str, Any] = {"prompt": task.prompt}
+            body: dict[str, Any] = {"prompt": with_mode(task.prompt, task.mode)}
             if task.images:
                 body["base64Array"] = [_data_url(image) for image in task.images]
-            return str((await self._submit("/mj/submit/imagine", body))["result"])
+            return str((await self._submit("/mj/submit/imagine", body, task.mode))["result"])
         if task.action == "blend":
             body = {"base64Array": [_data_url(image) for image in task.images],
                     "dimensions": _dimensions(task.aspect)}
-            return str((await self._submit("/mj/submit/blend", body))["result"])
+            return str((await self._submit("/mj/submit/blend", body, task.mode))["result"])
         if task.action == "describe":
             if not task.images:
                 raise ProviderError("[Invalid parameter] describe needs an image")
             body = {"base64": _data_url(task.images[0])}
-            return str((await self._submit("/mj/submit/describe", body))["result"])
+            return str((await self._submit("/mj/submit/describe", body, task.mode))["result"])
         if task.action == "seed":
             return f"{SEED_PREFIX}{self._parent(task)}"
         return await self._press(task)
@@ -288,7 +307,7 @@ class MidjourneyProxyProvider:
             raise ProviderError(f"[Invalid parameter] the upstream task has no button for "
                                 f"{task.action}", kind=FailureKind.JOB)
         reply = await self._submit("/mj/submit/action",
-                                   {"taskId": parent_id, "customId": custom_id})
+                                   {"taskId": parent_id, "customId": custom_id}, task.mode)
         task_id = str(reply["result"])
         if reply["code"] == 21 and await self._is_modal(reply, task_id):
             body: dict[str, Any] = {"taskId": task_id, "prompt": task.prompt}
@@ -385,9 +404,16 @@ class MidjourneyProxyProvider:
         """The HTTP client is shared and closed by its owner."""
 
 
+#: a task's failReason blames the account only when it says so: free text such as "the
+#: reference image link has expired" is about the job
+_ACCOUNT_REASON = re.compile(
+    r"\baccount\b|captcha|verify you|human verification|pending mod|moderation|"
+    r"\btoken\b|unauthori[sz]ed|no available (account|instance)", re.IGNORECASE)
+
+
 def _failed(reason: str) -> ProviderUpdate:
     """A task that ended without a result: the account's fault or the job's."""
-    kind = classify(reason)
+    kind = classify(reason) if _ACCOUNT_REASON.search(reason) else FailureKind.JOB
     if kind.account_level:
         return ProviderUpdate(TaskState.FAILED, message=f"{ACCOUNT_PREFIX}{reason}", kind=kind)
     return ProviderUpdate(TaskState.FAILED, message=f"[Upstream failed] {reason}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from gengate.accounts import Account, AccountState, FailureKind, Transition, on_failure
 from gengate.errors import Conflict, NotFound
@@ -70,7 +71,8 @@ def create(conn: Connection, values: dict[str, Any], now: float) -> AccountRow:
 
 
 def get(conn: Connection, account_id: int, owner_id: int | None = None) -> AccountRow:
-    """One account; with ``owner_id``, only if that user owns it (else 404)."""
+    """One account; with ``owner_id``, only if that owner (0: the operator) has it, else
+    404."""
     stmt = select(upstream_accounts).where(upstream_accounts.c.id == account_id,
                                            upstream_accounts.c.deleted_at.is_(None))
     if owner_id is not None:
@@ -133,10 +135,16 @@ def ensure_local(conn: Connection, slots: dict[str, int], now: float) -> None:
     found = conn.execute(select(upstream_accounts.c.id).where(
         upstream_accounts.c.owner_id == OPERATOR, upstream_accounts.c.name == "local",
     )).first()
-    if found is None:
-        conn.execute(upstream_accounts.insert().values(
-            owner_id=OPERATOR, name="local", provider="local", slots=orjson.dumps(slots).decode(),
-            options="{}", created_at=now, updated_at=now))
+    if found is not None:
+        return
+    # several nodes may start at once: the unique name lets only one of them create it
+    values = {"owner_id": OPERATOR, "name": "local", "provider": "local",
+              "slots": orjson.dumps(slots).decode(), "options": "{}", "created_at": now,
+              "updated_at": now}
+    if conn.dialect.name == "postgresql":
+        conn.execute(pg_insert(upstream_accounts).values(**values).on_conflict_do_nothing())
+    else:
+        conn.execute(upstream_accounts.insert().values(**values).prefix_with("OR IGNORE"))
 
 
 def live(conn: Connection) -> list[Account]:
@@ -145,10 +153,14 @@ def live(conn: Connection) -> list[Account]:
     return [row_to_account(r) for r in conn.execute(stmt)]
 
 
-def lock_all(conn: Connection) -> list[Account]:
-    """The accounts, locked so that concurrent claims see each other's slot use (PostgreSQL;
-    SQLite's single writer already serializes claims)."""
-    stmt = (select(upstream_accounts).where(upstream_accounts.c.deleted_at.is_(None))
+def lock_pools(conn: Connection, owners: set[int | None]) -> list[Account]:
+    """The accounts of these pools (None: the operator's), locked so that concurrent
+    claims see each other's slot use (PostgreSQL; SQLite's single writer already
+    serializes claims). Other users' hosted accounts are neither read nor locked."""
+    keys = sorted(o or OPERATOR for o in owners)
+    stmt = (select(upstream_accounts)
+            .where(upstream_accounts.c.deleted_at.is_(None),
+                   upstream_accounts.c.owner_id.in_(keys))
             .order_by(upstream_accounts.c.id).with_for_update())
     return [row_to_account(r) for r in conn.execute(stmt)]
 
@@ -161,11 +173,6 @@ def busy(conn: Connection, account_ids: list[int] | None = None) -> dict[tuple[i
     if account_ids is not None:
         stmt = stmt.where(jobs.c.account_id.in_(account_ids))
     return {(r.account_id, r.slot_mode): int(r.n) for r in conn.execute(stmt)}
-
-
-def serving(conn: Connection, owner_id: int | None, mode: str) -> bool:
-    """Whether any account of the pool could run a job of ``mode`` (now or after cooling)."""
-    return any(a.can_serve(mode) for a in live(conn) if a.owner_id == owner_id)
 
 
 def mark_assigned(conn: Connection, account: Account, now: float, gap: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -288,17 +289,28 @@ def _take(conn: Connection, ids: list[str], owner: str, now: float, lease: float
         .returning(*jobs.c)
     )
     taken = [row_to_job(r) for r in conn.execute(stmt)]
-    fallback = [j for j in taken if j.slot_mode and j.slot_mode != j.mode.value]
-    for job in fallback:
-        # a job moved to a relax slot gets relax's time to finish
-        deadline = max(job.deadline, job.created_at + TIMEOUTS[Mode.RELAX][0])
-        conn.execute(update(jobs).where(jobs.c.id == job.id).values(deadline=deadline))
+    for i, job in enumerate(taken):
+        if job.slot_mode and job.slot_mode != job.mode.value:
+            # a job moved to a relax slot gets relax's time to finish
+            deadline = max(job.deadline, job.created_at + TIMEOUTS[Mode.RELAX][0])
+            if deadline != job.deadline:
+                conn.execute(update(jobs).where(jobs.c.id == job.id).values(deadline=deadline))
+                taken[i] = dataclasses.replace(job, deadline=deadline)
     return taken
+
+
+#: queued jobs one claim pass looks through for ones an account can take now
+SCAN = 500
 
 
 def _place(conn: Connection, room: int, now: float,
            rng: random.Random) -> tuple[dict[str, Placement], list[tuple[str, str]]]:
-    """Queued jobs matched to accounts with a free slot, oldest first."""
+    """Queued jobs matched to accounts with a free slot, oldest first.
+
+    Jobs that cannot be placed now do not block younger ones behind them: the pass looks
+    through up to :data:`SCAN` of them and skips the rest of a group (pool, mode, pinned
+    account) once one of its jobs found no room.
+    """
     if room <= 0:
         return {}, []
     waiting = list(conn.execute(
@@ -306,44 +318,58 @@ def _place(conn: Connection, room: int, now: float,
                jobs.c.params)
         .where(jobs.c.status == JobStatus.PENDING_QUEUE.value, jobs.c.deadline > now)
         .order_by(jobs.c.created_at)
-        .limit(max(room * 4, 64))
+        .limit(SCAN)
         .with_for_update(skip_locked=True)
     ))
     if not waiting:
         return {}, []
-    pool = accountrows.lock_all(conn)
+    owners = {r.user_id if r.hosted else None for r in waiting}
+    pool = accountrows.lock_pools(conn, owners)
     by_id = {a.id: a for a in pool}
-    busy = accountrows.busy(conn)
+    busy = accountrows.busy(conn, list(by_id))
     parent_ids = {r.parent_id for r in waiting if r.parent_id}
-    parents = {r.id: r.account_id for r in conn.execute(
-        select(jobs.c.id, jobs.c.account_id).where(jobs.c.id.in_(parent_ids)))
+    parents = {r.id: (r.account_id, r.slot_mode) for r in conn.execute(
+        select(jobs.c.id, jobs.c.account_id, jobs.c.slot_mode)
+        .where(jobs.c.id.in_(parent_ids)))
     } if parent_ids else {}
     today = utc_day(now)
     placed: dict[str, Placement] = {}
     failed: list[tuple[str, str]] = []
+    full: set[tuple[Any, ...]] = set()
     for row in waiting:
         if len(placed) >= room:
             break
-        pinned = parents.get(row.parent_id) if row.parent_id else None
         owner = row.user_id if row.hosted else None
+        pinned, parent_slot = parents.get(row.parent_id, (None, None)) if row.parent_id \
+            else (None, None)
+        mode = row.mode
+        params = orjson.loads(row.params)
+        fallback = bool(params.get("relax_fallback"))
         if pinned is not None:
             home = by_id.get(pinned)
             if home is None or not home.enabled or home.state in _GONE:
                 failed.append((row.id, _gone_message(row.parent_id, home)))
                 continue
-        elif not any(a.owner_id == owner and a.can_serve(row.mode) for a in pool):
+            if not home.slots.get(mode) and parent_slot and home.slots.get(parent_slot):
+                mode = parent_slot  # the parent itself ran in that slot (relax fallback)
+            if not home.slots.get(mode):
+                failed.append((row.id, f"[Upstream account] the account that made job "
+                               f"{row.parent_id} no longer runs {mode} jobs"))
+                continue
+        elif not _servable(pool, owner, mode, fallback):
             # nothing that could ever run it is left (all disabled or flagged): waiting
             # for the deadline would only delay the refund
-            failed.append((row.id, f"No available accounts for {row.mode} mode: every "
+            failed.append((row.id, f"No available accounts for {mode} mode: every "
                            "account that could run this job is disabled or needs attention"))
             continue
-        params = orjson.loads(row.params)
-        placement = choose(
-            pool, busy, mode=row.mode, owner_id=owner,
-            pinned=pinned, relax_fallback=bool(params.get("relax_fallback")),
-            now=now, today=today, rng=rng, avoid=params.get("failed_on") or (),
-        )
+        avoid = tuple(params.get("failed_on") or ())
+        group = (owner, mode, pinned, fallback, avoid)
+        if group in full:
+            continue
+        placement = choose(pool, busy, mode=mode, owner_id=owner, pinned=pinned,
+                           relax_fallback=fallback, now=now, today=today, rng=rng, avoid=avoid)
         if placement is None:
+            full.add(group)
             continue
         placed[row.id] = placement
         key = (placement.account_id, placement.mode)
@@ -351,6 +377,11 @@ def _place(conn: Connection, room: int, now: float,
         account = by_id[placement.account_id]
         accountrows.mark_assigned(conn, account, now, account.next_gap(rng), today)
     return placed, failed
+
+
+def _servable(pool: list[Account], owner: int | None, mode: str, fallback: bool) -> bool:
+    modes = (mode, Mode.RELAX.value) if fallback and mode == Mode.FAST.value else (mode,)
+    return any(a.owner_id == owner and a.can_serve(m) for a in pool for m in modes)
 
 
 _GONE = (AccountState.ATTENTION, AccountState.DISABLED)
