@@ -286,6 +286,12 @@ def accounts_delete(account_id: int) -> None:
     _admin(lambda p: p.delete(account_id), "pool")
 
 
+@accounts_app.command("reseal")
+def accounts_reseal() -> None:
+    """Seal all stored credentials with the first GENGATE_SECRET_KEY (key rotation)."""
+    _admin(lambda p: p.reseal(), "pool")
+
+
 @accounts_app.command("events")
 def accounts_events(account_id: int, limit: int = 50) -> None:
     """The account's health changes, newest first."""

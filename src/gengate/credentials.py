@@ -40,6 +40,16 @@ class CredentialBox:
             return None
         return self._fernet.encrypt(orjson.dumps(clean)).decode("ascii")
 
+    def rotate(self, token: str) -> str:
+        """The same credentials sealed with the first key (after a key rotation)."""
+        try:
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        except (InvalidToken, ValueError):
+            raise GengateError(
+                "[Internal error] an account's credentials cannot be opened with the "
+                "configured secret key"
+            ) from None
+
     def open(self, token: str | None) -> dict[str, str]:
         if not token:
             return {}

@@ -107,6 +107,11 @@ class PoolService:
         items = await self.store.account_events(account_id, limit)
         return [{**e, "at": timestamp(e["at"])} for e in items]
 
+    async def reseal(self) -> dict[str, int]:
+        """After putting a new key first in GENGATE_SECRET_KEY: seal every account's
+        credentials with it, so that the old key can then be dropped."""
+        return {"resealed": await self.store.reseal_accounts(self.box.rotate)}
+
     async def _view_one(self, row: AccountRow) -> dict[str, Any]:
         return self.view(row, await self.store.account_busy())
 

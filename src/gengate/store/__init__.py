@@ -222,5 +222,8 @@ class Store:
     async def due_probes(self, now: float, interval: float) -> list[AccountRow]:
         return await self.db.run(accountrows.due_probes, now, interval)
 
+    async def reseal_accounts(self, rotate: Any) -> int:
+        return await self.db.run(accountrows.reseal, rotate)
+
     async def account_events(self, account_id: int, limit: int = 50) -> list[dict[str, Any]]:
         return await self.db.read(accountrows.events, account_id, limit)

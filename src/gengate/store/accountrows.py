@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -267,3 +268,13 @@ def events(conn: Connection, account_id: int, limit: int) -> list[dict[str, Any]
             .order_by(account_events.c.id.desc()).limit(limit))
     return [{"at": r.at, "from": r.from_state, "to": r.to_state, "reason": r.reason}
             for r in conn.execute(stmt)]
+
+
+def reseal(conn: Connection, rotate: Callable[[str], str]) -> int:
+    """Seal every account's credentials again (deleted and hosted ones too)."""
+    rows = list(conn.execute(select(upstream_accounts.c.id, upstream_accounts.c.credentials)
+                             .where(upstream_accounts.c.credentials.is_not(None))))
+    for row in rows:
+        conn.execute(update(upstream_accounts).where(upstream_accounts.c.id == row.id)
+                     .values(credentials=rotate(row.credentials)))
+    return len(rows)
