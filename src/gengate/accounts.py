@@ -225,7 +225,10 @@ class Account:
             return False
         if self.daily_cap is not None and self.day == today and self.day_count >= self.daily_cap:
             return False
-        return WorkWindows(self.work_hours).open_at(now)
+        try:
+            return WorkWindows(self.work_hours).open_at(now)
+        except BadRequest:
+            return True  # a stored window that no longer parses must not stop routing
 
     def next_gap(self, rng: random.Random) -> float:
         return self.min_gap + (rng.uniform(0, self.gap_jitter) if self.gap_jitter else 0.0)

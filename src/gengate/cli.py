@@ -216,6 +216,7 @@ ApiKeyOpt = Annotated[str | None, typer.Option(
     help="TTAPI key of a ttapi account (or GENGATE_ACCOUNT_API_KEY)")]
 SlotsOpt = Annotated[str | None, typer.Option(help="Concurrent jobs per mode: fast=12,relax=3")]
 Opt = typer.Option
+AccountId = Annotated[int, typer.Argument(min=1, max=2**31 - 1)]
 
 
 @accounts_app.command("list")
@@ -248,7 +249,7 @@ def accounts_add(
 
 @accounts_app.command("update")
 def accounts_update(
-    account_id: int,
+    account_id: AccountId,
     name: Annotated[str | None, Opt()] = None,
     base_url: Annotated[str | None, Opt("--base-url")] = None,
     secret: SecretOpt = None, api_key: ApiKeyOpt = None,
@@ -269,19 +270,19 @@ def accounts_update(
 
 
 @accounts_app.command("enable")
-def accounts_enable(account_id: int) -> None:
+def accounts_enable(account_id: AccountId) -> None:
     """Route jobs to the account again (clears cooling and flags)."""
     _admin(lambda p: p.update(account_id, {"enabled": True}), "pool")
 
 
 @accounts_app.command("disable")
-def accounts_disable(account_id: int) -> None:
+def accounts_disable(account_id: AccountId) -> None:
     """Stop routing new jobs to the account (running ones finish)."""
     _admin(lambda p: p.update(account_id, {"enabled": False}), "pool")
 
 
 @accounts_app.command("delete")
-def accounts_delete(account_id: int) -> None:
+def accounts_delete(account_id: AccountId) -> None:
     """Remove the account (running jobs finish; follow-ups of its jobs fail)."""
     _admin(lambda p: p.delete(account_id), "pool")
 
@@ -293,7 +294,7 @@ def accounts_reseal() -> None:
 
 
 @accounts_app.command("events")
-def accounts_events(account_id: int, limit: int = 50) -> None:
+def accounts_events(account_id: AccountId, limit: int = 50) -> None:
     """The account's health changes, newest first."""
     _admin(lambda p: p.events(account_id, limit=limit), "pool")
 

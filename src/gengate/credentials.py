@@ -3,8 +3,8 @@
 Account secrets (a midjourney-proxy ``mj-api-secret``, a TTAPI key) are stored encrypted
 with Fernet (AES-128-CBC with an HMAC-SHA256 tag) under a key from configuration, and are
 opened only in the worker that talks to the upstream. The key setting may list several
-keys separated by commas: the first seals, all of them open, so a key can be rotated by
-putting the new one first and re-saving the accounts.
+keys separated by commas: the first seals, all of them open, so a key is rotated by putting
+the new one first and running ``gengate admin accounts reseal``.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class Runtime:
         hosting_guard = NetGuard.from_setting(
             settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW")
         pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts)
-        guard = NetGuard.from_setting(settings.webhook_allow)
+        # webhooks and describe's url: gengate's requests to addresses users give
+        guard = NetGuard.from_setting(settings.webhook_allow, who="user-given URLs")
         metrics = Metrics()
         if with_dispatcher is None:
             with_dispatcher = with_worker

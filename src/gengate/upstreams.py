@@ -147,8 +147,12 @@ class Upstreams:
         try:
             await self.hosting_guard.check(str(row.base_url), "baseUrl")
         except GengateError as exc:
+            # a name that does not resolve for now is a blip; one that resolves to a
+            # refused address needs its owner
+            blip = "cannot resolve" in exc.message
             raise ProviderError(f"[Upstream account] {exc.message}",
-                                kind=FailureKind.AUTH) from None
+                                kind=FailureKind.UNAVAILABLE if blip else FailureKind.AUTH,
+                                ) from None
 
     def _local_poller(self) -> BatchPoller:
         built = self._built.get(0)

@@ -111,13 +111,13 @@ def _error(kind: FailureKind, description: str) -> ProviderError:
     return ProviderError(f"[Upstream failed] {description}", kind=kind)
 
 
-_MODE_FLAG = re.compile(r"\s--(?:fast|relax|turbo)(?=\s|$)")
+_MODE_FLAG = re.compile(r"(?:^|\s)--(?:fast|relax|turbo)(?=\s|$)", re.IGNORECASE)
 
 
 def with_mode(prompt: str, mode: str) -> str:
     """The prompt with exactly one speed flag, the slot's: Midjourney takes the mode from
     the prompt, so a job moved to a relax slot must say ``--relax`` whatever it said."""
-    return f"{_MODE_FLAG.sub('', prompt).rstrip()} --{mode}" if mode else prompt
+    return f"{_MODE_FLAG.sub('', prompt).strip()} --{mode}" if mode else prompt
 
 
 def _data_url(data: bytes) -> str:
