@@ -217,6 +217,14 @@ ApiKeyOpt = Annotated[str | None, typer.Option(
 SlotsOpt = Annotated[str | None, typer.Option(help="Concurrent jobs per mode: fast=12,relax=3")]
 Opt = typer.Option
 AccountId = Annotated[int, typer.Argument(min=1, max=2**31 - 1)]
+BaseUrlOpt = Annotated[str | None, Opt("--base-url")]
+InstanceOpt = Annotated[str | None, Opt("--instance-id")]
+PriorityOpt = Annotated[int | None, Opt(help="Higher is tried first")]
+WeightOpt = Annotated[int | None, Opt(help="Share among equally good accounts")]
+DailyCapOpt = Annotated[int | None, Opt("--daily-cap")]
+MinGapOpt = Annotated[float | None, Opt("--min-gap", help="Seconds between submissions")]
+GapJitterOpt = Annotated[float | None, Opt("--gap-jitter")]
+WorkHoursOpt = Annotated[str | None, Opt("--work-hours", help="UTC, e.g. 09:00-22:50")]
 
 
 @accounts_app.command("list")
@@ -229,15 +237,10 @@ def accounts_list() -> None:
 def accounts_add(
     name: str,
     provider: Annotated[str, Opt(help="midjourney_proxy, ttapi or local")] = "midjourney_proxy",
-    base_url: Annotated[str | None, Opt("--base-url")] = None,
-    secret: SecretOpt = None, api_key: ApiKeyOpt = None,
-    instance_id: Annotated[str | None, Opt("--instance-id")] = None,
-    slots: SlotsOpt = None, priority: Annotated[int | None, Opt()] = None,
-    weight: Annotated[int | None, Opt()] = None,
-    daily_cap: Annotated[int | None, Opt("--daily-cap")] = None,
-    min_gap: Annotated[float | None, Opt("--min-gap")] = None,
-    gap_jitter: Annotated[float | None, Opt("--gap-jitter")] = None,
-    work_hours: Annotated[str | None, Opt("--work-hours", help="UTC, e.g. 09:00-22:50")] = None,
+    base_url: BaseUrlOpt = None, secret: SecretOpt = None, api_key: ApiKeyOpt = None,
+    instance_id: InstanceOpt = None, slots: SlotsOpt = None, priority: PriorityOpt = None,
+    weight: WeightOpt = None, daily_cap: DailyCapOpt = None, min_gap: MinGapOpt = None,
+    gap_jitter: GapJitterOpt = None, work_hours: WorkHoursOpt = None,
 ) -> None:
     """Add an upstream account to the pool."""
     fields = _account_fields(
@@ -251,15 +254,10 @@ def accounts_add(
 def accounts_update(
     account_id: AccountId,
     name: Annotated[str | None, Opt()] = None,
-    base_url: Annotated[str | None, Opt("--base-url")] = None,
-    secret: SecretOpt = None, api_key: ApiKeyOpt = None,
-    instance_id: Annotated[str | None, Opt("--instance-id")] = None,
-    slots: SlotsOpt = None, priority: Annotated[int | None, Opt()] = None,
-    weight: Annotated[int | None, Opt()] = None,
-    daily_cap: Annotated[int | None, Opt("--daily-cap")] = None,
-    min_gap: Annotated[float | None, Opt("--min-gap")] = None,
-    gap_jitter: Annotated[float | None, Opt("--gap-jitter")] = None,
-    work_hours: Annotated[str | None, Opt("--work-hours")] = None,
+    base_url: BaseUrlOpt = None, secret: SecretOpt = None, api_key: ApiKeyOpt = None,
+    instance_id: InstanceOpt = None, slots: SlotsOpt = None, priority: PriorityOpt = None,
+    weight: WeightOpt = None, daily_cap: DailyCapOpt = None, min_gap: MinGapOpt = None,
+    gap_jitter: GapJitterOpt = None, work_hours: WorkHoursOpt = None,
 ) -> None:
     """Change an account."""
     fields = _account_fields(

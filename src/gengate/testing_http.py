@@ -4,8 +4,38 @@ only as much HTTP as the fake upstreams and the webhook receiver need."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
-__all__ = ["read_request"]
+__all__ = ["LocalServer", "read_request"]
+
+
+class LocalServer:
+    """A TCP server on 127.0.0.1 that ``async with`` starts and stops; ``port`` 0 (the
+    default) takes a free one. Subclasses answer connections in :meth:`_serve`."""
+
+    port: int = 0
+    _server: asyncio.base_events.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Any:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                  backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        with contextlib.suppress(Exception):  # open keep-alive connections
+            self._server.close_clients()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:

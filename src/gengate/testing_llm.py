@@ -11,13 +11,12 @@ first events, ``"hang"`` to never answer); afterwards requests succeed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from typing import Any
 
 import orjson
 
-from gengate.testing_http import read_request
+from gengate.testing_http import LocalServer, read_request
 
 __all__ = ["FakeAnthropic", "FakeOpenAI", "FakeLlmUpstream", "UpstreamRequest"]
 
@@ -37,7 +36,7 @@ class UpstreamRequest:
         return orjson.loads(self.body)
 
 
-class FakeLlmUpstream:
+class FakeLlmUpstream(LocalServer):
     """The HTTP/1.1 server (keep-alive, chunked streams); subclasses speak a protocol."""
 
     def __init__(self, *, input_tokens: int = 12, output_tokens: int = 7,
@@ -52,28 +51,13 @@ class FakeLlmUpstream:
         self.requests: list[UpstreamRequest] = []
         self.disconnected = asyncio.Event()  # a client went away in the middle of a stream
         self.streams_finished = 0
-        self._server: asyncio.base_events.Server | None = None
         self._stop = asyncio.Event()
         self._ids = itertools.count(1)
         self.port = 0
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> FakeLlmUpstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
-                                                  backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
     async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._server is not None
-        self._server.close()
-        with contextlib.suppress(Exception):
-            self._server.close_clients()
-        await self._server.wait_closed()
+        self._stop.set()  # streams waiting on their next event end now
+        await super().__aexit__(*exc)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

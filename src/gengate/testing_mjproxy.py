@@ -35,7 +35,7 @@ from PIL import Image
 from gengate import imaging
 from gengate.errors import BadRequest
 from gengate.providers.local import render
-from gengate.testing_http import read_request
+from gengate.testing_http import LocalServer, read_request
 
 __all__ = ["FakeMidjourneyProxy", "FakeMjAccount", "FakeMjTask"]
 
@@ -358,7 +358,7 @@ class FakeMjAccount:
                 "queueSize": self.queue_size, "running": self.running, "queued": self.queued}
 
 
-class FakeMidjourneyProxy:
+class FakeMidjourneyProxy(LocalServer):
     """The HTTP/1.1 server (keep-alive) and the accounts it hosts.
 
     ``requests`` records every request as ``(method, path, secret or None)``.
@@ -373,12 +373,7 @@ class FakeMidjourneyProxy:
         self._accounts: dict[str, FakeMjAccount] = {}
         self._tasks: dict[str, tuple[FakeMjAccount, FakeMjTask]] = {}
         self._ids = itertools.count(1)
-        self._server: asyncio.base_events.Server | None = None
         self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def add_account(self, secret: str, *, core_size: int = 3, queue_size: int = 10,
                     duration: float = 0.2, instance_id: str | None = None) -> FakeMjAccount:
@@ -394,19 +389,6 @@ class FakeMidjourneyProxy:
 
     def new_id(self) -> str:
         return str(1_730_000_000_000_000 + next(self._ids))
-
-    async def __aenter__(self) -> FakeMidjourneyProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
-                                                  backlog=1024)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        with contextlib.suppress(Exception):
-            self._server.close_clients()
-        await self._server.wait_closed()
 
     # ------------------------------------------------------------------------- server
 
