@@ -4,8 +4,10 @@ LiteLLM's proxy, in one run.
 Non-streaming ``/v1/messages`` throughput with wrk at concurrency 32, and the time to the
 first streamed byte with 1 and 16 concurrent streams (median of many), each measured
 directly against the fake upstream and through the relay; the difference is what the relay
-adds. LiteLLM goes into its own virtual environment (``.bench-venv-litellm``); if it cannot
-be installed in time, its figures are reported as skipped, with the reason.
+adds. The design's relay anchor, a bare ASGI app forwarding with one pooled client (no auth,
+no billing), is measured for throughput in the same run. LiteLLM goes into its own virtual
+environment (``.bench-venv-litellm``); if it cannot be installed in time, its figures are
+reported as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -97,13 +99,16 @@ def main() -> None:
     try:
         time.sleep(1.0)
         direct = measure(fake_port, "sk-fake", args.seconds)
+        bare = bench_bare_relay(fake_port, args.seconds)
         gengate = bench_gengate(fake_port, args.seconds)
         other = ({"skipped": "--no-litellm"} if args.no_litellm
                  else litellm(fake_port, args.seconds, args.install_timeout))
     finally:
         stop(fake)
-    result = {"direct": direct, "gengate": gengate, "litellm": other,
+    result = {"direct": direct, "bare_relay": bare, "gengate": gengate, "litellm": other,
               "rps_vs_direct": gengate["rps"] / direct["rps"],
+              "rps_vs_bare_relay": gengate["rps"] / bare["rps"],
+              "bare_relay_vs_direct": bare["rps"] / direct["rps"],
               "added_ttfb1_ms": gengate["ttfb1_ms"] - direct["ttfb1_ms"],
               "added_ttfb16_ms": gengate["ttfb16_ms"] - direct["ttfb16_ms"]}
     if "rps" in other:
@@ -111,6 +116,23 @@ def main() -> None:
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "llm.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+
+
+def bench_bare_relay(fake_port: int, seconds: int) -> dict[str, float]:
+    """The design's relay anchor: a bare ASGI app with one pooled client (throughput only:
+    it does not stream)."""
+    port = free_port()
+    proc = start([sys.executable, "-m", "uvicorn", "bench.bare_relay:app", "--port", str(port),
+                  "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                  "--log-level", "warning"], port,
+                 {"PYTHONPATH": str(HERE.parent),
+                  "BARE_RELAY_UPSTREAM": f"http://127.0.0.1:{fake_port}"})
+    try:
+        wait_up(f"http://127.0.0.1:{port}/", proc)
+        return wrk(f"http://127.0.0.1:{port}/v1/messages", seconds, "messages.lua",
+                   {"GG_KEY": "sk-fake"}, connections=32)
+    finally:
+        stop(proc)
 
 
 def bench_gengate(fake_port: int, seconds: int) -> dict[str, float]:
