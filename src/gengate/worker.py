@@ -161,6 +161,20 @@ class Worker:
                 task = self._running.get(job_id)
                 if task is not None:
                     task.cancel()
+                await self._cancel_upstream(job_id)
+
+    async def _cancel_upstream(self, job_id: str) -> None:
+        """A job ended by its deadline may still run upstream, holding one of the account's
+        real slots there: ask the upstream to stop it (best effort)."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.upstream_id is None:
+            return
+        try:
+            _, provider, _ = await self.upstreams.account(job.account_id)
+            await provider.cancel(job.upstream_id)
+        except Exception as exc:  # noqa: BLE001 - the job is ended either way
+            log.info("event=upstream_cancel_failed job_id=%s error=%s", job_id,
+                     type(exc).__name__)
 
     async def _probe_accounts(self) -> None:
         """Start a health pass over due accounts, beside the claim loop (a slow upstream

@@ -388,3 +388,25 @@ async def test_a_job_in_a_relax_slot_gets_relax_time(settings: Settings) -> None
             gw.runtime.worker.wake()
             body = await gw.wait(client, job_id)
             assert body["status"] == "FAILED" and body["message"] == "Job Timeout"
+
+
+async def test_a_timed_out_job_is_cancelled_upstream(settings: Settings) -> None:
+    clock = ManualClock()
+    async with FakeMidjourneyProxy() as mj:
+        only = mj.add_account("secret-only", duration=3600)
+        async with serve_gateway(_pool_settings(settings), clock=clock) as gw:
+            await _add(gw, mj, "only", "secret-only")
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            job_id = await _imagine(client, "a very long night")
+            async with asyncio.timeout(10):
+                while not (await gw.runtime.store.get_job(job_id)).upstream_id:
+                    await asyncio.sleep(0.02)
+            clock.advance(301)
+            gw.runtime.worker.wake()
+            body = await gw.wait(client, job_id)
+            assert body["status"] == "FAILED" and body["message"] == "Job Timeout"
+            # the upstream task no longer holds one of the account's real slots
+            async with asyncio.timeout(10):
+                while [t.status for t in only.tasks.values()] != ["CANCEL"]:
+                    await asyncio.sleep(0.02)
