@@ -178,9 +178,11 @@ class Upstreams:
     def _poller(self, account_id: int | None, provider: Provider) -> BatchPoller:
         # a remote account polls at its own interval (pollInterval, else the setting); the
         # local renderer as often as its progress steps need
-        interval = provider.poll_interval or self.settings.upstream_poll_interval
         if provider is self.local:
-            interval = min(interval, self.settings.upstream_poll_interval)
+            # its own pace (0 when it renders at once: the result is there at the first poll)
+            interval = min(self.local.poll_interval, self.settings.upstream_poll_interval)
+        else:
+            interval = provider.poll_interval or self.settings.upstream_poll_interval
 
         async def on_error(exc: ProviderError) -> None:
             if account_id is not None:

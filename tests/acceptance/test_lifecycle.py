@@ -189,3 +189,16 @@ async def test_describe_downloads_a_url_from_the_checked_address(settings: Setti
         body = await gw.wait(client, described["data"]["jobId"])
         assert body["status"] == "SUCCESS", body
         assert len(body["data"]["prompts"]) == 4
+
+
+async def test_an_instant_local_result_is_not_held_for_a_poll_interval(
+        settings: Settings) -> None:
+    # the local renderer with no delay has the result at the first poll: a long upstream
+    # polling interval must not hold every job that long
+    settings = settings.model_copy(update={"upstream_poll_interval": 120.0})
+    async with serve_gateway(settings) as gw:
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        job = (await client.post(f"{V1}/imagine", json={"prompt": "a quick sketch"})).json()
+        body = await gw.wait(client, job["data"]["jobId"], timeout=60)
+        assert body["status"] == "SUCCESS"
