@@ -24,6 +24,7 @@ from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
 from gengate.llm_accounts import AccountPool, Candidate, LlmAccount, retry_after_seconds
 from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
+from gengate.providers.anthropic import ANTHROPIC
 from gengate.providers.llmhttp import (
     EventSplitter,
     Protocol,
@@ -34,6 +35,7 @@ from gengate.providers.llmhttp import (
     UpstreamTransportError,
     event_data,
 )
+from gengate.providers.openai import OPENAI
 from gengate.store import Store
 from gengate.store.llmrows import UsageRow
 
@@ -41,7 +43,11 @@ __all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
 
 log = logging.getLogger("gengate.relay")
 
+PROTOCOLS: dict[str, Protocol] = {ANTHROPIC.kind: ANTHROPIC, OPENAI.kind: OPENAI}
+
 PURGE_EVERY = 3600.0
+#: seconds an upstream's model list is kept
+MODELS_TTL = 300.0
 Chunks = AsyncIterator[bytes]
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -104,6 +110,8 @@ class Relay:
         # that start (or end) together share one transaction
         self._holds: GroupCommit[tuple[int, str, int], None] = GroupCommit(self._hold_many)
         self._settles: GroupCommit[tuple[UsageRow, int], int] = GroupCommit(self._settle_many)
+        #: account name -> (until, model ids its upstream lists)
+        self._listed: dict[str, tuple[float, list[str]]] = {}
 
     async def _hold_many(self, holds: list[tuple[int, str, int]]) -> list[GengateError | None]:
         return await self.store.llm_hold_many(holds, self.clock.now())
@@ -272,8 +280,35 @@ class Relay:
         await response.aclose()
         return body
 
-    def models(self, kind: str | None = None) -> list[str]:
-        return self.pool.model_ids(kind)
+    async def models(self, kind: str | None = None) -> list[str]:
+        """Model names clients can ask for: aliases and exact names from the accounts, and
+        for accounts that serve patterns (``claude-*``, ``*``), what their upstream's own
+        ``/v1/models`` lists and the patterns match (asked at most every 5 minutes)."""
+        names = dict.fromkeys(self.pool.model_ids(kind))
+        for account in self.pool.accounts:
+            if (kind is None or account.kind == kind) and any(
+                    ch in pattern for pattern in account.models for ch in "*?["):
+                for model in await self._upstream_models(account):
+                    if account.upstream_model(model) is not None:
+                        names.setdefault(model)
+        return list(names)
+
+    async def _upstream_models(self, account: LlmAccount) -> list[str]:
+        now = time.monotonic()
+        cached = self._listed.get(account.name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        proto = PROTOCOLS[account.kind]
+        try:
+            body = await self.http.get_json(proto.url(account, "/v1/models"),
+                                            proto.headers(account, []))
+            data = body.get("data") if isinstance(body, dict) else None
+            ids = [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")]
+        except UpstreamTransportError as exc:
+            log.warning("event=llm_models_unlisted account=%s error=%s", account.name, exc)
+            ids = cached[1] if cached is not None else []
+        self._listed[account.name] = (now + MODELS_TTL, ids)
+        return ids
 
 
 class StreamReply:

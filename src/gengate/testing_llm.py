@@ -86,6 +86,9 @@ class FakeLlmUpstream(LocalServer):
             status, extra = action if isinstance(action, tuple) else (action, {})
             self._send(writer, status, orjson.dumps(self.error(status)), extra)
             return True
+        if request.method == "GET" and request.path.split("?")[0] == "/v1/models":
+            self._send(writer, 200, orjson.dumps(self.model_list()))
+            return True
         try:
             body = request.json()
         except orjson.JSONDecodeError:
@@ -124,8 +127,14 @@ class FakeLlmUpstream(LocalServer):
     def texts(self) -> list[str]:
         return [f"word{i} " for i in range(self.chunks)]
 
+    #: what ``GET /v1/models`` lists
+    models: tuple[str, ...] = ()
+
     # protocol-specific
     def error(self, status: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def model_list(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +151,14 @@ def _sse(kind: str | None, data: Any) -> bytes:
 
 class FakeAnthropic(FakeLlmUpstream):
     """Anthropic Messages: the exact event sequence of a streamed message."""
+
+    models = ("claude-fake-1", "claude-fake-2")
+
+    def model_list(self) -> dict[str, Any]:
+        data = [{"type": "model", "id": m, "display_name": m,
+                 "created_at": "2025-01-01T00:00:00Z"} for m in self.models]
+        return {"data": data, "has_more": False, "first_id": self.models[0],
+                "last_id": self.models[-1]}
 
     def error(self, status: int) -> dict[str, Any]:
         kind = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error",
@@ -198,6 +215,12 @@ class FakeAnthropic(FakeLlmUpstream):
 
 class FakeOpenAI(FakeLlmUpstream):
     """OpenAI Chat Completions, with the usage chunk when ``stream_options`` asks."""
+
+    models = ("gpt-fake-1",)
+
+    def model_list(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": 1735689600,
+                                            "owned_by": "fake"} for m in self.models]}
 
     def error(self, status: int) -> dict[str, Any]:
         return {"error": {"message": f"fake upstream {status}", "type": "server_error",

@@ -70,6 +70,8 @@ async def test_anthropic_sdk_plain_stream_tools_and_count(settings: Settings) ->
             counted = await client.messages.count_tokens(
                 model="sonnet", messages=[{"role": "user", "content": "hi"}])
             assert counted.input_tokens == 20
+            listed = [m.id async for m in client.models.list()]
+            assert listed == ["sonnet", "claude-fake-1", "claude-fake-2"]
             rows = await usage_rows(gw, key)
             assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
             assert all(r["input_tokens"] == 20 and r["output_tokens"] == 9 for r in rows)
@@ -97,8 +99,12 @@ async def test_openai_sdk_plain_stream_and_tools(settings: Settings) -> None:
             done = await client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "hi"}], tools=tools)
             assert done.choices[0].message.tool_calls[0].function.name == "lookup"
+            # only a pattern is configured: the upstream's own list, filtered by it
             models = await client.models.list()
-            assert [m.id for m in models.data] == []  # only patterns configured
+            assert [m.id for m in models.data] == ["gpt-fake-1"]
+            assert [r.path for r in up.requests].count("/v1/models") == 1
+            await client.models.list()  # kept for a while: the upstream is not asked again
+            assert [r.path for r in up.requests].count("/v1/models") == 1
             rows = await usage_rows(gw, key)
             assert len(rows) == 3
             assert {(r["input_tokens"], r["cache_read_input_tokens"], r["output_tokens"])

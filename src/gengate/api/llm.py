@@ -194,7 +194,7 @@ class LlmFront:
         await _send_bytes(req.send, 200, result, [_JSON])
 
     async def models(self, req: Request) -> None:
-        ids = req.relay.models(req.protocol.kind)
+        ids = await req.relay.models(req.protocol.kind)
         data = [{"type": "model", "object": "model", "id": m, "display_name": m,
                  "created_at": "2025-01-01T00:00:00Z", "created": 1735689600,
                  "owned_by": "gengate"} for m in ids]

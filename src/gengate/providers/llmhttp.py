@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gengate.errors import GengateError
 from gengate.llm_accounts import LlmAccount
@@ -160,6 +161,24 @@ class UpstreamClient:
         except _TRANSPORT as exc:
             raise UpstreamTransportError(type(exc).__name__) from exc
         return UpstreamResponse(response)
+
+    async def get_json(self, url: str, headers: dict[str, str],
+                       limit: int = 1024 * 1024) -> Any:
+        """GET a small JSON document (model lists); errors raise UpstreamTransportError."""
+        try:
+            async with self._open_session().get(url, headers=headers, allow_redirects=False,
+                                                 timeout=aiohttp.ClientTimeout(total=10)) as r:
+                if r.status != 200:
+                    raise UpstreamTransportError(f"HTTP {r.status}")
+                body = await r.content.read(limit + 1)
+        except _TRANSPORT as exc:
+            raise UpstreamTransportError(type(exc).__name__) from exc
+        if len(body) > limit:
+            raise UpstreamTransportError("answer too large")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamTransportError("not JSON") from None
 
     async def aclose(self) -> None:
         if self._session is not None:
