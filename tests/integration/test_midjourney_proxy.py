@@ -25,6 +25,7 @@ from gengate.providers.midjourney_proxy import (
     MidjourneyProxyProvider,
     classify,
     failure_kind,
+    with_mode,
 )
 from gengate.testing_mjproxy import FakeMidjourneyProxy
 
@@ -623,3 +624,13 @@ async def test_fake_buttons_follow_the_result_kind(mj: FakeMidjourneyProxy,
     assert bad.json()["code"] == 4
     image = await http.get(f"{mj.base_url}/mj/image/{waiting}.png")
     assert Image.open(io.BytesIO(image.content)).format == "PNG"
+
+
+@pytest.mark.parametrize(("prompt", "sent"), [
+    ("a cat", "a cat --relax"),
+    ("a cat --fast", "a cat --relax"),
+    ("--FAST a cat --ar 3:2", "a cat --ar 3:2 --relax"),
+    ("a --fastidious cat --turbo", "a --fastidious cat --relax"),
+])
+def test_the_slots_speed_replaces_any_speed_flag(prompt: str, sent: str) -> None:
+    assert with_mode(prompt, "relax") == sent
