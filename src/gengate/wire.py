@@ -31,17 +31,28 @@ def _prompt_field(job: Job) -> str:
     return job.prompt
 
 
+def _mode_and_quota(job: Job) -> tuple[str, int]:
+    """The mode the job runs in and its price: a fast job moved to a relax slot (its
+    ``relaxFallback``) runs in relax at relax's price."""
+    if job.slot_mode and job.slot_mode != job.mode.value:
+        fallback = job.params.get("fallback_quota")
+        if fallback is not None:
+            return job.slot_mode, min(int(fallback), int(job.quota))
+    return job.mode.value, int(job.quota)
+
+
 def fetch_body(job: Job) -> dict[str, Any]:
     """``{"status", "message", "jobId", "data"}`` exactly as fetch and webhooks send it."""
     result = job.result
     failed = job.status is JobStatus.FAILED
+    mode, quota = _mode_and_quota(job)
     data = {
         "action": job.action,
         "jobId": job.id,
         "progress": None if failed else str(job.progress),
         "prompt": _prompt_field(job),
-        "quota": str(from_milli(job.quota)),
-        "mode": job.mode.value,
+        "quota": str(from_milli(quota)),
+        "mode": mode,
         "discordImage": result.get("discordImage"),
         "cdnImage": result.get("cdnImage"),
         "width": result.get("width"),
@@ -60,11 +71,12 @@ def fetch_body(job: Job) -> dict[str, Any]:
 def list_item(job: Job) -> dict[str, Any]:
     """A ``fetch-list`` item: snake_case keys and an integer status."""
     result = job.result
+    mode, quota = _mode_and_quota(job)
     return {
         "job_id": job.id,
-        "model": job.mode.value,
+        "model": mode,
         "action": job.action,
-        "quota": from_milli(job.quota),
+        "quota": from_milli(quota),
         "status": job.status.code,
         "status_name": job.status.value,
         "progress": str(job.progress),

@@ -319,6 +319,10 @@ async def test_relax_fallback_when_fast_slots_are_full(settings: Settings) -> No
             order = _imagines(only)
             # the fallback job took the free relax slot; the plain one waited for fast
             assert order.index("a patient bird") < order.index("a stubborn bird")
+            fell_back = (await client.get(f"{V1}/fetch", params={"jobId": second})).json()
+            assert (fell_back["data"]["mode"], fell_back["data"]["quota"]) == ("relax", "1")
+            plain = (await client.get(f"{V1}/fetch", params={"jobId": third})).json()
+            assert (plain["data"]["mode"], plain["data"]["quota"]) == ("fast", "2")
             totals = await _ledger_totals(gw, user_id)
             assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1}
 
