@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,7 +163,7 @@ class Relay:
         limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
         max_tokens = limit if isinstance(limit, int) and limit > 0 else self.default_max_tokens
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
-        call = LlmCall(f"llm_{uuid.uuid4().hex}", user_id, prep.model, held, price,
+        call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
                        self.clock.now())
         await self._holds.submit((user_id, call.id, held))
         return call, found

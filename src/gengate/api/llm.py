@@ -146,6 +146,14 @@ class LlmFront:
             prep.client_usage = OPENAI.with_usage(body)
         relay = req.relay
         call, found = await relay.begin(req.user_id, prep)
+        if not prep.stream:
+            # one upstream answer, sent whole: no watcher for a client that goes away
+            # mid-answer (there is no middle to stop); the call is settled either way
+            try:
+                await self._pump(req, relay, call, found, prep)
+            finally:
+                await relay.finish(call)
+            return
         pump = asyncio.create_task(self._pump(req, relay, call, found, prep))
         watcher = asyncio.create_task(_until_disconnect(req.receive))
         try:
