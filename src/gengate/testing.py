@@ -20,7 +20,7 @@ from gengate.api.app import GengateApp, create_app
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.runtime import Runtime
-from gengate.testing_http import read_request
+from gengate.testing_http import LocalServer, read_request
 
 __all__ = ["Gateway", "ReceivedRequest", "WebhookReceiver", "free_port", "serve_gateway"]
 
@@ -129,7 +129,7 @@ class ReceivedRequest:
 HANG, CLOSE = "hang", "close"
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalServer):
     """A real HTTP server on 127.0.0.1 that records what it receives.
 
     ``plan`` says how to treat the requests in order (a status code, ``"hang"`` to never
@@ -141,30 +141,21 @@ class WebhookReceiver:
     def __init__(self, plan: list[Any] | None = None):
         self.plan = list(plan or [])
         self.received: asyncio.Queue[ReceivedRequest] = asyncio.Queue()
-        self._server: asyncio.base_events.Server | None = None
         self._stop = asyncio.Event()
-        self.port = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def __aenter__(self) -> WebhookReceiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+        return f"{self.base_url}/hook"
 
     async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        self._stop.set()  # hanging answers end now
+        await super().__aexit__(*exc)
 
     async def next(self, timeout: float = 10.0) -> ReceivedRequest:
         async with asyncio.timeout(timeout):
             return await self.received.get()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self.received.put(ReceivedRequest(*await read_request(reader)))
             action = self.plan.pop(0) if self.plan else 200

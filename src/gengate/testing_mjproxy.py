@@ -24,9 +24,7 @@ import re
 import sys
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,326 +34,25 @@ from gengate import imaging
 from gengate.errors import BadRequest
 from gengate.providers.local import render
 from gengate.testing_http import LocalServer, read_request
+from gengate.testing_mjaccounts import (
+    RUNNING,
+    UNAUTHORIZED,
+    FakeMjAccount,
+    FakeMjTask,
+    Reply,
+    code_reply,
+    failure_reply,
+    json_reply,
+)
 
 __all__ = ["FakeMidjourneyProxy", "FakeMjAccount", "FakeMjTask"]
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-#: the kinds of :meth:`FakeMjAccount.fail_next`
-FAILURES = frozenset({"rate_limited", "unavailable", "queue_full", "auth", "drop", "malformed"})
 #: blend's ``dimensions`` and the aspect each one renders at
 _DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 _BASE64_KEYS = ("base64Array", "base64", "maskBase64")
-_RUNNING = "RUNNING"  # shown as SUBMITTED, then IN_PROGRESS
-_TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
 _TASK_PATH = re.compile(r"^/mj/task/([^/]+)/(fetch|image-seed|cancel)$")
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """One HTTP answer; ``None`` in its place means: drop the connection."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json(data: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> _Reply:
-    return _Reply(status, orjson.dumps(data), headers=tuple(headers))
-
-
-def _code(code: int, description: str, result: str | None = None,
-          **properties: Any) -> _Reply:
-    return _json({"code": code, "description": description, "result": result,
-                  "properties": properties})
-
-
-_UNAUTHORIZED = _json({"code": 401, "description": "unauthorized"}, 401)
-
-
-@dataclass(frozen=True, slots=True)
-class _Follow:
-    """What a button does: the renderer's action, the upstream's action name, the
-    renderer's argument, the kind of result, and whether it first waits for a modal."""
-
-    kind: str
-    action: str
-    arg: Any = None
-    result: str = "grid"
-    modal: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Button:
-    custom_id: str
-    label: str
-    emoji: str
-    follow: _Follow
-
-    def json(self) -> dict[str, Any]:
-        return {"customId": self.custom_id, "emoji": self.emoji, "label": self.label,
-                "type": 2, "style": 2}
-
-
-def _grid_buttons(h: str) -> list[_Button]:
-    ups = [_Button(f"MJ::JOB::upsample::{n}::{h}", f"U{n}", "",
-                   _Follow(f"upsample{n}", "UPSCALE", n, "single")) for n in range(1, 5)]
-    reroll = _Button(f"MJ::JOB::reroll::0::{h}::SOLO", "", "🔄", _Follow("reroll", "REROLL"))
-    vs = [_Button(f"MJ::JOB::variation::{n}::{h}", f"V{n}", "",
-                  _Follow(f"variation{n}", "VARIATION", n)) for n in range(1, 5)]
-    return [*ups, reroll, *vs]
-
-
-def _upscale_buttons(h: str, redo: bool) -> list[_Button]:
-    prefix = "Redo Upscale" if redo else "Upscale"
-    table = [("v6_2x_subtle", "(Subtle)", "subtle"), ("v6_2x_creative", "(Creative)", "creative"),
-             ("v5_2x", "(2x)", 2), ("v5_4x", "(4x)", 4)]
-    return [_Button(f"MJ::JOB::upsample_{name}::1::{h}::SOLO", f"{prefix} {label}", "",
-                    _Follow(f"upscale_{arg}" if isinstance(arg, str) else f"upscale{arg}",
-                            "UPSCALE", arg, "upscaled")) for name, label, arg in table]
-
-
-def _single_buttons(h: str) -> list[_Button]:
-    pans = [_Button(f"MJ::JOB::pan_{d}::1::{h}::SOLO", "", arrow,
-                    _Follow(f"pan_{d}", "PAN", d))
-            for d, arrow in (("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️"))]
-    return [
-        *_upscale_buttons(h, redo=False),
-        _Button(f"MJ::JOB::high_variation::1::{h}::SOLO", "Vary (Strong)", "🪄",
-                _Follow("high_variation", "VARIATION", 0.45)),
-        _Button(f"MJ::JOB::low_variation::1::{h}::SOLO", "Vary (Subtle)", "🪄",
-                _Follow("low_variation", "VARIATION", 0.15)),
-        _Button(f"MJ::Inpaint::1::{h}::SOLO", "Vary (Region)", "🖌️",
-                _Follow("inpaint", "INPAINT", modal=True)),
-        _Button(f"MJ::Outpaint::50::1::{h}::SOLO", "Zoom Out 2x", "🔍",
-                _Follow("zoom_out_2", "ZOOM", 2.0)),
-        _Button(f"MJ::Outpaint::75::1::{h}::SOLO", "Zoom Out 1.5x", "🔍",
-                _Follow("zoom_out_1_5", "ZOOM", 1.5)),
-        _Button(f"MJ::CustomZoom::{h}", "Custom Zoom", "🔍",
-                _Follow("zoom_out", "ZOOM", 2.0, modal=True)),
-        *pans,
-        _Button(f"MJ::JOB::make_square::1::{h}::SOLO", "Make Square", "↔️",
-                _Follow("make_square", "ZOOM")),
-    ]
-
-
-@dataclass(eq=False)
-class FakeMjTask:
-    """One task as the fake keeps it (tests may read it through ``account.tasks``)."""
-
-    id: str
-    action: str  #: the upstream's name: IMAGINE, UPSCALE, ...
-    kind: str  #: the local renderer's action: imagine, upsample1, ...
-    prompt: str
-    seed: int
-    aspect: tuple[int, int]
-    submit_time: float
-    arg: Any = None
-    result: str = "grid"  #: grid, single, upscaled or describe
-    parent: FakeMjTask | None = None
-    inputs: list[Image.Image] = field(default_factory=list)
-    status: str = "NOT_START"
-    description: str = "Submit success"
-    start: float | None = None
-    finish: float | None = None
-    fail_reason: str | None = None  #: planned (fail_tasks) or actual
-    prompts: list[str] = field(default_factory=list)  #: describe
-    picture: Image.Image | None = None
-    png: bytes | None = None
-
-    @property
-    def hash(self) -> str:
-        return f"{zlib.crc32(self.id.encode()):08x}-{self.id[-6:]}"
-
-    def buttons(self) -> list[_Button]:
-        if self.status != "SUCCESS":
-            return []
-        if self.result == "grid":
-            return _grid_buttons(self.hash)
-        if self.result == "single":
-            return _single_buttons(self.hash)
-        if self.result == "upscaled":
-            return _upscale_buttons(self.hash, redo=True)
-        return []
-
-
-class FakeMjAccount:
-    """One upstream account (one Discord instance): its switches, tasks and counters."""
-
-    def __init__(self, server: FakeMidjourneyProxy, *, core_size: int, queue_size: int,
-                 duration: float, instance_id: str):
-        self._server = server
-        self.core_size, self.queue_size, self.duration = core_size, queue_size, duration
-        self.instance_id = instance_id
-        self.channel_id = f"{zlib.crc32(instance_id.encode()):010d}"
-        self.tasks: dict[str, FakeMjTask] = {}
-        self._queue: deque[FakeMjTask] = deque()
-        # switches
-        self._plan: list[tuple[str, float | None]] = []
-        self._fail_reasons: list[str] = []
-        self.banned: str | None = None
-        self.locked = False
-        self.moderated = False
-        self.token_expired = False
-        self.losing = False
-        # observability
-        self.submissions: list[tuple[str, dict[str, Any]]] = []
-        self.max_running = 0
-        self.list_calls = 0
-        self.rejected_full = 0
-        self.requests: list[tuple[str, str]] = []
-
-    def __repr__(self) -> str:  # never the secret
-        return f"FakeMjAccount(instance_id={self.instance_id!r})"
-
-    # ----------------------------------------------------------------------- switches
-
-    def fail_next(self, kind: str, times: int = 1, retry_after: float | None = None) -> None:
-        """The next ``times`` submit requests fail this way (see :data:`FAILURES`)."""
-        if kind not in FAILURES:
-            raise ValueError(f"unknown failure {kind!r}; one of {sorted(FAILURES)}")
-        self._plan.extend([(kind, retry_after)] * times)
-
-    def slow(self, seconds: float) -> None:
-        """Tasks now run for ``seconds``."""
-        self.settle()
-        self.duration = seconds
-
-    def ban(self, reason: str = "account banned") -> None:
-        """Submits answer code 3; running and queued tasks end FAILURE "Account banned"."""
-        self.settle()
-        self.banned = reason
-        now = self._server.clock()
-        for task in self.tasks.values():
-            if task.status in (_RUNNING, "NOT_START", "MODAL"):
-                self._end(task, now, "FAILURE", "Account banned")
-        self._queue.clear()
-
-    def unban(self) -> None:
-        self.banned = None
-
-    def captcha(self) -> None:
-        """The account is locked until a human solves a CAPTCHA (:meth:`solve`)."""
-        self.locked = True
-
-    def solve(self) -> None:
-        self.locked = False
-
-    def moderate(self) -> None:
-        """The account is held for moderation until :meth:`release`."""
-        self.moderated = True
-
-    def release(self) -> None:
-        self.moderated = False
-
-    def expire_token(self) -> None:
-        """Every request with this secret answers 401 until :meth:`renew_token`."""
-        self.token_expired = True
-
-    def renew_token(self) -> None:
-        self.token_expired = False
-
-    def lose_tasks(self, on: bool = True) -> None:
-        """While on, the account's tasks are unknown: fetch 404, left out of lists."""
-        self.losing = on
-
-    def fail_tasks(self, reason: str, times: int = 1) -> None:
-        """The next ``times`` accepted tasks end FAILURE with ``reason``."""
-        self._fail_reasons.extend([reason] * times)
-
-    # -------------------------------------------------------------------------- state
-
-    @property
-    def running(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.status == _RUNNING)
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    def unavailable_reason(self) -> str | None:
-        if self.banned is not None:
-            return self.banned
-        if self.locked:
-            return "CAPTCHA verification required (locked)"
-        if self.moderated:
-            return "pending moderation"
-        return None
-
-    def find(self, task_id: str) -> FakeMjTask | None:
-        return None if self.losing else self.tasks.get(task_id)
-
-    def settle(self) -> None:
-        """Bring the tasks up to the clock: finish due ones, start queued ones in the
-        freed slots at the moment they were freed."""
-        now = self._server.clock()
-        while True:
-            running = [t for t in self.tasks.values() if t.status == _RUNNING]
-            due = [t for t in running if (t.start or 0.0) + self.duration <= now]
-            if not due:
-                return
-            task = min(due, key=lambda t: t.start or 0.0)
-            at = (task.start or 0.0) + self.duration
-            if task.fail_reason:
-                self._end(task, at, "FAILURE", task.fail_reason)
-            else:
-                self._end(task, at, "SUCCESS")
-            while self._queue and self.running < self.core_size:
-                self._start(self._queue.popleft(), at)
-
-    def admit(self, task: FakeMjTask) -> _Reply:
-        """Start, queue (code 22) or refuse (code 23) a new or modal-confirmed task."""
-        now = self._server.clock()
-        if self.running < self.core_size:
-            self._accept(task)
-            self._start(task, now)
-            return _code(1, "Submit success", task.id)
-        if len(self._queue) < self.queue_size:
-            ahead = len(self._queue)
-            self._accept(task)
-            task.status = "NOT_START"
-            self._queue.append(task)
-            return _code(22, f"In queue, there are {ahead} tasks ahead", task.id,
-                         numberOfQueues=ahead + 1, discordInstanceId=self.instance_id)
-        self.rejected_full += 1
-        return _code(23, "Queue is full, please try later")
-
-    def _accept(self, task: FakeMjTask) -> None:
-        self.tasks[task.id] = task
-        self._server.register(self, task)
-        if self._fail_reasons:
-            task.fail_reason = self._fail_reasons.pop(0)
-
-    def _start(self, task: FakeMjTask, at: float) -> None:
-        task.status, task.start = _RUNNING, at
-        self.max_running = max(self.max_running, self.running)
-
-    def _end(self, task: FakeMjTask, at: float, status: str, reason: str | None = None) -> None:
-        task.status, task.finish = status, at
-        if reason is not None:
-            task.fail_reason = reason
-        with contextlib.suppress(ValueError):
-            self._queue.remove(task)
-
-    def take_failure(self) -> tuple[str, float | None] | None:
-        return self._plan.pop(0) if self._plan else None
-
-    def cancel(self, task: FakeMjTask) -> bool:
-        if task.status in _TERMINAL:
-            return False
-        self._end(task, self._server.clock(), "CANCEL", "Cancelled")
-        while self._queue and self.running < self.core_size:
-            self._start(self._queue.popleft(), self._server.clock())
-        return True
-
-    def account_json(self) -> dict[str, Any]:
-        reason = self.banned if self.banned is not None else (
-            "pending moderation" if self.moderated else None)
-        return {"id": self.instance_id, "channelId": self.channel_id,
-                "enable": self.banned is None and not self.moderated, "lock": self.locked,
-                "disabledReason": reason, "coreSize": self.core_size,
-                "queueSize": self.queue_size, "running": self.running, "queued": self.queued}
 
 
 class FakeMidjourneyProxy(LocalServer):
@@ -413,7 +110,7 @@ class FakeMidjourneyProxy(LocalServer):
             writer.close()
 
     async def _answer(self, method: str, path: str, headers: dict[str, str],
-                      body: bytes) -> _Reply | None:
+                      body: bytes) -> Reply | None:
         if method == "GET" and path.startswith("/mj/image/"):
             self.requests.append((method, path, None))
             return await self._image(path.removeprefix("/mj/image/").removesuffix(".png"))
@@ -421,70 +118,70 @@ class FakeMidjourneyProxy(LocalServer):
         self.requests.append((method, path, secret))
         account = self._accounts.get(secret or "")
         if account is None:
-            return _UNAUTHORIZED
+            return UNAUTHORIZED
         account.requests.append((method, path))
         if account.token_expired:
-            return _UNAUTHORIZED
+            return UNAUTHORIZED
         account.settle()
         try:
             data = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
-            return _json({"code": 4, "description": "request body is not JSON"}, 400)
+            return json_reply({"code": 4, "description": "request body is not JSON"}, 400)
         if path.startswith("/mj/submit/") and method == "POST":
             return self._submit(account, path, data)
         return self._query(account, method, path, data)
 
-    def _query(self, account: FakeMjAccount, method: str, path: str, data: Any) -> _Reply:
+    def _query(self, account: FakeMjAccount, method: str, path: str, data: Any) -> Reply:
         if path == "/mj/task/list-by-condition" and method == "POST":
             account.list_calls += 1
             ids = data.get("ids") if isinstance(data, dict) else None
             found = (account.find(str(i)) for i in ids) if isinstance(ids, list) else (
                 account.find(i) for i in list(account.tasks))
-            return _json([self.task_json(t) for t in found if t is not None])
+            return json_reply([self.task_json(t) for t in found if t is not None])
         if path == "/mj/account/list" and method == "GET":
-            return _json([account.account_json()])
+            return json_reply([account.account_json()])
         match = _TASK_PATH.match(path)
         if match is None:
-            return _json({"code": 404, "description": "not found"}, 404)
+            return json_reply({"code": 404, "description": "not found"}, 404)
         task = account.find(match[1])
         what = match[2]
         if what == "fetch":
-            return _json(self.task_json(task)) if task else _json(None, 404)
+            return json_reply(self.task_json(task)) if task else json_reply(None, 404)
         if task is None:
-            return _code(3, "task not found")
+            return code_reply(3, "task not found")
         if what == "image-seed":
             if task.status != "SUCCESS":
-                return _code(4, "task status is not SUCCESS")
-            return _code(1, "success", str(task.seed))
+                return code_reply(4, "task status is not SUCCESS")
+            return code_reply(1, "success", str(task.seed))
         if account.cancel(task):
-            return _code(1, "success", task.id)
-        return _code(4, f"task is already {task.status}")
+            return code_reply(1, "success", task.id)
+        return code_reply(4, f"task is already {task.status}")
 
     # ------------------------------------------------------------------------ submits
 
-    def _submit(self, account: FakeMjAccount, path: str, data: Any) -> _Reply | None:
+    def _submit(self, account: FakeMjAccount, path: str, data: Any) -> Reply | None:
         if not isinstance(data, dict):
-            return _code(4, "request body must be an object")
+            return code_reply(4, "request body must be an object")
         account.submissions.append((path, _without_base64(data)))
         failure = account.take_failure()
         if failure is not None:
-            return _failure(account, *failure)
+            return failure_reply(account, *failure)
         reason = account.unavailable_reason()
         if reason is not None:
-            return _code(3, f"No available account instance: {reason}")
+            return code_reply(3, f"No available account instance: {reason}")
         wanted = (data.get("accountFilter") or {}).get("instanceId")
         if wanted and wanted != account.instance_id:
-            return _code(3, f"No available account instance: no instance {wanted}")
+            return code_reply(3, f"No available account instance: no instance {wanted}")
         handlers = {"/mj/submit/imagine": self._imagine, "/mj/submit/blend": self._blend,
                     "/mj/submit/describe": self._describe, "/mj/submit/action": self._action,
                     "/mj/submit/modal": self._modal}
         handler = handlers.get(path)
         if handler is None:
-            return _json({"code": 404, "description": "not found"}, 404)
+            return json_reply({"code": 404, "description": "not found"}, 404)
         try:
             return handler(account, data)
         except BadRequest as exc:
-            return _code(4, str(exc))
+            return code_reply(4, str(exc))
 
     def _banned_word(self, prompt: str) -> str | None:
         words = set(re.findall(r"[\w-]+", prompt.lower()))
@@ -498,13 +195,13 @@ class FakeMidjourneyProxy(LocalServer):
         return FakeMjTask(task_id, action, kind, prompt, seed, aspect,
                           submit_time=self.clock(), **extra)
 
-    def _imagine(self, account: FakeMjAccount, data: dict[str, Any]) -> _Reply:
+    def _imagine(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         prompt = data.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
-            return _code(4, "prompt cannot be empty")
+            return code_reply(4, "prompt cannot be empty")
         word = self._banned_word(prompt)
         if word is not None:
-            return _code(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
+            return code_reply(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
         images = [_image_arg(v, f"base64Array[{i}]")
                   for i, v in enumerate(_list(data.get("base64Array")))]
         seed = _int_param(prompt, "seed") or zlib.crc32(prompt.encode())
@@ -512,34 +209,34 @@ class FakeMidjourneyProxy(LocalServer):
                          inputs=images)
         return account.admit(task)
 
-    def _blend(self, account: FakeMjAccount, data: dict[str, Any]) -> _Reply:
+    def _blend(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         images = [_image_arg(v, f"base64Array[{i}]")
                   for i, v in enumerate(_list(data.get("base64Array")))]
         if not 2 <= len(images) <= 5:
-            return _code(4, "base64List parameter error: 2 to 5 images")
+            return code_reply(4, "base64List parameter error: 2 to 5 images")
         dimensions = str(data.get("dimensions", "SQUARE")).upper()
         if dimensions not in _DIMENSIONS:
-            return _code(4, "dimensions must be PORTRAIT, SQUARE or LANDSCAPE")
+            return code_reply(4, "dimensions must be PORTRAIT, SQUARE or LANDSCAPE")
         task = self._new("BLEND", "blend", "", None, _DIMENSIONS[dimensions], inputs=images)
         return account.admit(task)
 
-    def _describe(self, account: FakeMjAccount, data: dict[str, Any]) -> _Reply:
+    def _describe(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         image = _image_arg(data.get("base64"), "base64")
         prompts = imaging.describe(image)
         task = self._new("DESCRIBE", "describe", "", None, imaging.aspect_of(image.size),
                          result="describe", inputs=[image], prompts=prompts)
         return account.admit(task)
 
-    def _action(self, account: FakeMjAccount, data: dict[str, Any]) -> _Reply:
+    def _action(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         parent = account.find(str(data.get("taskId", "")))
         if parent is None:
-            return _code(3, "task not found")
+            return code_reply(3, "task not found")
         if parent.status != "SUCCESS":
-            return _code(4, f"task status is {parent.status}, not SUCCESS")
+            return code_reply(4, f"task status is {parent.status}, not SUCCESS")
         custom_id = data.get("customId")
         button = next((b for b in parent.buttons() if b.custom_id == custom_id), None)
         if button is None:
-            return _code(4, "customId not found on the task's buttons")
+            return code_reply(4, "customId not found on the task's buttons")
         follow = button.follow
         seed = parent.seed + 1 if follow.kind == "reroll" else parent.seed
         task = self._new(follow.action, follow.kind, parent.prompt, seed, parent.aspect,
@@ -548,30 +245,30 @@ class FakeMidjourneyProxy(LocalServer):
             task.status, task.description = "MODAL", "Waiting for window confirm"
             account.tasks[task.id] = task
             self.register(account, task)
-            return _code(21, "Waiting for window confirm", task.id, status="MODAL",
+            return code_reply(21, "Waiting for window confirm", task.id, status="MODAL",
                          finalPrompt=parent.prompt, remix=True)
         return account.admit(task)
 
-    def _modal(self, account: FakeMjAccount, data: dict[str, Any]) -> _Reply:
+    def _modal(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         task = account.find(str(data.get("taskId", "")))
         if task is None:
-            return _code(3, "task not found")
+            return code_reply(3, "task not found")
         if task.status != "MODAL":
-            return _code(4, f"task status is {task.status}, not MODAL")
+            return code_reply(4, f"task status is {task.status}, not MODAL")
         prompt = data.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
             word = self._banned_word(prompt)
             if word is not None:
-                return _code(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
+                return code_reply(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
             task.prompt = prompt
         if task.kind == "inpaint":
             if not data.get("maskBase64"):
-                return _code(4, "maskBase64 cannot be empty")
+                return code_reply(4, "maskBase64 cannot be empty")
             mask = _image_arg(data["maskBase64"], "maskBase64", mode="L")
             assert task.parent is not None
             size = self.picture(task.parent).size
             if mask.size != size:
-                return _code(4, f"the mask is {mask.width}x{mask.height}, "
+                return code_reply(4, f"the mask is {mask.width}x{mask.height}, "
                                 f"the image {size[0]}x{size[1]}")
             task.inputs = [mask]
         else:
@@ -595,25 +292,25 @@ class FakeMidjourneyProxy(LocalServer):
             task.png = imaging.encode_png(self.picture(task))
         return task.png
 
-    async def _image(self, task_id: str) -> _Reply:
+    async def _image(self, task_id: str) -> Reply:
         found = self._tasks.get(task_id)
         if found is None:
-            return _json({"code": 404, "description": "not found"}, 404)
+            return json_reply({"code": 404, "description": "not found"}, 404)
         account, task = found
         account.settle()
         if task.status != "SUCCESS" or task.result == "describe" or account.losing:
-            return _json({"code": 404, "description": "not found"}, 404)
+            return json_reply({"code": 404, "description": "not found"}, 404)
         try:
             data = await asyncio.to_thread(self.png, task)
         except (BadRequest, ValueError) as exc:  # an input the renderer cannot use
-            return _json({"code": 500, "description": f"render failed: {exc}"}, 500)
-        return _Reply(200, data, "image/png")
+            return json_reply({"code": 500, "description": f"render failed: {exc}"}, 500)
+        return Reply(200, data, "image/png")
 
     def task_json(self, task: FakeMjTask) -> dict[str, Any]:
         """The task as ``/mj/task/{id}/fetch`` shows it, progress computed from the clock."""
         account = self._tasks[task.id][0]
         status, progress = task.status, "0%"
-        if status == _RUNNING:
+        if status == RUNNING:
             done = (self.clock() - (task.start or 0.0)) / max(account.duration, 1e-9)
             status = "SUBMITTED" if done < 0.1 else "IN_PROGRESS"
             progress = f"{min(99, int(done * 100))}%"
@@ -633,22 +330,6 @@ class FakeMidjourneyProxy(LocalServer):
             "properties": {"finalPrompt": prompt, "discordInstanceId": account.instance_id},
             "buttons": [b.json() for b in task.buttons()],
         }
-
-
-def _failure(account: FakeMjAccount, kind: str, retry_after: float | None) -> _Reply | None:
-    if kind == "drop":
-        return None
-    if kind == "rate_limited":
-        headers = [("retry-after", f"{retry_after:g}")] if retry_after is not None else []
-        return _json({"code": 429, "description": "too many requests"}, 429, headers)
-    if kind == "unavailable":
-        return _Reply(503, b"Service Unavailable", "text/plain")
-    if kind == "auth":
-        return _UNAUTHORIZED
-    if kind == "malformed":
-        return _Reply(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
-    account.rejected_full += 1
-    return _code(23, "Queue is full, please try later")
 
 
 def _without_base64(data: dict[str, Any]) -> dict[str, Any]:

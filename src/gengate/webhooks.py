@@ -153,17 +153,14 @@ class Dispatcher:
     async def _post(self, target: Target, delivery: Delivery) -> int:
         now = datetime.datetime.now(tz=datetime.UTC)
         body = delivery.body.decode()
-        headers = {
+        pinned = target.request_args()
+        pinned["headers"].update({
             "Content-Type": "application/json",
-            "Host": target.host_header(),
             "webhook-id": delivery.id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(delivery.secret).sign(delivery.id, now, body),
-        }
-        request = self.http.build_request(
-            "POST", target.pinned_url(), content=delivery.body, headers=headers,
-            extensions={"sni_hostname": target.host},
-        )
+        })
+        request = self.http.build_request("POST", content=delivery.body, **pinned)
         async with asyncio.timeout(self.settings.webhook_timeout):
             response = await self.http.send(request, stream=True)
             try:
