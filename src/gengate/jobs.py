@@ -207,3 +207,12 @@ class Job:
     hosted: bool = False
     #: claims so far (a takeover or a move to another account is another attempt)
     attempts: int = 0
+
+    def charged(self) -> tuple[str, int]:
+        """The mode the job runs in and the price it is charged on success: a fast job
+        moved to a relax slot (its ``relaxFallback``) runs in relax at relax's price."""
+        if self.slot_mode and self.slot_mode != self.mode.value:
+            fallback = self.params.get("fallback_quota")
+            if fallback is not None:
+                return self.slot_mode, min(int(fallback), int(self.quota))
+        return self.mode.value, int(self.quota)

@@ -31,21 +31,11 @@ def _prompt_field(job: Job) -> str:
     return job.prompt
 
 
-def _mode_and_quota(job: Job) -> tuple[str, int]:
-    """The mode the job runs in and its price: a fast job moved to a relax slot (its
-    ``relaxFallback``) runs in relax at relax's price."""
-    if job.slot_mode and job.slot_mode != job.mode.value:
-        fallback = job.params.get("fallback_quota")
-        if fallback is not None:
-            return job.slot_mode, min(int(fallback), int(job.quota))
-    return job.mode.value, int(job.quota)
-
-
 def fetch_body(job: Job) -> dict[str, Any]:
     """``{"status", "message", "jobId", "data"}`` exactly as fetch and webhooks send it."""
     result = job.result
     failed = job.status is JobStatus.FAILED
-    mode, quota = _mode_and_quota(job)
+    mode, quota = job.charged()
     data = {
         "action": job.action,
         "jobId": job.id,
@@ -71,7 +61,7 @@ def fetch_body(job: Job) -> dict[str, Any]:
 def list_item(job: Job) -> dict[str, Any]:
     """A ``fetch-list`` item: snake_case keys and an integer status."""
     result = job.result
-    mode, quota = _mode_and_quota(job)
+    mode, quota = job.charged()
     return {
         "job_id": job.id,
         "model": mode,

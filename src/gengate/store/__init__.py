@@ -11,7 +11,7 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job
-from gengate.store import accountrows, hookrows, jobrows, llmrows, userrows
+from gengate.store import accountrows, claims, hookrows, jobrows, llmrows, userrows
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.hookrows import Delivery
@@ -22,7 +22,7 @@ from gengate.store.userrows import LedgerEntry, User
 __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
            "User", "migrate"]
 
-Claimed = jobrows.Claimed
+Claimed = claims.Claimed
 
 
 class Store:
@@ -59,11 +59,11 @@ class Store:
         return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending)
 
     async def claim(self, owner: str, limit: int, now: float, lease: float,
-                    rng: random.Random) -> jobrows.Claimed:
-        return await self.db.run(jobrows.claim, owner, limit, now, lease, rng)
+                    rng: random.Random) -> claims.Claimed:
+        return await self.db.run(claims.claim, owner, limit, now, lease, rng)
 
     async def requeue(self, job: Job, owner: str) -> bool:
-        return await self.db.run(jobrows.requeue, job, owner)
+        return await self.db.run(claims.requeue, job, owner)
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> set[str]:
         return await self.db.run(jobrows.renew, owner, job_ids, until)

@@ -1,9 +1,7 @@
-"""Job rows: admission, claiming, leases and terminal transitions with their money."""
+"""Job rows: admission, leases, progress and terminal transitions with their money."""
 
 from __future__ import annotations
 
-import dataclasses
-import random
 from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,11 +9,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
-from gengate.accounts import Account, AccountState, Placement, choose
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
-from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
+from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
-from gengate.store import accountrows, hookrows
+from gengate.store import hookrows
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
@@ -232,188 +229,6 @@ def job_inputs_of(conn: Connection, job_id: str) -> list[bytes]:
     return [bytes(r.data) for r in conn.execute(stmt)]
 
 
-@dataclass(slots=True)
-class Claimed:
-    """What one claim pass took, and the jobs it had to fail (their parent's account is
-    gone, so a pinned follow-up can never run)."""
-
-    jobs: list[Job]
-    failed: list[str]
-
-
-def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
-          rng: random.Random) -> Claimed:
-    """Take up to ``limit`` jobs: running ones whose lease lapsed (they keep their account
-    and upstream task), then queued ones that an account has a free slot for.
-
-    Slots are counted from the running jobs themselves, with the accounts locked, so two
-    workers never put more jobs on an account than it has slots.
-    """
-    lapsed = [r.id for r in conn.execute(
-        select(jobs.c.id)
-        .where(jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.lease_expires_at < now,
-               jobs.c.deadline > now)
-        .order_by(jobs.c.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )]
-    placed, failed = _place(conn, limit - len(lapsed), now, rng)
-    claimed: list[Job] = []
-    if lapsed:
-        claimed += _take(conn, lapsed, owner, now, lease, {})
-    by_slot: dict[tuple[int, str], list[str]] = {}
-    for job_id, placement in placed.items():
-        by_slot.setdefault((placement.account_id, placement.mode), []).append(job_id)
-    for (account_id, mode), ids in by_slot.items():
-        claimed += _take(conn, ids, owner, now, lease,
-                         {"account_id": account_id, "slot_mode": mode})
-    for job_id, message in failed:
-        fail(conn, job_id, None, message, now)
-    claimed.sort(key=lambda j: j.created_at)
-    return Claimed(claimed, [job_id for job_id, _ in failed])
-
-
-def _take(conn: Connection, ids: list[str], owner: str, now: float, lease: float,
-          values: dict[str, Any]) -> list[Job]:
-    stmt = (
-        update(jobs)
-        .where(jobs.c.id.in_(ids))
-        .values(
-            status=JobStatus.ON_QUEUE.value,
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            attempts=jobs.c.attempts + 1,
-            started_at=func.coalesce(jobs.c.started_at, now),
-            **values,
-        )
-        .returning(*jobs.c)
-    )
-    taken = [row_to_job(r) for r in conn.execute(stmt)]
-    for i, job in enumerate(taken):
-        if job.slot_mode and job.slot_mode != job.mode.value:
-            # a job moved to a relax slot gets relax's time to finish
-            deadline = max(job.deadline, job.created_at + TIMEOUTS[Mode.RELAX][0])
-            if deadline != job.deadline:
-                conn.execute(update(jobs).where(jobs.c.id == job.id).values(deadline=deadline))
-                taken[i] = dataclasses.replace(job, deadline=deadline)
-    return taken
-
-
-#: queued jobs one claim pass looks through for ones an account can take now
-SCAN = 500
-
-
-def _place(conn: Connection, room: int, now: float,
-           rng: random.Random) -> tuple[dict[str, Placement], list[tuple[str, str]]]:
-    """Queued jobs matched to accounts with a free slot, oldest first.
-
-    Jobs that cannot be placed now do not block younger ones behind them: the pass looks
-    through up to :data:`SCAN` of them and skips the rest of a group (pool, mode, pinned
-    account) once one of its jobs found no room.
-    """
-    if room <= 0:
-        return {}, []
-    waiting = list(conn.execute(
-        select(jobs.c.id, jobs.c.user_id, jobs.c.mode, jobs.c.parent_id, jobs.c.hosted,
-               jobs.c.params)
-        .where(jobs.c.status == JobStatus.PENDING_QUEUE.value, jobs.c.deadline > now)
-        .order_by(jobs.c.created_at)
-        .limit(SCAN)
-        .with_for_update(skip_locked=True)
-    ))
-    if not waiting:
-        return {}, []
-    owners = {r.user_id if r.hosted else None for r in waiting}
-    pool = accountrows.lock_pools(conn, owners)
-    by_id = {a.id: a for a in pool}
-    busy = accountrows.busy(conn, list(by_id))
-    parent_ids = {r.parent_id for r in waiting if r.parent_id}
-    parents = {r.id: (r.account_id, r.slot_mode) for r in conn.execute(
-        select(jobs.c.id, jobs.c.account_id, jobs.c.slot_mode)
-        .where(jobs.c.id.in_(parent_ids)))
-    } if parent_ids else {}
-    today = utc_day(now)
-    placed: dict[str, Placement] = {}
-    failed: list[tuple[str, str]] = []
-    full: set[tuple[Any, ...]] = set()
-    for row in waiting:
-        if len(placed) >= room:
-            break
-        owner = row.user_id if row.hosted else None
-        pinned, parent_slot = parents.get(row.parent_id, (None, None)) if row.parent_id \
-            else (None, None)
-        mode = row.mode
-        params = orjson.loads(row.params)
-        fallback = bool(params.get("relax_fallback"))
-        if pinned is not None:
-            home = by_id.get(pinned)
-            if home is None or not home.enabled or home.state in _GONE:
-                failed.append((row.id, _gone_message(row.parent_id, home)))
-                continue
-            if not home.slots.get(mode) and parent_slot and home.slots.get(parent_slot):
-                mode = parent_slot  # the parent itself ran in that slot (relax fallback)
-            if not home.slots.get(mode):
-                failed.append((row.id, f"[Upstream account] the account that made job "
-                               f"{row.parent_id} no longer runs {mode} jobs"))
-                continue
-        elif not _servable(pool, owner, mode, fallback):
-            # nothing that could ever run it is left (all disabled or flagged): waiting
-            # for the deadline would only delay the refund
-            failed.append((row.id, f"No available accounts for {mode} mode: every "
-                           "account that could run this job is disabled or needs attention"))
-            continue
-        avoid = tuple(params.get("failed_on") or ())
-        group = (owner, mode, pinned, fallback, avoid)
-        if group in full:
-            continue
-        placement = choose(pool, busy, mode=mode, owner_id=owner, pinned=pinned,
-                           relax_fallback=fallback, now=now, today=today, rng=rng, avoid=avoid)
-        if placement is None:
-            full.add(group)
-            continue
-        placed[row.id] = placement
-        key = (placement.account_id, placement.mode)
-        busy[key] = busy.get(key, 0) + 1
-        account = by_id[placement.account_id]
-        accountrows.mark_assigned(conn, account, now, account.next_gap(rng), today)
-    return placed, failed
-
-
-def _servable(pool: list[Account], owner: int | None, mode: str, fallback: bool) -> bool:
-    modes = (mode, Mode.RELAX.value) if fallback and mode == Mode.FAST.value else (mode,)
-    return any(a.owner_id == owner and a.can_serve(m) for a in pool for m in modes)
-
-
-_GONE = (AccountState.ATTENTION, AccountState.DISABLED)
-
-
-def _gone_message(parent_id: str, account: Account | None) -> str:
-    why = "was removed" if account is None else (
-        f"is {account.state.value}" if account.enabled else "is disabled")
-    return (f"[Upstream account] the account that made job {parent_id} {why}; "
-            "follow-up actions can only run there")
-
-
-def requeue(conn: Connection, job: Job, owner: str) -> bool:
-    """Back to the queue without its account or upstream task: it runs again from the
-    start, preferably on another account (its price stays frozen: no second charge)."""
-    params = dict(job.params)
-    if job.account_id is not None:
-        params["failed_on"] = sorted({*params.get("failed_on", []), job.account_id})
-    stmt = (
-        update(jobs)
-        .where(jobs.c.id == job.id, jobs.c.lease_owner == owner,
-               jobs.c.status == JobStatus.ON_QUEUE.value)
-        .values(status=JobStatus.PENDING_QUEUE.value, lease_owner=None, lease_expires_at=None,
-                account_id=None, slot_mode=None, upstream_id=None, provider=None,
-                params=orjson.dumps(params).decode())
-    )
-    if conn.execute(stmt).rowcount != 1:
-        return False
-    notify(conn, JOBS_CHANNEL)
-    return True
-
-
 def renew(conn: Connection, owner: str, job_ids: list[str], until: float) -> set[str]:
     """Extend the leases ``owner`` still holds; return the ids it still holds."""
     if not job_ids:
@@ -471,51 +286,50 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
 
 
 def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],
-         now: float) -> Any:
+         now: float) -> Job | None:
     """End a live job; its webhook is queued in this same transaction."""
     conds = [jobs.c.id == job_id, jobs.c.status.in_(_LIVE)]
     if owner is not None:
         conds.append(jobs.c.lease_owner == owner)
     row = conn.execute(update(jobs).where(*conds).values(**values).returning(*jobs.c)).first()
-    if row is not None:
-        hookrows.enqueue(conn, row_to_job(row), "job.finished", now)
-    return row
+    if row is None:
+        return None
+    job = row_to_job(row)
+    hookrows.enqueue(conn, job, "job.finished", now)
+    return job
 
 
 def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, Any],
             now: float) -> bool:
     """SUCCESS and settle the frozen price, in this one transaction, at most once."""
-    row = _end(conn, job_id, owner, {
+    job = _end(conn, job_id, owner, {
         "status": JobStatus.SUCCESS.value, "progress": 100, "finished_at": now,
         "result": orjson.dumps(result).decode(), "lease_owner": None,
     }, now)
-    if row is None:
+    if job is None:
         return False
-    charge = row.quota
-    if row.slot_mode and row.slot_mode != row.mode:
-        # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
-        fallback = orjson.loads(row.params).get("fallback_quota")
-        if fallback is not None:
-            charge = min(int(fallback), row.quota)
-    _move_money(conn, row.user_id, job_id, LedgerKind.SETTLE, row.quota, now, charge=charge)
+    # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
+    _, charge = job.charged()
+    _move_money(conn, job.user_id, job_id, LedgerKind.SETTLE, int(job.quota), now,
+                charge=charge)
     return True
 
 
 def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: float,
          illegal_limit: int | None = None) -> bool:
     """FAILED and refund the frozen price (no refund past the daily illegal-prompt limit)."""
-    row = _end(conn, job_id, owner, {
+    job = _end(conn, job_id, owner, {
         "status": JobStatus.FAILED.value, "finished_at": now, "message": message,
         "lease_owner": None,
     }, now)
-    if row is None:
+    if job is None:
         return False
     kind = LedgerKind.REFUND
     if illegal_limit is not None:
-        count = bump_counter(conn, row.user_id, "illegal_prompts", now)
+        count = bump_counter(conn, job.user_id, "illegal_prompts", now)
         if count > illegal_limit:
             kind = LedgerKind.SETTLE
-    _move_money(conn, row.user_id, job_id, kind, row.quota, now)
+    _move_money(conn, job.user_id, job_id, kind, int(job.quota), now)
     return True
 
 
