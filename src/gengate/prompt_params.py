@@ -218,7 +218,7 @@ def _int_choice(table: VersionTable) -> ValueParser:
 def _float_range(table: VersionTable) -> ValueParser:
     def parse(raw: str, version: Version) -> float:
         value = _to_float(raw)
-        lo, hi = cast(tuple[float, float], _pick(table, version))
+        lo, hi = cast("tuple[float, float]", _pick(table, version))
         if not lo <= value <= hi:
             raise BadValue(raw)
         return value
