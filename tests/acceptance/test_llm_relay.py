@@ -12,7 +12,7 @@ import pytest
 
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
-from gengate.testing_llm import FakeLlmUpstream
+from gengate.testing.llm import FakeLlmUpstream
 
 
 def llm_settings(settings: Settings, *accounts: dict[str, Any]) -> Settings:
