@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         20, ge=0, description="Requests per second per client address without a valid key"
     )
 
+    # API keys (docs/keys.md)
+    trusted_proxies: str = Field(
+        "", description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed (for keys limited to addresses, and per-address limits); empty: none"
+    )
+    key_poll_interval: float = Field(
+        0.25, gt=0, le=1.0,
+        description="Seconds between checks for revoked or changed keys (each process)"
+    )
+
     # users
     default_max_queue: int = 10
 

@@ -207,6 +207,8 @@ class Job:
     hosted: bool = False
     #: claims so far (a takeover or a move to another account is another attempt)
     attempts: int = 0
+    #: the API key that submitted it (``None``: from before keys were recorded)
+    key_id: int | None = None
 
     def charged(self) -> tuple[str, int]:
         """The mode the job runs in and the price it is charged on success: a fast job

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gengate.access import Access
 from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.jobs import Mode
+from gengate.keyring import KeyService
+from gengate.keys import parse_networks
 from gengate.llm.relay import Relay, build_relay
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
@@ -28,7 +31,7 @@ from gengate.service import JobService
 from gengate.status import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
-from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import JOBS_CHANNEL, KEYS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
@@ -52,6 +55,8 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     pool: PoolService
+    access: Access
+    keys: KeyService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
 
@@ -105,7 +110,13 @@ class Runtime:
         jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
                           word_filter, admitter, guard, pool,
                           PriceTable(settings.hosting_price_table()))
-        admin = AdminService(store, clock, jobs, settings.default_max_queue)
+        access = Access(store, clock, parse_networks(
+            [p for p in settings.trusted_proxies.split(",") if p.strip()],
+            "GENGATE_TRUSTED_PROXIES"), settings.key_poll_interval)
+        await access.check_version()
+        access.start()
+        keys = KeyService(store, clock, jobs.products.names)
+        admin = AdminService(store, clock, keys, access, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
         if worker is not None:
             worker.start()
@@ -115,13 +126,15 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter, metrics, pool, relay=build_relay(settings, store, clock))
+                      limiter, metrics, pool, access, keys,
+                      relay=build_relay(settings, store, clock))
         runtime._listen()
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
-        channels = {}
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY, and drop cached
+        keys on a key change (PostgreSQL)."""
+        channels = {KEYS_CHANNEL: self.access.invalidate}
         if self.worker is not None:
             channels[JOBS_CHANNEL] = self.worker.wake
         if self.dispatcher is not None:
@@ -130,6 +143,7 @@ class Runtime:
             self._listener = asyncio.create_task(self.store.db.listen(channels))
 
     async def close(self) -> None:
+        await self.access.close()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)

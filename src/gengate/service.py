@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, GatewayTimeout, NotFound, Unauthorized
+from gengate.errors import BadRequest, GatewayTimeout, NotFound
 from gengate.jobs import (
     ENDPOINT_ONLY_ACTIONS,
     Job,
@@ -29,7 +28,6 @@ from gengate.jobs import (
     normalize_action,
     resolve_timeout,
 )
-from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -38,25 +36,13 @@ from gengate.products.midjourney import imaging
 from gengate.products.midjourney import prompt as prompts
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
-from gengate.ratelimit import Limits
 from gengate.store import Admission, Store
 
-__all__ = ["JobService", "Principal", "Submit"]
+__all__ = ["JobService", "Submit"]
 
 PRODUCT = "midjourney"
-_KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """An authenticated caller: the user, which key (a hash prefix), and its limits
-    (``None``: the deployment's defaults)."""
-
-    user_id: int
-    key_id: str
-    limits: Limits | None
 
 
 def _seed_from(job_id: str) -> int:
@@ -82,43 +68,12 @@ class JobService:
         self.word_filter = word_filter
         self.admitter = admitter
         self.guard = guard
-        self._keys: dict[str, tuple[Principal, float]] = {}
         self._finished: OrderedDict[str, tuple[int, str, bytes]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
         self._read_job = (
             store.get_job if store.db.is_sqlite else BatchedLookup(store.get_jobs).get
         )
-
-    # -- auth ---------------------------------------------------------------------------
-    async def principal(self, raw_key: str | None) -> Principal:
-        """Who an API key belongs to, and the request limits that apply to it; or 401."""
-        if not raw_key:
-            raise Unauthorized()
-        digest = hash_key(raw_key)
-        cached = self._keys.get(digest)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        user = await self.store.user_by_key_hash(digest)
-        if user is None or not user.active:
-            self._keys.pop(digest, None)
-            raise Unauthorized()
-        if len(self._keys) > 100_000:
-            self._keys.clear()
-        limits = None
-        if user.rate_per_second is not None or user.rate_per_minute is not None:
-            limits = Limits(user.rate_per_second, user.rate_per_minute)
-        principal = Principal(user.id, digest[:16], limits)
-        self._keys[digest] = (principal, now + _KEY_CACHE_SECONDS)
-        return principal
-
-    def forget_key(self, key_hash: str | None = None) -> None:
-        """Drop a cached key (or all of them) after a revocation or a user's deactivation."""
-        if key_hash is None:
-            self._keys.clear()
-        else:
-            self._keys.pop(key_hash, None)
 
     # -- submissions --------------------------------------------------------------------
     def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
@@ -251,7 +206,7 @@ class JobService:
             quota=prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
             created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
-            params=params, hosted=hosted,
+            params=params, hosted=hosted, key_id=sub.key_id,
         )
         return await self.admitter.admit(Admission(job, sub.idempotency_key, inputs or []))
 
@@ -293,7 +248,7 @@ class JobService:
             quota=prices.price_milli(product.name, request.action, request.variant),
             timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
-            params=params, hosted=hosted,
+            params=params, hosted=hosted, key_id=sub.key_id,
         )
         return await self.admitter.admit(
             Admission(job, sub.idempotency_key, list(request.inputs)))

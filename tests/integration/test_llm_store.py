@@ -20,7 +20,8 @@ async def test_holds_and_settlements_balance(store: Store) -> None:  # noqa: F81
     now = time.time()
     user = await store.create_user("llm@example.com", 5000, 10, now)
     results = await store.llm_hold_many(
-        [(user.id, "llm_a", 2000), (user.id, "llm_b", 2000), (user.id, "llm_c", 2000)], now)
+        [(user.id, "llm_a", 2000, None), (user.id, "llm_b", 2000, None),
+         (user.id, "llm_c", 2000, None)], now)
     assert results[:2] == [None, None] and isinstance(results[2], InsufficientBalance)
     charged = await store.llm_settle_many(
         [(_usage("llm_a", user.id, 700), 2000), (_usage("llm_b", user.id, 9000), 2000)], now)

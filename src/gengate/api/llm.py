@@ -25,6 +25,8 @@ from gengate.errors import (
     MethodNotAllowed,
     NotFound,
 )
+from gengate.keyring import LLM_PRODUCT
+from gengate.keys import KeyPolicy
 from gengate.llm.anthropic import ANTHROPIC
 from gengate.llm.openai import OPENAI
 from gengate.llm.protocol import Protocol, UpstreamReply
@@ -62,6 +64,7 @@ class Request:
     rt: Runtime
     user_id: int = 0
     started: bool = False
+    key: KeyPolicy | None = None
 
     @property
     def relay(self) -> Relay:
@@ -102,8 +105,12 @@ class LlmFront:
             if scope["method"] not in methods:
                 raise MethodNotAllowed(f"method {scope['method']} not allowed",
                                        headers={"Allow": ", ".join(methods)})
-            # same keys, same per-key and per-address limits as the TTAPI front
-            req.user_id = await admit_caller(req.rt, Call("", b"", scope["headers"]), scope)
+            # same keys, same per-key and per-address limits as the TTAPI front; every
+            # path but the usage list is the `llm` product
+            call = Call("", b"", scope["headers"])
+            principal = await admit_caller(req.rt, call, scope, None if handler is
+                                           LlmFront.usage else LLM_PRODUCT)
+            req.user_id, req.key = principal.user_id, principal.key
             await handler(self, req)
         except ClientGone:
             return
@@ -121,6 +128,8 @@ class LlmFront:
 
     async def _error(self, req: Request, status: int, message: str,
                      headers: dict[str, str]) -> None:
+        if status == 401:  # each protocol's own words for a key it does not know
+            message = req.protocol.unauthorized
         raw = [_JSON, *((k.lower().encode(), v.encode()) for k, v in headers.items())]
         await _send_bytes(req.send, status, orjson.dumps(req.protocol.error_body(status,
                                                                                  message)), raw)
@@ -135,6 +144,8 @@ class LlmFront:
             raise BadRequest("body: must be a JSON object")
         if not isinstance(body.get("model"), str) or not body["model"]:
             raise BadRequest("model: Field required")
+        if req.key is not None:
+            req.key.check_model(body["model"])
         return body, raw
 
     # -- handlers -------------------------------------------------------------------------
@@ -145,7 +156,8 @@ class LlmFront:
         if prep.stream and req.protocol is OPENAI:
             prep.client_usage = OPENAI.with_usage(body)
         relay = req.relay
-        call, found = await relay.begin(req.user_id, prep)
+        call, found = await relay.begin(req.user_id, prep,
+                                        req.key.key_id if req.key is not None else None)
         if not prep.stream:
             # one upstream answer, sent whole: no watcher for a client that goes away
             # mid-answer (there is no middle to stop); the call is settled either way

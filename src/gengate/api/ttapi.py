@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from gengate.access import Principal
 from gengate.api import schemas as s
 from gengate.api.envelope import (
     ClientGone,
@@ -27,6 +28,7 @@ from gengate.api.envelope import (
     send_json,
     send_raw,
 )
+from gengate.api.keys import key_routes
 from gengate.errors import (
     BadRequest,
     GengateError,
@@ -35,6 +37,7 @@ from gengate.errors import (
     UnsupportedMediaType,
 )
 from gengate.jobs import JobStatus
+from gengate.keys import KeyPolicy
 from gengate.products.midjourney import prompt as prompts
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
@@ -60,6 +63,8 @@ class Call:
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
+    #: the caller's API key (its id and limits), once authenticated
+    key: KeyPolicy | None = None
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -109,7 +114,8 @@ class Call:
         request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, req.timeout, req.hookUrl, getattr(req, "getUImages", False),
                       key, req.hookProgress, request, self.hosted,
-                      getattr(req, "relaxFallback", False))
+                      getattr(req, "relaxFallback", False),
+                      self.key.key_id if self.key is not None else None)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:
@@ -136,6 +142,8 @@ class Route:
     summary: str
     auth: bool = True
     hosted: bool = False
+    #: the product the route belongs to: a key limited to products is checked against it
+    product: str | None = None
 
 
 def _submitted(job_id: str) -> dict[str, Any]:
@@ -322,28 +330,40 @@ ROUTES: dict[str, Route] = {
     "/hold/account/events": Route(hold_events, _BOTH, s.HoldAccountRef,
                                   "An account's health changes, newest first"),
 }
+ROUTES.update({path: replace(route, product="midjourney")
+               for path, route in ROUTES.items() if path.startswith(_V1)})
 #: the Midjourney paths again under /hold, routed only to the caller's own accounts
 ROUTES.update({
     f"/hold{path}": Route(route.handler, route.methods, route.model,
-                          f"{route.summary} (on your own accounts)", route.auth, hosted=True)
+                          f"{route.summary} (on your own accounts)", route.auth, hosted=True,
+                          product=route.product)
     for path, route in list(ROUTES.items()) if path.startswith(_V1)
+})
+#: a user's own API keys (docs/keys.md)
+ROUTES.update({
+    path: Route(handler, methods, model, summary)
+    for path, (handler, methods, model, summary) in key_routes().items()
 })
 
 
-def _client(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
-    """Authenticate and count the request against its key's limits (or its address's)."""
+async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
+                       product: str | None = None) -> Principal:
+    """Authenticate (401), check the key's address and product rules (403 naming the
+    rule), and count the request against its rate limits (or its address's)."""
     try:
-        principal = await rt.jobs.principal(call.api_key())
+        principal = await rt.access.principal(call.api_key())
     except Unauthorized:
-        await rt.limiter.check_address(_client(scope))
+        await rt.limiter.check_address(rt.access.address(scope))
         raise
-    await rt.limiter.check_key(principal.key_id, principal.limits)
-    return principal.user_id
+    key = principal.key
+    if key.networks is not None:
+        key.check_address(rt.access.address(scope))
+    if product is not None:
+        key.check_product(product)
+    await rt.limiter.check_key(principal.rate_id, principal.limits)
+    call.user_id = principal.user_id
+    call.key = key
+    return principal
 
 
 class TtapiFront:
@@ -383,9 +403,9 @@ class TtapiFront:
                     hosted=route.hosted)
         rt = self._runtime()
         if route.auth:
-            call.user_id = await admit_caller(rt, call, scope)
+            await admit_caller(rt, call, scope, route.product)
         else:
-            await rt.limiter.check_address(_client(scope))
+            await rt.limiter.check_address(rt.access.address(scope))
         if method == "POST":
             call.body = await read_body(scope, receive, self._max_body)
         return await route.handler(rt, call)

@@ -55,6 +55,8 @@ class Protocol:
     """One wire protocol: how to call an account and how to speak errors to clients."""
 
     kind = ""
+    #: the message of a 401 (unknown, revoked or expired key) in this protocol
+    unauthorized = "invalid API key"
     #: headers sent to the client with a relayed answer
     reply_headers = ("content-type", "request-id", "x-request-id", "retry-after")
 

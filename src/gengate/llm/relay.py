@@ -37,7 +37,7 @@ from gengate.llm.protocol import (
     event_data,
 )
 from gengate.store import Store
-from gengate.store.llmrows import UsageRow
+from gengate.store.llmrows import Hold, UsageRow
 
 __all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
 
@@ -90,6 +90,7 @@ class LlmCall:
     usage: Usage = field(default_factory=Usage)
     status: str = "failed"
     settled: bool = False
+    key_id: int | None = None
 
 
 class Relay:
@@ -108,12 +109,12 @@ class Relay:
         self._purger: asyncio.Task[None] | None = None
         # the hold before a call and the settlement after it are group-committed: calls
         # that start (or end) together share one transaction
-        self._holds: GroupCommit[tuple[int, str, int], None] = GroupCommit(self._hold_many)
+        self._holds: GroupCommit[Hold, None] = GroupCommit(self._hold_many)
         self._settles: GroupCommit[tuple[UsageRow, int], int] = GroupCommit(self._settle_many)
         #: account name -> (until, model ids its upstream lists)
         self._listed: dict[str, tuple[float, list[str]]] = {}
 
-    async def _hold_many(self, holds: list[tuple[int, str, int]]) -> list[GengateError | None]:
+    async def _hold_many(self, holds: list[Hold]) -> list[GengateError | None]:
         return await self.store.llm_hold_many(holds, self.clock.now())
 
     async def _settle_many(self, items: list[tuple[UsageRow, int]]) -> list[int | GengateError]:
@@ -156,16 +157,18 @@ class Relay:
             raise NotFound(f"model: {prep.model or '(none)'} is not available")
         return found
 
-    async def begin(self, user_id: int, prep: Prepared) -> tuple[LlmCall, list[Candidate]]:
-        """Hold the worst-case price of the call; 402 if the balance is short."""
+    async def begin(self, user_id: int, prep: Prepared,
+                    key_id: int | None = None) -> tuple[LlmCall, list[Candidate]]:
+        """Hold the worst-case price of the call; 402 if the balance (or the key's spend
+        cap) is short."""
         found = self.candidates(prep)
         price = self.prices.price(found[0].model)
         limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
         max_tokens = limit if isinstance(limit, int) and limit > 0 else self.default_max_tokens
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
-                       self.clock.now())
-        await self._holds.submit((user_id, call.id, held))
+                       self.clock.now(), key_id=key_id)
+        await self._holds.submit((user_id, call.id, held, key_id))
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
@@ -263,7 +266,7 @@ class Relay:
         row = UsageRow(call.id, call.user_id, call.model[:128], call.account, usage.input,
                        usage.output, usage.cache_write, usage.cache_read,
                        call.price.cost_milli(usage), call.status, call.started_at,
-                       int((time.perf_counter() - call.t0) * 1000))
+                       int((time.perf_counter() - call.t0) * 1000), call.key_id)
         try:
             await self._settles.submit((row, call.held))
         except Exception:

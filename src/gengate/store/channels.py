@@ -8,6 +8,8 @@ from sqlalchemy import Connection
 JOBS_CHANNEL = "gengate_jobs"
 #: new or redelivered webhook notifications; dispatchers listen
 WEBHOOKS_CHANNEL = "gengate_webhooks"
+#: a key was revoked, rotated or changed, or a user deactivated; API processes listen
+KEYS_CHANNEL = "gengate_keys"
 
 
 def notify(conn: Connection, channel: str) -> None:

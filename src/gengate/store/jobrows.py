@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
-from gengate.store import outbox
+from gengate.store import keyrows, outbox
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
@@ -60,6 +60,7 @@ def row_to_job(row: Any) -> Job:
         slot_mode=row.slot_mode,
         hosted=bool(row.hosted),
         attempts=row.attempts,
+        key_id=row.key_id,
     )
 
 
@@ -86,6 +87,7 @@ def _job_values(job: Job, key: str | None) -> dict[str, Any]:
         "created_at": job.created_at,
         "idempotency_key": key,
         "hosted": job.hosted,
+        "key_id": job.key_id,
     }
 
 
@@ -141,6 +143,8 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
     # per user: [available balance, max_queue, in-flight jobs, newly frozen, newly admitted]
     state = {r.id: [r.balance, r.max_queue, r.in_flight, 0, 0] for r in conn.execute(stmt)}
     existing = _existing_by_key(conn, items)
+    # API keys' spend, counted (and checked against their caps) in this same transaction
+    spend = keyrows.SpendCaps(conn, (a.job.key_id for a in items if a.job.key_id), now)
     results: list[Job | GengateError] = []
     new_jobs: list[dict[str, Any]] = []
     freezes: list[dict[str, Any]] = []
@@ -160,6 +164,10 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         if st[0] < job.quota:
             results.append(InsufficientBalance())
             continue
+        capped = spend.take(job.key_id, int(job.quota))
+        if capped is not None:
+            results.append(capped)
+            continue
         st[0] -= job.quota
         st[2] += 1
         st[3] += job.quota
@@ -167,7 +175,8 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         if key:
             existing[(job.user_id, key)] = job
         new_jobs.append(_job_values(job, key))
-        freezes.append(_ledger_row(job.user_id, job.id, LedgerKind.FREEZE, job.quota, now))
+        freezes.append(_ledger_row(job.user_id, job.id, LedgerKind.FREEZE, job.quota, now,
+                                   key_id=job.key_id))
         blobs += [{"job_id": job.id, "idx": i, "data": d} for i, d in enumerate(item.inputs)]
         results.append(job)
     if new_jobs:
@@ -179,6 +188,7 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
             {"uid": uid, "delta": st[3], "in_flight": st[2]} for uid, st in state.items() if st[4]
         ]
         conn.execute(_ADMIT_USER, changed)
+        spend.save(conn)
         notify(conn, JOBS_CHANNEL)
     return results
 
@@ -219,9 +229,9 @@ _ADMIT_USER = (
 
 
 def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: float, now: float,
-                note: str = "") -> dict[str, Any]:
+                note: str = "", key_id: int | None = None) -> dict[str, Any]:
     return {"user_id": user_id, "job_id": job_id, "kind": kind.value, "amount": amount,
-            "note": note, "created_at": now}
+            "note": note, "created_at": now, "key_id": key_id}
 
 
 def job_inputs_of(conn: Connection, job_id: str) -> list[bytes]:
@@ -310,8 +320,7 @@ def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, 
         return False
     # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
     _, charge = job.charged()
-    _move_money(conn, job.user_id, job_id, LedgerKind.SETTLE, int(job.quota), now,
-                charge=charge)
+    _move_money(conn, job, LedgerKind.SETTLE, int(job.quota), now, charge=charge)
     return True
 
 
@@ -329,22 +338,25 @@ def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: fl
         count = bump_counter(conn, job.user_id, "illegal_prompts", now)
         if count > illegal_limit:
             kind = LedgerKind.SETTLE
-    _move_money(conn, job.user_id, job_id, kind, int(job.quota), now)
+    _move_money(conn, job, kind, int(job.quota), now)
     return True
 
 
-def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, amount: int,
-                now: float, charge: int | None = None) -> None:
+def _move_money(conn: Connection, job: Job, kind: LedgerKind, amount: int, now: float,
+                charge: int | None = None) -> None:
     """Release a job's frozen ``amount``: spent (SETTLE) or returned (REFUND). A settle
-    of less than was frozen (``charge``) returns the rest as the job's refund."""
-    rows = [_ledger_row(user_id, job_id, kind, amount, now)]
+    of less than was frozen (``charge``) returns the rest as the job's refund. A refund
+    goes back to the submitting key's spend too."""
+    user_id, job_id, key_id = job.user_id, job.id, job.key_id
+    rows = [_ledger_row(user_id, job_id, kind, amount, now, key_id=key_id)]
     refund = amount if kind is LedgerKind.REFUND else 0
     if kind is LedgerKind.SETTLE and charge is not None and charge < amount:
-        rows = [_ledger_row(user_id, job_id, kind, charge, now),
+        rows = [_ledger_row(user_id, job_id, kind, charge, now, key_id=key_id),
                 _ledger_row(user_id, job_id, LedgerKind.REFUND, amount - charge, now,
-                            "ran in relax mode")]
+                            "ran in relax mode", key_id=key_id)]
         refund = amount - charge
     conn.execute(ledger.insert(), rows)
+    keyrows.give_back(conn, key_id, refund, job.created_at, now)
     conn.execute(
         update(users)
         .where(users.c.id == user_id)

@@ -1,15 +1,15 @@
-"""User, API key and ledger rows."""
+"""User and ledger rows (API keys: ``keyrows``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from gengate.errors import Conflict, NotFound
 from gengate.quota import LedgerKind
-from gengate.store.tables import api_keys, ledger, users
+from gengate.store.tables import ledger, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,50 +95,6 @@ def update_user(conn: Connection, user_id: int, values: dict[str, Any]) -> User:
     if values:
         conn.execute(update(users).where(users.c.id == user_id).values(**values))
     return get_user(conn, user_id)
-
-
-def add_key(conn: Connection, user_id: int, key_hash: str, prefix: str, now: float) -> int:
-    get_user(conn, user_id)
-    row = conn.execute(
-        api_keys.insert().values(user_id=user_id, key_hash=key_hash, prefix=prefix,
-                                 created_at=now).returning(api_keys.c.id)
-    ).first()
-    assert row is not None
-    return int(row.id)
-
-
-def list_keys(conn: Connection, user_id: int) -> list[dict[str, Any]]:
-    stmt = select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.id)
-    return [
-        {"keyId": r.id, "prefix": r.prefix, "createdAt": r.created_at, "revokedAt": r.revoked_at}
-        for r in conn.execute(stmt)
-    ]
-
-
-def revoke_key(conn: Connection, user_id: int, key_id: int, now: float) -> str:
-    stmt = (
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id,
-               api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .returning(api_keys.c.key_hash)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        raise NotFound(f"key {key_id} of user {user_id} not found or already revoked")
-    return str(row.key_hash)
-
-
-_KEY_LOOKUP = (
-    select(users)
-    .join(api_keys, api_keys.c.user_id == users.c.id)
-    .where(api_keys.c.key_hash == bindparam("h"), api_keys.c.revoked_at.is_(None))
-)
-
-
-def user_by_key_hash(conn: Connection, key_hash: str) -> User | None:
-    row = conn.execute(_KEY_LOOKUP, {"h": key_hash}).first()
-    return _user(row) if row is not None else None
 
 
 def ledger_of(conn: Connection, user_id: int, limit: int, offset: int) -> list[LedgerEntry]:
