@@ -52,8 +52,9 @@ def serve(
         from gengate.demo import attach_demo
 
         attach_demo(application, settings, console)
+    # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, lifespan="on")
+                access_log=False, lifespan="on", proxy_headers=False)
 
 
 def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> None:

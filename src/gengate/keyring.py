@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import builtins
 import fnmatch
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -56,10 +56,13 @@ def _quota(value: int | None) -> int | float | None:
 
 
 class KeyService:
-    def __init__(self, store: Store, clock: Clock, products: Iterable[str]):
+    def __init__(self, store: Store, clock: Clock, products: Iterable[str],
+                 on_change: Callable[[], None] = lambda: None):
         self.store = store
         self.clock = clock
         self.products = sorted({*products, LLM_PRODUCT})
+        #: this process drops its cached keys at once (others at their next poll)
+        self._changed = on_change
 
     def limits(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Wire fields (set ones only) as column values, each checked: 400 naming the
@@ -115,6 +118,7 @@ class KeyService:
     async def update(self, user_id: int, key_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
         key = await self.store.modify_key(user_id, key_id, self.limits(fields), now)
+        self._changed()
         return key_view(key, now)
 
     async def rotate(self, user_id: int, key_id: int) -> dict[str, Any]:
@@ -123,10 +127,12 @@ class KeyService:
         now = self.clock.now()
         key = await self.store.rotate_key(user_id, key_id, hash_key(secret), secret[:SHOWN],
                                           now)
+        self._changed()
         return {"userId": user_id, **key_view(key, now), "apiKey": secret}
 
     async def revoke(self, user_id: int, key_id: int) -> None:
         await self.store.revoke_key(user_id, key_id, self.clock.now())
+        self._changed()
 
     async def usage(self, user_id: int, days: int) -> builtins.list[dict[str, Any]]:
         """Spend (settled quota) and submissions per key per UTC day, newest first."""

@@ -115,7 +115,7 @@ class Runtime:
             "GENGATE_TRUSTED_PROXIES"), settings.key_poll_interval)
         await access.check_version()
         access.start()
-        keys = KeyService(store, clock, jobs.products.names)
+        keys = KeyService(store, clock, jobs.products.names, access.invalidate)
         admin = AdminService(store, clock, keys, access, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
         if worker is not None:

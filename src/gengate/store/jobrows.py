@@ -356,7 +356,6 @@ def _move_money(conn: Connection, job: Job, kind: LedgerKind, amount: int, now: 
                             "ran in relax mode", key_id=key_id)]
         refund = amount - charge
     conn.execute(ledger.insert(), rows)
-    keyrows.give_back(conn, key_id, refund, job.created_at, now)
     conn.execute(
         update(users)
         .where(users.c.id == user_id)
@@ -366,6 +365,8 @@ def _move_money(conn: Connection, job: Job, kind: LedgerKind, amount: int, now: 
             in_flight=users.c.in_flight - 1,
         )
     )
+    # rows locked in the order every transaction takes them: users, then keys
+    keyrows.give_back(conn, key_id, refund, job.created_at, now)
 
 
 def utc_day(now: float) -> str:

@@ -125,7 +125,6 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
         if held - cost:
             entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - cost, now,
                                   usage.key_id))
-            keyrows.give_back(conn, usage.key_id, held - cost, usage.started_at, now)
         back, freed = moves.get(usage.user_id, (0, 0))
         moves[usage.user_id] = (back + held - cost, freed + held)
         row = {name: getattr(usage, name) for name in _USAGE_FIELDS}
@@ -135,6 +134,10 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
     if entries:
         insert_many(conn, ledger, entries)
     _move(conn, moves)
+    # rows locked in the order every transaction takes them: users, then keys
+    for usage, held in items:
+        cost = max(0, min(usage.cost, held))
+        keyrows.give_back(conn, usage.key_id, held - cost, usage.started_at, now)
     insert_many(conn, llm_usage, usage_rows)
     return charged
 
