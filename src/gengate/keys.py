@@ -7,6 +7,7 @@ Pure domain: the store keeps the rows, :mod:`gengate.access` caches and enforces
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import ipaddress
 import secrets
@@ -85,7 +86,9 @@ def parse_networks(values: Iterable[str], field_name: str) -> tuple[Network, ...
     return tuple(out)
 
 
-def _in(address: str, networks: Sequence[Network]) -> bool:
+@functools.lru_cache(maxsize=8192)
+def _in(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether ``address`` is in one of ``networks`` (remembered: clients come back)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -101,6 +104,7 @@ def client_address(peer: str | None, forwarded_for: str | None,
     right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy. A header from
     an untrusted peer is ignored (anyone can write one)."""
     address = peer or "unknown"
+    trusted = tuple(trusted)
     if not forwarded_for or not trusted or not _in(address, trusted):
         return address
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
