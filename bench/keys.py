@@ -3,10 +3,11 @@ key with none, on the same server in the same run.
 
 One API-only gengate (SQLite, ``--no-worker``) serves both keys; wrk drives
 ``/midjourney/v1/imagine`` with 2 threads and 64 connections, alternating the keys in the
-order plain, limited, limited, plain, ... so that a growing database weighs on both alike. The limited key has allowed
-products, model patterns, allowed addresses, an expiry, day, month and total spend caps and
-its own rate limits (all high enough never to refuse). Target: the limited key's throughput
-is at least 90 % of the plain one's. Results go to ``bench/results/keys.json``.
+order plain, limited, limited, plain, ... so that a growing database weighs on both alike.
+The limited key has allowed products, model patterns, allowed addresses, an expiry, day,
+month and total spend caps and its own rate limits (all high enough never to refuse).
+Target: the limited key's throughput is at least 90 % of the plain one's. Results go to
+``bench/results/keys.json``.
 
 Request rate limits are not new with key limits: every key is counted against the
 deployment's (``GENGATE_RATE_PER_SECOND``/``_PER_MINUTE``, on by default) or its own. So the
