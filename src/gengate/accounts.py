@@ -33,7 +33,6 @@ from gengate.errors import BadRequest
 from gengate.jobs import Mode
 
 __all__ = [
-    "PROVIDERS",
     "Account",
     "AccountState",
     "FailureKind",
@@ -45,9 +44,6 @@ __all__ = [
     "use_mode_of",
     "modes_of_use_mode",
 ]
-
-#: the provider adapters an account can use
-PROVIDERS = ("local", "midjourney_proxy", "ttapi")
 
 #: TTAPI hosting's ``useMode``: 1 relax, 2 fast, 3 turbo
 _USE_MODES = {1: Mode.RELAX, 2: Mode.FAST, 3: Mode.TURBO}

@@ -180,3 +180,32 @@ async def test_a_product_has_its_own_queue_cap(settings: Settings) -> None:
         mj = await client.post("/midjourney/v1/imagine", json={"prompt": "a cat"})
         assert mj.status_code == 200
         assert await _balance(gw, key) == (5, 5)
+
+
+async def test_accounts_name_the_products_they_run(settings: Settings) -> None:
+    registry = Registry([MIDJOURNEY, SwatchProduct()])
+    async with serve_gateway(settings, products=registry) as gw:
+        admin = {"Authorization": f"Bearer {gw.admin_key}"}
+        local = (await gw.http.get("/admin/accounts", headers=admin)).json()["data"][0]
+        assert local["products"] == ["*"]
+        # a TTAPI account can run Midjourney, not a product without a TTAPI adapter
+        refused = await gw.http.post("/admin/accounts", headers=admin, json={
+            "name": "tt", "provider": "ttapi", "baseUrl": "https://api.example.com",
+            "apiKey": "k", "products": ["swatch"]})
+        assert refused.status_code == 400
+        assert refused.json()["message"] == (
+            "products: a ttapi account cannot run `swatch`; it runs midjourney")
+        # with the local account running only Midjourney, nothing can run a swatch
+        changed = await gw.http.patch(f"/admin/accounts/{local['id']}", headers=admin,
+                                      json={"products": ["midjourney"]})
+        assert changed.json()["data"]["products"] == ["midjourney"]
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        none = await client.post("/swatch/generate", json={"prompt": "a swatch of red"})
+        assert none.status_code == 400
+        assert none.json()["message"] == "No available accounts for swatch (fast mode)"
+        made = await client.post("/midjourney/v1/imagine", json={"prompt": "a cat"})
+        assert (await gw.wait(client, made.json()["data"]["jobId"]))["status"] == "SUCCESS"
+        assert await _balance(gw, key) == (8, 0)
+        status = (await gw.http.get("/status.json")).json()["data"]
+        assert status["swatch"]["status"] == 503 and status["midjourney"]["slots"] > 0

@@ -208,6 +208,10 @@ _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId
 class _AccountFields(_Wire):
     """Fields an operator's account shares between create and update."""
 
+    products: list[str] | None = Field(
+        None, min_length=1, max_length=20, description="The products it runs, e.g. "
+        "[\"midjourney\", \"flux\"]; default: Midjourney where the provider runs it "
+        "(`local`: [\"*\"], every product)")
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
@@ -232,7 +236,8 @@ class CreateAccountRequest(_AccountFields):
     """POST /admin/accounts"""
 
     name: str = _NAME
-    provider: Literal["midjourney_proxy", "ttapi", "local"] = "midjourney_proxy"
+    provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
+                          "adapter kind of some product: midjourney_proxy, ttapi, ...")
     baseUrl: str | None = Field(None, max_length=2048,
                                 description="Required except for `local`")
 
