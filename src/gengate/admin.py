@@ -6,12 +6,11 @@ import builtins
 from typing import Any
 
 from gengate.access import Access
-from gengate.clock import Clock
+from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
 from gengate.keyring import KeyService
 from gengate.quota import from_milli, to_milli
 from gengate.store import Store, User
-from gengate.wire import timestamp
 
 __all__ = ["AdminService", "user_view"]
 

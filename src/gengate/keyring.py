@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from gengate.clock import Clock
+from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
 from gengate.keys import SHOWN, hash_key, new_key, parse_networks
 from gengate.quota import from_milli, to_milli
 from gengate.store import KeyRow, Store
-from gengate.wire import timestamp
 
 __all__ = ["LLM_PRODUCT", "KeyService", "key_view"]
 

@@ -15,12 +15,13 @@ from starlette.staticfiles import StaticFiles
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
-from gengate.api.envelope import error_body, json_response
+from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
+from gengate.products.registry import Registry, builtin
 from gengate.runtime import Runtime
 
 __all__ = ["GengateApp", "create_app"]
@@ -28,28 +29,26 @@ __all__ = ["GengateApp", "create_app"]
 log = logging.getLogger("gengate.api")
 
 
-async def _gengate_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GengateError)
-    return json_response(error_body(exc), exc.status_code, exc.headers)
+async def _error(request: Request, exc: Exception) -> Response:
+    out = render_error(exc, where=request.url.path)
+    return Response(out.payload, out.status, out.headers, media_type="application/json")
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own (no such path, method): as the same kind of error."""
     assert isinstance(exc, HTTPException)
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
-    return json_response({"status": "FAILED", "message": message, "data": None},
-                         exc.status_code, exc.headers)
-
-
-async def _crash(_request: Request, exc: Exception) -> Response:
-    log.error("event=request_crashed", exc_info=exc)
-    return json_response(error_body(GengateError()), 500)
+    error = GengateError(message, headers=dict(exc.headers or {}))
+    error.status_code = exc.status_code
+    return await _error(request, error)
 
 
 class GengateApp:
     """Builds its :class:`Runtime` on ASGI lifespan start-up and closes it on shutdown."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 with_worker: bool = True, with_dispatcher: bool | None = None):
+                 with_worker: bool = True, with_dispatcher: bool | None = None,
+                 products: Registry | None = None):
         self.settings = settings
         self.clock = clock
         self.with_worker = with_worker
@@ -68,14 +67,16 @@ class GengateApp:
                 Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
             ],
             exception_handlers={
-                GengateError: _gengate_error,
+                GengateError: _error,
                 HTTPException: _http_error,
-                Exception: _crash,
+                Exception: _error,
             },
         )
         self.web.state.openapi = None
+        self.products = products if products is not None else builtin(settings)
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
+                              TtapiFront(self._rt, settings.max_body_bytes, self.web,
+                                         self.products))
 
     def _rt(self) -> Runtime:
         if self.runtime is None:
@@ -85,7 +86,8 @@ class GengateApp:
     async def startup(self) -> None:
         self.runtime = await Runtime.start(self.settings, clock=self.clock,
                                            with_worker=self.with_worker,
-                                           with_dispatcher=self.with_dispatcher)
+                                           with_dispatcher=self.with_dispatcher,
+                                           products=self.products)
         self.web.state.runtime = self.runtime
         # what start-up built lives as long as the process: keep it out of the GC's scans
         gc.collect()

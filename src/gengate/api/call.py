@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gengate.errors import BadRequest, UnsupportedMediaType
+from gengate.keys import KeyPolicy
 from gengate.products.base import Submit
 
 __all__ = ["Call", "parse_query"]
@@ -30,6 +31,8 @@ class Call:
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
+    #: the caller's API key (its id and limits), once authenticated
+    key: KeyPolicy | None = None
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -98,7 +101,8 @@ class Call:
         # what the key stands for: a replay must repeat the request, not just the key
         request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, timeout, hook_url, get_u_images, key, hook_progress,
-                      request, self.hosted, relax_fallback)
+                      request, self.hosted, relax_fallback,
+                      self.key.key_id if self.key is not None else None)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:

@@ -6,15 +6,13 @@ otherwise it could make itself a key without them."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gengate.api import schemas as s
+from gengate.api.call import Call
 from gengate.api.envelope import ok
 from gengate.keys import KeyForbidden
 from gengate.runtime import Runtime
-
-if TYPE_CHECKING:
-    from gengate.api.ttapi import Call
 
 __all__ = ["key_routes"]
 
@@ -65,7 +63,7 @@ async def key_usage(rt: Runtime, call: Call) -> Any:
     return ok(await rt.keys.usage(call.user_id, req.days))
 
 
-Handler = Callable[[Runtime, "Call"], Awaitable[Any]]
+Handler = Callable[[Runtime, Call], Awaitable[Any]]
 _GET, _POST, _BOTH = frozenset({"GET"}), frozenset({"POST"}), frozenset({"GET", "POST"})
 
 

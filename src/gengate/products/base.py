@@ -22,18 +22,18 @@ A job's product options are a typed :class:`Options` object, stored flat in the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from gengate.errors import BadRequest
-from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
+from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode, Options
 
 if TYPE_CHECKING:
     import httpx
 
     from gengate.api.call import Call
+    from gengate.config import Settings
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
 
 __all__ = [
@@ -80,52 +80,6 @@ class Submit:
     relax_fallback: bool = False
     #: the API key that submits it (its spend caps apply; usage is recorded per key)
     key_id: int | None = None
-
-
-class Options:
-    """Base of a product's typed job options (a frozen dataclass in each product).
-
-    Stored flat in the job's ``params`` (JSON); :meth:`from_json` reads back only the
-    fields the class declares, so the engine's keys and older rows never get in the way.
-    """
-
-    def to_json(self) -> dict[str, Any]:
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls: type[_O], data: Mapping[str, Any]) -> _O:
-        assert dataclasses.is_dataclass(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-_O = TypeVar("_O", bound=Options)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions(Options):
-    """The engine's own keys in a job's ``params`` (every product's jobs have them)."""
-
-    #: may take a relax slot when no fast slot is free, then charged ``fallback_quota``
-    relax_fallback: bool = False
-    fallback_quota: int | None = None
-    #: notify hookUrl at each progress step too
-    hook_progress: bool = False
-    #: fingerprint of the request an idempotency key stands for
-    request: str | None = None
-    #: accounts this job already failed on (routing avoids them)
-    failed_on: tuple[int, ...] | list[int] = ()
-
-    @classmethod
-    def of(cls, job: Job) -> EngineOptions:
-        return cls.from_json(job.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +159,11 @@ class ResultIO(Protocol):
         """The file's bytes: as given, or downloaded (bounded, retried, guarded for a
         hosted account's upstream)."""
 
+    def key(self, job: Job, content_type: str, suffix: str = "") -> str:
+        """The storage key :meth:`save` uses: ``<product>/<day>/<jobId><suffix>.<ext>``."""
+
     async def save(self, job: Job, data: bytes, content_type: str, suffix: str = "") -> str:
-        """Store ``data`` under ``<product>/<day>/<jobId><suffix>.<ext>``; its public URL."""
+        """Store ``data`` under :meth:`key`; its public URL."""
 
 
 class TaskIO(Protocol):
@@ -272,6 +229,17 @@ class Engine(Protocol):
 
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""
+
+    async def list_jobs(self, user_id: int, *, page: int, limit: int,
+                        status: str | list[str] | None, ascending: bool,
+                        product: str | None = None) -> list[Job]:
+        """The caller's jobs, a page at a time."""
+
+    async def user(self, user_id: int) -> Any:
+        """The caller's account (balance, frozen quota, ``max_queue``)."""
+
+    async def illegal_count(self, user_id: int) -> int:
+        """The caller's banned prompts today."""
 
 
 class Services(Protocol):
@@ -411,6 +379,15 @@ class Product(Generic[OptionsT]):
     def renderer(self) -> LocalRenderer:
         raise NotImplementedError
 
+    def configured(self, settings: Settings) -> Product[OptionsT]:
+        """The product as a deployment configures it (default: itself)."""
+        return self
+
+    def counts_as_illegal(self, message: str) -> bool:
+        """A failure message that counts toward the user's daily illegal-prompt limit
+        (past it, failed jobs are not refunded). Default: none does."""
+        return False
+
     def adapters(self) -> Mapping[str, AdapterFactory]:
         """Account provider kind ("ttapi", "bfl", "openai", ...) -> adapter factory.
         The kind ``local`` is the engine's own (it calls :meth:`renderer`)."""
@@ -419,8 +396,8 @@ class Product(Generic[OptionsT]):
     # the product-neutral listing
     def list_item(self, job: Job) -> dict[str, Any]:
         mode, quota = job.charged()
+        from gengate.clock import timestamp
         from gengate.quota import from_milli
-        from gengate.wire import timestamp
 
         return {
             "jobId": job.id, "product": self.name, "action": job.action,
