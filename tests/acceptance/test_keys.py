@@ -187,9 +187,16 @@ async def test_model_rule_and_llm_cap_in_the_protocols_format(db_settings: Setti
             assert capped.value.status_code == 402
             assert "total spend cap" in str(capped.value.body)
             assert "not the account balance" in str(capped.value.body)
-            usage = (await gw.http.get(f"/admin/users/{user_id}/keys/usage",
-                                       headers=_admin(gw))).json()["data"]
-            assert [(u["keyId"], u["spent"]) for u in usage] == [(made["keyId"], 2)]
+            # a call is settled just after its answer is sent (at once on SQLite; on
+            # PostgreSQL in the next group commit): read until it is
+            async with asyncio.timeout(10):
+                while True:
+                    usage = (await gw.http.get(f"/admin/users/{user_id}/keys/usage",
+                                               headers=_admin(gw))).json()["data"]
+                    if usage and usage[0]["spent"]:
+                        break
+            assert [(u["keyId"], u["spent"], u["requests"]) for u in usage] == [
+                (made["keyId"], 2, 1)]
 
 
 async def test_caps_refuse_with_402_and_refunds_give_spend_back(db_settings: Settings) -> None:

@@ -4,7 +4,7 @@ the key behind each job, ledger row and LLM usage row; the key-change version
 Every existing key keeps working: each new column is empty (no limit) or zero.
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
