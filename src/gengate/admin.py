@@ -105,7 +105,7 @@ class AdminService:
             "totals": {k: from_milli(v) for k, v in totals.items()},
             "entries": [
                 {"id": e.id, "jobId": e.job_id, "kind": e.kind, "amount": from_milli(e.amount),
-                 "note": e.note, "created_at": timestamp(e.created_at)}
+                 "note": e.note, "created_at": timestamp(e.created_at), "keyId": e.key_id}
                 for e in entries
             ],
         }

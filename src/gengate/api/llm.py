@@ -228,7 +228,8 @@ class LlmFront:
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,
                  "cache_read_input_tokens": r.cache_read_tokens, "cost": from_milli(r.cost),
-                 "status": r.status, "started_at": r.started_at, "duration_ms": r.duration_ms}
+                 "status": r.status, "started_at": r.started_at, "duration_ms": r.duration_ms,
+                 "key_id": r.key_id}
                 for r in rows[:limit]]
         await req.answer({"object": "list", "data": data, "page": page,
                           "has_more": len(rows) > limit})

@@ -34,6 +34,8 @@ class LedgerEntry:
     amount: int
     note: str
     created_at: float
+    #: the API key behind the movement (``None``: a top-up, or from before keys were recorded)
+    key_id: int | None = None
 
 
 def _user(row: Any) -> User:
@@ -106,7 +108,7 @@ def ledger_of(conn: Connection, user_id: int, limit: int, offset: int) -> list[L
         .limit(limit)
     )
     return [
-        LedgerEntry(r.id, r.job_id, r.kind, r.amount, r.note, r.created_at)
+        LedgerEntry(r.id, r.job_id, r.kind, r.amount, r.note, r.created_at, r.key_id)
         for r in conn.execute(stmt)
     ]
 
