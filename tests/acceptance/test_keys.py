@@ -109,7 +109,17 @@ async def test_product_rule_names_itself(db_settings: Settings) -> None:
         hosted = await llm_only.post(f"/hold{V1}/imagine", json={"prompt": "a fox"})
         assert "product `midjourney`" in _failed(hosted, 403)
         mj = gw.client((await _key(gw, user_id, products=["midjourney"]))["apiKey"])
-        assert (await mj.post(f"{V1}/imagine", json={"prompt": "a fox"})).status_code == 200
+        made = await mj.post(f"{V1}/imagine", json={"prompt": "a fox"})
+        assert made.status_code == 200
+        # the engine's own routes across products: only the key's products' jobs
+        job_id = made.json()["data"]["jobId"]
+        other = await llm_only.post("/jobs/cancel", json={"jobId": job_id})
+        assert "product `midjourney`" in _failed(other, 403)
+        listing = await llm_only.get("/jobs/list")
+        assert "give `product`" in _failed(listing, 403)
+        mine = (await mj.get("/jobs/list", params={"product": "midjourney"})).json()
+        assert [j["jobId"] for j in mine["data"]] == [job_id]
+        assert (await mj.post("/jobs/cancel", json={"jobId": job_id})).status_code == 200
 
 
 async def test_address_rule_trusts_forwarded_for_only_from_trusted_proxies(

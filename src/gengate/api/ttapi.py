@@ -32,6 +32,7 @@ from gengate.errors import (
     MethodNotAllowed,
     Unauthorized,
 )
+from gengate.keys import KeyForbidden
 from gengate.products.registry import Registry
 from gengate.runtime import Runtime
 
@@ -60,6 +61,7 @@ async def jobs_list(rt: Runtime, call: Call) -> Any:
     req: s.JobsQuery = s.parse(s.JobsQuery, data)  # type: ignore[assignment]
     products = rt.jobs.products
     statuses: list[str] | None = None
+    _key_may_see(call, req.product)
     if req.product is not None:
         product = products.get(req.product)
         if req.status is not None:
@@ -81,9 +83,23 @@ async def jobs_list(rt: Runtime, call: Call) -> Any:
 _ENGINE_STATUSES = {"PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"}
 
 
+def _key_may_see(call: Call, product: str | None) -> None:
+    """A key limited to products reaches only their jobs on the engine's own routes."""
+    key = call.key
+    if key is None or key.products is None:
+        return
+    if product is None:
+        raise KeyForbidden(f"{key.label} is limited to products; give `product` "
+                           f"(rule: allowed products: {', '.join(key.products) or 'none'})")
+    key.check_product(product)
+
+
 async def jobs_cancel(rt: Runtime, call: Call) -> Any:
     """Cancel one of your jobs, whatever its product."""
-    job = await rt.jobs.cancel(call.user_id, call.job_id())
+    job_id = call.job_id()
+    if call.key is not None and call.key.products is not None:
+        _key_may_see(call, (await rt.jobs.fetch(call.user_id, job_id)).product)
+    job = await rt.jobs.cancel(call.user_id, job_id)
     return ok(rt.jobs.products.fetch_body(job))
 
 
