@@ -36,7 +36,8 @@ async def _add(http: httpx.AsyncClient, admin_key: str, mj: FakeMidjourneyProxy,
             "secret": secret, "slots": {"fast": 3}, **fields}
     response = await http.post("/admin/accounts", json=body, headers=_admin(admin_key))
     assert response.status_code == 200, response.text
-    return response.json()["data"]
+    data: dict[str, Any] = response.json()["data"]
+    return data
 
 
 async def _imagine(client: httpx.AsyncClient, prompt: str) -> str:
