@@ -239,10 +239,12 @@ class Worker:
                     raise Reroute(exc) from None
                 raise
             upstream_id = job.upstream_id
+            task = None
             if upstream_id is None and job.submit_tag is not None:
-                upstream_id = await self._recover(job, provider, job.submit_tag)
+                task = await self._task(job, provider)
+                upstream_id = await self._recover(job, provider, job.submit_tag, task)
             if upstream_id is None:
-                upstream_id = await self._submit(job, row, provider)
+                upstream_id = await self._submit(job, row, provider, task)
             await self._follow(job, provider, poller, upstream_id)
         except Reroute as exc:
             await self._reroute(job, exc.error, exc.orphan)
@@ -258,7 +260,8 @@ class Worker:
             log.exception("event=job_crashed job_id=%s", job.id)
             await self._fail(job, INTERNAL_MESSAGE)
 
-    async def _recover(self, job: Job, provider: Provider, tag: str) -> str | None:
+    async def _recover(self, job: Job, provider: Provider, tag: str,
+                       task: ProviderTask) -> str | None:
         """The task an earlier submit with ``tag`` started on this account, adopted as the
         job's own; ``None`` when it started none (or the upstream cannot tell: then the
         job is sent again, within its bounded resends)."""
@@ -267,7 +270,7 @@ class Worker:
                      job.account_id)
             return None
         try:
-            found = await provider.find(tag)
+            found = await provider.find(tag, dataclasses.replace(task, tag=tag))
         except ProviderError as exc:
             if exc.retryable:
                 raise Reroute(exc, orphan=tag) from None
@@ -280,11 +283,12 @@ class Worker:
                  job.account_id, found)
         return found
 
-    async def _submit(self, job: Job, row: AccountRow | None, provider: Provider) -> str:
+    async def _submit(self, job: Job, row: AccountRow | None, provider: Provider,
+                      task: ProviderTask | None) -> str:
         if job.sends > self.settings.max_resends:
             raise ProviderError(f"[Upstream failed] the job was sent upstream {job.sends} "
                                 "times without a result; it is not sent again")
-        task = await self._task(job, provider)
+        task = task or await self._task(job, provider)
         tag = f"{job.id}.{job.sends + 1}"
         if not await self.store.mark_submitting(job.id, self.owner, tag):
             raise LeaseLost()
@@ -297,7 +301,8 @@ class Worker:
                     raise Reroute(exc) from None
                 raise
             # the upstream may have taken it although no answer came: look before moving on
-            found = await self._recover(job, provider, tag) if provider.finds_by_tag else None
+            found = (await self._recover(job, provider, tag, task)
+                     if provider.finds_by_tag else None)
             if found is not None:
                 await self.upstreams.worked(row)
                 return found

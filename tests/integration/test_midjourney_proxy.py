@@ -462,6 +462,31 @@ async def test_a_tagged_task_is_found_again(mj: FakeMidjourneyProxy,
     assert await provider.find("job1.3") is None
 
 
+async def test_a_found_task_waiting_for_its_modal_is_confirmed(
+        mj: FakeMidjourneyProxy, http: httpx.AsyncClient) -> None:
+    account = mj.add_account(SECRET, duration=FAST)
+    provider = adapter(mj, http)
+    grid_id, _ = await run(provider, job())
+    single_id, single = await run(provider, job("upsample1", parent=grid_id))
+    mask = Image.new("L", (await download(http, single.image_url)).size, 0)
+    inpaint = ProviderTask(**{**_fields(job("inpaint", "a blue hat",
+                                            images=(imaging.encode_png(mask),),
+                                            parent=single_id)), "tag": "job1.1"})
+    # the upstream takes the button press, the answer is lost: no modal was confirmed
+    account.fail_next("accept_drop")
+    with pytest.raises(ProviderError) as caught:
+        await provider.submit(inpaint)
+    assert caught.value.uncertain
+    waiting = [t for t in account.tasks.values() if t.state == "job1.1"]
+    assert [t.status for t in waiting] == ["MODAL"]
+    # found by its tag, and confirmed with the job's prompt and mask
+    assert await provider.find("job1.1", inpaint) == waiting[0].id
+    modal_path, modal = account.submissions[-1]
+    assert modal_path == "/mj/submit/modal" and modal["taskId"] == waiting[0].id
+    update = (await finish(provider, waiting[0].id))[waiting[0].id]
+    assert update.state is TaskState.SUCCESS
+
+
 async def test_a_late_answer_is_uncertain_and_a_refused_connection_is_not(
         mj: FakeMidjourneyProxy, http: httpx.AsyncClient) -> None:
     account = mj.add_account(SECRET, duration=FAST)

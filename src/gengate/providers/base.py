@@ -104,10 +104,12 @@ class Provider(Protocol):
     async def submit(self, task: ProviderTask) -> str:
         """Start the task upstream; return the upstream task id."""
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         """The upstream id of the task submitted with this :attr:`ProviderTask.tag`, or
         ``None`` when the upstream has no such task. Raises :class:`ProviderError` when it
-        cannot tell now. Only meaningful where :attr:`finds_by_tag` is true."""
+        cannot tell now. Only meaningful where :attr:`finds_by_tag` is true. Given the
+        ``task`` the tag was sent with, the provider finishes a submit that stopped halfway
+        (e.g. a modal left unconfirmed)."""
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         """The current state of several tasks, in as few upstream requests as the

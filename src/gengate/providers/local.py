@@ -67,7 +67,7 @@ class LocalProvider:
         await asyncio.to_thread(self._save, upstream_id, task)
         return upstream_id
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         return await asyncio.to_thread(self._find, tag)
 
     def _find(self, tag: str) -> str | None:

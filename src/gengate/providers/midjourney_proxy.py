@@ -326,15 +326,20 @@ class MidjourneyProxyProvider:
                                    task.tag)
         task_id = str(reply["result"])
         if reply["code"] == 21 and await self._is_modal(reply, task_id):
-            body: dict[str, Any] = {"taskId": task_id, "prompt": task.prompt}
-            if task.action == "inpaint":
-                body["maskBase64"] = _data_url(task.images[0])
-            try:
-                await self._submit("/mj/submit/modal", body)
-            except ProviderError:
-                await self.cancel(task_id)  # do not leave it waiting for its modal
-                raise
+            await self._confirm(task, task_id)
         return task_id
+
+    async def _confirm(self, task: ProviderTask, task_id: str) -> None:
+        """Confirm a task waiting in ``MODAL`` with the job's prompt (and mask)."""
+        body: dict[str, Any] = {"taskId": task_id, "prompt": task.prompt}
+        if task.action == "inpaint":
+            body["maskBase64"] = _data_url(task.images[0])
+        try:
+            await self._submit("/mj/submit/modal", body)
+        except ProviderError as exc:
+            if not exc.uncertain:  # refused: do not leave it waiting for its modal
+                await self.cancel(task_id)
+            raise  # uncertain: found again by the action's tag, confirmed if still MODAL
 
     async def _is_modal(self, reply: Mapping[str, Any], task_id: str) -> bool:
         """Code 21 means "exists" or "waits for a modal"; the task's status tells which."""
@@ -346,8 +351,10 @@ class MidjourneyProxyProvider:
 
     # ------------------------------------------------------------------------------ find
 
-    async def find(self, tag: str) -> str | None:
-        """The task submitted with ``state`` = ``tag``, from ``GET /mj/task/list``.
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
+        """The task submitted with ``state`` = ``tag``, from ``GET /mj/task/list``; given
+        the ``task`` it was for, one still waiting in ``MODAL`` (the submit stopped before
+        the modal was confirmed) is confirmed now.
 
         Neither proxy filters its task queries by ``state`` (``list-by-condition`` takes
         ids only), but both list recent tasks with their ``state``, newest first:
@@ -365,7 +372,10 @@ class MidjourneyProxyProvider:
         # the oldest, should a tag ever have started two tasks
         found.sort(key=lambda item: item["submitTime"]
                    if isinstance(item.get("submitTime"), int) else 0)
-        return str(found[0]["id"])
+        task_id = str(found[0]["id"])
+        if task is not None and found[0].get("status") == "MODAL":
+            await self._confirm(task, task_id)
+        return task_id
 
     # ------------------------------------------------------------------------------ poll
 

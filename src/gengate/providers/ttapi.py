@@ -144,7 +144,7 @@ class TtapiProvider:
             raise ProviderError("[Upstream account] the upstream queue is full",
                                 kind=FailureKind.QUEUE_FULL)
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         """TTAPI has nothing to find a task by but the id its answer carries."""
         return None
 
