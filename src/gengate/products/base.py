@@ -195,13 +195,15 @@ class LocalRenderer(Protocol):
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What an upstream adapter is built from: one account's address, opened secrets and
-    options, the shared HTTP client and the account's poll interval."""
+    options, the shared HTTP client, the account's poll interval and the request timeout."""
 
     base_url: str
     secrets: Mapping[str, str]
     options: Mapping[str, Any]
     http: httpx.AsyncClient
     poll_interval: float
+    #: seconds one request to the upstream may take (``GENGATE_UPSTREAM_TIMEOUT``)
+    timeout: float = 30.0
 
 
 AdapterFactory = Callable[[AdapterContext], "Provider"]
