@@ -10,6 +10,7 @@ calls whatever URL they give.
 from __future__ import annotations
 
 import builtins
+import builtins
 import time
 from typing import Any
 
@@ -214,14 +215,14 @@ class PoolService:
         return out
 
     # -- shared -----------------------------------------------------------------------------
-    def provider_kinds(self) -> list[str]:
+    def provider_kinds(self) -> builtins.list[str]:
         """``local`` and every kind some product has an adapter for."""
         kinds = {"local"}
         for product in self.products:
             kinds.update(product.adapters())
         return sorted(kinds)
 
-    def _products(self, names: list[str] | None, provider: str) -> str:
+    def _products(self, names: builtins.list[str] | None, provider: str) -> str:
         """The products an account runs, checked against what its provider can run
         (default: Midjourney where the provider runs it, else all the provider runs)."""
         able = [p.name for p in self.products
