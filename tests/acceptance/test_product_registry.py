@@ -8,7 +8,7 @@ import asyncio
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from PIL import Image
@@ -117,9 +117,10 @@ async def _ended(gw: Gateway, key: str, job_id: str) -> dict[str, Any]:
     client = gw.client(key)
     async with asyncio.timeout(20):
         while True:
-            body = (await client.get("/swatch/fetch", params={"jobId": job_id})).json()
+            body: dict[str, Any] = (
+                await client.get("/swatch/fetch", params={"jobId": job_id})).json()
             if body["status"] in ("SUCCESS", "FAILED"):
-                return cast("dict[str, Any]", body)
+                return body
             assert body["status"] == "ON_QUEUE"  # the product's own spelling while queued
             await asyncio.sleep(0.02)
 

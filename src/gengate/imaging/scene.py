@@ -1,6 +1,6 @@
 """The procedural landscape behind :mod:`gengate.imaging` (private to it).
 
-:func:`paint_scene` paints one seeded picture in a :class:`~gengate.imaging_palette.Palette`'s
+:func:`paint_scene` paints one seeded picture in a :class:`~gengate.imaging.palette.Palette`'s
 colours: a gradient sky, sun or moon, clouds or stars, ridges or a skyline, water, hills, trees,
 flowers, soft light and a vignette. All randomness comes from one ``random.Random(seed)``.
 """

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gengate.api.call import Call
     from gengate.config import Settings
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
+    from gengate.store import User
 
 __all__ = [
     "THREE_STATUSES",
@@ -197,13 +198,15 @@ class LocalRenderer(Protocol):
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What an upstream adapter is built from: one account's address, opened secrets and
-    options, the shared HTTP client and the account's poll interval."""
+    options, the shared HTTP client, the account's poll interval and the request timeout."""
 
     base_url: str
     secrets: Mapping[str, str]
     options: Mapping[str, Any]
     http: httpx.AsyncClient
     poll_interval: float
+    #: seconds one request to the upstream may take (``GENGATE_UPSTREAM_TIMEOUT``)
+    timeout: float = 30.0
 
 
 AdapterFactory = Callable[[AdapterContext], "Provider"]
@@ -233,13 +236,13 @@ class Engine(Protocol):
     async def list_jobs(self, user_id: int, *, page: int, limit: int,
                         status: str | list[str] | None, ascending: bool,
                         product: str | None = None) -> list[Job]:
-        """The caller's jobs, a page at a time."""
+        """A user's jobs, newest (or oldest) first, of one product when given."""
 
-    async def user(self, user_id: int) -> Any:
-        """The caller's account (balance, frozen quota, ``max_queue``)."""
+    async def user(self, user_id: int) -> User:
+        """The caller's account (balance, frozen quota, max_queue, in-flight jobs)."""
 
     async def illegal_count(self, user_id: int) -> int:
-        """The caller's banned prompts today."""
+        """The caller's failed-for-a-banned-prompt count today."""
 
 
 class Services(Protocol):
