@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ install: $(STAMP)
 run: install
 	GENGATE_LOCAL_DELAY=$${GENGATE_LOCAL_DELAY:-4} $(BIN)/gengate serve --demo
 
-## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true)
-test: install
+## Debian's Chromium for the console's browser tests, installed as root where it is missing
+## (elsewhere those tests skip loudly, and fail under CI=true)
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] \
+	  && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } || true
+
+## the whole test suite (PostgreSQL/Redis/Chromium tests skip loudly when absent, fail under CI=true)
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake

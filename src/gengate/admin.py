@@ -9,6 +9,7 @@ from gengate.access import Access
 from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
 from gengate.keyring import KeyService
+from gengate.passwords import hash_password
 from gengate.quota import from_milli, to_milli
 from gengate.store import Store, User
 
@@ -59,6 +60,12 @@ class AdminService:
     async def revoke_key(self, user_id: int, key_id: int) -> None:
         """Every API process stops accepting the key within a second."""
         await self.key_service.revoke(user_id, key_id)
+
+    async def set_password(self, user_id: int, password: str | None) -> None:
+        """The user's console password (argon2id); ``None`` removes it (API-key sign-in
+        only)."""
+        await self.store.set_password(
+            user_id, None if password is None else hash_password(password))
 
     async def topup(self, user_id: int, amount: float, note: str = "") -> dict[str, Any]:
         if amount == 0:

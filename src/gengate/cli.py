@@ -150,6 +150,14 @@ def topup(user_id: int, amount: float, note: str = "") -> None:
     _admin(lambda a: a.topup(user_id, amount, note))
 
 
+@admin_app.command("set-password")
+def set_password(user_id: int, password: Annotated[str, typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True,
+        help="The console password (8 to 256 characters)")]) -> None:
+    """Set a user's console sign-in password (stored as an argon2id hash)."""
+    _admin(lambda a: a.set_password(user_id, password))
+
+
 @admin_app.command("set-max-queue")
 def set_max_queue(user_id: int, max_queue: int) -> None:
     """Set how many jobs a user may have in progress."""

@@ -16,6 +16,7 @@ from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
+from gengate.incidents import IncidentService
 from gengate.jobs import Mode
 from gengate.keyring import KeyService
 from gengate.keys import parse_networks
@@ -62,6 +63,7 @@ class Runtime:
     keys: KeyService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
+    incidents: IncidentService | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -139,7 +141,8 @@ class Runtime:
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, products,
                       WebhookService(store, clock, dispatcher), access, keys,
-                      relay=build_relay(settings, store, clock))
+                      relay=build_relay(settings, store, clock),
+                      incidents=IncidentService(store, clock, list(products.names)))
         runtime._listen()
         return runtime
 

@@ -3,6 +3,7 @@ recently and the upstream accounts that serve them."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from gengate.accounts import Account, AccountState
@@ -15,6 +16,9 @@ __all__ = ["StatusService"]
 
 #: below this share of successes among recent finished jobs, a line is reported degraded
 HEALTHY_SUCCESS_RATE = 0.8
+#: days of history on the status page
+HISTORY_DAYS = 90
+DAY = 86_400
 
 
 class StatusService:
@@ -51,6 +55,35 @@ class StatusService:
             line = self._line(counts, (slots[0], slots[1], slots[2]))
             line["title"] = product.title
             out[product.name] = line
+        return out
+
+    async def history(self, days: int = HISTORY_DAYS) -> dict[str, list[dict[str, Any]]]:
+        """Per product, one entry per UTC day of the last ``days`` (oldest first), from
+        the jobs that finished: availability (the share that succeeded; ``None`` on a day
+        without traffic) and the mean seconds a successful job took."""
+        today = int(self.clock.now() // DAY)
+        first = today - days + 1
+        rows = await self.store.daily_history(first * DAY)
+        counts: dict[tuple[str, int], list[float]] = {}
+        for row in rows:
+            entry = counts.setdefault((row.product, int(row.day)), [0, 0, 0.0])
+            if row.status == JobStatus.SUCCESS.value:
+                entry[0], entry[2] = row.n, float(row.avg or 0.0)
+            else:
+                entry[1] = row.n
+        out: dict[str, list[dict[str, Any]]] = {}
+        for product in self.products:
+            days_out = []
+            for day in range(first, today + 1):
+                ok, failed, avg = counts.get((product.name, day), [0, 0, 0.0])
+                total = ok + failed
+                days_out.append({
+                    "date": time.strftime("%Y-%m-%d", time.gmtime(day * DAY)),
+                    "finished": int(total),
+                    "availability": round(ok / total, 4) if total else None,
+                    "averageSeconds": round(avg, 2) if ok else None,
+                })
+            out[product.name] = days_out
         return out
 
     # -- figures for /metrics and /healthz -----------------------------------------------

@@ -92,6 +92,13 @@ async def topup(request: Request) -> Any:
     return ok(await rt.admin.topup(_user_id(request), req.amount, req.note))
 
 
+async def set_password(request: Request) -> Any:
+    rt = _runtime(request)
+    req: s.PasswordRequest = await _body(request, s.PasswordRequest)
+    await rt.admin.set_password(_user_id(request), req.password)
+    return ok(None)
+
+
 async def issue_key(request: Request) -> Any:
     rt = _runtime(request)
     req = await _body(request, s.KeyCreate)
@@ -190,6 +197,7 @@ ADMIN_ROUTES = [
     Route("/admin/users/{user_id}", _E(get_user), methods=["GET"]),
     Route("/admin/users/{user_id}", _E(update_user), methods=["PATCH"]),
     Route("/admin/users/{user_id}/topup", _E(topup), methods=["POST"]),
+    Route("/admin/users/{user_id}/password", _E(set_password), methods=["PUT"]),
     Route("/admin/users/{user_id}/keys", _E(issue_key), methods=["POST"]),
     Route("/admin/users/{user_id}/keys", _E(list_keys), methods=["GET"]),
     Route("/admin/users/{user_id}/keys/usage", _E(key_usage), methods=["GET"]),

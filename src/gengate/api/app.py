@@ -20,6 +20,7 @@ from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
+from gengate.console import console_routes
 from gengate.errors import GengateError
 from gengate.products.registry import Registry, builtin
 from gengate.runtime import Runtime
@@ -59,7 +60,7 @@ class GengateApp:
         self.web = Starlette(
             routes=[
                 *ADMIN_ROUTES,
-                Route("/status", pages.status_html),
+                *console_routes(),
                 Route("/status.json", pages.status_json),
                 Route("/healthz", pages.healthz),
                 Route("/metrics", pages.metrics),

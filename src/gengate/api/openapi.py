@@ -35,6 +35,8 @@ _ADMIN = [
     ("/admin/users/{user_id}", "get", None, "One user"),
     ("/admin/users/{user_id}", "patch", s.UpdateUserRequest, "Set max_queue or active"),
     ("/admin/users/{user_id}/topup", "post", s.TopUpRequest, "Add quota (negative removes)"),
+    ("/admin/users/{user_id}/password", "put", s.PasswordRequest,
+     "Set the user's console password (argon2id hash kept); null removes it"),
     ("/admin/users/{user_id}/keys", "post", s.KeyCreate,
      "Issue another API key, with optional limits (its secret is shown once)"),
     ("/admin/users/{user_id}/keys", "get", None,

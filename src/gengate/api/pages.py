@@ -1,9 +1,8 @@
-"""Public pages: ``/status`` (HTML), ``/status.json``, ``/metrics``, ``/healthz``,
-``/openapi.json``."""
+"""Public pages: ``/status.json``, ``/metrics``, ``/healthz``, ``/openapi.json`` (the
+HTML status page is the console's: :mod:`gengate.console.status_page`)."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from prometheus_client import (
@@ -13,13 +12,14 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from gengate.api.envelope import json_response, ok
 from gengate.api.openapi import openapi_document
+from gengate.console.status_page import status_data
 from gengate.runtime import Runtime
 
-__all__ = ["healthz", "metrics", "openapi", "status_html", "status_json"]
+__all__ = ["healthz", "metrics", "openapi", "status_json"]
 
 
 def _rt(request: Request) -> Runtime:
@@ -27,36 +27,10 @@ def _rt(request: Request) -> Runtime:
 
 
 async def status_json(request: Request) -> Response:
-    return json_response(ok(await _rt(request).status.products_status()))
-
-
-async def status_html(request: Request) -> Response:
-    status = _rt(request).status
-    lines = await status.products_status()
-    rows = "".join(_row(line["title"], line) for line in lines.values())
-    modes = await status.modes("midjourney")
-    rows += "".join(_row(f"Midjourney {mode}", m) for mode, m in modes.items())
-    window = status.window // 60
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gengate status</title>
-<meta http-equiv="refresh" content="30"><style>
-body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
-td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
-.s200{{color:#17803d}}.s500,.s503{{color:#b42318}}</style></head><body>
-<h1>gengate status</h1><p>From the jobs that ran in the last {window} minutes.</p>
-<table><tr><th>product</th><th>status</th><th>avg seconds</th><th>success rate</th>
-<th>finished</th><th>queued</th><th>running</th><th>upstream slots in use</th></tr>{rows}
-</table></body></html>"""
-    return HTMLResponse(page)
-
-
-def _row(mode: str, m: dict[str, Any]) -> str:
-    rate = "" if m["successRate"] is None else f"{m['successRate']:.1%}"
-    return (
-        f"<tr><td>{html.escape(mode)}</td><td class='s{m['status']}'>"
-        f"{html.escape(m['runningMessage'])}</td><td>{m['averageExecute']}</td>"
-        f"<td>{rate}</td><td>{m['finished']}</td><td>{m['queued']}</td>"
-        f"<td>{m['running']}</td><td>{m['slotsInUse']} / {m['slots']}</td></tr>"
-    )
+    """The product lines in ``data`` (as before), and beside them the incidents and each
+    product's 90-day history."""
+    rt = _rt(request)
+    return json_response({**ok(await rt.status.products_status()), **await status_data(rt)})
 
 
 async def healthz(request: Request) -> Response:

@@ -192,6 +192,12 @@ class TopUpRequest(_Wire):
     note: str = ""
 
 
+class PasswordRequest(_Wire):
+    """A user's console password (8 to 256 characters); null removes it."""
+
+    password: str | None = Field(..., max_length=256)
+
+
 class UpdateUserRequest(_Wire):
     max_queue: int | None = Field(None, ge=0)
     active: bool | None = None

@@ -11,7 +11,16 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus
-from gengate.store import accountrows, claims, jobrows, keyrows, llmrows, outbox, userrows
+from gengate.store import (
+    accountrows,
+    claims,
+    consolerows,
+    jobrows,
+    keyrows,
+    llmrows,
+    outbox,
+    userrows,
+)
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.jobrows import Admission
@@ -178,6 +187,36 @@ class Store:
 
     async def ledger_totals(self, user_id: int) -> dict[str, int]:
         return await self.db.read(userrows.ledger_totals, user_id)
+
+    # -- the console ----------------------------------------------------------------------
+    async def set_password(self, user_id: int, password_hash: str | None) -> None:
+        await self.db.run(consolerows.set_password, user_id, password_hash)
+
+    async def password_of(self, email: str) -> tuple[User, str | None] | None:
+        return await self.db.read(consolerows.password_of, email)
+
+    async def all_jobs(self, user_id: int | None, product: str | None, status: str | None,
+                       limit: int) -> list[Job]:
+        return await self.db.read(consolerows.all_jobs, user_id, product, status, limit)
+
+    async def all_deliveries(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(consolerows.all_deliveries, status, limit)
+
+    async def create_incident(self, kind: str, title: str, products: list[str], state: str,
+                              message: str, now: float) -> int:
+        return await self.db.run(consolerows.create_incident, kind, title, products, state,
+                                 message, now)
+
+    async def update_incident(self, incident_id: int, state: str, message: str,
+                              resolved: bool, now: float) -> None:
+        await self.db.run(consolerows.update_incident, incident_id, state, message, resolved,
+                          now)
+
+    async def incidents(self, since: float, limit: int) -> list[dict[str, Any]]:
+        return await self.db.read(consolerows.list_incidents, since, limit)
+
+    async def daily_history(self, since: float) -> list[Any]:
+        return await self.db.read(consolerows.daily_history, since)
 
     # -- webhooks -----------------------------------------------------------------------
     async def claim_deliveries(self, owner: str, limit: int, now: float,

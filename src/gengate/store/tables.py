@@ -44,6 +44,8 @@ users = Table(
     # request limits of this user's keys; NULL: the deployment's defaults
     Column("rate_per_second", Integer, nullable=True),
     Column("rate_per_minute", Integer, nullable=True),
+    # the console's sign-in password (argon2id encoded hash); None: API-key sign-in only
+    Column("password_hash", String(255), nullable=True),
 )
 
 api_keys = Table(
@@ -269,4 +271,28 @@ account_events = Table(
     Column("to_state", String(16), nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Index("ix_account_events_account_at", "account_id", "at"),
+)
+
+
+# incidents and maintenance windows on the public status page (docs/console.md)
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # incident, maintenance
+    Column("title", String(200), nullable=False),
+    Column("products", Text, nullable=False, default="[]"),  # JSON list of product names
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+)
+
+incident_updates = Table(
+    "incident_updates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -1,0 +1,251 @@
+"""The console in a real browser: a user's first prompt to its charge in the ledger, an
+operator's day (top-up, an account disabled, a webhook redelivered, an incident posted and
+resolved on the status page), and the security rules (CSRF, another user's job, CSP)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+try:
+    from playwright.async_api import Browser, Page, expect
+except ImportError as exc:  # a dev dependency; without it, skip loudly (fail under CI)
+    from tests.conftest import CI
+
+    if CI:
+        raise
+    pytest.skip(f"SKIPPED LOUDLY: Playwright is not installed: {exc}", allow_module_level=True)
+
+from gengate.config import Settings
+from gengate.quota import from_milli
+from gengate.testing import Gateway, WebhookReceiver, serve_gateway
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery"
+
+
+def _settings(settings: Settings) -> Settings:
+    # the local upstream takes a moment per job, so the page shows progress before the end
+    return settings.model_copy(update={
+        "local_delay": 1.2, "local_steps": 4, "webhook_allow": "127.0.0.1",
+        "webhook_backoff": 0.05, "webhook_timeout": 2.0})
+
+
+async def _user(gw: Gateway, email: str, balance: float = 100) -> tuple[int, str]:
+    user_id, key = await gw.create_user(balance=balance, email=email)
+    await gw.runtime.admin.set_password(user_id, PASSWORD)
+    return user_id, key
+
+
+async def _sign_in(page: Page, gw: Gateway, email: str) -> None:
+    await page.goto(f"{gw.base_url}/console/home")
+    await expect(page).to_have_url(re.compile(r"/console/signin"))
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(re.compile(r"/console/home$"))
+
+
+async def _finished(page: Page) -> None:
+    """The job page polls by itself and reloads when the job ends."""
+    await expect(page.locator("#job")).to_have_attribute("data-terminal", "yes", timeout=30_000)
+
+
+async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
+                                                           settings: Settings) -> None:
+    async with serve_gateway(_settings(settings)) as gw:
+        user_id, _ = await _user(gw, "ada@example.com")
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await page.goto(f"{gw.base_url}/console/signin")
+        await shot(page, "signin")
+        await _sign_in(page, gw, "ada@example.com")
+        await expect(page.locator("#balance")).to_have_text("100")
+
+        await page.get_by_role("link", name="Playground").click()
+        await shot(page, "playground")
+        await page.get_by_label("Prompt").fill("a lighthouse at dusk, oil painting --ar 3:2")
+        await page.get_by_role("button", name="Generate").click()
+        await expect(page).to_have_url(re.compile(r"/console/jobs/[0-9a-f-]+"))
+        job_id = page.url.split("/console/jobs/")[1].split("?")[0]
+        # live progress while it runs, then the result and its buttons
+        await expect(page.locator("#progress")).to_be_visible()
+        await shot(page, "job-running")
+        await _finished(page)
+        await expect(page.locator("#job-status")).to_have_text("SUCCESS")
+        await expect(page.locator(".results img").first).to_be_visible()
+        await shot(page, "job-done")
+
+        await page.locator("button[data-action=upsample1]").click()
+        await expect(page).to_have_url(re.compile(r"/console/jobs/[0-9a-f-]+"))
+        upscale_id = page.url.split("/console/jobs/")[1].split("?")[0]
+        assert upscale_id != job_id
+        await _finished(page)
+        await expect(page.locator("#job-status")).to_have_text("SUCCESS")
+        await expect(page.get_by_role("link", name=re.compile("imagine job"))).to_be_visible()
+
+        await page.get_by_role("link", name="Jobs").click()
+        await expect(page.locator("article.job")).to_have_count(2)
+        await shot(page, "jobs")
+
+        await page.get_by_role("link", name="Home").click()
+        user = await gw.runtime.admin.get(user_id)
+        jobs = [await gw.runtime.jobs.fetch(user_id, j) for j in (job_id, upscale_id)]
+        spent = sum(from_milli(int(j.quota)) for j in jobs)
+        assert user["balance"] == 100 - spent and spent > 0
+        await expect(page.locator("#balance")).to_have_text(f"{user['balance']:g}")
+        settled = page.locator("table.ledger tr.kind-settle")
+        await expect(settled).to_have_count(2)
+        await expect(settled.first).to_contain_text(upscale_id[:8])
+        await expect(page.locator("svg.chart rect[height]").last).to_be_visible()
+        await shot(page, "home")
+
+        await page.get_by_role("link", name="Keys").click()
+        await page.get_by_label("Name").fill("website")
+        await page.get_by_role("button", name="Create key").click()
+        secret = await page.locator("#new-key").text_content()
+        assert secret and secret.startswith("gg-")
+        await shot(page, "keys")
+        await page.get_by_role("link", name="Keys").click()  # shown once
+        await expect(page.locator("tbody tr")).to_have_count(2)
+        await expect(page.locator("#new-key")).to_have_count(0)
+        await page.get_by_role("link", name="Webhooks").click()
+        await shot(page, "webhooks")
+
+
+async def test_an_operator_runs_the_gateway(browser: Browser, settings: Settings) -> None:
+    async with WebhookReceiver() as receiver, serve_gateway(_settings(settings)) as gw:
+        user_id, key = await _user(gw, "bob@example.com", balance=10)
+        client = gw.client(key)
+        made = await client.post("/midjourney/v1/imagine",
+                                 json={"prompt": "a fox", "hookUrl": receiver.url})
+        job_id = made.json()["data"]["jobId"]
+        await gw.wait(client, job_id)
+        first = await receiver.next()
+
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.goto(f"{gw.base_url}/console/signin?method=admin")
+        await page.get_by_label("Admin key").fill(gw.admin_key)
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page).to_have_url(re.compile(r"/console/op/users$"))
+
+        row = page.locator(f"#user-{user_id}")
+        await row.get_by_label("Amount").fill("25")
+        await row.get_by_role("button", name="Top up").click()
+        await expect(page.locator(".notice.ok")).to_contain_text("balance is now")
+        await expect(page.locator(f"#user-{user_id} .balance")).to_have_text(
+            f"{10 + 25 - from_milli(int((await gw.runtime.jobs.fetch(user_id, job_id)).quota)):g}")
+        await shot(page, "op-users")
+
+        await page.get_by_role("link", name="Accounts").click()
+        local = page.locator("tr", has_text="local")
+        await local.get_by_role("button", name="Disable").click()
+        await expect(page.locator(".notice.ok")).to_contain_text("disabled")
+        await expect(local.locator(".tag")).to_have_text("disabled")
+        assert [a["enabled"] for a in await gw.runtime.pool.list()] == [False]
+        await shot(page, "op-accounts")
+
+        await page.get_by_role("link", name="Jobs").click()
+        await expect(page.locator("table.opjobs img.inline-thumb")).to_have_count(1)
+        await page.get_by_label("User id").fill(str(user_id + 1))
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_text("No jobs match.")).to_be_visible()
+        await page.get_by_label("User id").fill(str(user_id))
+        await page.get_by_role("button", name="Filter").click()
+        await shot(page, "op-jobs")
+
+        await page.get_by_role("link", name="Webhooks").click()
+        await expect(page.locator("td .tag.delivered")).to_have_count(1)
+        await page.get_by_role("button", name="Redeliver").click()
+        await expect(page.locator(".notice.ok")).to_contain_text("queued again")
+        again = await receiver.next()
+        assert again.headers["webhook-id"] == first.headers["webhook-id"]
+        assert again.body == first.body
+        await shot(page, "op-webhooks")
+
+        await page.get_by_role("link", name="Incidents").click()
+        await page.get_by_label("Title").fill("Slow Midjourney jobs")
+        await page.get_by_label("midjourney").check()
+        await page.get_by_label("Message").fill("Jobs take twice as long; we are looking.")
+        await page.get_by_role("button", name="Post on the status page").click()
+        await expect(page.locator(".notice.ok")).to_contain_text("Posted")
+        await page.goto(f"{gw.base_url}/status")
+        await expect(page.locator(".banner")).to_contain_text("1 ongoing event")
+        await expect(page.locator(".incident")).to_contain_text("Slow Midjourney jobs")
+        await expect(page.locator(".incident .tag")).to_have_text("investigating")
+        await shot(page, "status-incident")
+
+        await page.goto(f"{gw.base_url}/console/op/incidents")
+        await page.get_by_label("New state").select_option("resolved")
+        await page.get_by_label("Update").fill("Back to normal speed.")
+        await page.get_by_role("button", name="Post update").click()
+        await shot(page, "op-incidents")
+        await page.goto(f"{gw.base_url}/status")
+        await expect(page.locator(".incident .tag")).to_have_text("resolved")
+        await expect(page.locator(".incident .updates li")).to_have_count(2)
+        await expect(page.locator(".banner")).not_to_contain_text("ongoing")
+        # the history shows today's real traffic
+        await expect(page.locator(".product svg.chart rect.good").first).to_be_attached()
+        await shot(page, "status")
+        status = (await gw.http.get("/status.json")).json()
+        assert status["incidents"][0]["state"] == "resolved"
+        assert [u["state"] for u in status["incidents"][0]["updates"]] == [
+            "resolved", "investigating"]
+        today = status["history"]["midjourney"][-1]
+        assert len(status["history"]["midjourney"]) == 90
+        assert today["finished"] == 1 and today["availability"] == 1.0
+
+
+async def test_csrf_other_users_jobs_and_csp(browser: Browser, settings: Settings) -> None:
+    async with serve_gateway(_settings(settings)) as gw:
+        owner, owner_key = await _user(gw, "owner@example.com")
+        await _user(gw, "other@example.com")
+        client = gw.client(owner_key)
+        made = await client.post("/midjourney/v1/imagine", json={"prompt": "a private cat"})
+        job_id = made.json()["data"]["jobId"]
+        await gw.wait(client, job_id)
+
+        page = await browser.new_page()
+        await _sign_in(page, gw, "other@example.com")
+        answer = await page.goto(f"{gw.base_url}/console/jobs/{job_id}")
+        assert answer is not None and answer.status == 404
+        await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        await expect(page.locator("body")).not_to_contain_text("a private cat")
+        await shot(page, "not-found")
+        progress = await page.request.get(f"{gw.base_url}/console/jobs/{job_id}/progress")
+        assert progress.status == 404
+        # an action on someone else's job: 404 as well, and nothing is charged
+        csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+        acted = await page.request.post(f"{gw.base_url}/console/jobs/{job_id}/action",
+                                        form={"csrf": csrf or "", "action": "upsample1"},
+                                        max_redirects=0)
+        assert acted.status == 404
+
+        # a form without the session's token is refused, and nothing is submitted
+        forged = await page.request.post(f"{gw.base_url}/console/playground",
+                                         form={"csrf": "forged", "prompt": "a dog"})
+        assert forged.status == 403
+        listed = await gw.runtime.store.all_jobs(None, None, None, 10)
+        assert [j.id for j in listed] == [job_id]
+
+        answer = await page.goto(f"{gw.base_url}/console/home")
+        assert answer is not None
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        status_page = await page.goto(f"{gw.base_url}/status")
+        assert status_page is not None and "content-security-policy" in status_page.headers
+        cookies = await page.context.cookies()
+        session = [c for c in cookies if c["name"] == "gg_console"][0]
+        assert session["httpOnly"] and session["sameSite"] == "Lax"
+        # signing out ends the session
+        await page.goto(f"{gw.base_url}/console/home")
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page).to_have_url(re.compile(r"/console/signin"))
+        answer = await page.goto(f"{gw.base_url}/console/home")
+        assert answer is not None and "/console/signin" in answer.url
+
+
