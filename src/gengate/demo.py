@@ -23,6 +23,8 @@ log = logging.getLogger("gengate.demo")
 DEMO_EMAIL = "demo@gengate.local"
 DEMO_BALANCE = 1000
 DEMO_PROMPT = "a cute kitten in a sunny meadow, golden hour --ar 4:5"
+#: the demo user's console password (a local demo only: `make run`)
+DEMO_PASSWORD = "gengate-demo"
 
 
 async def ensure_demo_key(runtime: Runtime) -> str:
@@ -38,6 +40,9 @@ async def ensure_demo_key(runtime: Runtime) -> str:
             key = str((await runtime.admin.issue_key(user.id))["apiKey"])
         if user.balance < 100_000:
             await runtime.admin.topup(user.id, DEMO_BALANCE, "demo top-up")
+    user = await runtime.store.find_user_by_email(DEMO_EMAIL)
+    assert user is not None
+    await runtime.admin.set_password(user.id, DEMO_PASSWORD)
     key_file.write_text(key + "\n")
     os.chmod(key_file, 0o600)
     return key
@@ -75,7 +80,15 @@ async def _show(settings: Settings, key: str, console: Console) -> None:
         await _wait_up(base)
         console.rule("[bold]gengate is running")
         console.print(f"base URL  {base}\nAPI key   [bold]{key}[/bold]  (saved in "
-                      f"{settings.data_dir / 'demo.key'})\n")
+                      f"{settings.data_dir / 'demo.key'})")
+        console.print(f"console   [bold]{base}/console[/bold]  sign in as {DEMO_EMAIL} / "
+                      f"{DEMO_PASSWORD} (or with the API key)")
+        if settings.admin_key:
+            console.print(f"operator  {base}/console/signin?method=admin  with "
+                          "GENGATE_ADMIN_KEY")
+        else:
+            console.print("operator  set GENGATE_ADMIN_KEY to open the operator console")
+        console.print()
         async with GengateClient(base, key) as client:
             job_id = await client.imagine(DEMO_PROMPT)
             console.print(f"submitted imagine [cyan]{DEMO_PROMPT}[/cyan]\njob {job_id}")

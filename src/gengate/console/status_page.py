@@ -65,7 +65,7 @@ def status_page(console: Console) -> Callable[[Request], Awaitable[Response]]:
             ok = sum(d["availability"] * d["finished"] for d in with_traffic)
             products.append({
                 "name": name, "line": line, "history": _history_chart(days),
-                "latency": _latency_chart(days),
+                "latency": _latency_chart(days), "modes": await rt.status.modes(name),
                 "availability": ok / finished if finished else None,
                 "first": days[0]["date"] if days else "", "last": days[-1]["date"] if days else "",
             })

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from gengate.clock import timestamp
 from gengate.console.session import COOKIE, PRE_COOKIE, Session, SessionSigner, SignInLimiter
 from gengate.credentials import load_key
-from gengate.errors import BadRequest, Forbidden, GengateError, NotFound
+from gengate.errors import BadRequest, Forbidden, GengateError, NotFound, RateLimited
 from gengate.runtime import Runtime
 
 __all__ = ["Console", "Page", "security_headers"]
@@ -180,11 +180,13 @@ def page(console: Console, handler: Handler, *, who: str = "user",
             return await handler(ctx)
         except GengateError as exc:
             if request.method == "POST" and back is not None and not isinstance(
-                    exc, Forbidden | NotFound):
+                    exc, Forbidden | NotFound | RateLimited):
                 target = back.format(**request.path_params)
                 return ctx.redirect(target, error=exc.message)
-            return ctx.html("error.html", exc.status_code, status=exc.status_code,
-                            message=exc.message)
+            response = ctx.html("error.html", exc.status_code, status=exc.status_code,
+                                message=exc.message)
+            response.headers.update(exc.headers)
+            return response
 
     return endpoint
 

@@ -17,7 +17,7 @@ function watchJob() {
         if (bar) bar.value = job.progress;
         if (text) text.textContent = job.progress + "%";
         if (status) status.textContent = job.status;
-        if (job.terminal) { window.location.reload(); return; }
+        if (job.terminal) { window.location.replace(window.location.pathname); return; }
       }
     } catch (err) { /* the network blinked: try again */ }
     window.setTimeout(tick, 1000);
