@@ -100,6 +100,7 @@ async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
         await expect(settled).to_have_count(2)
         await expect(settled.first).to_contain_text(upscale_id[:8])
         await expect(page.locator("svg.chart rect[height]").last).to_be_visible()
+        await expect(page.get_by_text("Midjourney:")).to_contain_text(f"{spent:g}")
         await shot(page, "home")
 
         await page.get_by_role("link", name="Keys").click()

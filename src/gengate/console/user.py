@@ -93,16 +93,23 @@ async def home(ctx: Page) -> Response:
     now = ctx.rt.jobs.clock.now()
     days = days_back(now, 30)
     spend = dict.fromkeys(days, 0.0)
-    for entry in await ctx.rt.store.ledger(ctx.user_id, 2000, 0):
-        if entry.kind == LedgerKind.SETTLE.value:
-            day = (entry_day := _day(entry.created_at))
-            if day in spend:
-                spend[entry_day] += abs(from_milli(entry.amount))
+    settled = [e for e in await ctx.rt.store.ledger(ctx.user_id, 2000, 0)
+               if e.kind == LedgerKind.SETTLE.value and _day(e.created_at) in spend]
+    jobs_of = await ctx.rt.store.get_jobs([e.job_id for e in settled if e.job_id])
+    per_product: dict[str, float] = {}
+    for entry in settled:
+        amount = abs(from_milli(entry.amount))
+        spend[_day(entry.created_at)] += amount
+        found = jobs_of.get(entry.job_id or "")
+        title = ctx.rt.products.of(found).title if found is not None and (
+            found.product in ctx.rt.products) else "LLM and other"
+        per_product[title] = per_product.get(title, 0.0) + amount
     chart = bars([Bar(d, v, title=f"{d}: spent {v:g}") for d, v in spend.items()],
                  label="Spend per day, last 30 days")
     return ctx.html("home.html", user=user, balance=from_milli(user.balance),
                     frozen=from_milli(user.freeze_balance), chart=chart,
                     spent30=sum(spend.values()), first_day=days[0], last_day=days[-1],
+                    per_product=sorted(per_product.items(), key=lambda kv: -kv[1]),
                     entries=ledger["entries"][:50], totals=ledger["totals"])
 
 
