@@ -1,0 +1,101 @@
+"""The console's rows on SQLite and PostgreSQL: passwords, incidents, the operator's views
+and the status page's daily history (UTC day buckets)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gengate.errors import Conflict, NotFound
+from gengate.jobs import Job, JobStatus, Mode
+from gengate.store import Admission, Store
+
+from ..conftest import fresh_postgres
+
+DAY = 86_400
+#: 2026-11-30 00:00:00 UTC
+MIDNIGHT = 1_796_083_200.0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        st = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+        await st.migrate()
+        yield st
+        await st.close()
+        return
+    async with fresh_postgres() as url:
+        st = Store.open(url)
+        await st.migrate()
+        yield st
+        await st.close()
+
+
+async def _finished(store: Store, user_id: int, created: float, seconds: float,
+                    ok: bool) -> str:
+    job = Job(id=str(uuid.uuid4()), user_id=user_id, product="midjourney",
+              action="imagine", mode=Mode.FAST, status=JobStatus.PENDING_QUEUE, progress=0,
+              prompt="a cat", quota=1000, timeout=300, created_at=created,
+              deadline=created + 300)
+    [admitted] = await store.admit([Admission(job)], created)
+    assert isinstance(admitted, Job)
+    if ok:
+        assert await store.succeed(job.id, None, {"cdnImage": "x"}, created + seconds)
+    else:
+        assert await store.fail(job.id, None, "broke", created + seconds)
+    return job.id
+
+
+async def test_passwords_and_operator_views(store: Store) -> None:
+    user = await store.create_user("Mixed@Example.com", 10_000, 5, MIDNIGHT)
+    other = await store.create_user("other@example.com", 10_000, 5, MIDNIGHT)
+    assert await store.password_of("mixed@example.COM") == (user, None)
+    await store.set_password(user.id, "$argon2id$v=19$hash")
+    found = await store.password_of("MIXED@example.com")
+    assert found is not None and found[1] == "$argon2id$v=19$hash"
+    assert await store.password_of("nobody@example.com") is None
+    with pytest.raises(NotFound):
+        await store.set_password(999, "x")
+    mine = await _finished(store, user.id, MIDNIGHT + 10, 5, True)
+    theirs = await _finished(store, other.id, MIDNIGHT + 20, 5, False)
+    assert [j.id for j in await store.all_jobs(None, None, None, 10)] == [theirs, mine]
+    assert [j.id for j in await store.all_jobs(user.id, "midjourney", "SUCCESS", 10)] == [mine]
+    assert await store.all_jobs(None, None, "PENDING_QUEUE", 10) == []
+    assert await store.all_deliveries(None, 10) == []  # no hookUrl, no delivery
+
+
+async def test_incidents_keep_their_updates(store: Store) -> None:
+    made = await store.create_incident("incident", "Slow", ["midjourney"], "investigating",
+                                       "Looking", MIDNIGHT)
+    await store.update_incident(made, "resolved", "Fixed", True, MIDNIGHT + 60)
+    with pytest.raises(Conflict):
+        await store.update_incident(made, "monitoring", "again", False, MIDNIGHT + 70)
+    with pytest.raises(NotFound):
+        await store.update_incident(made + 1, "monitoring", "x", False, MIDNIGHT)
+    [shown] = await store.incidents(MIDNIGHT, 10)
+    assert shown["state"] == "resolved" and shown["resolvedAt"] == MIDNIGHT + 60
+    assert [u["message"] for u in shown["updates"]] == ["Fixed", "Looking"]
+    # resolved before the window: no longer shown; an open one always is
+    assert await store.incidents(MIDNIGHT + 61, 10) == []
+    still = await store.create_incident("maintenance", "Upgrade", [], "identified", "Soon",
+                                        MIDNIGHT - 30 * DAY)
+    assert [i["id"] for i in await store.incidents(MIDNIGHT + 61, 10)] == [still]
+
+
+async def test_daily_history_buckets_by_utc_day(store: Store) -> None:
+    user = await store.create_user("a@example.com", 100_000, 50, MIDNIGHT)
+    # the last second of one day and the first of the next land on different days
+    await _finished(store, user.id, MIDNIGHT - 1, 4, True)
+    await _finished(store, user.id, MIDNIGHT, 2, True)
+    await _finished(store, user.id, MIDNIGHT + 3600, 6, False)
+    await _finished(store, user.id, MIDNIGHT - 10 * DAY, 1, True)  # before the window
+    rows = await store.daily_history(MIDNIGHT - DAY)
+    got = {(r.product, int(r.day), r.status): (r.n, round(float(r.avg), 3)) for r in rows}
+    day = int(MIDNIGHT // DAY)
+    assert got == {("midjourney", day - 1, "SUCCESS"): (1, 4.0),
+                   ("midjourney", day, "SUCCESS"): (1, 2.0),
+                   ("midjourney", day, "FAILED"): (1, 6.0)}
