@@ -113,6 +113,14 @@ async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
         await expect(page.locator("tbody tr")).to_have_count(2)
         await expect(page.locator("#new-key")).to_have_count(0)
         await page.get_by_role("link", name="Webhooks").click()
+        secret = await gw.runtime.hooks.secret(user_id)
+        await expect(page.locator("#hook-secret")).to_have_text(secret)
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Rotate").click()
+        await expect(page.locator(".notice.ok")).to_have_text("New signing secret")
+        rotated = await gw.runtime.hooks.secret(user_id)
+        assert rotated != secret
+        await expect(page.locator("#hook-secret")).to_have_text(rotated)
         await shot(page, "webhooks")
 
 

@@ -223,7 +223,13 @@ async def key_revoke(ctx: Page) -> Response:
 # -- webhooks -------------------------------------------------------------------------------
 async def webhooks(ctx: Page) -> Response:
     found = await ctx.rt.hooks.deliveries(ctx.user_id, None, 1, 50)
-    return ctx.html("webhooks.html", deliveries=found)
+    return ctx.html("webhooks.html", deliveries=found,
+                    secret=await ctx.rt.hooks.secret(ctx.user_id))
+
+
+async def rotate_secret(ctx: Page) -> Response:
+    await ctx.rt.hooks.secret(ctx.user_id, rotate=True)
+    return ctx.redirect("/console/webhooks", ok="New signing secret")
 
 
 async def redeliver(ctx: Page) -> Response:
@@ -244,5 +250,6 @@ USER_PAGES: list[tuple[str, Any, list[str], str | None]] = [
     ("/console/keys", key_create, ["POST"], "/console/keys"),
     ("/console/keys/{key_id}/revoke", key_revoke, ["POST"], "/console/keys"),
     ("/console/webhooks", webhooks, ["GET"], None),
+    ("/console/webhooks/secret/rotate", rotate_secret, ["POST"], "/console/webhooks"),
     ("/console/webhooks/{delivery_id}/redeliver", redeliver, ["POST"], "/console/webhooks"),
 ]
