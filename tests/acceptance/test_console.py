@@ -125,3 +125,20 @@ async def test_incidents_move_through_their_states(settings: Settings) -> None:
                                                           "identified"]
         history = body["history"]["midjourney"]
         assert len(history) == 90 and history[-1]["availability"] is None
+
+
+async def test_a_refused_prompt_comes_back_to_the_form(settings: Settings) -> None:
+    async with serve_gateway(settings) as gw, httpx.AsyncClient() as http:
+        _, key = await gw.create_user(email="pat@example.com", balance=0)
+        await _signin(gw, http, method="key", key=key)
+        page = await http.get(f"{gw.base_url}/console/playground")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        out = await http.post(f"{gw.base_url}/console/playground",
+                              data={"csrf": token.group(1), "prompt": "a red fox",
+                                    "mode": "fast"})
+        assert out.status_code == 303
+        back = await http.get(f"{gw.base_url}{out.headers['location']}")
+        assert "a red fox</textarea>" in back.text
+        assert 'role="alert"' in back.text and "balance" in back.text.lower()
+        assert await gw.runtime.store.all_jobs(None, None, None, 5) == []

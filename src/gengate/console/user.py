@@ -7,6 +7,7 @@ prices and admission as ``POST /midjourney/v1/imagine``); reads go through the s
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.responses import JSONResponse, Response
@@ -16,7 +17,7 @@ from gengate.api.call import Call
 from gengate.api.ttapi import Route, routes_of
 from gengate.console.charts import Bar, bars, days_back
 from gengate.console.web import Page
-from gengate.errors import BadRequest, NotFound
+from gengate.errors import BadRequest, GengateError, NotFound
 from gengate.jobs import Job, JobStatus
 from gengate.quota import LedgerKind, from_milli
 from gengate.runtime import Runtime
@@ -183,7 +184,11 @@ async def playground_submit(ctx: Page) -> Response:
     mode = ctx.form.get("mode")
     if mode:
         data["mode"] = mode
-    out = await call_api(ctx, path, data)
+    try:
+        out = await call_api(ctx, path, data)
+    except GengateError as exc:  # back to the form, the prompt kept
+        return ctx.redirect(f"/console/playground?prompt={quote(data['prompt'])}",
+                            error=exc.message)
     return ctx.redirect(f"/console/jobs/{out['data']['jobId']}", ok="Submitted")
 
 
