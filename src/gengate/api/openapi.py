@@ -73,8 +73,10 @@ _LLM = [
 
 #: pages without a key: path -> (media type, summary)
 _PUBLIC = {
-    "/status": ("text/html", "Status page: per mode, from the jobs that ran recently"),
-    "/status.json": ("application/json", "The status page's figures, in the envelope"),
+    "/status": ("text/html", "Status page: products and modes now, incidents and "
+                "maintenance, each product's last 90 days (docs/console.md)"),
+    "/status.json": ("application/json", "The status page's figures: product lines in the "
+                     "envelope's data, and beside it incidents and 90-day history"),
     "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
     "/metrics": ("text/plain", "Prometheus metrics"),
     "/openapi.json": ("application/json", "This document"),
