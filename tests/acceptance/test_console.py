@@ -142,3 +142,28 @@ async def test_a_refused_prompt_comes_back_to_the_form(settings: Settings) -> No
         assert "a red fox</textarea>" in back.text
         assert 'role="alert"' in back.text and "balance" in back.text.lower()
         assert await gw.runtime.store.all_jobs(None, None, None, 5) == []
+
+
+async def test_bad_operator_input_is_a_message_not_a_crash(settings: Settings) -> None:
+    async with serve_gateway(settings) as gw, httpx.AsyncClient() as http:
+        user_id, _ = await gw.create_user(email="eve@example.com", balance=5)
+        await _signin(gw, http, method="admin", key=settings.admin_key or "")
+        page = await http.get(f"{gw.base_url}/console/op/users")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        csrf = token.group(1)
+        for amount in ("abc", "nan", "inf", "1e400", ""):
+            out = await http.post(f"{gw.base_url}/console/op/users/{user_id}/topup",
+                                  data={"csrf": csrf, "amount": amount})
+            assert out.status_code == 303 and "error=" in out.headers["location"], amount
+        missing = await http.post(f"{gw.base_url}/console/op/users/99999/topup",
+                                  data={"csrf": csrf, "amount": "1"})
+        assert missing.status_code == 404
+        odd = await http.post(f"{gw.base_url}/console/op/users/x%00/topup",
+                              data={"csrf": csrf, "amount": "1"})
+        assert odd.status_code == 404
+        assert (await http.get(f"{gw.base_url}/console/op/jobs?status=NOPE")).status_code == 400
+        assert (await http.get(f"{gw.base_url}/console/op/jobs?user=-1")).status_code == 400
+        as_json = await http.post(f"{gw.base_url}/console/op/users", json={"csrf": csrf})
+        assert as_json.status_code == 303 and "takes%20forms" in as_json.headers["location"]
+        assert (await gw.runtime.admin.get(user_id))["balance"] == 5

@@ -6,6 +6,7 @@ session) and calls the same services the API calls."""
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -120,9 +121,12 @@ class Page:
     def number(self, name: str) -> float:
         raw = self.field(name)
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
-            raise BadRequest(f"{name}: `{raw}` is not a number") from None
+            value = math.nan
+        if not math.isfinite(value) or abs(value) > 1e12:
+            raise BadRequest(f"{name}: `{raw[:40]}` is not a number") from None
+        return value
 
     def path_id(self, name: str, what: str) -> int:
         raw = self.request.path_params[name]
