@@ -167,3 +167,13 @@ async def test_bad_operator_input_is_a_message_not_a_crash(settings: Settings) -
         as_json = await http.post(f"{gw.base_url}/console/op/users", json={"csrf": csrf})
         assert as_json.status_code == 303 and "takes%20forms" in as_json.headers["location"]
         assert (await gw.runtime.admin.get(user_id))["balance"] == 5
+        bad = await http.post(f"{gw.base_url}/console/op/users/limits",
+                              data={"csrf": csrf, "user": str(user_id), "max_queue": "-2"})
+        assert "error=" in bad.headers["location"]
+        saved = await http.post(f"{gw.base_url}/console/op/users/limits",
+                                data={"csrf": csrf, "user": str(user_id), "max_queue": "3",
+                                      "rate_per_minute": "60", "rate_per_second": ""})
+        assert "limits%20saved" in saved.headers["location"]
+        user = await gw.runtime.admin.get(user_id)
+        assert (user["max_queue"], user["rate_per_minute"], user["rate_per_second"]) == (
+            3, 60, None)

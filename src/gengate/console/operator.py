@@ -63,6 +63,24 @@ async def user_password(ctx: Page) -> Response:
     return ctx.redirect("/console/op/users", ok=f"Password of user {user_id} set")
 
 
+async def user_limits(ctx: Page) -> Response:
+    raw = ctx.field("user")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) < 2**31):
+        raise BadRequest("user: must be a user id")
+    given: dict[str, Any] = {}
+    for name in ("max_queue", "rate_per_second", "rate_per_minute"):
+        value = ctx.form.get(name, "").strip()
+        if value:
+            given[name] = value  # pydantic checks it is a whole number >= 0
+    if not given:
+        raise BadRequest("Give at least one limit")
+    req = s.parse(s.UpdateUserRequest, given)
+    assert isinstance(req, s.UpdateUserRequest)
+    user = await ctx.rt.admin.update(int(raw), req.max_queue, None, req.rate_per_second,
+                                     req.rate_per_minute)
+    return ctx.redirect("/console/op/users", ok=f"{user['email']}: limits saved")
+
+
 async def accounts(ctx: Page) -> Response:
     found = await ctx.rt.pool.list()
     return ctx.html("op_accounts.html", accounts=found)
@@ -138,6 +156,7 @@ OPERATOR_PAGES: list[tuple[str, Any, list[str], str | None]] = [
     ("/console/op/users", user_create, ["POST"], "/console/op/users"),
     ("/console/op/users/{user_id}/topup", user_topup, ["POST"], "/console/op/users"),
     ("/console/op/users/{user_id}/active", user_active, ["POST"], "/console/op/users"),
+    ("/console/op/users/limits", user_limits, ["POST"], "/console/op/users"),
     ("/console/op/users/password", user_password, ["POST"], "/console/op/users"),
     ("/console/op/accounts", accounts, ["GET"], None),
     ("/console/op/accounts/{account_id}/enabled", account_enabled, ["POST"],
