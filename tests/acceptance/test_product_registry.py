@@ -87,7 +87,7 @@ class SwatchProduct(Product[SwatchOptions]):
             job = await services.jobs.submit(self, call.submit(), JobRequest(
                 action="generate", variant="basic", prompt=req.prompt,
                 options=SwatchOptions(side=req.side, colour=req.prompt.split()[-1])))
-            ended = await services.jobs.wait(call.user_id, job.id, timeout=2.0)
+            ended = await services.jobs.wait(call.user_id, job.id, timeout=5.0)
             return self.fetch_body(ended)
 
         return [ProductRoute("/swatch/generate", POST, generate, SwatchRequest,
