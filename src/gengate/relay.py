@@ -23,7 +23,8 @@ from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
 from gengate.llm_accounts import AccountPool, Candidate, LlmAccount, retry_after_seconds
-from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
+from gengate.llm_prices import price_table
+from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage
 from gengate.providers.anthropic import ANTHROPIC
 from gengate.providers.llmhttp import (
     EventSplitter,
@@ -34,6 +35,7 @@ from gengate.providers.llmhttp import (
     UpstreamResponse,
     UpstreamTransportError,
     event_data,
+    passed_headers,
 )
 from gengate.providers.openai import OPENAI
 from gengate.store import Store
@@ -63,6 +65,11 @@ class Prepared:
     headers: list[tuple[bytes, bytes]]
     stream: bool = False
     client_usage: bool = True  # OpenAI streams: did the client ask for the usage chunk
+    query: bytes = b""  # the client's query string, passed upstream as it came
+
+    def url(self, account: LlmAccount) -> str:
+        url = self.protocol.url(account, self.path)
+        return f"{url}?{self.query.decode('latin-1')}" if self.query else url
 
     @property
     def model(self) -> str:
@@ -162,6 +169,7 @@ class Relay:
         price = self.prices.price(found[0].model)
         limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
         max_tokens = limit if isinstance(limit, int) and limit > 0 else self.default_max_tokens
+        # the hold is an estimate only: the settlement charges what the upstream reports
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
                        self.clock.now())
@@ -193,6 +201,13 @@ class Relay:
                     if not exc.retryable:
                         break
                     continue
+                except UpstreamReply as exc:
+                    if not exc.failover:
+                        raise
+                    last = exc  # relayed as it came if no other account answers
+                    if not exc.retry:
+                        break
+                    continue
                 self.pool.recover(cand.account.name)
                 return cand, response, first, rest
             else:
@@ -202,7 +217,7 @@ class Relay:
     async def _try(self, cand: Candidate,
                    prep: Prepared) -> tuple[UpstreamResponse, bytes, Chunks | None]:
         proto, account = prep.protocol, cand.account
-        url = proto.url(account, prep.path)
+        url = prep.url(account)
         headers = proto.headers(account, prep.headers)
         try:
             response = await self.http.post(url, headers, prep.payload(cand.model))
@@ -230,29 +245,34 @@ class Relay:
             raise
 
     async def _refused(self, cand: Candidate, response: UpstreamResponse) -> None:
-        """Turn an upstream error status into the right error (and cooldown)."""
+        """Turn an upstream error status into the right error (and cooldown). The
+        upstream's own answer (status, body, request id, rate-limit headers) is what the
+        client sees, unless another account answers instead; a Retry-After is relayed only
+        when the upstream sent one."""
         status = response.status_code
         name = cand.account.name
         log.warning("event=llm_upstream_status account=%s status=%s", name, status)
-        if status in (429, 529):
-            wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
-            self.pool.cool_down(name, time.monotonic() + wait)
-            headers = {"Retry-After": str(max(1, round(wait)))}
-            message = "rate limited upstream" if status == 429 else "Overloaded"
-            raise UpstreamFailed(message, status, headers, retryable=False)
         if status in (401, 403):
             self.pool.cool_down(name, time.monotonic() + self.cooldown * 6)
             raise UpstreamFailed("upstream account refused", 502, retryable=False)
-        if status >= 500 or status < 400:
-            raise UpstreamFailed(f"upstream error {status}", 502 if status != 504 else 504)
+        if status < 400:
+            raise UpstreamFailed(f"upstream error {status}", 502)
+        if status in (429, 529):
+            wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
+            self.pool.cool_down(name, time.monotonic() + wait)
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > _MAX_ERROR_BODY:
                 break
-        keep = {k: v for k in ("content-type", "retry-after")
-                if (v := response.headers.get(k)) is not None}
-        raise UpstreamReply(status, body[:_MAX_ERROR_BODY], keep)
+        keep = {k.decode("latin-1"): v.decode("latin-1")
+                for k, v in passed_headers(response.raw_headers)}
+        kind = response.headers.get("content-type")
+        if kind is not None:
+            keep["content-type"] = kind
+        raise UpstreamReply(status, body[:_MAX_ERROR_BODY], keep,
+                            failover=status in (429, 529) or status >= 500,
+                            retry=status >= 500 and status != 529)
 
     async def finish(self, call: LlmCall) -> None:
         """Settle the call: charge the usage seen, refund the rest, record the row."""
@@ -381,7 +401,7 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
         return None
     pool = AccountPool(LlmAccount.parse(raw) for raw in settings.llm_accounts)
     http = UpstreamClient(settings.llm_connect_timeout, settings.llm_read_timeout)
-    relay = Relay(store, clock, pool, LlmPriceTable(merged_prices(settings.llm_prices)), http,
+    relay = Relay(store, clock, pool, price_table(settings.llm_prices_file, settings.llm_prices), http,
                   retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
                   default_max_tokens=settings.llm_default_max_tokens,
                   retention_days=settings.llm_usage_retention_days)
