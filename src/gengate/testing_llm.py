@@ -216,10 +216,17 @@ class FakeAnthropic(FakeLlmUpstream):
         return {"type": "error", "error": {"type": kind, "message": message},
                 "request_id": f"req_fake_error{status}"}
 
-    def usage(self, output: int) -> dict[str, int]:
+    #: of the cache writes, how many were 1-hour ones (the usage object's
+    #: ``cache_creation`` split; Anthropic docs, "Prompt caching")
+    cache_write_1h_tokens = 0
+
+    def usage(self, output: int) -> dict[str, Any]:
+        hour = self.cache_write_1h_tokens
         return {"input_tokens": self.input_tokens, "output_tokens": output,
                 "cache_creation_input_tokens": self.cache_write_tokens,
-                "cache_read_input_tokens": self.cache_read_tokens}
+                "cache_read_input_tokens": self.cache_read_tokens,
+                "cache_creation": {"ephemeral_5m_input_tokens": self.cache_write_tokens - hour,
+                                   "ephemeral_1h_input_tokens": hour}}
 
     def _message(self, body: dict[str, Any], content: list[Any], stop: str | None,
                  output: int) -> dict[str, Any]:
