@@ -401,7 +401,8 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
         return None
     pool = AccountPool(LlmAccount.parse(raw) for raw in settings.llm_accounts)
     http = UpstreamClient(settings.llm_connect_timeout, settings.llm_read_timeout)
-    relay = Relay(store, clock, pool, price_table(settings.llm_prices_file, settings.llm_prices), http,
+    prices = price_table(settings.llm_prices_file, settings.llm_prices)
+    relay = Relay(store, clock, pool, prices, http,
                   retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
                   default_max_tokens=settings.llm_default_max_tokens,
                   retention_days=settings.llm_usage_retention_days)
