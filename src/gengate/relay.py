@@ -51,6 +51,8 @@ PURGE_EVERY = 3600.0
 #: seconds an upstream's model list is kept
 MODELS_TTL = 300.0
 Chunks = AsyncIterator[bytes]
+#: a hold (user id, request id, amount) or a settlement (usage row, amount held)
+_Money = tuple[int, str, int] | tuple[UsageRow, int]
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -113,18 +115,20 @@ class Relay:
         self.default_max_tokens = default_max_tokens
         self.retention_days = retention_days
         self._purger: asyncio.Task[None] | None = None
-        # the hold before a call and the settlement after it are group-committed: calls
-        # that start (or end) together share one transaction
-        self._holds: GroupCommit[tuple[int, str, int], None] = GroupCommit(self._hold_many)
-        self._settles: GroupCommit[tuple[UsageRow, int], int] = GroupCommit(self._settle_many)
+        # the holds before calls and the settlements after them are group-committed
+        # together: the calls that start and end in one turn of the loop share one
+        # transaction
+        self._money: GroupCommit[_Money, int | None] = GroupCommit(self._money_many)
         #: account name -> (until, model ids its upstream lists)
         self._listed: dict[str, tuple[float, list[str]]] = {}
 
-    async def _hold_many(self, holds: list[tuple[int, str, int]]) -> list[GengateError | None]:
-        return await self.store.llm_hold_many(holds, self.clock.now())
-
-    async def _settle_many(self, items: list[tuple[UsageRow, int]]) -> list[int | GengateError]:
-        return list(await self.store.llm_settle_many(items, self.clock.now()))
+    async def _money_many(self, items: list[_Money]) -> list[int | None | GengateError]:
+        holds = [x for x in items if isinstance(x[0], int)]
+        settles = [x for x in items if isinstance(x[0], UsageRow)]
+        held, settled = await self.store.llm_money_many(
+            holds, settles, self.clock.now())
+        held_it, settled_it = iter(held), iter(settled)
+        return [next(held_it) if isinstance(x[0], int) else next(settled_it) for x in items]
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,7 +177,7 @@ class Relay:
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
                        self.clock.now())
-        await self._holds.submit((user_id, call.id, held))
+        await self._money.submit((user_id, call.id, held))
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
@@ -285,7 +289,7 @@ class Relay:
                        call.price.cost_milli(usage), call.status, call.started_at,
                        int((time.perf_counter() - call.t0) * 1000))
         try:
-            await self._settles.submit((row, call.held))
+            await self._money.submit((row, call.held))
         except Exception:
             log.exception("event=llm_settle_failed request=%s", call.id)
 

@@ -20,7 +20,7 @@ from gengate.quota import LedgerKind
 from gengate.store.jobrows import insert_many
 from gengate.store.tables import ledger, llm_usage, users
 
-__all__ = ["UsageRow", "hold_many", "purge_usage", "settle_many", "usage_of"]
+__all__ = ["UsageRow", "hold_many", "money_many", "purge_usage", "settle_many", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,16 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
     _move(conn, moves)
     insert_many(conn, llm_usage, usage_rows)
     return charged
+
+
+def money_many(conn: Connection, holds: list[tuple[int, str, int]],
+               settles: list[tuple[UsageRow, int]],
+               now: float) -> tuple[list[GengateError | None], list[int]]:
+    """Settlements, then holds, in one transaction (a finished call's refund is there
+    for the next call's hold): what :func:`settle_many` and :func:`hold_many` return."""
+    settled = settle_many(conn, settles, now) if settles else []
+    held = hold_many(conn, holds, now) if holds else []
+    return held, settled
 
 
 def usage_of(conn: Connection, user_id: int, page: int, limit: int) -> list[UsageRow]:
