@@ -16,6 +16,7 @@ import pytest
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, serve_gateway
 from tests.acceptance.test_billing import _ledger
+from tests.acceptance.test_llm_billing import _balanced
 from tests.acceptance.test_llm_relay import account, llm_settings, usage_rows
 
 MSG: list[Any] = [{"role": "user", "content": "hi"}]
@@ -109,6 +110,8 @@ async def test_models_retrieve_with_both_sdks(settings: Settings) -> None:
             assert model.id == "gpt-fake-1" and model.object == "model"
             with pytest.raises(openai.NotFoundError):
                 await oclient.models.retrieve("gpt-none")
+            paths = (await gw.http.get("/openapi.json")).json()["paths"]
+            assert "/v1/models/{model_id}" in paths
 
 
 async def test_models_without_upstreams_is_an_empty_list(settings: Settings) -> None:
@@ -160,6 +163,7 @@ async def test_usage_above_the_hold_is_billed_and_the_balance_may_go_below_zero(
             assert totals["settle"] + totals["overage"] == pytest.approx(102.5)
             assert totals["overage"] > 100
             assert [e["kind"] for e in ledger["entries"]][:2] == ["overage", "settle"]
+            _balanced(ledger)
             # below zero: refused until topped up, with nothing sent upstream
             sent = len(up.requests)
             for stream in (False, True):
