@@ -91,10 +91,15 @@ jobs = Table(
     Column("slot_mode", String(16), nullable=True),
     # submitted through /hold: runs only on the user's own accounts
     Column("hosted", Boolean, nullable=False, default=False, server_default="0"),
+    # the retention pass: when the result files were deleted, and which node is deleting them
+    Column("result_expired_at", Float, nullable=True),
+    Column("result_claim_owner", String(64), nullable=True),
+    Column("result_claim_until", Float, nullable=True),
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
     Index("ix_jobs_account_status", "account_id", "status"),
+    Index("ix_jobs_status_finished", "status", "finished_at"),
 )
 
 job_inputs = Table(

@@ -1,0 +1,32 @@
+"""result retention: expiry and the claim of the node deleting a job's result files
+
+Revision ID: 0010
+Revises: 0006
+Create Date: 2026-12-02 05:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("result_expired_at", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("result_claim_owner", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("result_claim_until", sa.Float(), nullable=True))
+    op.create_index("ix_jobs_status_finished", "jobs", ["status", "finished_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_jobs_status_finished", table_name="jobs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("result_claim_until")
+        batch.drop_column("result_claim_owner")
+        batch.drop_column("result_expired_at")
