@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +58,15 @@ class RetentionPolicy:
 
 class ResultRetention:
     def __init__(self, store: Store, stores: ResultStores, clock: Clock,
-                 policy: RetentionPolicy, interval: float = 3600.0):
+                 policy: RetentionPolicy, interval: float = 3600.0, batch: int = BATCH,
+                 on_expired: Callable[[str], None] = lambda _job_id: None):
         self.store = store
         self.stores = stores
         self.clock = clock
         self.policy = policy
         self.interval = interval
+        self.batch = batch
+        self.on_expired = on_expired
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._task: asyncio.Task[None] | None = None
 
@@ -75,7 +79,7 @@ class ResultRetention:
             now = self.clock.now()
             cutoffs, default = self.policy.cutoffs(now)
             batch = await self.store.claim_expiring_results(
-                cutoffs, default, self.owner, now, CLAIM_SECONDS, BATCH)
+                cutoffs, default, self.owner, now, CLAIM_SECONDS, self.batch)
             if not batch:
                 return expired
             for item in batch:
@@ -97,6 +101,8 @@ class ResultRetention:
                       "retentionDays": self.policy.days(product)}
         done = await self.store.mark_result_expired(job_id, self.owner, result,
                                                     self.clock.now())
+        if done:
+            self.on_expired(job_id)
         if done and files:
             log.info("event=result_expired job_id=%s files=%d", job_id, len(files))
         return done and bool(files)

@@ -117,7 +117,8 @@ class Runtime:
         if worker is not None:
             worker.start()
             retention = ResultRetention(store, stores, clock, retention_policy(settings),
-                                        settings.result_retention_interval)
+                                        settings.result_retention_interval,
+                                        on_expired=jobs.forget)
             retention.start()
         if dispatcher is not None:
             dispatcher.start()
