@@ -61,11 +61,15 @@ async def _move(store: Store, local: LocalStorage, objects: ObjectStorage, row: 
     if result.get("store") == objects.name:
         report.already += 1
         return
-    complete = True
-    for key in files:
-        complete = await _copy(local, objects, key, report) and complete
-    if not complete:
-        return
+    sizes = {key: await _local_size(local, key) for key in files}
+    for key, size in sizes.items():
+        if size is None and not await _exists(objects, key):
+            report.missing.append(key)
+    if any(key in report.missing for key in files):
+        return  # a file in neither store: the job keeps its URLs, nothing is copied
+    for key, size in sizes.items():
+        if size is not None:
+            await _copy(local, objects, key, size, report)
     url = objects.url_for(files[0])
     switched = {**result, "store": objects.name, "files": files, "cdnImage": url}
     if result.get("discordImage") == result.get("cdnImage"):
@@ -80,28 +84,33 @@ async def _move(store: Store, local: LocalStorage, objects: ObjectStorage, row: 
             await local.delete(key)
 
 
-async def _copy(local: LocalStorage, objects: ObjectStorage, key: str,
-                report: MoveReport) -> bool:
-    """Copy one file unless the object store has it whole already; False if it is in
-    neither store."""
+async def _local_size(local: LocalStorage, key: str) -> int | None:
     try:
-        info = await local.stat(key)
+        return (await local.stat(key)).size
     except NotFound:
-        try:
-            await objects.stat(key)
-            return True  # copied and removed locally by an earlier run
-        except NotFound:
-            report.missing.append(key)
-            return False
+        return None
+
+
+async def _exists(objects: ObjectStorage, key: str) -> bool:
     try:
-        if (await objects.stat(key)).size == info.size:
-            return True
+        await objects.stat(key)
+        return True
+    except NotFound:
+        return False
+
+
+async def _copy(local: LocalStorage, objects: ObjectStorage, key: str, size: int,
+                report: MoveReport) -> None:
+    """Copy one file unless the object store has it whole already (an earlier run)."""
+    try:
+        if (await objects.stat(key)).size == size:
+            return
     except NotFound:
         pass
-    if info.size <= PART_SIZE:
-        await objects.put(key, await local.get(key), info.content_type)
+    content_type = (await local.stat(key)).content_type
+    if size <= PART_SIZE:
+        await objects.put(key, await local.get(key), content_type)
     else:
-        await objects.put_stream(key, local.read(key, 0, info.size), info.content_type)
+        await objects.put_stream(key, local.read(key, 0, size), content_type)
     report.files += 1
-    report.bytes += info.size
-    return True
+    report.bytes += size
