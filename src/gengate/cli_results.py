@@ -46,8 +46,9 @@ def move(
         "--delete-local", help="Remove each job's local files once its URLs are switched")
     ] = False,
 ) -> None:
-    """Copy local result files into the object store (GENGATE_STORAGE_URL) and switch the
-    jobs' URLs; run it again after an interruption to go on where it stopped."""
+    """Copy local result files into the object store and switch the jobs' URLs.
+
+    Run it again after an interruption to go on where it stopped."""
     from gengate.resultmove import move_results
 
     async def run(_settings: Settings, store: Any, stores: Any) -> Any:
@@ -61,8 +62,9 @@ def move(
 
 @results_app.command("expire")
 def expire() -> None:
-    """Run one retention pass now: delete the files of results past their product's
-    retention period (GENGATE_RESULT_RETENTION_DAYS, GENGATE_RESULT_RETENTION)."""
+    """Run one result retention pass now.
+
+    Deletes the files of results past their product's retention period."""
     from gengate.clock import SystemClock
     from gengate.retention import ResultRetention
     from gengate.runtime import retention_policy
