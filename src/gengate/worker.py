@@ -13,6 +13,7 @@ never charged twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -143,7 +144,7 @@ class Worker:
                      job.upstream_id is not None)
             task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
             self._running[job.id] = task
-            task.add_done_callback(lambda t, jid=job.id: self._done(jid, t))
+            task.add_done_callback(functools.partial(self._done, job.id))
 
     def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
         # a job requeued here may already run again under a new task: keep that one
@@ -323,7 +324,7 @@ class Worker:
         return ProviderTask(
             job_id=job.id, action=job.action, prompt=job.prompt,
             mode=job.slot_mode or job.mode.value, seed=int(job.params.get("seed", 0)),
-            aspect=tuple(job.params.get("aspect", (1, 1))),  # type: ignore[arg-type]
+            aspect=tuple(job.params.get("aspect", (1, 1))),
             version=str(job.params.get("version", "7")),
             arg=spec.arg if spec else None, images=tuple(images),
             params={k: v for k, v in job.params.items() if k == "parent_seed"},

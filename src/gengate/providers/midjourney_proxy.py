@@ -324,7 +324,7 @@ class MidjourneyProxyProvider:
         """Code 21 means "exists" or "waits for a modal"; the task's status tells which."""
         properties = reply.get("properties")
         if isinstance(properties, Mapping) and properties.get("status"):
-            return properties["status"] == "MODAL"
+            return bool(properties["status"] == "MODAL")
         found = await self._request("GET", f"/mj/task/{task_id}/fetch", missing_ok=True)
         return isinstance(found, Mapping) and found.get("status") == "MODAL"
 

@@ -289,7 +289,7 @@ def _failure(response: httpx.Response, payload: dict[str, Any] | None,
 
 def _update(body: dict[str, Any]) -> ProviderUpdate:
     """A fetch body as gengate's own view of the task."""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
     status = body.get("status")
     if status == "FAILED":
         message = body.get("message")

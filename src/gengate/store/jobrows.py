@@ -218,7 +218,7 @@ _ADMIT_USER = (
 )
 
 
-def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: int, now: float,
+def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: float, now: float,
                 note: str = "") -> dict[str, Any]:
     return {"user_id": user_id, "job_id": job_id, "kind": kind.value, "amount": amount,
             "note": note, "created_at": now}
