@@ -4,6 +4,7 @@ services (PostgreSQL, Redis) that skip loudly where absent and fail under CI=tru
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -121,6 +122,7 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free port of this machine, for the whole session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request else
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,8 +28,12 @@ __all__ = ["ObjectStorage", "ObjectStoreConfig"]
 
 Serve = Literal["proxy", "redirect", "public"]
 
+log = logging.getLogger("gengate.storage")
+
 #: uploads larger than this go up as a multipart upload, in parts of this size
 PART_SIZE = 8 * 1024 * 1024
+RETRIES = 3
+RETRY_FOR = datetime.timedelta(seconds=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,14 @@ class ObjectStoreConfig:
         return endpoint, bucket, "/".join(rest)
 
 
+def _failed(op: str, key: str, exc: Exception) -> StorageUnavailable:
+    """The error clients see for a store that failed (after obstore's own retries of
+    timeouts and 5xx answers), logged with the store's reason (which holds no secret)."""
+    log.warning("event=object_store_failed op=%s key=%s error=%s: %.300s", op, key,
+                type(exc).__name__, exc)
+    return StorageUnavailable()
+
+
 def _http_date(value: datetime.datetime | None) -> str | None:
     return email.utils.format_datetime(value, usegmt=True) if value is not None else None
 
@@ -86,6 +99,9 @@ class ObjectStorage:
             client_options={"allow_http": endpoint is not None
                             and endpoint.startswith("http://"),
                             "timeout": "60s", "connect_timeout": "10s"},
+            # timeouts and 5xx answers are retried, for 20 s at most: a store that is down
+            # fails the request instead of holding it for minutes
+            retry_config={"max_retries": RETRIES, "retry_timeout": RETRY_FOR},
             **options)
         self.base_url = base_url.rstrip("/")
 
@@ -101,7 +117,7 @@ class ObjectStorage:
             return await obstore.sign_async(
                 self.store, "GET", key, datetime.timedelta(seconds=self.config.presign_seconds))
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("presign", key, exc) from exc
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         check_key(key)
@@ -121,7 +137,7 @@ class ObjectStorage:
                                     attributes={"Content-Type": content_type},
                                     use_multipart=multipart, chunk_size=PART_SIZE)
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("put", key, exc) from exc
 
     async def get(self, key: str) -> bytes:
         check_key(key)
@@ -131,7 +147,7 @@ class ObjectStorage:
         except FileNotFoundError as exc:
             raise NotFound("file not found") from exc
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("get", key, exc) from exc
 
     async def stat(self, key: str) -> StoredFile:
         check_key(key)
@@ -140,7 +156,7 @@ class ObjectStorage:
         except FileNotFoundError as exc:
             raise NotFound("file not found") from exc
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("stat", key, exc) from exc
         # HEAD gives no attributes through obstore; the type follows from the key, which
         # is also the type every result was stored with
         return StoredFile(meta["size"], content_type_of(key), meta["e_tag"],
@@ -156,7 +172,7 @@ class ObjectStorage:
         except FileNotFoundError as exc:
             raise NotFound("file not found") from exc
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("read", key, exc) from exc
         async for chunk in stream:
             yield bytes(chunk)
 
@@ -167,4 +183,4 @@ class ObjectStorage:
         except FileNotFoundError:
             return
         except Exception as exc:  # noqa: BLE001 - obstore raises its own kinds
-            raise StorageUnavailable() from exc
+            raise _failed("delete", key, exc) from exc

@@ -123,10 +123,6 @@ RANGES: list[tuple[str | None, int, str | None, slice | None]] = [
 ]
 
 
-async def _cdn_get(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
-    return await http.get(url, headers=headers)
-
-
 @pytest.mark.parametrize("mode", ["local", "proxy", "redirect", "public"])
 async def test_every_mode_serves_results_with_ranges_and_types(
         mode: str, settings: Settings, s3_bucket: S3Bucket) -> None:
@@ -161,7 +157,7 @@ async def test_every_mode_serves_results_with_ranges_and_types(
             fill = {"size": size, "last": size - 1, "tail": size - 64}
             for header, status, content_range, part in RANGES:
                 asked = {"Range": header.format(**fill)} if header else {}
-                response = await _cdn_get(http, urls[0], asked)
+                response = await http.get(urls[0], headers=asked)
                 assert response.status_code == status, (header, response.text)
                 if part is None:
                     continue
@@ -212,3 +208,24 @@ async def test_local_results_stay_readable_after_switching_to_the_object_store(
 def test_storage_settings_are_checked_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="GENGATE_STORAGE_PUBLIC_URL"):
         ObjectStorage(ObjectStoreConfig("http://127.0.0.1:9/b", serve="public"), "http://g")
+
+
+async def test_a_store_that_is_down_fails_the_job_clearly(settings: Settings) -> None:
+    from gengate.testing import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/results"  # nothing listens there
+    settings = settings.model_copy(update={"storage_url": down, "storage_access_key": S3_KEY,
+                                           "storage_secret_key": S3_SECRET})
+    async with serve_gateway(settings) as gw:
+        user_id, key = await gw.create_user(balance=100)
+        client = gw.client(key)
+        job = (await client.post(f"{V1}/imagine", json={"prompt": "a dam"})).json()
+        body = await gw.wait(client, job["data"]["jobId"], timeout=60)
+        assert body["status"] == "FAILED"
+        assert body["message"] == "[Internal error] the result store is unavailable"
+        totals = await gw.runtime.store.ledger_totals(user_id)
+        assert totals["refund"] == totals["freeze"] and totals["settle"] == 0
+        served = await gw.http.get("/cdn/midjourney/20261202/any.png")
+        assert served.status_code == 502
+        assert served.json() == {"status": "FAILED", "data": None,
+                                 "message": "[Internal error] the result store is unavailable"}
