@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -99,7 +100,10 @@ jobs = Table(
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
     Index("ix_jobs_account_status", "account_id", "status"),
-    Index("ix_jobs_status_finished", "status", "finished_at"),
+    # the retention pass's scan: results not expired yet, oldest first
+    Index("ix_jobs_results_live", "status", "finished_at",
+          postgresql_where=text("result_expired_at IS NULL"),
+          sqlite_where=text("result_expired_at IS NULL")),
 )
 
 job_inputs = Table(

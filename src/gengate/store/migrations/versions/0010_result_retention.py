@@ -21,11 +21,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("result_expired_at", sa.Float(), nullable=True))
         batch.add_column(sa.Column("result_claim_owner", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("result_claim_until", sa.Float(), nullable=True))
-    op.create_index("ix_jobs_status_finished", "jobs", ["status", "finished_at"])
+    op.create_index("ix_jobs_results_live", "jobs", ["status", "finished_at"],
+                    postgresql_where=sa.text("result_expired_at IS NULL"),
+                    sqlite_where=sa.text("result_expired_at IS NULL"))
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_status_finished", table_name="jobs")
+    op.drop_index("ix_jobs_results_live", table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("result_claim_until")
         batch.drop_column("result_claim_owner")
