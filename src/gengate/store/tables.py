@@ -96,6 +96,10 @@ jobs = Table(
     Column("result_expired_at", Float, nullable=True),
     Column("result_claim_owner", String(64), nullable=True),
     Column("result_claim_until", Float, nullable=True),
+    # the tag of a submit sent upstream whose task id is not recorded yet ("submitting"),
+    # and how many submits may have started an upstream task for this job
+    Column("submit_tag", String(64), nullable=True),
+    Column("sends", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
