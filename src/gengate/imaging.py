@@ -135,13 +135,15 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
 
 
 def decode_base64_image(value: str, label: str, *, require_prefix: bool | None = None,
-                        max_pixels: int = 40_000_000, mode: str = "RGB") -> Image.Image:
+                        max_pixels: int = 40_000_000, mode: str = "RGB",
+                        max_bytes: int | None = None) -> Image.Image:
     """Decode ``data:image/<fmt>;base64,<payload>`` or bare base64 into an image.
 
     `require_prefix`: ``None`` accepts both forms, ``True`` only data URLs, ``False`` only bare
     base64. Whitespace, missing padding and the URL-safe alphabet are tolerated. Raises
     ``BadRequest("<label> is not valid base64")`` for malformed payloads, then whatever
-    :func:`decode_image` raises.
+    :func:`decode_image` raises. Past `max_bytes` (decoded; checked on the text's length
+    before decoding) it raises ``BadRequest("<label> is too large: ...")``.
     """
     if not isinstance(value, str) or not value.strip():
         raise errors.BadRequest(f"{label} is empty")
@@ -159,7 +161,12 @@ def decode_base64_image(value: str, label: str, *, require_prefix: bool | None =
                 f"{label} is not valid base64: expected data:image/<format>;base64,<data>")
         if not media.startswith("image/"):
             raise errors.BadRequest(f"{label} is not an image data URL")
-    return decode_image(_b64decode(text, label), label, max_pixels=max_pixels, mode=mode)
+    if max_bytes is not None and len(text) > (max_bytes + 2) // 3 * 4 * 77 // 76 + 64:
+        raise errors.BadRequest(f"{label} is too large: at most {max_bytes} bytes")
+    data = _b64decode(text, label)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise errors.BadRequest(f"{label} is too large: at most {max_bytes} bytes")
+    return decode_image(data, label, max_pixels=max_pixels, mode=mode)
 
 
 def _b64decode(text: str, label: str) -> bytes:

@@ -3,6 +3,11 @@
 Submission order: check the request (prompt grammar, banned words, parent job, inputs),
 price it, then admit it atomically (``max_queue``, balance, freeze, insert) through the
 group-committing :class:`~gengate.admission.Admitter`.
+
+Requests that carry images are checked against the user's queue and balance first (a cheap
+read; the admission stays the authority), so a user who could not be admitted never makes the
+server decode anything. Images are decoded off the event loop, a few at a time; long prompts
+are checked off the event loop too, so one request never holds up the others.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from gengate import imaging, wire
 from gengate import prompt as prompts
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.errors import BadRequest, InsufficientBalance, NotFound, QueueFull, Unauthorized
 from gengate.jobs import (
     ENDPOINT_ONLY_ACTIONS,
     Job,
@@ -31,6 +36,7 @@ from gengate.jobs import (
     resolve_timeout,
 )
 from gengate.keys import hash_key
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -44,6 +50,10 @@ PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
+#: prompts up to this long are checked inline (well under a millisecond); longer ones in a thread
+INLINE_PROMPT_CHARS = 1000
+#: image decodes (and long prompt checks) running at once, each in its own thread
+CPU_SLOTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,8 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
+        # bounds the threads (and the memory) that decoding images and long prompts take
+        self._cpu = asyncio.Semaphore(CPU_SLOTS)
         self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
@@ -131,13 +143,37 @@ class JobService:
             self._keys.pop(key_hash, None)
 
     # -- submissions --------------------------------------------------------------------
-    def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+    async def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+        """The checked prompt (grammar and banned words), or 400. A long prompt (and a
+        permutation prompt, checked once per expansion) is checked in a thread."""
         if not prompt or not prompt.strip():
             raise BadRequest("prompt: must not be empty")
-        return prompts.check_prompt(prompt, self.rules, self.word_filter)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise BadRequest(f"prompt: must be at most {MAX_PROMPT_CHARS} characters")
+        if len(prompt) <= INLINE_PROMPT_CHARS and "{" not in prompt:
+            return prompts.check_prompt(prompt, self.rules, self.word_filter)
+        async with self._cpu:
+            return await asyncio.to_thread(prompts.check_prompt, prompt, self.rules,
+                                           self.word_filter)
+
+    async def precheck(self, sub: Submit, action: str, mode: Mode, *,
+                       parent: Job | None = None) -> None:
+        """499 or 402 now if the job could not be admitted as things stand, before any
+        expensive work on its inputs. A cheap read; :meth:`_admit` stays the authority."""
+        user = await self.store.get_user(sub.user_id)
+        hosted = parent.hosted if parent is not None else sub.hosted
+        prices = self.hosting_prices if hosted else self.prices
+        if user.in_flight >= user.max_queue:
+            raise QueueFull()
+        if user.balance < prices.price_milli(PRODUCT, action, mode.value):
+            raise InsufficientBalance()
+
+    async def _decode(self, images: list[str], field: str) -> list[bytes]:
+        async with self._cpu:
+            return await asyncio.to_thread(_decode_all, images, field)
 
     async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
-        parsed = self.check_prompt(prompt)
+        parsed = await self.check_prompt(prompt)
         if parsed.permutations:
             raise BadRequest(
                 f"prompt: permutation prompts expand to {len(parsed.permutations)} jobs; "
@@ -180,11 +216,13 @@ class JobService:
         parent = await self._parent(sub.user_id, parent_id)
         if "inpaint" not in (parent.result.get("components") or []):
             raise BadRequest("jobId: inpaint needs an upscaled (single image) job")
-        size = (parent.result.get("width"), parent.result.get("height"))
-        mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         text = parent.prompt
         if prompt and prompt.strip():
-            text = self.check_prompt(prompt).canonical
+            text = (await self.check_prompt(prompt)).canonical
+        await self.precheck(sub, "inpaint", parent.mode, parent=parent)
+        size = (parent.result.get("width"), parent.result.get("height"))
+        async with self._cpu:
+            mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, "inpaint", job_id)
         return await self._admit(sub, job_id, "inpaint", parent.mode, text, params,
@@ -194,7 +232,8 @@ class JobService:
                     mode: Mode) -> Job:
         if not 2 <= len(images) <= 5:
             raise BadRequest("imgBase64Array: give 2 to 5 images")
-        pngs = await asyncio.to_thread(_decode_all, images, "imgBase64Array")
+        await self.precheck(sub, "blend", mode)
+        pngs = await self._decode(images, "imgBase64Array")
         job_id = str(uuid.uuid4())
         params = {"version": self.rules.default_version, "aspect": list(aspect),
                   "seed": _seed_from(job_id)}
@@ -207,7 +246,8 @@ class JobService:
                                   "seed": _seed_from(job_id)}
         inputs: list[bytes] = []
         if base64:
-            inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
+            await self.precheck(sub, "describe", mode)
+            inputs = await self._decode([base64], "base64")
         elif url:
             await self.guard.check(url, "url")
             params["url"] = url
@@ -309,13 +349,15 @@ def _decode_all(values: list[str], field: str) -> list[bytes]:
         label = f"{field}[{i}]" if len(values) > 1 or field.endswith("Array") else field
         if not isinstance(value, str) or not value:
             raise BadRequest(f"{label}: must be a base64 image")
-        image = imaging.decode_base64_image(value, label)
+        image = imaging.decode_base64_image(value, label, max_bytes=MAX_IMAGE_BYTES,
+                                            max_pixels=MAX_IMAGE_PIXELS)
         out.append(imaging.encode_png(image))
     return out
 
 
 def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
-    mask = imaging.decode_base64_image(value, "mask", mode="L")
+    mask = imaging.decode_base64_image(value, "mask", mode="L", max_bytes=MAX_IMAGE_BYTES,
+                                       max_pixels=MAX_IMAGE_PIXELS)
     if mask.size != size:
         raise BadRequest(
             f"mask: must be {size[0]}x{size[1]} like the job's image, got "

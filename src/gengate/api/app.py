@@ -75,7 +75,8 @@ class GengateApp:
         )
         self.web.state.openapi = None
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
+                              TtapiFront(self._rt, settings.max_body_bytes,
+                                         settings.max_json_body_bytes, self.web))
 
     def _rt(self) -> Runtime:
         if self.runtime is None:

@@ -136,6 +136,8 @@ class Route:
     summary: str
     auth: bool = True
     hosted: bool = False
+    #: takes images: may read a body up to the larger limit
+    images: bool = False
 
 
 def _submitted(job_id: str) -> dict[str, Any]:
@@ -183,7 +185,8 @@ async def fetch(rt: Runtime, call: Call) -> Any:
     job_id = data.get("jobId", data.get("job_id"))
     if not isinstance(job_id, str) or not job_id:
         raise BadRequest("jobId: is required")
-    return Raw(await rt.jobs.fetch_body(call.user_id, job_id))
+    req: s.FetchRequest = s.parse(s.FetchRequest, data)  # type: ignore[assignment]
+    return Raw(await rt.jobs.fetch_body(call.user_id, req.jobId))
 
 
 async def fetch_list(rt: Runtime, call: Call) -> Any:
@@ -219,7 +222,7 @@ async def info(rt: Runtime, call: Call) -> Any:
 
 async def prompt_check(rt: Runtime, call: Call) -> Any:
     req: s.PromptCheckRequest = s.parse(s.PromptCheckRequest, call.data())  # type: ignore
-    rt.jobs.check_prompt(req.prompt)
+    await rt.jobs.check_prompt(req.prompt)
     return ok(prompts.PROMPT_CHECK_OK)
 
 
@@ -290,10 +293,12 @@ _V1 = "/midjourney/v1"
 ROUTES: dict[str, Route] = {
     f"{_V1}/imagine": Route(imagine, _POST, s.ImagineRequest, "Submit an imagine job"),
     f"{_V1}/action": Route(action, _POST, s.ActionRequest, "Run a button action on a job"),
-    f"{_V1}/blend": Route(blend, _POST, s.BlendRequest, "Blend 2 to 5 images"),
-    f"{_V1}/describe": Route(describe, _POST, s.DescribeRequest, "Describe an image"),
+    f"{_V1}/blend": Route(blend, _POST, s.BlendRequest, "Blend 2 to 5 images", images=True),
+    f"{_V1}/describe": Route(describe, _POST, s.DescribeRequest, "Describe an image",
+                             images=True),
     f"{_V1}/seed": Route(seed, _POST, s.SeedRequest, "Get the seed of a job"),
-    f"{_V1}/inpaint": Route(inpaint, _POST, s.InpaintRequest, "Vary a region of an image"),
+    f"{_V1}/inpaint": Route(inpaint, _POST, s.InpaintRequest, "Vary a region of an image",
+                            images=True),
     f"{_V1}/fetch": Route(fetch, _BOTH, s.FetchRequest, "Fetch a job (free)"),
     f"{_V1}/fetch-list": Route(fetch_list, _BOTH, s.FetchListQuery, "List your jobs (free)"),
     f"{_V1}/info": Route(info, _BOTH, None, "Account balance and limits"),
@@ -325,7 +330,8 @@ ROUTES: dict[str, Route] = {
 #: the Midjourney paths again under /hold, routed only to the caller's own accounts
 ROUTES.update({
     f"/hold{path}": Route(route.handler, route.methods, route.model,
-                          f"{route.summary} (on your own accounts)", route.auth, hosted=True)
+                          f"{route.summary} (on your own accounts)", route.auth, hosted=True,
+                          images=route.images)
     for path, route in list(ROUTES.items()) if path.startswith(_V1)
 })
 
@@ -347,11 +353,14 @@ async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
 
 
 class TtapiFront:
-    """Serves :data:`ROUTES`; anything else goes to ``fallback``."""
+    """Serves :data:`ROUTES`; anything else goes to ``fallback``. A body is read up to
+    ``max_image_body`` bytes on routes that take images, ``max_json_body`` on the others."""
 
-    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any):
+    def __init__(self, runtime: Callable[[], Runtime], max_image_body: int, max_json_body: int,
+                 fallback: Any):
         self._runtime = runtime
-        self._max_body = max_body
+        self._max_image_body = max_image_body
+        self._max_json_body = max_json_body
         self._fallback = fallback
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -387,6 +396,7 @@ class TtapiFront:
         else:
             await rt.limiter.check_address(_client(scope))
         if method == "POST":
-            call.body = await read_body(scope, receive, self._max_body)
+            limit = self._max_image_body if route.images else self._max_json_body
+            call.body = await read_body(scope, receive, limit)
         return await route.handler(rt, call)
 
