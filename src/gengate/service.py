@@ -52,8 +52,10 @@ _KEY_CACHE_SECONDS = 10.0
 FINISHED_CACHE = 20_000
 #: prompts up to this long are checked inline (well under a millisecond); longer ones in a thread
 INLINE_PROMPT_CHARS = 1000
-#: image decodes (and long prompt checks) running at once, each in its own thread
-CPU_SLOTS = 2
+#: long prompt checks running at once, each in its own thread
+PROMPT_SLOTS = 2
+#: images decoded at once (one 4096 x 4096 image takes about 50 MB while it is re-encoded)
+IMAGE_SLOTS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +105,9 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
-        # bounds the threads (and the memory) that decoding images and long prompts take
-        self._cpu = asyncio.Semaphore(CPU_SLOTS)
+        # bound the threads (and the memory) that long prompts and decoding images take
+        self._prompt_slots = asyncio.Semaphore(PROMPT_SLOTS)
+        self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
         self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
@@ -152,7 +155,7 @@ class JobService:
             raise BadRequest(f"prompt: must be at most {MAX_PROMPT_CHARS} characters")
         if len(prompt) <= INLINE_PROMPT_CHARS and "{" not in prompt:
             return prompts.check_prompt(prompt, self.rules, self.word_filter)
-        async with self._cpu:
+        async with self._prompt_slots:
             return await asyncio.to_thread(prompts.check_prompt, prompt, self.rules,
                                            self.word_filter)
 
@@ -160,16 +163,31 @@ class JobService:
                        parent: Job | None = None) -> None:
         """499 or 402 now if the job could not be admitted as things stand, before any
         expensive work on its inputs. A cheap read; :meth:`_admit` stays the authority."""
-        user = await self.store.get_user(sub.user_id)
         hosted = parent.hosted if parent is not None else sub.hosted
         prices = self.hosting_prices if hosted else self.prices
+        await self._precheck(sub.user_id, prices.price_milli(PRODUCT, action, mode.value))
+
+    async def precheck_any(self, user_id: int, action: str) -> None:
+        """499 or 402 if the user could not be admitted for ``action`` in any mode at any
+        price: asked before a request's body (its images) is even read."""
+        prices = []
+        for table in (self.prices, self.hosting_prices):
+            for mode in Mode:
+                try:
+                    prices.append(table.price_milli(PRODUCT, action, mode.value))
+                except BadRequest:
+                    continue  # not priced in that mode: admission says so
+        await self._precheck(user_id, min(prices, default=0))
+
+    async def _precheck(self, user_id: int, price: int) -> None:
+        user = await self.store.get_user(user_id)
         if user.in_flight >= user.max_queue:
             raise QueueFull()
-        if user.balance < prices.price_milli(PRODUCT, action, mode.value):
+        if user.balance < price:
             raise InsufficientBalance()
 
     async def _decode(self, images: list[str], field: str) -> list[bytes]:
-        async with self._cpu:
+        async with self._image_slots:
             return await asyncio.to_thread(_decode_all, images, field)
 
     async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
@@ -221,7 +239,7 @@ class JobService:
             text = (await self.check_prompt(prompt)).canonical
         await self.precheck(sub, "inpaint", parent.mode, parent=parent)
         size = (parent.result.get("width"), parent.result.get("height"))
-        async with self._cpu:
+        async with self._image_slots:
             mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, "inpaint", job_id)
