@@ -50,10 +50,6 @@ PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
-#: prompts up to this long are checked inline (well under a millisecond); longer ones in a thread
-INLINE_PROMPT_CHARS = 1000
-#: long prompt checks running at once, each in its own thread
-PROMPT_SLOTS = 2
 #: images decoded at once (one 4096 x 4096 image takes about 50 MB while it is re-encoded)
 IMAGE_SLOTS = 1
 
@@ -105,8 +101,7 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
-        # bound the threads (and the memory) that long prompts and decoding images take
-        self._prompt_slots = asyncio.Semaphore(PROMPT_SLOTS)
+        # bounds the threads (and the memory) that decoding images takes
         self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
         self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
@@ -147,17 +142,24 @@ class JobService:
 
     # -- submissions --------------------------------------------------------------------
     async def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
-        """The checked prompt (grammar and banned words), or 400. A long prompt (and a
-        permutation prompt, checked once per expansion) is checked in a thread."""
+        """The checked prompt (grammar and banned words), or 400.
+
+        Every check is linear in the prompt, and the longest prompt takes a few milliseconds,
+        so it runs on the event loop (a thread would make the loop wait for the interpreter
+        lock several times over). A permutation prompt is filtered once per expansion: other
+        requests run between two expansions."""
         if not prompt or not prompt.strip():
             raise BadRequest("prompt: must not be empty")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise BadRequest(f"prompt: must be at most {MAX_PROMPT_CHARS} characters")
-        if len(prompt) <= INLINE_PROMPT_CHARS and "{" not in prompt:
-            return prompts.check_prompt(prompt, self.rules, self.word_filter)
-        async with self._prompt_slots:
-            return await asyncio.to_thread(prompts.check_prompt, prompt, self.rules,
-                                           self.word_filter)
+        parsed = prompts.parse_prompt(prompt, self.rules)
+        if not parsed.permutations:
+            self.word_filter.check(parsed.text)
+            return parsed
+        for variant in parsed.permutations:
+            await asyncio.sleep(0)
+            self.word_filter.check(variant.text)
+        return parsed
 
     async def precheck(self, sub: Submit, action: str, mode: Mode, *,
                        parent: Job | None = None) -> None:

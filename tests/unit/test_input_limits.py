@@ -98,6 +98,8 @@ def _calls(fn: Any, *args: Any) -> int:
 # Runs of one-letter tokens are where spelled-out words ("n u d e") are looked for: before,
 # every window of up to 24 letters was joined and looked up (over 100 calls per character;
 # a 1 MB prompt held the server for most of a minute).
+# 40 expansions of 600 characters: as much as permutations may expand to (24,000 characters)
+LARGEST_PERMUTATION = "{a,b,c,d,e}{f,g,h,i,j,k,l,m} " + ("a b " * 150)[:597]
 ADVERSARIAL = ["a b ", "a ", "1 ", "a::1 ", "n u d ", "a 1 b 3 ", "a.b.", "e\u0301 "]
 
 
@@ -114,11 +116,19 @@ def test_the_word_filter_does_a_small_constant_amount_of_work_per_character(unit
 @pytest.mark.parametrize(("text", "expansions"), [
     ("a b " * (MAX_PROMPT_CHARS // 4), 1),
     ("x --sref " + "https://a.b/c::1 " * 300, 1),
-    ("{a,b,c,d,e}{f,g,h,i,j,k,l,m} " + "a b " * 1400, 40),  # filtered once per expansion
+    (LARGEST_PERMUTATION, 40),  # filtered once per expansion
 ])
 def test_the_whole_prompt_check_does_bounded_work(text: str, expansions: int) -> None:
     assert len(text) <= MAX_PROMPT_CHARS
+    check_prompt(text)  # accepted
     assert _calls(check_prompt, text) <= 16 * len(text) * expansions
+
+
+def test_permutations_are_bounded_in_what_they_expand_to() -> None:
+    assert len(check_prompt(LARGEST_PERMUTATION).permutations) == 40
+    with pytest.raises(errors.InvalidParameter,
+                       match=r"Permutations expand to more than 24000 characters"):
+        check_prompt(LARGEST_PERMUTATION + " b")
 
 
 def _png(size: tuple[int, int]) -> str:

@@ -309,6 +309,8 @@ def validation_message(exc: ValidationError) -> str:
     msg = err["msg"]
     if err["type"] == "missing":
         msg = "is required"
+    elif err["type"] == "value_error":
+        msg = str(err["ctx"]["error"])  # our own wording, without pydantic's "Value error, "
     return f"{loc}: {msg}"
 
 
