@@ -88,10 +88,10 @@ def summary(latencies: list[float]) -> dict[str, float]:
             "max_ms": ordered[-1]}
 
 
-def bench_stall(seconds: float) -> dict[str, object]:
+def bench_stall(seconds: float) -> dict[str, dict[str, float]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    out: dict[str, object] = {}
+    out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
         proc = serve(data, port)
         try:

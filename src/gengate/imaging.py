@@ -119,12 +119,12 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = 40_000_000,
     try:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
-        image = _flatten(image, mode)
+        decoded = _flatten(image, mode)
     except Exception as exc:
         raise errors.BadRequest(f"{label} is not a valid image") from exc
-    if shrink_to is not None and max(image.size) > shrink_to:
-        image = image.reduce(-(-max(image.size) // shrink_to))
-    return image
+    if shrink_to is not None and max(decoded.size) > shrink_to:
+        decoded = decoded.reduce(-(-max(decoded.size) // shrink_to))
+    return decoded
 
 
 def _flatten(image: Image.Image, mode: str) -> Image.Image:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ NOT_BASE64 = "data:image/png;base64,%%%"
 
 
 @pytest.fixture
-async def gw(settings: Settings):
+async def gw(settings: Settings) -> AsyncIterator[Gateway]:
     async with serve_gateway(settings) as g:
         yield g
 
@@ -87,7 +88,7 @@ async def test_json_routes_read_a_small_body_and_image_routes_a_larger_one(
     _envelope(await client.post(f"{V1}/blend", json={"imgBase64Array": [], "x": padding}),
               400, "2 to 5")
 
-    async def chunks():  # no Content-Length: refused as the chunks arrive
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: refused as the chunks arrive
         for _ in range(64):
             yield b"x" * 65536
     _envelope(await client.post(f"{V1}/imagine", content=chunks(),
