@@ -16,6 +16,7 @@ from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.jobs import Mode
+from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -66,6 +67,7 @@ class Runtime:
                     with_worker: bool = True, with_dispatcher: bool | None = None,
                     migrate: bool = True) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
+        return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store.open(settings.resolved_database_url())

@@ -75,7 +75,10 @@ class GengateApp:
         )
         self.web.state.openapi = None
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
+                              TtapiFront(self._rt, settings.max_body_bytes,
+                                         settings.max_json_body_bytes, self.web,
+                                         image_requests=settings.image_requests,
+                                         image_body_seconds=settings.image_body_seconds))
 
     def _rt(self) -> Runtime:
         if self.runtime is None:
