@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from gengate.accounts import FailureKind
+from gengate.background import spawn
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox
@@ -53,7 +54,7 @@ class BatchPoller:
             asyncio.get_running_loop().create_future())
         self._waiting.setdefault(upstream_id, []).append(future)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="gengate-batch-poll")
+            self._task = spawn(self._run(), "gengate-batch-poll")
         return await future
 
     async def _run(self) -> None:
