@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -105,7 +105,8 @@ def migrate(
     async def main() -> str | None:
         settings = Settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.resolved_database_url())
+        store = Store.open(settings.resolved_database_url(),
+                           pool=settings.pool_sizes(api=False, worker=False))
         try:
             if new:
                 return await new_revision(store.db, new)

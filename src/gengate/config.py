@@ -173,12 +173,13 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'gengate.db').resolve()}"
 
     def pool_sizes(self, *, api: bool, worker: bool) -> tuple[int, int]:
-        """PostgreSQL pool size and overflow of a process: a process with the API answers
-        many requests at once (group commit and batched lookups share connections), a
-        worker-only process runs a few jobs and deliveries; the settings override."""
-        size, overflow = (8, 8) if api else (4, 4)
+        """PostgreSQL pool size and overflow of a process (docs/deploy.md has the sums): a
+        process with the API answers many requests at once, but group commit and batched
+        lookups make them share transactions; a worker-only process holds a connection only
+        for the moment of each job's or delivery's change; the settings override."""
+        size, overflow = (5, 5) if api else (3, 3)
         if not api and not worker:
-            size, overflow = 2, 2  # a dispatcher alone, or an admin command
+            size, overflow = 1, 1  # an admin command
         size = self.db_pool_size if self.db_pool_size is not None else size
         overflow = self.db_max_overflow if self.db_max_overflow is not None else overflow
         return size, overflow

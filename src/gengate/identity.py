@@ -1,13 +1,17 @@
 """The node's identity: the name a process holds job and delivery leases under.
 
-A name is kept as a lock file in ``<data dir>/nodes/``. A starting process takes the first
-name whose lock no running process holds (the kernel drops the lock of a process that died,
-even of one killed with SIGKILL), or makes a new one. So a process that restarts in place
-is the same node as before: it gives itself back the leases its previous run left at once
-instead of waiting for them to lapse, while processes that run side by side on one data
-directory always have different names. ``GENGATE_NODE_ID`` names the node explicitly (a
-node on its own data directory, e.g. one container per node); it is locked the same way,
-and must be unique in the cluster.
+A name is kept as a lock file in ``<data dir>/nodes/``, named after the host. A starting
+process takes the first of its host's names whose lock no running process holds (the kernel
+drops the lock of a process that died, even of one killed with SIGKILL), or makes a new one.
+Names of other hosts are never taken: a lock is only as good as the kernel that holds it,
+and hosts sharing the data directory over a network file system must not share a name.
+
+So a process that restarts in place is the same node as before: it gives itself back the
+leases its previous run left at once instead of waiting for them to lapse, while processes
+that run side by side on one data directory always have different names.
+``GENGATE_NODE_ID`` names the node explicitly (e.g. a replica's ordinal, kept across
+re-creation of its container); it is locked the same way, and must be unique in the
+cluster.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ class NodeIdentity:
             if held is None:
                 raise Conflict(f"GENGATE_NODE_ID: node {node_id} is already running here")
             return cls(node_id, held)
+        host = _host()
         while True:
-            for path in sorted(folder.glob("*.lock")):
+            mine = re.compile(rf"{re.escape(host)}-[0-9a-f]{{8}}")
+            for path in sorted(folder.glob(f"{host}-*.lock")):
+                if not mine.fullmatch(path.stem):
+                    continue  # another host whose name starts like this one's
                 held = _lock(path)
                 if held is not None:
                     return cls(path.stem, held)
-            name = f"{_host()}-{uuid.uuid4().hex[:8]}"
+            name = f"{host}-{uuid.uuid4().hex[:8]}"
             held = _lock(folder / f"{name}.lock")
             if held is not None:
                 return cls(name, held)

@@ -103,12 +103,14 @@ class Worker:
         self._wake.set()
         for task in self._tasks:
             task.cancel()
-        if self._prober is not None:
-            self._prober.cancel()
+        prober = [self._prober] if self._prober is not None else []
+        for task in prober:
+            task.cancel()
         running = list(self._running.values())
         for task in running:
             task.cancel()
-        await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+        # everything that may use the upstreams' clients has ended before they close
+        await asyncio.gather(*self._tasks, *prober, *running, return_exceptions=True)
         await self.upstreams.close()
 
     @property
@@ -149,6 +151,12 @@ class Worker:
         if claimed.failed:
             self.on_event()
         for job in claimed.jobs:
+            running = self._running.get(job.id)
+            if running is not None and not running.done():
+                # its lease lapsed while this worker was slow, and this claim renewed it:
+                # the job still runs here, never twice
+                log.info("event=lease_retaken job_id=%s owner=%s", job.id, self.owner)
+                continue
             log.info("event=job_claimed job_id=%s owner=%s resume=%s", job.id, self.owner,
                      job.upstream_id is not None)
             task = spawn(self._run(job), name=f"gengate-job-{job.id}")

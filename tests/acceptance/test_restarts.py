@@ -20,6 +20,8 @@ ADMIN = "restart-admin"
 #: far longer than the restarted node may take: a node that waited for its own leases
 #: to lapse misses the deadline below
 LEASE = 60.0
+#: process id -> its output file
+_LOGS: dict[int, Path] = {}
 
 
 def _env(data: Path, **extra: str) -> dict[str, str]:
@@ -31,8 +33,17 @@ def _env(data: Path, **extra: str) -> dict[str, str]:
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gengate", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    """Start gengate; its output goes to a file beside the data directory."""
+    log = Path(env["GENGATE_DATA_DIR"]).parent / f"{args[0]}-{time.monotonic_ns()}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gengate", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    _LOGS[proc.pid] = log
+    return proc
+
+
+def _output(proc: subprocess.Popen[bytes]) -> str:
+    return _LOGS[proc.pid].read_text(errors="replace")
 
 
 async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
@@ -48,18 +59,16 @@ async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> N
 
 
 async def _exit_status(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for the process without blocking the loop; its output, for the message."""
-    out = await asyncio.wait_for(asyncio.to_thread(proc.communicate), 30)
-    assert proc.returncode is not None, out
-    return proc.returncode
+    """Wait for the process without blocking the event loop."""
+    status = await asyncio.to_thread(proc.wait, 30)
+    assert status is not None, _output(proc)
+    return status
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    if proc.poll() is None:
+    if proc is not None and proc.poll() is None:
         proc.kill()
-    proc.communicate()
+        proc.wait()
 
 
 async def test_serve_exits_0_after_sigterm(tmp_path: Path) -> None:
@@ -69,7 +78,7 @@ async def test_serve_exits_0_after_sigterm(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             await _until_up(http, proc)
         proc.terminate()
-        assert await _exit_status(proc) == 0
+        assert await _exit_status(proc) == 0, _output(proc)
     finally:
         _stop(proc)
 
@@ -77,9 +86,10 @@ async def test_serve_exits_0_after_sigterm(tmp_path: Path) -> None:
 async def test_worker_exits_0_after_sigterm(tmp_path: Path) -> None:
     proc = _start(_env(tmp_path / "data"), "worker")
     try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
-        assert b"running" in line, line
+        async with asyncio.timeout(60):
+            while "running" not in _output(proc):
+                assert proc.poll() is None, _output(proc)
+                await asyncio.sleep(0.05)
         proc.terminate()
         assert await _exit_status(proc) == 0
     finally:

@@ -96,10 +96,10 @@ async def test_the_wal_stays_bounded_under_sustained_writes(
 
 def test_pool_sizes_by_role_and_by_setting() -> None:
     settings = Settings()
-    assert settings.pool_sizes(api=True, worker=True) == (8, 8)
-    assert settings.pool_sizes(api=True, worker=False) == (8, 8)
-    assert settings.pool_sizes(api=False, worker=True) == (4, 4)
-    assert settings.pool_sizes(api=False, worker=False) == (2, 2)
+    assert settings.pool_sizes(api=True, worker=True) == (5, 5)
+    assert settings.pool_sizes(api=True, worker=False) == (5, 5)
+    assert settings.pool_sizes(api=False, worker=True) == (3, 3)
+    assert settings.pool_sizes(api=False, worker=False) == (1, 1)
     custom = Settings(db_pool_size=3, db_max_overflow=0)
     assert custom.pool_sizes(api=True, worker=True) == (3, 0)
 

@@ -63,9 +63,9 @@ WAL_TRUNCATE_AT = 16 * 1024 * 1024
 JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 #: seconds the checkpoint's connection waits for other connections' locks
 CHECKPOINT_BUSY_TIMEOUT = 1.0
-#: PostgreSQL connections per process when the caller does not say
-DEFAULT_POOL_SIZE = 10
-DEFAULT_MAX_OVERFLOW = 10
+#: PostgreSQL connections when the caller does not say (the settings size them by role)
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
 
 
 class Database:
