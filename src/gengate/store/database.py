@@ -56,11 +56,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 #: seconds between background PASSIVE checkpoints of the WAL on SQLite
 CHECKPOINT_EVERY = 1.0
 #: seconds between looks at the size of the WAL
-WAL_CHECK_EVERY = 0.25
-#: a WAL this large is checkpointed to its end and truncated to zero bytes
-WAL_TRUNCATE_AT = 16 * 1024 * 1024
+WAL_CHECK_EVERY = 0.1
+#: a WAL this large is checkpointed to its end and truncated to zero bytes (under a load
+#: at full speed it grows by tens of MB a second while the checkpoint copies)
+WAL_TRUNCATE_AT = 8 * 1024 * 1024
 #: ``PRAGMA journal_size_limit``: bytes a WAL is cut back to when it restarts
-JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
 #: seconds the checkpoint's connection waits for other connections' locks
 CHECKPOINT_BUSY_TIMEOUT = 1.0
 #: PostgreSQL connections when the caller does not say (the settings size them by role)
@@ -172,10 +173,12 @@ class Database:
         finally:
             conn.close()
 
-    async def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
+    async def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
+        """Whether the checkpoint went to the end of the log (it did not if another
+        connection kept it busy)."""
         self.checkpointing = True
         try:
-            await self._in_thread(_checkpoint, conn, mode)
+            return await self._in_thread(_checkpoint, conn, mode)
         finally:
             self.checkpointing = False
 
@@ -185,8 +188,8 @@ class Database:
         await self._checkpoint(conn, "PASSIVE")
         self._writable.clear()
         try:
-            await self._checkpoint(conn, "TRUNCATE")
-            self.wal_truncations += 1
+            if await self._checkpoint(conn, "TRUNCATE"):
+                self.wal_truncations += 1
         finally:
             self._writable.set()
 
@@ -277,5 +280,6 @@ def _wal_size(path: str) -> int:
         return 0
 
 
-def _checkpoint(conn: sqlite3.Connection, mode: str) -> None:
-    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+def _checkpoint(conn: sqlite3.Connection, mode: str) -> bool:
+    busy, _log, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    return not busy
