@@ -33,8 +33,10 @@ bench: install
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 
+## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Any
 
 __all__ = ["LocalServer", "read_request"]
@@ -33,7 +34,8 @@ class LocalServer:
         assert self._server is not None
         self._server.close()
         with contextlib.suppress(Exception):  # open keep-alive connections
-            self._server.close_clients()
+            if sys.version_info >= (3, 13):  # Server.close_clients() is new in 3.13
+                self._server.close_clients()
         await self._server.wait_closed()
         # connections still open end here, not when the event loop shuts down
         handlers = list(self._handlers or ())

@@ -167,8 +167,8 @@ def openapi_document() -> dict[str, Any]:
             "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
     paths.update(_public_paths())
     schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
-    for model in sorted(models, key=lambda m: m.__name__):
-        schemas[model.__name__] = model.model_json_schema(
+    for wire in sorted(models, key=lambda m: m.__name__):
+        schemas[wire.__name__] = wire.model_json_schema(
             ref_template="#/components/schemas/{model}")
     return {
         "openapi": "3.1.0",
