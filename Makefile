@@ -24,13 +24,17 @@ test: install
 	$(BIN)/python -m pytest -q
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
-## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm)
+## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
+## for result copies to the object store); the cost of the largest accepted inputs (/healthz
+## latency, peak memory) against the idle server
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)

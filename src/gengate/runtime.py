@@ -18,6 +18,7 @@ from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
+from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -26,25 +27,30 @@ from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
 from gengate.relay import Relay, build_relay
 from gengate.results import ResultWriter
+from gengate.resultstores import ResultStores
+from gengate.retention import ResultRetention, RetentionPolicy
 from gengate.service import JobService
 from gengate.stats import StatusService
-from gengate.storage import LocalStorage
 from gengate.store import Store
 from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "retention_policy"]
 
 log = logging.getLogger("gengate")
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(settings.result_retention_days, dict(settings.result_retention))
 
 
 @dataclass
 class Runtime:
     settings: Settings
     store: Store
-    storage: LocalStorage
+    stores: ResultStores
     http: httpx.AsyncClient
     jobs: JobService
     admin: AdminService
@@ -56,6 +62,7 @@ class Runtime:
     pool: PoolService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
+    retention: ResultRetention | None = None
     identity: NodeIdentity | None = None
 
     @classmethod
@@ -64,6 +71,7 @@ class Runtime:
                     migrate: bool = True, with_api: bool = True) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``; ``with_api``
         (the process serves requests) only sizes the database pool."""
+        return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if with_dispatcher is None:
@@ -76,7 +84,7 @@ class Runtime:
         if settings.local_account:
             await store.ensure_local_account({m.value: settings.local_slots for m in Mode},
                                              clock.now())
-        storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
+        stores = ResultStores.from_settings(settings)
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
         box = CredentialBox(load_key(settings.secret_key, settings.data_dir))
         local = LocalProvider(
@@ -102,7 +110,7 @@ class Runtime:
             Worker(settings, store,
                    Upstreams(settings, store, box, http, clock, local, pool.changed,
                              hosting_guard),
-                   ResultWriter(storage, http), clock, http,
+                   ResultWriter(stores.primary, http, stores=stores), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
                    metrics=metrics, owner=node)
             if with_worker else None
@@ -117,16 +125,21 @@ class Runtime:
                           PriceTable(settings.hosting_price_table()))
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
+        retention = None
         if worker is not None:
             worker.start()
+            retention = ResultRetention(store, stores, clock, retention_policy(settings),
+                                        settings.result_retention_interval,
+                                        on_expired=jobs.forget)
+            retention.start()
         if dispatcher is not None:
             dispatcher.start()
         limiter = RateLimiter(settings.redis_url,
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
-        runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
+        runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, relay=build_relay(settings, store, clock),
-                      identity=identity)
+                      retention=retention, identity=identity)
         runtime._listen()
         return runtime
 
@@ -145,6 +158,8 @@ class Runtime:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
+        if self.retention is not None:
+            await self.retention.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.dispatcher is not None:

@@ -15,6 +15,7 @@ _ERRORS = {
     "401": "Wrong TT-API-KEY or email is not activated.",
     "402": "Insufficient balance",
     "404": "Not found",
+    "408": "Request body not received in time (routes that take images)",
     "409": "Idempotency-Key already used for a different request",
     "413": "Request body too large",
     "415": "Content-Type must be application/json",
@@ -60,7 +61,9 @@ _PUBLIC = {
     "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
     "/metrics": ("text/plain", "Prometheus metrics"),
     "/openapi.json": ("application/json", "This document"),
-    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed)"),
+    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed); "
+                   "honours one byte Range; with an object store in redirect or public mode, "
+                   "a 307 to the object"),
 }
 
 _ENVELOPE = {
@@ -80,10 +83,12 @@ _FETCH = {
                    "enum": ["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]},
         "message": {"type": "string"},
         "jobId": {"type": "string"},
-        "data": {"type": "object", "properties": {k: {} for k in (
+        "data": {"type": "object", "properties": {**{k: {} for k in (
             "action", "jobId", "progress", "prompt", "quota", "mode", "discordImage",
             "cdnImage", "width", "height", "hookUrl", "components", "seed", "images",
-            "prompts", "submitTime", "finishTime")}},
+            "prompts", "submitTime", "finishTime")}, "expired": {
+            "type": "boolean", "description": "Present (true) when the retention period "
+            "deleted the result files: the URLs are null and message says so"}}},
     },
 }
 
@@ -119,7 +124,15 @@ def _public_paths() -> dict[str, Any]:
         if path.startswith("/cdn"):
             op["parameters"] = [{"name": "key", "in": "path", "required": True,
                                  "schema": {"type": "string"}}]
-            op["responses"]["404"] = {"description": "No such file"}
+            op["parameters"].append({"name": "Range", "in": "header", "required": False,
+                                     "schema": {"type": "string"}})
+            op["responses"].update({
+                "206": {"description": "The requested byte range", "content": {media: {}}},
+                "307": {"description": "Redirect to the object (presigned or public URL)"},
+                "404": {"description": "No such file"},
+                "416": {"description": "The range starts past the end of the file"}})
+            out[path] = {"get": op, "head": {**op, "summary": "The same, headers only"}}
+            continue
         out[path] = {"get": op}
     return out
 

@@ -171,6 +171,8 @@ class Database:
                 except sqlite3.Error as exc:
                     log.warning("event=checkpoint_failed error=%s", exc)
         finally:
+            # every thread call above has ended (_in_thread waits even when cancelled):
+            # nothing uses the connection any more
             conn.close()
 
     async def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
