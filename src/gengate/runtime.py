@@ -12,9 +12,11 @@ import httpx
 from gengate import prompt as prompts
 from gengate.admin import AdminService
 from gengate.admission import Admitter
+from gengate.background import supervise
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
+from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
 from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
@@ -61,16 +63,21 @@ class Runtime:
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
     retention: ResultRetention | None = None
+    identity: NodeIdentity | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
                     with_worker: bool = True, with_dispatcher: bool | None = None,
-                    migrate: bool = True) -> Runtime:
-        """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
+                    migrate: bool = True, with_api: bool = True) -> Runtime:
+        """Build everything; ``with_dispatcher`` defaults to ``with_worker``; ``with_api``
+        (the process serves requests) only sizes the database pool."""
         return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.resolved_database_url())
+        if with_dispatcher is None:
+            with_dispatcher = with_worker
+        store = Store.open(settings.resolved_database_url(), pool=settings.pool_sizes(
+            api=with_api, worker=with_worker or with_dispatcher))
         if migrate:
             await store.migrate()
         store.db.start_maintenance()
@@ -92,9 +99,12 @@ class Runtime:
         # webhooks and describe's url: gengate's requests to addresses users give
         guard = NetGuard.from_setting(settings.webhook_allow, who="user-given URLs")
         metrics = Metrics()
-        if with_dispatcher is None:
-            with_dispatcher = with_worker
-        dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
+        # a node with leases to hold has a name that outlives its process
+        identity = (NodeIdentity.acquire(settings.data_dir, settings.node_id)
+                    if with_worker or with_dispatcher else None)
+        node = identity.name if identity is not None else None
+        dispatcher = (Dispatcher(settings, store, clock, guard, metrics,
+                                 owner=f"{node}-hooks" if node else None)
                       if with_dispatcher else None)
         worker = (
             Worker(settings, store,
@@ -102,7 +112,7 @@ class Runtime:
                              hosting_guard),
                    ResultWriter(stores.primary, http, stores=stores), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
-                   metrics=metrics)
+                   metrics=metrics, owner=node)
             if with_worker else None
         )
         word_filter = (
@@ -129,7 +139,7 @@ class Runtime:
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, relay=build_relay(settings, store, clock),
-                      retention=retention)
+                      retention=retention, identity=identity)
         runtime._listen()
         return runtime
 
@@ -141,7 +151,8 @@ class Runtime:
         if self.dispatcher is not None:
             channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
         if channels and not self.store.db.is_sqlite:
-            self._listener = asyncio.create_task(self.store.db.listen(channels))
+            db = self.store.db
+            self._listener = supervise(lambda: db.listen(channels), "gengate-listen")
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -157,3 +168,5 @@ class Runtime:
             await self.relay.close()
         await self.http.aclose()
         await self.store.close()
+        if self.identity is not None:
+            self.identity.release()

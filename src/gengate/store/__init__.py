@@ -32,8 +32,11 @@ class Store:
         self.db = database
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(Database(url))
+    def open(cls, url: str, *, pool: tuple[int, int] | None = None) -> Store:
+        """``pool``: PostgreSQL pool size and overflow (the defaults when None)."""
+        if pool is None:
+            return cls(Database(url))
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]))
 
     async def migrate(self) -> None:
         await migrate(self.db)
@@ -84,6 +87,9 @@ class Store:
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
+
+    async def release_owned(self, owner: str) -> int:
+        return await self.db.run(jobrows.release_owned, owner)
 
     # -- result files (retention and moves) ----------------------------------------------
     async def claim_expiring_results(self, cutoffs: dict[str, float | None],
@@ -167,6 +173,9 @@ class Store:
     async def claim_deliveries(self, owner: str, limit: int, now: float,
                                lease: float) -> list[Delivery]:
         return await self.db.run(hookrows.claim, owner, limit, now, lease)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(hookrows.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
