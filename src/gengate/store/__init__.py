@@ -38,8 +38,13 @@ class Store:
         self.bodies = bodies
 
     @classmethod
-    def open(cls, url: str, bodies: Bodies | None = None) -> Store:
-        return cls(Database(url), bodies)
+    def open(cls, url: str, bodies: Bodies | None = None, *,
+             pool: tuple[int, int] | None = None) -> Store:
+        """``bodies``: a job's fetch body (the products' registry); ``pool``: PostgreSQL
+        pool size and overflow (the defaults when None)."""
+        if pool is None:
+            return cls(Database(url), bodies)
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]), bodies)
 
     async def migrate(self) -> None:
         await migrate(self.db)
@@ -92,6 +97,9 @@ class Store:
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
+
+    async def release_owned(self, owner: str) -> int:
+        return await self.db.run(jobrows.release_owned, owner)
 
     # -- result files (retention and moves) ----------------------------------------------
     async def claim_expiring_results(self, cutoffs: dict[str, float | None],
@@ -181,6 +189,9 @@ class Store:
     async def claim_deliveries(self, owner: str, limit: int, now: float,
                                lease: float) -> list[Delivery]:
         return await self.db.run(outbox.claim, owner, limit, now, lease)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(outbox.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
