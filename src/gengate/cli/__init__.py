@@ -25,10 +25,6 @@ admin_app.add_typer(accounts_app, name="accounts")
 app.add_typer(results_app, name="results")
 console = Console()
 
-KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",
-                                            help="API key (or GENGATE_API_KEY)")]
-UrlOpt = Annotated[str, typer.Option("--base-url", envvar="GENGATE_BASE_URL")]
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _print(data: Any) -> None:
@@ -307,71 +303,8 @@ def accounts_events(account_id: AccountId, limit: int = 50) -> None:
     _admin(lambda p: p.events(account_id, limit=limit), "pool")
 
 
-def _client_call(base_url: str, key: str | None, fn: Any) -> None:
-    from gengate.client import ApiError, GengateClient
-
-    if not key:
-        console.print("[red]give --key or set GENGATE_API_KEY[/red]")
-        raise typer.Exit(2)
-
-    async def main() -> Any:
-        async with GengateClient(base_url, key) as client:
-            return await fn(client)
-
-    try:
-        _print(asyncio.run(main()))
-    except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-
-
-def _progress(body: dict[str, Any]) -> None:
-    console.print(f"  {body['status']:<14} progress {body['data'].get('progress')}")
-
-
-@app.command()
-def imagine(
-    prompt: str,
-    mode: str = "fast",
-    wait: Annotated[bool, typer.Option(help="Poll until the job ends")] = True,
-    key: KeyOpt = None,
-    base_url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Submit an imagine job (and wait for it)."""
-
-    async def run(client: Any) -> Any:
-        job_id = await client.imagine(prompt, mode=mode)
-        console.print(f"job {job_id} submitted")
-        return await client.wait(job_id, on_update=_progress) if wait else {"jobId": job_id}
-
-    _client_call(base_url, key, run)
-
-
-@app.command()
-def action(job_id: str, name: str, wait: bool = True, key: KeyOpt = None,
-           base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Run an action (upsample1, variation2, zoom_out_2, ...) on a finished job."""
-
-    async def run(client: Any) -> Any:
-        new_id = await client.action(job_id, name)
-        console.print(f"job {new_id} submitted")
-        return await client.wait(new_id, on_update=_progress) if wait else {"jobId": new_id}
-
-    _client_call(base_url, key, run)
-
-
-@app.command()
-def fetch(job_id: str, key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Fetch a job."""
-    _client_call(base_url, key, lambda c: c.fetch(job_id))
-
-
-@app.command()
-def info(key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Your balance, frozen quota and max_queue."""
-    _client_call(base_url, key, lambda c: c.info())
-
-
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    from gengate.cli.jobs import register
+
+    register(app)(prog_name="gengate")
