@@ -11,10 +11,14 @@ from collections.abc import Mapping
 
 from gengate.errors import BadRequest
 
-__all__ = ["DEFAULT_HOSTING_PRICES", "DEFAULT_PRICES", "LedgerKind", "PriceTable", "from_milli",
-           "to_milli"]
+__all__ = ["DEFAULT_HOSTING_PRICES", "DEFAULT_PRICES", "MAX_MILLI", "MAX_QUOTA", "LedgerKind",
+           "PriceTable", "from_milli", "to_milli"]
 
 MILLI = 1000
+#: the most quota one balance (and one top-up) may hold: whole milli amounts up to this stay
+#: exact integers in every database and in a JSON double
+MAX_QUOTA = 10**12
+MAX_MILLI = MAX_QUOTA * MILLI
 
 #: "product:action:mode" -> quota. "*" matches any action or mode.
 DEFAULT_PRICES: dict[str, float] = {

@@ -40,13 +40,16 @@ def _storage(redis_url: str | None) -> Storage:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None, default: Limits, per_ip_second: int):
+    def __init__(self, redis_url: str | None, default: Limits, per_ip_second: int,
+                 admin_failures_per_minute: int = 0):
         self.shared = bool(redis_url)
         self._storage = _storage(redis_url)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self.default = default
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._ip = RateLimitItemPerSecond(per_ip_second) if per_ip_second else None
+        self._admin = (RateLimitItemPerMinute(admin_failures_per_minute)
+                       if admin_failures_per_minute else None)
 
     def _item(self, unit: str, amount: int) -> RateLimitItem:
         item = self._items.get((unit, amount))
@@ -79,6 +82,16 @@ class RateLimiter:
         """Count one request without a valid key from ``address``."""
         if self._ip is not None:
             await self._hit(self._ip, "ip", address)
+
+    async def check_admin_address(self, address: str) -> None:
+        """Refuse (429) an address that used up its failed admin sign-ins for now."""
+        if self._admin is not None and not await self._limiter.test(self._admin, "admin", address):
+            await self._hit(self._admin, "admin", address)
+
+    async def admin_failed(self, address: str) -> None:
+        """Count one failed admin sign-in from ``address``; 429 once over the limit."""
+        if self._admin is not None:
+            await self._hit(self._admin, "admin", address)
 
     async def ping(self) -> bool:
         return bool(await self._storage.check())

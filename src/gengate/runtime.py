@@ -113,7 +113,7 @@ class Runtime:
             dispatcher.start()
         limiter = RateLimiter(settings.redis_url,
                               Limits(settings.rate_per_second, settings.rate_per_minute),
-                              settings.ip_rate_per_second)
+                              settings.ip_rate_per_second, settings.admin_failures_per_minute)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, relay=build_relay(settings, store, clock))
         runtime._listen()

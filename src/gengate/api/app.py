@@ -10,12 +10,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
-from gengate.api.envelope import error_body, json_response
+from gengate.api.envelope import error_body, json_response, send_json
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
@@ -33,16 +33,54 @@ async def _gengate_error(_request: Request, exc: Exception) -> Response:
     return json_response(error_body(exc), exc.status_code, exc.headers)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+def _allowed(request: Request) -> str:
+    """Every method some route of the path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
     return json_response({"status": "FAILED", "message": message, "data": None},
-                         exc.status_code, exc.headers)
+                         exc.status_code, headers)
 
 
 async def _crash(_request: Request, exc: Exception) -> Response:
     log.error("event=request_crashed", exc_info=exc)
     return json_response(error_body(GengateError()), 500)
+
+
+async def _answered(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Run ``app`` so that an exception still ends in a whole 500 envelope and is not
+    raised to the server, which would drop the keep-alive connection. (Starlette answers
+    500 through :func:`_crash` and then raises again.) Only a crash in the middle of a
+    response body, which cannot be taken back, is left to the server."""
+    state = {"started": False, "done": False}
+
+    async def tracked(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            state["started"] = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            state["done"] = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracked)
+    except Exception as exc:
+        if state["done"]:
+            return  # answered (and logged by the handler that answered)
+        if state["started"]:
+            raise
+        log.error("event=request_crashed path=%s", scope.get("path"), exc_info=exc)
+        await send_json(send, 500, error_body(GengateError()))
 
 
 class GengateApp:
@@ -100,7 +138,10 @@ class GengateApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await self.front(scope, receive, send)
+        if scope["type"] != "http":
+            await self.front(scope, receive, send)
+            return
+        await _answered(self.front, scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from gengate.api.envelope import ClientGone, read_body
+from gengate.api.schemas import MAX_PAGE
 from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
@@ -212,12 +213,9 @@ class LlmFront:
 
     async def usage(self, req: Request) -> None:
         query = parse_query(req.scope.get("query_string", b""))
-        try:
-            page = max(1, int(query.get("page", "1")))
-            limit = min(500, max(1, int(query.get("limit", "50"))))
-        except ValueError:
-            raise BadRequest("page and limit must be integers") from None
-        rows = await req.rt.store.llm_usage(req.user_id, page, limit + 1)
+        page = _int_param(query, "page", 1, MAX_PAGE)
+        limit = _int_param(query, "limit", 50, MAX_USAGE_LIMIT)
+        rows = await req.rt.store.llm_usage(req.user_id, page, limit, peek=1)
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,
@@ -226,6 +224,20 @@ class LlmFront:
                 for r in rows[:limit]]
         await req.answer({"object": "list", "data": data, "page": page,
                           "has_more": len(rows) > limit})
+
+
+#: the most rows one /v1/usage page lists
+MAX_USAGE_LIMIT = 500
+
+
+def _int_param(query: dict[str, str], name: str, default: int, high: int) -> int:
+    """A whole number from 1 to ``high``; anything else is refused, never clamped."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high):
+        raise BadRequest(f"{name}: must be an integer from 1 to {high}")
+    return int(raw)
 
 
 def _has(scope: dict[str, Any], name: bytes) -> bool:

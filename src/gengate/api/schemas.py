@@ -13,6 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from gengate.errors import BadRequest
 from gengate.jobs import Mode
+from gengate.quota import MAX_QUOTA
 
 __all__ = [
     "ActionRequest",
@@ -40,6 +41,12 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=False)
 
 
+#: the last page a listing serves: far past any real listing, and its offset stays a
+#: small integer for the database
+MAX_PAGE = 1_000_000
+_PAGE = Field(1, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE}")
+
+
 _MODE = Field(
     Mode.FAST,
     validation_alias=AliasChoices("mode", "model"),
@@ -49,7 +56,8 @@ _TIMEOUT = Field(None, description="Seconds, 300-1200; default and minimum 300 (
 _HOOK = Field(None, description="URL that receives the fetch body when the job ends")
 _UIMAGES = Field(False, description="Also store the four split images of a grid in `images`")
 _PROGRESS = Field(False, description="Also notify hookUrl at each progress step")
-_JOB_ID = Field(validation_alias=AliasChoices("jobId", "job_id"), description="The parent job")
+_JOB_ID = Field(validation_alias=AliasChoices("jobId", "job_id"), min_length=1,
+                description="The parent job")
 _FALLBACK = Field(False, description="gengate extension: a fast job may run in a relax slot "
                   "(charged relax's price) when no fast slot is free")
 
@@ -57,7 +65,8 @@ _FALLBACK = Field(False, description="gengate extension: a fast job may run in a
 class ImagineRequest(_Wire):
     """POST /midjourney/v1/imagine"""
 
-    prompt: str = Field(description="Midjourney prompt with its `--` parameters")
+    prompt: str = Field(min_length=1, pattern=r"\S",
+                        description="Midjourney prompt with its `--` parameters")
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
@@ -71,7 +80,8 @@ class ActionRequest(_Wire):
     """POST /midjourney/v1/action"""
 
     jobId: str = _JOB_ID
-    action: str = Field(description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
+    action: str = Field(min_length=1,
+                        description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -134,7 +144,7 @@ class DeliveriesQuery(_Wire):
     """GET (query) or POST (body) /webhooks/deliveries"""
 
     jobId: str | None = Field(None, validation_alias=AliasChoices("jobId", "job_id"))
-    page: int = Field(1, ge=1)
+    page: int = _PAGE
     limit: int = Field(20, ge=1, le=100)
 
 
@@ -147,7 +157,7 @@ class RedeliverRequest(_Wire):
 class FetchListQuery(_Wire):
     """GET (query) or POST (body) /midjourney/v1/fetch-list"""
 
-    page: int = Field(1, ge=1)
+    page: int = _PAGE
     limit: int = Field(10, ge=1, le=100)
     status: Literal["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED", "ALL"] = Field(
         "SUCCESS", description="Case-insensitive; ALL lists every status"
@@ -158,17 +168,18 @@ class FetchListQuery(_Wire):
 class PromptCheckRequest(_Wire):
     """POST /midjourney/v1/promptCheck"""
 
-    prompt: str
+    prompt: str = Field(min_length=1, pattern=r"\S")
 
 
 class CreateUserRequest(_Wire):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    balance: float = Field(0, ge=0)
+    balance: float = Field(0, ge=0, le=MAX_QUOTA, allow_inf_nan=False)
     max_queue: int | None = Field(None, ge=0)
 
 
 class TopUpRequest(_Wire):
-    amount: float
+    amount: float = Field(ge=-MAX_QUOTA, le=MAX_QUOTA, allow_inf_nan=False,
+                          description="Quota to add (negative removes); a multiple of 0.001")
     note: str = ""
 
 
@@ -181,7 +192,8 @@ class UpdateUserRequest(_Wire):
 
 _NAME = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
               description="Unique within the pool: letters, digits, `_`, `.`, `-`")
-_URL = Field(max_length=2048, description="The upstream's base URL (http or https)")
+_URL = Field(min_length=1, max_length=2048,
+             description="The upstream's base URL (http or https)")
 _SECRET = Field(None, min_length=1, max_length=4096,
                 description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
 _APIKEY = Field(None, min_length=1, max_length=4096,
@@ -219,7 +231,7 @@ class CreateAccountRequest(_AccountFields):
 
     name: str = _NAME
     provider: Literal["midjourney_proxy", "ttapi", "local"] = "midjourney_proxy"
-    baseUrl: str | None = Field(None, max_length=2048,
+    baseUrl: str | None = Field(None, min_length=1, max_length=2048,
                                 description="Required except for `local`")
 
 
@@ -228,7 +240,7 @@ class UpdateAccountRequest(_AccountFields):
 
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=2048)
+    baseUrl: str | None = Field(None, min_length=1, max_length=2048)
 
 
 _USE_MODE = Field(description="1 relax, 2 fast, 3 turbo: the mode the account runs jobs in")
@@ -257,7 +269,7 @@ class HoldAccountUpdate(_Wire):
     accountId: int = _ACCOUNT_ID
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=2048)
+    baseUrl: str | None = Field(None, min_length=1, max_length=2048)
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE

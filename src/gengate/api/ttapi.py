@@ -388,5 +388,7 @@ class TtapiFront:
             await rt.limiter.check_address(_client(scope))
         if method == "POST":
             call.body = await read_body(scope, receive, self._max_body)
+            if route.model is None:
+                call.data()  # no fields, but a body must still be a JSON object (415, 400)
         return await route.handler(rt, call)
 

@@ -175,8 +175,9 @@ class Store:
                               now: float) -> list[int]:
         return await self.db.run(llmrows.settle_many, items, now)
 
-    async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
-        return await self.db.read(llmrows.usage_of, user_id, page, limit)
+    async def llm_usage(self, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[llmrows.UsageRow]:
+        return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
 
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)
