@@ -23,7 +23,6 @@ from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
     GengateError,
-    MethodNotAllowed,
     NotFound,
 )
 from gengate.providers.anthropic import ANTHROPIC
@@ -98,11 +97,13 @@ class LlmFront:
         methods, protocol, handler = route
         if protocol is None:
             protocol = ANTHROPIC if _has(scope, b"anthropic-version") else OPENAI
+        if scope["method"] not in methods:
+            allowed = ", ".join(methods)
+            body = protocol.error_body(405, f"method {scope['method']} not allowed; use {allowed}")
+            await _send_bytes(send, 405, orjson.dumps(body), [_JSON, (b"allow", allowed.encode())])
+            return
         req = Request(scope, receive, send, protocol, self._runtime())
         try:
-            if scope["method"] not in methods:
-                raise MethodNotAllowed(f"method {scope['method']} not allowed",
-                                       headers={"Allow": ", ".join(methods)})
             # same keys, same per-key and per-address limits as the TTAPI front
             req.user_id = await admit_caller(req.rt, Call("", b"", scope["headers"]), scope)
             await handler(self, req)
