@@ -15,6 +15,7 @@ from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
+from gengate.datafiles import private_dir, private_sqlite_file
 from gengate.jobs import Mode
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
@@ -61,17 +62,19 @@ class Runtime:
                     migrate: bool = True) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
         clock = clock or SystemClock()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        private_sqlite_file(settings.resolved_database_url())
+        keys = load_key(settings.secret_key, settings.data_dir)
         store = Store.open(settings.resolved_database_url())
         if migrate:
-            await store.migrate()
+            await store.migrate(keys)
         store.db.start_maintenance()
         if settings.local_account:
             await store.ensure_local_account({m.value: settings.local_slots for m in Mode},
                                              clock.now())
         storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
-        box = CredentialBox(load_key(settings.secret_key, settings.data_dir))
+        box = CredentialBox(keys)
         local = LocalProvider(
             settings.data_dir / "local-upstream", delay=settings.local_delay,
             steps=settings.local_steps, fail_marker=settings.local_fail_marker,
@@ -86,7 +89,7 @@ class Runtime:
         metrics = Metrics()
         if with_dispatcher is None:
             with_dispatcher = with_worker
-        dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
+        dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics)
                       if with_dispatcher else None)
         worker = (
             Worker(settings, store,

@@ -28,6 +28,7 @@ from gengate.metrics import Metrics
 from gengate.netguard import NetGuard, Target
 from gengate.retry import RetryPolicy
 from gengate.store import Delivery, Store
+from gengate.store.hookrows import Sealer
 
 __all__ = ["Dispatcher"]
 
@@ -41,8 +42,10 @@ PURGE_EVERY = 3600.0
 
 class Dispatcher:
     def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard,
-                 metrics: Metrics | None = None):
+                 box: Sealer, metrics: Metrics | None = None):
         self.settings = settings
+        #: opens the users' sealed signing secrets
+        self.box = box
         self.store = store
         self.clock = clock
         self.guard = guard
@@ -88,7 +91,7 @@ class Dispatcher:
                 free = self.settings.webhook_concurrency - len(self._running)
                 if free > 0:
                     for delivery in await self.store.claim_deliveries(
-                            self.owner, free, self.clock.now(), lease):
+                            self.owner, free, self.clock.now(), lease, self.box):
                         task = asyncio.create_task(self._deliver(delivery))
                         self._running.add(task)
                         task.add_done_callback(self._finished)

@@ -167,3 +167,19 @@ async def test_wrong_admin_keys_are_rate_limited(settings: Settings) -> None:
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         # the address is held off for now, even with the right key
         assert (await gw.http.get("/admin/users", headers=ADMIN)).status_code == 429
+
+
+@pytest.mark.parametrize("host", ["[2002:7f00:1::]:9", "[64:ff9b::a9fe:a9fe]", "8.8.8.8:0"])
+async def test_user_given_urls_cannot_reach_inside(gw: Gateway, host: str) -> None:
+    _, key = await gw.create_user(balance=10)
+    client = gw.client(key)
+    hook = await client.post(f"{V1}/imagine", json={"prompt": "cat",
+                                                    "hookUrl": f"http://{host}/hook"})
+    assert hook.status_code == 400 and hook.json()["message"].startswith("hookUrl:")
+    described = await client.post(f"{V1}/describe", json={"url": f"http://{host}/a.png"})
+    assert described.status_code == 400 and described.json()["message"].startswith("url:")
+    hosted = await client.post("/hold/account/add", json={
+        "name": "mine", "baseUrl": f"http://{host}", "secret": "s"})
+    assert hosted.status_code == 400 and "baseUrl" in hosted.json()["message"]
+    info = (await client.get(f"{V1}/info")).json()["data"]
+    assert info["balance"] == 10 and info["freeze_balance"] == 0

@@ -20,6 +20,7 @@ from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
+from gengate.datafiles import private_dir
 from gengate.errors import GengateError
 from gengate.runtime import Runtime
 
@@ -93,8 +94,8 @@ class GengateApp:
         self.with_worker = with_worker
         self.with_dispatcher = with_dispatcher
         self.runtime: Runtime | None = None
-        cdn = settings.data_dir / "cdn"
-        cdn.mkdir(parents=True, exist_ok=True)
+        cdn = private_dir(settings.data_dir) / "cdn"
+        cdn.mkdir(mode=0o700, exist_ok=True)
         self.web = Starlette(
             routes=[
                 *ADMIN_ROUTES,

@@ -228,11 +228,12 @@ async def status(rt: Runtime, call: Call) -> Any:
 
 
 async def webhook_secret(rt: Runtime, call: Call) -> Any:
-    return ok({"secret": await rt.store.signing_secret(call.user_id)})
+    return ok({"secret": await rt.store.signing_secret(call.user_id, rt.pool.box)})
 
 
 async def rotate_webhook_secret(rt: Runtime, call: Call) -> Any:
-    return ok({"secret": await rt.store.signing_secret(call.user_id, rotate=True)})
+    return ok({"secret": await rt.store.signing_secret(call.user_id, rt.pool.box,
+                                                       rotate=True)})
 
 
 async def deliveries(rt: Runtime, call: Call) -> Any:

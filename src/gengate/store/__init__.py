@@ -35,8 +35,10 @@ class Store:
     def open(cls, url: str) -> Store:
         return cls(Database(url))
 
-    async def migrate(self) -> None:
-        await migrate(self.db)
+    async def migrate(self, keys: list[str] | None = None) -> None:
+        """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
+        a migration moves under seal."""
+        await migrate(self.db, keys=keys)
 
     async def close(self) -> None:
         await self.db.close()
@@ -137,9 +139,9 @@ class Store:
         return await self.db.read(userrows.ledger_totals, user_id)
 
     # -- webhooks -----------------------------------------------------------------------
-    async def claim_deliveries(self, owner: str, limit: int, now: float,
-                               lease: float) -> list[Delivery]:
-        return await self.db.run(hookrows.claim, owner, limit, now, lease)
+    async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
+                               box: hookrows.Sealer) -> list[Delivery]:
+        return await self.db.run(hookrows.claim, owner, limit, now, lease, box)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
@@ -147,8 +149,9 @@ class Store:
         return await self.db.run(hookrows.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
-    async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.db.run(hookrows.signing_secret, user_id, rotate)
+    async def signing_secret(self, user_id: int, box: hookrows.Sealer,
+                             rotate: bool = False) -> str:
+        return await self.db.run(hookrows.signing_secret, user_id, box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
