@@ -117,6 +117,7 @@ def _fuzz(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str
     run()
 
 
+@pytest.mark.timeout(0 if EXAMPLES > 4 else 300)  # a few tens of seconds at the default
 def test_every_operation_keeps_to_the_document(api: schemathesis.schemas.BaseSchema,
                                                target: Target) -> None:
     operations = [result.ok() for result in api.get_all_operations()]
