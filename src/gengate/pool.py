@@ -9,6 +9,7 @@ calls whatever URL they give.
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import Any
 
@@ -102,7 +103,7 @@ class PoolService:
         return [self.view(r, busy) for r in rows]
 
     async def events(self, account_id: int, owner_id: int = OPERATOR,
-                     limit: int = 50) -> list[dict[str, Any]]:
+                     limit: int = 50) -> builtins.list[dict[str, Any]]:
         await self.store.get_account(account_id, owner_id)
         items = await self.store.account_events(account_id, limit)
         return [{**e, "at": timestamp(e["at"])} for e in items]
@@ -170,7 +171,7 @@ class PoolService:
         self.changed()
         return self.hold_view(row, await self.store.account_busy())
 
-    async def hold_list(self, user_id: int) -> list[dict[str, Any]]:
+    async def hold_list(self, user_id: int) -> builtins.list[dict[str, Any]]:
         rows = await self.store.list_accounts(user_id)
         busy = await self.store.account_busy()
         return [self.hold_view(r, busy) for r in rows]

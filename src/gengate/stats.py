@@ -24,7 +24,8 @@ class StatusService:
     async def modes(self) -> dict[str, dict[str, Any]]:
         """``/midjourney/status``: status, runningMessage and averageExecute per mode."""
         since = self.clock.now() - self.window
-        stats = {m.value: {"ok": 0, "failed": 0, "avg": None} for m in Mode}
+        stats: dict[str, dict[str, Any]] = {m.value: {"ok": 0, "failed": 0, "avg": None}
+                                            for m in Mode}
         for row in await self.store.mode_stats(since):
             entry = stats.setdefault(row.mode, {"ok": 0, "failed": 0, "avg": None})
             if row.status == JobStatus.SUCCESS.value:

@@ -171,5 +171,7 @@ class WebhookReceiver(LocalServer):
             pass
         finally:
             writer.close()
-from gengate.testing_llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401
-from gengate.testing_mjproxy import FakeMidjourneyProxy  # noqa: E402,F401
+from gengate.testing_llm import FakeAnthropic as FakeAnthropic  # noqa: E402
+from gengate.testing_llm import FakeOpenAI as FakeOpenAI  # noqa: E402
+from gengate.testing_llm import UpstreamRequest as UpstreamRequest  # noqa: E402
+from gengate.testing_mjproxy import FakeMidjourneyProxy as FakeMidjourneyProxy  # noqa: E402

@@ -206,12 +206,14 @@ class Upstreams:
 
             return MidjourneyProxyProvider(
                 str(row.base_url), http=self.http, secret=secrets.get("secret"),
-                instance_id=options.get("instanceId"), poll_interval=interval)
+                instance_id=options.get("instanceId"), poll_interval=interval,
+                timeout=self.settings.upstream_timeout)
         if kind == "ttapi":
             from gengate.providers.ttapi import TtapiProvider
 
             return TtapiProvider(str(row.base_url), api_key=secrets.get("apiKey", ""),
-                                 http=self.http, poll_interval=interval)
+                                 http=self.http, poll_interval=interval,
+                                 timeout=self.settings.upstream_timeout)
         raise ProviderError(f"[Upstream account] unknown provider {kind!r}",
                             kind=FailureKind.BANNED)
 

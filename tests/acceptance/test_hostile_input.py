@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -23,7 +24,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture
-async def gw(settings: Settings):
+async def gw(settings: Settings) -> AsyncIterator[Gateway]:
     async with serve_gateway(settings) as g:
         yield g
 
@@ -114,7 +115,8 @@ async def test_admin_bodies_are_bounded(gw: Gateway) -> None:
                                   headers={**ADMIN, "content-type": "application/json"})
     assert response.status_code == 413 and response.json()["status"] == "FAILED"
 
-    async def chunks():  # no Content-Length: the limit holds while the body streams in
+    # no Content-Length: the limit holds while the body streams in
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(40):
             yield b" " * 4096
 

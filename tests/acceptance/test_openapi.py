@@ -78,7 +78,7 @@ async def test_405_lists_the_methods_of_the_document(settings: Settings, method:
         "/1", "/{user_id}").replace("/7", "/{account_id}")]}
     assert documented == allowed
     app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
                                  base_url="http://gengate") as client:
         response = await client.request(method, path)
     assert response.status_code == 405

@@ -204,11 +204,11 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = _llm_operation(path, method, summary)
     paths.update(_public_paths())
     schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
-    for model in sorted(models, key=lambda m: m.__name__):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for wire in sorted(models, key=lambda m: m.__name__):
+        schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")
         # what the models share (the Mode enum) becomes a schema of its own
         schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
+        schemas[wire.__name__] = schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "gengate", "version": __version__,

@@ -183,19 +183,25 @@ def _gone_message(parent_id: str, account: Account | None) -> str:
             "follow-up actions can only run there")
 
 
-def requeue(conn: Connection, job: Job, owner: str) -> bool:
+def requeue(conn: Connection, job: Job, owner: str, orphan: str | None = None) -> bool:
     """Back to the queue without its account or upstream task: it runs again from the
-    start, preferably on another account (its price stays frozen: no second charge)."""
+    start, preferably on another account (its price stays frozen: no second charge).
+
+    ``orphan`` is the tag of a submit to this account whose outcome is unknown: it is kept
+    in the job's ``orphans`` (account id, tag) so that a task it may have started there
+    is found and cancelled once the job ends."""
     params = dict(job.params)
     if job.account_id is not None:
         params["failed_on"] = sorted({*params.get("failed_on", []), job.account_id})
+        if orphan is not None:
+            params["orphans"] = [*params.get("orphans", []), [job.account_id, orphan]]
     stmt = (
         update(jobs)
         .where(jobs.c.id == job.id, jobs.c.lease_owner == owner,
                jobs.c.status == JobStatus.ON_QUEUE.value)
         .values(status=JobStatus.PENDING_QUEUE.value, lease_owner=None, lease_expires_at=None,
                 account_id=None, slot_mode=None, upstream_id=None, provider=None,
-                params=orjson.dumps(params).decode())
+                submit_tag=None, params=orjson.dumps(params).decode())
     )
     if conn.execute(stmt).rowcount != 1:
         return False
