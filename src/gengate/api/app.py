@@ -113,8 +113,15 @@ class GengateApp:
             },
         )
         self.web.state.openapi = None
+        # the two fronts answer their own crashes; Starlette's routes get the guard
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
+                              TtapiFront(self._rt, settings.max_body_bytes, self._web))
+
+    async def _web(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await _answered(self.web, scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
 
     def _rt(self) -> Runtime:
         if self.runtime is None:
@@ -139,10 +146,7 @@ class GengateApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] != "http":
-            await self.front(scope, receive, send)
-            return
-        await _answered(self.front, scope, receive, send)
+        await self.front(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
