@@ -185,3 +185,21 @@ async def test_user_given_urls_cannot_reach_inside(gw: Gateway, host: str) -> No
     assert hosted.status_code == 400 and "baseUrl" in hosted.json()["message"]
     info = (await client.get(f"{V1}/info")).json()["data"]
     assert info["balance"] == 10 and info["freeze_balance"] == 0
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    (f"{V1}/imagine", {"prompt": ""}, "prompt"),
+    (f"{V1}/imagine", {"prompt": " \t "}, "prompt"),
+    (f"{V1}/promptCheck", {"prompt": ""}, "prompt"),
+    (f"{V1}/action", {"jobId": "", "action": "upsample1"}, "jobId"),
+    (f"{V1}/action", {"jobId": "x", "action": ""}, "action"),
+    (f"{V1}/seed", {"jobId": ""}, "jobId"),
+    ("/hold/account/add", {"name": "a", "baseUrl": "", "secret": "s"}, "baseUrl"),
+])
+async def test_empty_strings_the_document_forbids_say_so(gw: Gateway, path: str,
+                                                         body: dict[str, str],
+                                                         field: str) -> None:
+    _, key = await gw.create_user(balance=10)
+    response = await gw.client(key).post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == f"{field}: must not be empty"

@@ -41,6 +41,9 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=False)
 
 
+#: a string with something besides white space in it (JSON Schema patterns are unanchored)
+NOT_BLANK = r"\S"
+
 #: the last page a listing serves: far past any real listing, and its offset stays a
 #: small integer for the database
 MAX_PAGE = 1_000_000
@@ -65,7 +68,7 @@ _FALLBACK = Field(False, description="gengate extension: a fast job may run in a
 class ImagineRequest(_Wire):
     """POST /midjourney/v1/imagine"""
 
-    prompt: str = Field(min_length=1, pattern=r"\S",
+    prompt: str = Field(min_length=1, pattern=NOT_BLANK,
                         description="Midjourney prompt with its `--` parameters")
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
@@ -168,7 +171,7 @@ class FetchListQuery(_Wire):
 class PromptCheckRequest(_Wire):
     """POST /midjourney/v1/promptCheck"""
 
-    prompt: str = Field(min_length=1, pattern=r"\S")
+    prompt: str = Field(min_length=1, pattern=NOT_BLANK)
 
 
 class CreateUserRequest(_Wire):
@@ -289,8 +292,12 @@ def validation_message(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "body"
     msg = err["msg"]
+    ctx = err.get("ctx") or {}
     if err["type"] == "missing":
         msg = "is required"
+    elif (err["type"] == "string_too_short" and ctx.get("min_length") == 1) or (
+            err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK):
+        msg = "must not be empty"
     return f"{loc}: {msg}"
 
 
