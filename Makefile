@@ -31,13 +31,15 @@ fuzz: install
 	  tests/acceptance/test_fuzz.py
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
-## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm)
+## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
+## for result copies to the object store)
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/storage.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

@@ -7,7 +7,7 @@ Every field can be set from the environment with the ``GENGATE_`` prefix, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -136,6 +136,38 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Days the delivery log keeps finished deliveries"
     )
 
+    # result storage: local disk by default, an S3-compatible object store when storage_url
+    # is set
+    storage_url: str | None = Field(
+        None, description="S3-compatible store for result files: "
+        "http(s)://endpoint[:port]/bucket[/prefix] (path style) or s3://bucket[/prefix] "
+        "(AWS); unset keeps results in the data directory"
+    )
+    storage_access_key: str | None = Field(None, repr=False, description="Access key id")
+    storage_secret_key: str | None = Field(None, repr=False, description="Secret access key")
+    storage_region: str = Field("us-east-1", description="Region of the bucket (R2: auto)")
+    storage_serve: Literal["proxy", "redirect", "public"] = Field(
+        "proxy", description="How result URLs reach the object store: gengate's /cdn streams "
+        "the object (proxy) or redirects to a presigned URL (redirect), or the URLs point at "
+        "storage_public_url (public)"
+    )
+    storage_public_url: str | None = Field(
+        None, description="Public or CDN base URL of the bucket (with storage_serve=public)"
+    )
+    storage_presign_seconds: int = Field(
+        300, ge=1, le=604800, description="Lifetime of a presigned URL (redirect mode)"
+    )
+    result_retention_days: float = Field(
+        0.0, ge=0, description="Days result files are kept after their job ends; 0 = forever"
+    )
+    result_retention: dict[str, float] = Field(
+        default_factory=dict, description="Per product name: days its result files are kept "
+        "(0 = forever); products not listed use result_retention_days"
+    )
+    result_retention_interval: float = Field(
+        3600.0, gt=0, description="Seconds between two retention passes of a worker"
+    )
+
     # prompts
     banned_words_file: Path | None = None
     illegal_prompt_daily_limit: int = 30
@@ -164,7 +196,15 @@ class Settings(BaseSettings):
         8192, ge=1, description="Output tokens held for calls that set no max_tokens"
     )
 
-    @field_validator("public_url")
+    @field_validator("result_retention")
+    @classmethod
+    def _no_negative_days(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, days in value.items() if days < 0)
+        if bad:
+            raise ValueError(f"retention days must be 0 or more: {', '.join(bad)}")
+        return value
+
+    @field_validator("public_url", "storage_public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

@@ -43,6 +43,7 @@ __all__ = [
     "PayloadTooLarge",
     "QueueFull",
     "RateLimited",
+    "StorageUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -140,3 +141,10 @@ class UpstreamError(GengateError):
 class GatewayTimeout(GengateError):
     status_code = 504
     message = "Timeout"
+
+
+class StorageUnavailable(GengateError):
+    """The object store holding result files did not answer as it should."""
+
+    status_code = 502
+    message = "[Internal error] the result store is unavailable"

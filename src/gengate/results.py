@@ -13,14 +13,15 @@ import httpx
 from PIL import Image
 
 from gengate import imaging
-from gengate.errors import GengateError
+from gengate.errors import GengateError, NotFound
 from gengate.jobs import ACTIONS, Job, ResultKind, components_for
 from gengate.netguard import NetGuard, Target
 from gengate.providers.base import ProviderError, ProviderUpdate
+from gengate.resultstores import ResultStores
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage
 
-__all__ = ["ResultWriter", "result_kind"]
+__all__ = ["EXPIRED_PARENT", "ResultWriter", "result_files", "result_kind"]
 
 SPLIT_SUFFIXES = ("tl", "tr", "bl", "br")
 MAX_DOWNLOAD = 50 * 1024 * 1024
@@ -76,16 +77,50 @@ async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = Fal
         raise ProviderError(f"{prefix} could not download {url}") from exc
 
 
+#: an action on a job whose result files the retention pass deleted
+EXPIRED_PARENT = "[Bad request] the parent job's result files expired and were deleted"
+
+
+def result_files(result: dict[str, Any]) -> list[str]:
+    """The keys of every file a job's result stored (results before ``files``: derived
+    from ``key`` and the quadrant URLs)."""
+    files = result.get("files")
+    if isinstance(files, list):
+        return [str(f) for f in files]
+    key = result.get("key")
+    if not key:
+        return []
+    stem = str(key).removesuffix(".png")
+    quadrants = result.get("images") or []
+    return [str(key), *(f"{stem}{suffix}.png" for suffix in SPLIT_SUFFIXES[:len(quadrants)])]
+
+
 #: an upstream's CDN may blink: a result is fetched up to 3 times (about 1 s, then 4 s apart)
 FETCH_RETRY = RetryPolicy(attempts=3, base=1.0, factor=4.0)
 
 
 class ResultWriter:
     def __init__(self, storage: Storage, http: httpx.AsyncClient,
-                 retry: RetryPolicy = FETCH_RETRY):
+                 retry: RetryPolicy = FETCH_RETRY, stores: ResultStores | None = None):
         self.storage = storage
         self.http = http
         self.retry = retry
+        self.stores = stores
+
+    async def read_back(self, result: dict[str, Any]) -> bytes:
+        """The stored image of an earlier job's ``result`` (an action's parent), from the
+        store that holds it."""
+        if result.get("expired"):
+            raise ProviderError(EXPIRED_PARENT)
+        key = result.get("key")
+        if not key:
+            raise ProviderError("[Bad response] the parent job has no stored image")
+        if self.stores is None:
+            return await self.storage.get(str(key))
+        try:
+            return await self.stores.get(str(key), result.get("store"))
+        except NotFound:
+            return await self.stores.get(str(key))
 
     async def _fetch(self, url: str, guard: NetGuard | None) -> bytes:
         target = None
@@ -129,15 +164,15 @@ class ResultWriter:
         day = time.strftime("%Y%m%d", time.gmtime(job.created_at))
         key = f"midjourney/{day}/{job.id}.png"
         url = await self.storage.put(key, data, "image/png")
+        files = [key]
         if split:
-            result["images"] = [
-                await self.storage.put(f"midjourney/{day}/{job.id}{suffix}.png", part,
-                                       "image/png")
-                for suffix, part in zip(SPLIT_SUFFIXES, info.parts, strict=True)
-            ]
+            files += [f"midjourney/{day}/{job.id}{suffix}.png" for suffix in SPLIT_SUFFIXES]
+            result["images"] = [await self.storage.put(name, part, "image/png")
+                                for name, part in zip(files[1:], info.parts, strict=True)]
         width, height = info.size
         result.update({
-            "key": key, "cdnImage": url, "discordImage": update.image_url or url,
+            "key": key, "store": self.storage.name, "files": files, "cdnImage": url,
+            "discordImage": update.image_url or url,
             "width": width, "height": height,
             "aspect": list(imaging.aspect_of(info.size if kind is not ResultKind.GRID
                                              else (width // 2, height // 2))),

@@ -25,25 +25,30 @@ from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
 from gengate.relay import Relay, build_relay
 from gengate.results import ResultWriter
+from gengate.resultstores import ResultStores
+from gengate.retention import ResultRetention, RetentionPolicy
 from gengate.service import JobService
 from gengate.stats import StatusService
-from gengate.storage import LocalStorage
 from gengate.store import Store
 from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher
 from gengate.worker import Worker
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "retention_policy"]
 
 log = logging.getLogger("gengate")
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(settings.result_retention_days, dict(settings.result_retention))
 
 
 @dataclass
 class Runtime:
     settings: Settings
     store: Store
-    storage: LocalStorage
+    stores: ResultStores
     http: httpx.AsyncClient
     jobs: JobService
     admin: AdminService
@@ -55,6 +60,7 @@ class Runtime:
     pool: PoolService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
+    retention: ResultRetention | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -72,7 +78,7 @@ class Runtime:
         if settings.local_account:
             await store.ensure_local_account({m.value: settings.local_slots for m in Mode},
                                              clock.now())
-        storage = LocalStorage(settings.data_dir / "cdn", settings.resolved_public_url())
+        stores = ResultStores.from_settings(settings)
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
         box = CredentialBox(keys)
         local = LocalProvider(
@@ -95,7 +101,7 @@ class Runtime:
             Worker(settings, store,
                    Upstreams(settings, store, box, http, clock, local, pool.changed,
                              hosting_guard),
-                   ResultWriter(storage, http), clock, http,
+                   ResultWriter(stores.primary, http, stores=stores), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
                    metrics=metrics)
             if with_worker else None
@@ -110,15 +116,21 @@ class Runtime:
                           PriceTable(settings.hosting_price_table()))
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds)
+        retention = None
         if worker is not None:
             worker.start()
+            retention = ResultRetention(store, stores, clock, retention_policy(settings),
+                                        settings.result_retention_interval,
+                                        on_expired=jobs.forget)
+            retention.start()
         if dispatcher is not None:
             dispatcher.start()
         limiter = RateLimiter(settings.redis_url,
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second, settings.admin_failures_per_minute)
-        runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter, metrics, pool, relay=build_relay(settings, store, clock))
+        runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
+                      limiter, metrics, pool, relay=build_relay(settings, store, clock),
+                      retention=retention)
         runtime._listen()
         return runtime
 
@@ -136,6 +148,8 @@ class Runtime:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
+        if self.retention is not None:
+            await self.retention.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.dispatcher is not None:

@@ -44,6 +44,9 @@ PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
+#: seconds a finished job's body is served from memory: its result files may still expire
+#: or move to another store (on any node), which changes the body
+FINISHED_TTL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
-        self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._finished: OrderedDict[str, tuple[int, bytes, float]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
         self._read_job = (
@@ -280,20 +283,25 @@ class JobService:
         return job
 
     async def fetch_body(self, user_id: int, job_id: str) -> bytes:
-        """The fetch body, serialized. A finished job never changes again, so its body is
-        kept (in a bounded LRU) and later fetches skip the database; a live job is read
-        every time."""
+        """The fetch body, serialized. A finished job changes only when its result files
+        expire or move, so its body is kept (in a bounded LRU, for ``FINISHED_TTL``
+        seconds) and later fetches skip the database; a live job is read every time."""
         cached = self._finished.get(job_id)
-        if cached is not None and cached[0] == user_id:
+        if cached is not None and cached[0] == user_id and time.monotonic() < cached[2]:
             self._finished.move_to_end(job_id)
             return cached[1]
         job = await self.fetch(user_id, job_id)
         body = orjson.dumps(wire.fetch_body(job))
         if job.status.terminal:
-            self._finished[job_id] = (user_id, body)
+            self._finished[job_id] = (user_id, body, time.monotonic() + FINISHED_TTL)
+            self._finished.move_to_end(job_id)
             if len(self._finished) > FINISHED_CACHE:
                 self._finished.popitem(last=False)
         return body
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job's kept body (its result expired or moved on this node)."""
+        self._finished.pop(job_id, None)
 
     async def list_jobs(self, user_id: int, *, page: int, limit: int, status: str | None,
                         ascending: bool) -> list[Job]:

@@ -439,9 +439,8 @@ class Worker:
         while (job.action.startswith("redo_") and source is not None and source.parent_id
                and source.result.get("kind") == ResultKind.UPSCALED.value):
             source = await self.store.get_job(source.parent_id)
-        key = source.result.get("key") if source is not None else None
-        if not key:
+        if source is None:
             raise ProviderError("[Bad response] the parent job has no stored image")
-        return [await self.results.storage.get(str(key)), *own]
+        return [await self.results.read_back(source.result), *own]
 
 

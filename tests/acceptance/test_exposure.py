@@ -63,7 +63,7 @@ async def test_data_files_are_owner_only(settings: Settings, open_umask: None) -
         _, key = await gw.create_user()
         assert (await gw.client(key).get("/webhooks/secret")).status_code == 200
         data = settings.data_dir
-        assert _mode(data) == 0o700 and _mode(data / "cdn") == 0o700
+        assert _mode(data) == 0o700
         for name in ("gengate.db", "gengate.db-wal", "secret.key"):
             assert _mode(data / name) == 0o600, name
 

@@ -10,17 +10,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Match, Route
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
+from gengate.api.cdn import serve_result
 from gengate.api.envelope import error_body, json_response, send_json
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
-from gengate.datafiles import private_dir
 from gengate.errors import GengateError
 from gengate.runtime import Runtime
 
@@ -94,8 +93,6 @@ class GengateApp:
         self.with_worker = with_worker
         self.with_dispatcher = with_dispatcher
         self.runtime: Runtime | None = None
-        cdn = private_dir(settings.data_dir) / "cdn"
-        cdn.mkdir(mode=0o700, exist_ok=True)
         self.web = Starlette(
             routes=[
                 *ADMIN_ROUTES,
@@ -104,7 +101,7 @@ class GengateApp:
                 Route("/healthz", pages.healthz),
                 Route("/metrics", pages.metrics),
                 Route("/openapi.json", pages.openapi),
-                Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
+                Route("/cdn/{key:path}", serve_result, methods=["GET", "HEAD"], name="cdn"),
             ],
             exception_handlers={
                 GengateError: _gengate_error,

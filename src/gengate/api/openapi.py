@@ -78,7 +78,9 @@ _PUBLIC = {
     "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
     "/metrics": ("text/plain", "Prometheus metrics"),
     "/openapi.json": ("application/json", "This document"),
-    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed)"),
+    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed); "
+                   "honours one byte Range; with an object store in redirect or public mode, "
+                   "a 307 to the object"),
 }
 
 _ENVELOPE = {
@@ -98,10 +100,12 @@ _FETCH = {
                    "enum": ["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]},
         "message": {"type": "string"},
         "jobId": {"type": "string"},
-        "data": {"type": "object", "properties": {k: {} for k in (
+        "data": {"type": "object", "properties": {**{k: {} for k in (
             "action", "jobId", "progress", "prompt", "quota", "mode", "discordImage",
             "cdnImage", "width", "height", "hookUrl", "components", "seed", "images",
-            "prompts", "submitTime", "finishTime")}},
+            "prompts", "submitTime", "finishTime")}, "expired": {
+            "type": "boolean", "description": "Present (true) when the retention period "
+            "deleted the result files: the URLs are null and message says so"}}},
     },
 }
 
@@ -151,7 +155,15 @@ def _public_paths() -> dict[str, Any]:
         if path.startswith("/cdn"):
             op["parameters"] = [{"name": "key", "in": "path", "required": True,
                                  "schema": {"type": "string"}}]
-            op["responses"]["404"] = {"description": "No such file"}
+            op["parameters"].append({"name": "Range", "in": "header", "required": False,
+                                     "schema": {"type": "string"}})
+            op["responses"].update({
+                "206": {"description": "The requested byte range", "content": {media: {}}},
+                "307": {"description": "Redirect to the object (presigned or public URL)"},
+                "404": {"description": "No such file"},
+                "416": {"description": "The range starts past the end of the file"}})
+            out[path] = {"get": op, "head": {**op, "summary": "The same, headers only"}}
+            continue
         if path == "/healthz":
             op["responses"]["503"] = _responses("Envelope")["500"] | {
                 "description": "The database or Redis does not answer"}

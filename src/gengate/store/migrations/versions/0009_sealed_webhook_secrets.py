@@ -1,7 +1,7 @@
 """sealed webhook signing secrets
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02 05:40:00
 
 Users' webhook signing secrets are sealed at rest with the deployment's secret key, like
@@ -18,7 +18,7 @@ from gengate.credentials import CredentialBox
 
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
