@@ -32,7 +32,8 @@ fuzz: install
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
 ## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
-## for result copies to the object store)
+## for result copies to the object store); the cost of the largest accepted inputs (/healthz
+## latency, peak memory) against the idle server
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
@@ -40,6 +41,7 @@ bench: install
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/hostile.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

@@ -38,7 +38,17 @@ class Settings(BaseSettings):
     admin_key: str | None = Field(
         None, repr=False, description="Bearer key for /admin; unset disables /admin"
     )
-    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body accepted")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body of a route that takes "
+        "images (blend, describe, inpaint) and of an LLM request")
+    max_json_body_bytes: int = Field(
+        128 * 1024, ge=1024, description="Largest request body of every other route")
+    image_requests: int = Field(
+        2, ge=1, description="Requests with images (blend, describe, inpaint) read and "
+        "decoded at once; the others wait their turn before their body is read")
+    image_body_seconds: float = Field(
+        60.0, gt=0, description="Seconds a request with images has to send its body once "
+        "its turn came (408 past that)")
     metrics_token: str | None = Field(
         None, repr=False, description="Bearer token /metrics asks for; unset: /metrics is open"
     )

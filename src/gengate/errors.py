@@ -18,6 +18,7 @@ TTAPI envelope ``{"status": "FAILED", "message": ..., "data": null}``.
      ├── NotFound (404)
      ├── MethodNotAllowed (405)
      ├── Conflict (409)
+     ├── RequestTimeout (408)
      ├── PayloadTooLarge (413)
      ├── RateLimited (429)
      ├── QueueFull (499)
@@ -43,6 +44,7 @@ __all__ = [
     "PayloadTooLarge",
     "QueueFull",
     "RateLimited",
+    "RequestTimeout",
     "StorageUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -116,6 +118,11 @@ class MethodNotAllowed(GengateError):
 class Conflict(GengateError):
     status_code = 409
     message = "Conflict"
+
+
+class RequestTimeout(GengateError):
+    status_code = 408
+    message = "Request body not received in time"
 
 
 class PayloadTooLarge(GengateError):

@@ -17,6 +17,7 @@ from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.datafiles import private_dir, private_sqlite_file
 from gengate.jobs import Mode
+from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -67,6 +68,7 @@ class Runtime:
                     with_worker: bool = True, with_dispatcher: bool | None = None,
                     migrate: bool = True) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
+        return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
         private_dir(settings.data_dir)
         private_sqlite_file(settings.resolved_database_url())

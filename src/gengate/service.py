@@ -3,6 +3,11 @@
 Submission order: check the request (prompt grammar, banned words, parent job, inputs),
 price it, then admit it atomically (``max_queue``, balance, freeze, insert) through the
 group-committing :class:`~gengate.admission.Admitter`.
+
+Requests that carry images are checked against the user's queue and balance first (a cheap
+read; the admission stays the authority), so a user who could not be admitted never makes the
+server decode anything. Images are decoded off the event loop, a few at a time; long prompts
+are checked off the event loop too, so one request never holds up the others.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from gengate import imaging, wire
 from gengate import prompt as prompts
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.errors import BadRequest, InsufficientBalance, NotFound, QueueFull, Unauthorized
 from gengate.jobs import (
     ENDPOINT_ONLY_ACTIONS,
     Job,
@@ -31,6 +36,7 @@ from gengate.jobs import (
     resolve_timeout,
 )
 from gengate.keys import hash_key
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -44,6 +50,8 @@ PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
+#: images decoded at once (one 4096 x 4096 image takes about 50 MB while it is re-encoded)
+IMAGE_SLOTS = 1
 #: seconds a finished job's body is served from memory: its result files may still expire
 #: or move to another store (on any node), which changes the body
 FINISHED_TTL = 30.0
@@ -96,6 +104,8 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
+        # bounds the threads (and the memory) that decoding images takes
+        self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
         self._finished: OrderedDict[str, tuple[int, bytes, float]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
@@ -134,13 +144,59 @@ class JobService:
             self._keys.pop(key_hash, None)
 
     # -- submissions --------------------------------------------------------------------
-    def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+    async def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+        """The checked prompt (grammar and banned words), or 400.
+
+        Every check is linear in the prompt, and the longest prompt takes a few milliseconds,
+        so it runs on the event loop (a thread would make the loop wait for the interpreter
+        lock several times over). A permutation prompt is filtered once per expansion: other
+        requests run between two expansions."""
         if not prompt or not prompt.strip():
             raise BadRequest("prompt: must not be empty")
-        return prompts.check_prompt(prompt, self.rules, self.word_filter)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise BadRequest(f"prompt: must be at most {MAX_PROMPT_CHARS} characters")
+        parsed = prompts.parse_prompt(prompt, self.rules)
+        if not parsed.permutations:
+            self.word_filter.check(parsed.text)
+            return parsed
+        for variant in parsed.permutations:
+            await asyncio.sleep(0)
+            self.word_filter.check(variant.text)
+        return parsed
+
+    async def precheck(self, sub: Submit, action: str, mode: Mode, *,
+                       parent: Job | None = None) -> None:
+        """499 or 402 now if the job could not be admitted as things stand, before any
+        expensive work on its inputs. A cheap read; :meth:`_admit` stays the authority."""
+        hosted = parent.hosted if parent is not None else sub.hosted
+        prices = self.hosting_prices if hosted else self.prices
+        await self._precheck(sub.user_id, prices.price_milli(PRODUCT, action, mode.value))
+
+    async def precheck_any(self, user_id: int, action: str) -> None:
+        """499 or 402 if the user could not be admitted for ``action`` in any mode at any
+        price: asked before a request's body (its images) is even read."""
+        prices = []
+        for table in (self.prices, self.hosting_prices):
+            for mode in Mode:
+                try:
+                    prices.append(table.price_milli(PRODUCT, action, mode.value))
+                except BadRequest:
+                    continue  # not priced in that mode: admission says so
+        await self._precheck(user_id, min(prices, default=0))
+
+    async def _precheck(self, user_id: int, price: int) -> None:
+        user = await self.store.get_user(user_id)
+        if user.in_flight >= user.max_queue:
+            raise QueueFull()
+        if user.balance < price:
+            raise InsufficientBalance()
+
+    async def _decode(self, images: list[str], field: str) -> list[bytes]:
+        async with self._image_slots:
+            return await asyncio.to_thread(_decode_all, images, field)
 
     async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
-        parsed = self.check_prompt(prompt)
+        parsed = await self.check_prompt(prompt)
         if parsed.permutations:
             raise BadRequest(
                 f"prompt: permutation prompts expand to {len(parsed.permutations)} jobs; "
@@ -183,11 +239,13 @@ class JobService:
         parent = await self._parent(sub.user_id, parent_id)
         if "inpaint" not in (parent.result.get("components") or []):
             raise BadRequest("jobId: inpaint needs an upscaled (single image) job")
-        size = (parent.result.get("width"), parent.result.get("height"))
-        mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         text = parent.prompt
         if prompt and prompt.strip():
-            text = self.check_prompt(prompt).canonical
+            text = (await self.check_prompt(prompt)).canonical
+        await self.precheck(sub, "inpaint", parent.mode, parent=parent)
+        size = (parent.result.get("width"), parent.result.get("height"))
+        async with self._image_slots:
+            mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         job_id = str(uuid.uuid4())
         params = self._inherit(parent, "inpaint", job_id)
         return await self._admit(sub, job_id, "inpaint", parent.mode, text, params,
@@ -197,7 +255,8 @@ class JobService:
                     mode: Mode) -> Job:
         if not 2 <= len(images) <= 5:
             raise BadRequest("imgBase64Array: give 2 to 5 images")
-        pngs = await asyncio.to_thread(_decode_all, images, "imgBase64Array")
+        await self.precheck(sub, "blend", mode)
+        pngs = await self._decode(images, "imgBase64Array")
         job_id = str(uuid.uuid4())
         params = {"version": self.rules.default_version, "aspect": list(aspect),
                   "seed": _seed_from(job_id)}
@@ -210,7 +269,8 @@ class JobService:
                                   "seed": _seed_from(job_id)}
         inputs: list[bytes] = []
         if base64:
-            inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
+            await self.precheck(sub, "describe", mode)
+            inputs = await self._decode([base64], "base64")
         elif url:
             await self.guard.check(url, "url")
             params["url"] = url
@@ -317,13 +377,15 @@ def _decode_all(values: list[str], field: str) -> list[bytes]:
         label = f"{field}[{i}]" if len(values) > 1 or field.endswith("Array") else field
         if not isinstance(value, str) or not value:
             raise BadRequest(f"{label}: must be a base64 image")
-        image = imaging.decode_base64_image(value, label)
+        image = imaging.decode_base64_image(value, label, max_bytes=MAX_IMAGE_BYTES,
+                                            max_pixels=MAX_IMAGE_PIXELS)
         out.append(imaging.encode_png(image))
     return out
 
 
 def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
-    mask = imaging.decode_base64_image(value, "mask", mode="L")
+    mask = imaging.decode_base64_image(value, "mask", mode="L", max_bytes=MAX_IMAGE_BYTES,
+                                       max_pixels=MAX_IMAGE_PIXELS)
     if mask.size != size:
         raise BadRequest(
             f"mask: must be {size[0]}x{size[1]} like the job's image, got "

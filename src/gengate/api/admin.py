@@ -23,10 +23,6 @@ from gengate.runtime import Runtime
 __all__ = ["ADMIN_ROUTES"]
 
 
-#: the largest /admin request body: the operator's requests are a few small fields
-MAX_ADMIN_BODY = 64 * 1024
-
-
 async def _runtime(request: Request) -> Runtime:
     """The runtime, once the request carries the admin key; an address that keeps sending
     wrong keys is refused (429) for a while."""
@@ -46,16 +42,16 @@ async def _runtime(request: Request) -> Runtime:
 
 
 async def _read(request: Request) -> bytes:
-    """The body, refused with 413 past :data:`MAX_ADMIN_BODY` before it is all read."""
+    """The body, read as it arrives and refused with 413 past the JSON body limit."""
+    limit = request.app.state.runtime.settings.max_json_body_bytes
     declared = request.headers.get("content-length", "")
-    too_big = PayloadTooLarge(f"Request body too large: limit is {MAX_ADMIN_BODY} bytes")
-    if declared.isdigit() and int(declared) > MAX_ADMIN_BODY:
-        raise too_big
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_ADMIN_BODY:
-            raise too_big
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

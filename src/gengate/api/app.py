@@ -112,7 +112,10 @@ class GengateApp:
         self.web.state.openapi = None
         # the two fronts answer their own crashes; Starlette's routes get the guard
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self._web))
+                              TtapiFront(self._rt, settings.max_body_bytes,
+                                         settings.max_json_body_bytes, self._web,
+                                         image_requests=settings.image_requests,
+                                         image_body_seconds=settings.image_body_seconds))
 
     async def _web(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -15,6 +15,7 @@ _ERRORS = {
     "401": "Wrong TT-API-KEY or email is not activated.",
     "402": "Insufficient balance",
     "404": "Not found",
+    "408": "Request body not received in time (routes that take images)",
     "409": "Idempotency-Key already used for a different request",
     "413": "Request body too large",
     "415": "Content-Type must be application/json",

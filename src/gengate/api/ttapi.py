@@ -8,6 +8,7 @@ handler from the :class:`~gengate.errors.GengateError` hierarchy.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from gengate.api.envelope import (
     Raw,
     error_body,
     ok,
-    read_body,
+    read_buffer,
     send_json,
     send_raw,
 )
@@ -32,6 +33,7 @@ from gengate.errors import (
     BadRequest,
     GengateError,
     MethodNotAllowed,
+    RequestTimeout,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -56,7 +58,7 @@ class Call:
     method: str
     query: bytes
     headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
+    body: bytes | bytearray = b""
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
@@ -85,7 +87,7 @@ class Call:
 
     def data(self) -> dict[str, Any]:
         """The JSON body (POST) or the query string (GET) as a dict."""
-        if self.method == "GET" or not self.body.strip():
+        if self.method == "GET" or not self.body or self.body.isspace():
             return parse_query(self.query)
         ctype = (self.header(b"content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json" and not ctype.endswith("+json"):
@@ -136,6 +138,8 @@ class Route:
     summary: str
     auth: bool = True
     hosted: bool = False
+    #: takes images: may read a body up to the larger limit
+    images: bool = False
 
 
 def _submitted(job_id: str) -> dict[str, Any]:
@@ -154,16 +158,33 @@ async def action(rt: Runtime, call: Call) -> Any:
     return _submitted((await rt.jobs.action(sub, req.jobId, req.action)).id)
 
 
+#: bodies up to this size are parsed on the event loop; an image route's larger ones in a thread
+_INLINE_BODY = 64 * 1024
+
+
+async def _parse_images(call: Call, model: type[s._Wire]) -> tuple[Any, Submit]:
+    """An image route's request and submit: megabytes of JSON are parsed (and hashed, for an
+    Idempotency-Key) off the event loop."""
+
+    def parse() -> tuple[Any, Submit]:
+        req = s.parse(model, call.data())
+        found = req, call.submit(req)
+        call.body = b""  # parsed and hashed: the images live on in `req` alone
+        return found
+
+    if len(call.body) <= _INLINE_BODY:
+        return parse()
+    return await asyncio.to_thread(parse)
+
+
 async def blend(rt: Runtime, call: Call) -> Any:
-    req: s.BlendRequest = s.parse(s.BlendRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req)
+    req, sub = await _parse_images(call, s.BlendRequest)
     job = await rt.jobs.blend(sub, req.imgBase64Array, _DIMENSIONS[req.dimensions], req.mode)
     return _submitted(job.id)
 
 
 async def describe(rt: Runtime, call: Call) -> Any:
-    req: s.DescribeRequest = s.parse(s.DescribeRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req)
+    req, sub = await _parse_images(call, s.DescribeRequest)
     return _submitted((await rt.jobs.describe(sub, req.base64, req.url, req.mode)).id)
 
 
@@ -173,8 +194,7 @@ async def seed(rt: Runtime, call: Call) -> Any:
 
 
 async def inpaint(rt: Runtime, call: Call) -> Any:
-    req: s.InpaintRequest = s.parse(s.InpaintRequest, call.data())  # type: ignore[assignment]
-    sub = call.submit(req)
+    req, sub = await _parse_images(call, s.InpaintRequest)
     return _submitted((await rt.jobs.inpaint(sub, req.jobId, req.mask, req.prompt)).id)
 
 
@@ -183,7 +203,8 @@ async def fetch(rt: Runtime, call: Call) -> Any:
     job_id = data.get("jobId", data.get("job_id"))
     if not isinstance(job_id, str) or not job_id:
         raise BadRequest("jobId: is required")
-    return Raw(await rt.jobs.fetch_body(call.user_id, job_id))
+    req: s.FetchRequest = s.parse(s.FetchRequest, data)  # type: ignore[assignment]
+    return Raw(await rt.jobs.fetch_body(call.user_id, req.jobId))
 
 
 async def fetch_list(rt: Runtime, call: Call) -> Any:
@@ -219,7 +240,7 @@ async def info(rt: Runtime, call: Call) -> Any:
 
 async def prompt_check(rt: Runtime, call: Call) -> Any:
     req: s.PromptCheckRequest = s.parse(s.PromptCheckRequest, call.data())  # type: ignore
-    rt.jobs.check_prompt(req.prompt)
+    await rt.jobs.check_prompt(req.prompt)
     return ok(prompts.PROMPT_CHECK_OK)
 
 
@@ -291,10 +312,12 @@ _V1 = "/midjourney/v1"
 ROUTES: dict[str, Route] = {
     f"{_V1}/imagine": Route(imagine, _POST, s.ImagineRequest, "Submit an imagine job"),
     f"{_V1}/action": Route(action, _POST, s.ActionRequest, "Run a button action on a job"),
-    f"{_V1}/blend": Route(blend, _POST, s.BlendRequest, "Blend 2 to 5 images"),
-    f"{_V1}/describe": Route(describe, _POST, s.DescribeRequest, "Describe an image"),
+    f"{_V1}/blend": Route(blend, _POST, s.BlendRequest, "Blend 2 to 5 images", images=True),
+    f"{_V1}/describe": Route(describe, _POST, s.DescribeRequest, "Describe an image",
+                             images=True),
     f"{_V1}/seed": Route(seed, _POST, s.SeedRequest, "Get the seed of a job"),
-    f"{_V1}/inpaint": Route(inpaint, _POST, s.InpaintRequest, "Vary a region of an image"),
+    f"{_V1}/inpaint": Route(inpaint, _POST, s.InpaintRequest, "Vary a region of an image",
+                            images=True),
     f"{_V1}/fetch": Route(fetch, _BOTH, s.FetchRequest, "Fetch a job (free)"),
     f"{_V1}/fetch-list": Route(fetch_list, _BOTH, s.FetchListQuery, "List your jobs (free)"),
     f"{_V1}/info": Route(info, _BOTH, None, "Account balance and limits"),
@@ -326,7 +349,8 @@ ROUTES: dict[str, Route] = {
 #: the Midjourney paths again under /hold, routed only to the caller's own accounts
 ROUTES.update({
     f"/hold{path}": Route(route.handler, route.methods, route.model,
-                          f"{route.summary} (on your own accounts)", route.auth, hosted=True)
+                          f"{route.summary} (on your own accounts)", route.auth, hosted=True,
+                          images=route.images)
     for path, route in list(ROUTES.items()) if path.startswith(_V1)
 })
 
@@ -348,12 +372,24 @@ async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
 
 
 class TtapiFront:
-    """Serves :data:`ROUTES`; anything else goes to ``fallback``."""
+    """Serves :data:`ROUTES`; anything else goes to ``fallback``. A body is read up to
+    ``max_image_body`` bytes on routes that take images, ``max_json_body`` on the others.
 
-    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any):
+    Requests with images are served ``image_requests`` at a time (each is read, checked,
+    decoded and admitted before the next one's body is read): the memory they take is
+    bounded by that number, not by the number of clients. Their caller's queue and balance
+    are checked before the body is read, and the body must arrive within
+    ``image_body_seconds``, so that no one holds a turn for long.
+    """
+
+    def __init__(self, runtime: Callable[[], Runtime], max_image_body: int, max_json_body: int,
+                 fallback: Any, *, image_requests: int = 2, image_body_seconds: float = 60.0):
         self._runtime = runtime
-        self._max_body = max_body
+        self._max_image_body = max_image_body
+        self._max_json_body = max_json_body
         self._fallback = fallback
+        self._image_turns = asyncio.Semaphore(image_requests)
+        self._image_body_seconds = image_body_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
@@ -387,8 +423,19 @@ class TtapiFront:
             call.user_id = await admit_caller(rt, call, scope)
         else:
             await rt.limiter.check_address(_client(scope))
+        if route.images and method == "POST":
+            await rt.jobs.precheck_any(call.user_id, scope["path"].rsplit("/", 1)[1])
+            async with self._image_turns:
+                try:
+                    async with asyncio.timeout(self._image_body_seconds):
+                        call.body = await read_buffer(scope, receive, self._max_image_body)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"Request body not received within {self._image_body_seconds:g} s"
+                    ) from None
+                return await route.handler(rt, call)
         if method == "POST":
-            call.body = await read_body(scope, receive, self._max_body)
+            call.body = await read_buffer(scope, receive, self._max_json_body)
             if route.model is None:
                 call.data()  # no fields, but a body must still be a JSON object (415, 400)
         return await route.handler(rt, call)

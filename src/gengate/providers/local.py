@@ -35,6 +35,8 @@ from gengate.providers.base import (
 
 __all__ = ["LocalProvider"]
 
+#: longest side of the copies blend and describe draw from (a blend's tiles are about 512)
+INPUT_SIDE = 1024
 
 
 class LocalProvider:
@@ -149,9 +151,12 @@ class LocalProvider:
         if action == "seed":
             return ProviderUpdate(TaskState.SUCCESS, progress=100,
                                   seed=str(spec["params"].get("parent_seed", spec["seed"])))
+        # blend and describe draw from small copies: one full-size input in memory at a time
+        shrink = INPUT_SIDE if action in ("blend", "describe") else None
         inputs = [
             imaging.decode_image((folder / f"in{i}.bin").read_bytes(), f"input {i}",
-                                 mode="L" if action == "inpaint" and i == 1 else "RGB")
+                                 mode="L" if action == "inpaint" and i == 1 else "RGB",
+                                 shrink_to=shrink)
             for i in range(spec["inputs"])
         ]
         if action == "describe":
