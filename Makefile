@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test fuzz bench lint clean
+.PHONY: install run test fuzz bench lint clean claude-cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,17 @@ install: $(STAMP)
 run: install
 	GENGATE_LOCAL_DELAY=$${GENGATE_LOCAL_DELAY:-4} $(BIN)/gengate serve --demo
 
+## the Claude Code CLI for its end-to-end test, into .node/ (Node and npm from apt where
+## missing and this runs as root); the test skips loudly without it, fails under CI=true
+claude-cli:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }; } || true
+	@test -x .node/node_modules/.bin/claude || { command -v npm >/dev/null \
+	  && npm install --prefix .node --no-audit --no-fund --silent @anthropic-ai/claude-code; } \
+	  || echo "Claude Code CLI not installed: its test will skip"
+
 ## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true)
-test: install
+test: install claude-cli
 	$(BIN)/python -m pytest -q
 
 ## a longer property-based run of every operation in /openapi.json (schemathesis) against a

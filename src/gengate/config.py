@@ -191,9 +191,14 @@ class Settings(BaseSettings):
         description="LLM upstream accounts, JSON list of objects with "
         "name, kind (anthropic|openai), base_url, api_key, models, priority, aliases",
     )
-    llm_prices: dict[str, dict[str, float]] = Field(
+    llm_prices_file: str | None = Field(
+        None, description="JSON file of LLM prices replacing the shipped list of the "
+        "providers' public prices (same format: gengate/data/llm_prices.json)"
+    )
+    llm_prices: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="model pattern -> quota per million tokens for "
-        "input, output, cache_write, cache_read; merged over the defaults"
+        "input, output, cache_write, cache_write_1h, cache_read (and long_context), merged "
+        "over the price file per field; null removes a pattern"
     )
     llm_usage_retention_days: float = Field(90, gt=0, description="Days usage rows are kept")
     llm_retries: int = Field(1, ge=0, description="Retries per account before failing over")

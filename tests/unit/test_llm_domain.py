@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from gengate.llm_accounts import AccountPool, LlmAccount, retry_after_seconds
-from gengate.llm_pricing import LlmPriceTable, Usage, merged_prices
+from gengate.llm_prices import price_table
+from gengate.llm_pricing import Usage
 from gengate.providers.anthropic import ANTHROPIC
 from gengate.providers.llmhttp import EventSplitter
 
 
 def test_cost_per_token_class_rounds_up_once() -> None:
-    table = LlmPriceTable(merged_prices({}))
+    table = price_table(None, {})
     price = table.price("claude-sonnet-4-5")
     usage = Usage(input=1000, output=2000, cache_write=4000, cache_read=10000)
     assert price.cost_milli(usage) == 5100  # 5.1 quota

@@ -68,7 +68,8 @@ _LLM = [
     ("/v1/messages", "post", "Anthropic Messages (stream: true for SSE); billed per token"),
     ("/v1/messages/count_tokens", "post", "Anthropic token count (free)"),
     ("/v1/chat/completions", "post", "OpenAI Chat Completions; billed per token"),
-    ("/v1/models", "get", "Models the LLM accounts serve"),
+    ("/v1/models", "get", "Models the LLM accounts serve (an empty list without accounts)"),
+    ("/v1/models/{model_id}", "get", "One model the LLM accounts serve; 404 for others"),
     ("/v1/usage", "get", "Your LLM calls, newest first (page, limit)"),
 ]
 
@@ -215,6 +216,10 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = op
     for path, method, summary in _LLM:
         paths.setdefault(path, {})[method] = _llm_operation(path, method, summary)
+        if "{model_id}" in path:
+            paths[path][method]["parameters"] = [{"name": "model_id", "in": "path",
+                                                  "required": True,
+                                                  "schema": {"type": "string"}}]
     paths.update(_public_paths())
     schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
     for wire in sorted(models, key=lambda m: m.__name__):

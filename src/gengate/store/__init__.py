@@ -205,6 +205,11 @@ class Store:
                               now: float) -> list[int]:
         return await self.db.run(llmrows.settle_many, items, now)
 
+    async def llm_money_many(
+            self, holds: list[tuple[int, str, int]], settles: list[tuple[llmrows.UsageRow, int]],
+            now: float) -> tuple[list[GengateError | None], list[int]]:
+        return await self.db.run(llmrows.money_many, holds, settles, now)
+
     async def llm_usage(self, user_id: int, page: int, limit: int,
                         peek: int = 0) -> list[llmrows.UsageRow]:
         return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
