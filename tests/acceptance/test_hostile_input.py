@@ -167,6 +167,7 @@ async def test_wrong_admin_keys_are_rate_limited(settings: Settings) -> None:
             assert wrong.status_code == 401
         limited = await gw.http.get("/admin/users", headers={"Authorization": "Bearer no"})
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "failed admin sign-ins" in limited.json()["message"]
         # the address is held off for now, even with the right key
         assert (await gw.http.get("/admin/users", headers=ADMIN)).status_code == 429
 
