@@ -32,6 +32,19 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    node_id: str | None = Field(
+        None, min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._-]+$",
+        description="This process's identity in job leases; default: one kept in the data "
+        "directory, reused by the next process there after this one ends",
+    )
+
+    # PostgreSQL connections per process (unset: by the process's role, see pool_sizes)
+    db_pool_size: int | None = Field(
+        None, ge=1, description="Connections each process keeps in its pool"
+    )
+    db_max_overflow: int | None = Field(
+        None, ge=0, description="Connections a process may open beyond the pool under load"
+    )
 
     # security
     # secrets and URLs that may carry passwords stay out of reprs (and so out of logs)
@@ -228,6 +241,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gengate.db').resolve()}"
+
+    def pool_sizes(self, *, api: bool, worker: bool) -> tuple[int, int]:
+        """PostgreSQL pool size and overflow of a process (docs/deploy.md has the sums): a
+        process with the API answers many requests at once, but group commit and batched
+        lookups make them share transactions; a worker-only process holds a connection only
+        for the moment of each job's or delivery's change; the settings override."""
+        size, overflow = (5, 5) if api else (3, 3)
+        if not api and not worker:
+            size, overflow = 1, 1  # an admin command
+        size = self.db_pool_size if self.db_pool_size is not None else size
+        overflow = self.db_max_overflow if self.db_max_overflow is not None else overflow
+        return size, overflow
 
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

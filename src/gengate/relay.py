@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from gengate.background import supervise
 from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
@@ -133,7 +134,7 @@ class Relay:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         if self._purger is None:
-            self._purger = asyncio.create_task(self._purge_loop())
+            self._purger = supervise(self._purge_loop, "gengate-llm-purge")
 
     async def close(self) -> None:
         if self._purger is not None:

@@ -12,10 +12,12 @@ import httpx
 from gengate import prompt as prompts
 from gengate.admin import AdminService
 from gengate.admission import Admitter
+from gengate.background import supervise
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.datafiles import private_dir, private_sqlite_file
+from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
 from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
@@ -62,18 +64,23 @@ class Runtime:
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
     retention: ResultRetention | None = None
+    identity: NodeIdentity | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
                     with_worker: bool = True, with_dispatcher: bool | None = None,
-                    migrate: bool = True) -> Runtime:
-        """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
+                    migrate: bool = True, with_api: bool = True) -> Runtime:
+        """Build everything; ``with_dispatcher`` defaults to ``with_worker``; ``with_api``
+        (the process serves requests) only sizes the database pool."""
         return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
         private_dir(settings.data_dir)
         private_sqlite_file(settings.resolved_database_url())
         keys = load_key(settings.secret_key, settings.data_dir)
-        store = Store.open(settings.resolved_database_url())
+        if with_dispatcher is None:
+            with_dispatcher = with_worker
+        store = Store.open(settings.resolved_database_url(), pool=settings.pool_sizes(
+            api=with_api, worker=with_worker or with_dispatcher))
         if migrate:
             await store.migrate(keys)
         store.db.start_maintenance()
@@ -95,9 +102,12 @@ class Runtime:
         # webhooks and describe's url: gengate's requests to addresses users give
         guard = NetGuard.from_setting(settings.webhook_allow, who="user-given URLs")
         metrics = Metrics()
-        if with_dispatcher is None:
-            with_dispatcher = with_worker
-        dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics)
+        # a node with leases to hold has a name that outlives its process
+        identity = (NodeIdentity.acquire(settings.data_dir, settings.node_id)
+                    if with_worker or with_dispatcher else None)
+        node = identity.name if identity is not None else None
+        dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics,
+                                 owner=f"{node}-hooks" if node else None)
                       if with_dispatcher else None)
         worker = (
             Worker(settings, store,
@@ -105,7 +115,7 @@ class Runtime:
                              hosting_guard),
                    ResultWriter(stores.primary, http, stores=stores), clock, http,
                    on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
-                   metrics=metrics)
+                   metrics=metrics, owner=node)
             if with_worker else None
         )
         word_filter = (
@@ -132,7 +142,7 @@ class Runtime:
                               settings.ip_rate_per_second, settings.admin_failures_per_minute)
         runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, relay=build_relay(settings, store, clock),
-                      retention=retention)
+                      retention=retention, identity=identity)
         runtime._listen()
         return runtime
 
@@ -144,7 +154,8 @@ class Runtime:
         if self.dispatcher is not None:
             channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
         if channels and not self.store.db.is_sqlite:
-            self._listener = asyncio.create_task(self.store.db.listen(channels))
+            db = self.store.db
+            self._listener = supervise(lambda: db.listen(channels), "gengate-listen")
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -160,3 +171,5 @@ class Runtime:
             await self.relay.close()
         await self.http.aclose()
         await self.store.close()
+        if self.identity is not None:
+            self.identity.release()

@@ -32,8 +32,11 @@ class Store:
         self.db = database
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(Database(url))
+    def open(cls, url: str, *, pool: tuple[int, int] | None = None) -> Store:
+        """``pool``: PostgreSQL pool size and overflow (the defaults when None)."""
+        if pool is None:
+            return cls(Database(url))
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]))
 
     async def migrate(self, keys: list[str] | None = None) -> None:
         """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
@@ -86,6 +89,9 @@ class Store:
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
+
+    async def release_owned(self, owner: str) -> int:
+        return await self.db.run(jobrows.release_owned, owner)
 
     # -- result files (retention and moves) ----------------------------------------------
     async def claim_expiring_results(self, cutoffs: dict[str, float | None],
@@ -169,6 +175,9 @@ class Store:
     async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
                                box: hookrows.Sealer) -> list[Delivery]:
         return await self.db.run(hookrows.claim, owner, limit, now, lease, box)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(hookrows.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
