@@ -45,7 +45,7 @@ async def test_a_job_with_its_progress(slow: Settings) -> None:
             job = await gg.run("midjourney", "imagine", prompt="a red fox", interval=0.05,
                                on_progress=seen.append)
             assert job.succeeded and job.product == "midjourney"
-            progress = [j.progress for j in seen]
+            progress = [j.progress or 0 for j in seen]
             assert progress == sorted(progress) and progress[-1] == 100
             assert len(seen) == len({str(j.body) for j in seen})  # one call per change
             files = job.files()
