@@ -38,7 +38,8 @@ EXAMPLES: dict[str, list[str]] = {
     "openai_images": ["generations", "a red fox in the snow"],
     "sora": ["generations", "a red fox in the snow"],
     "gemini_video": ["generations", "a red fox in the snow"],
-    "suno": ["music", "--prompt-mode", "a song about a red fox"],
+    "suno": ["music", "--no-custom", "--no-instrumental", "--gpt-description-prompt",
+             "a song about a red fox"],
 }
 
 pytestmark = pytest.mark.timeout(300)
@@ -184,8 +185,7 @@ def test_plain_lines_without_a_terminal(server: Server, product: str) -> None:
     assert ran.status == 0, ran.err
     lines = ran.out.splitlines()
     job_id = lines[0].split()[0]
-    assert lines[0] == f"{job_id} submitted {product} {EXAMPLES[product][0]} " \
-        f"'{EXAMPLES[product][-1][:24]}'"
+    assert lines[0].startswith(f"{job_id} submitted {product} {EXAMPLES[product][0]}")
     last = lines[-1].split()
     assert last[0] == job_id and last[1] == "SUCCESS"
     assert last[3].startswith("http://")

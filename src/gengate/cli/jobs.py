@@ -113,8 +113,10 @@ class Submission:
     @property
     def label(self) -> str:
         prompt = self.fields.get("prompt")
-        shown = f" '{prompt[:24]}'" if isinstance(prompt, str) else ""
-        return f"{self.product} {self.action}{shown}"
+        if not isinstance(prompt, str):
+            return f"{self.product} {self.action}"
+        short = prompt if len(prompt) <= 24 else f"{prompt[:23]}…"
+        return f"{self.product} {self.action} '{short}'"
 
 
 async def _download(urls: Sequence[str], out: Path, job: Job) -> list[str]:
