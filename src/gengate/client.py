@@ -51,6 +51,7 @@ __all__ = [
     "WaitTimeout",
     "actions",
     "error_for",
+    "job_id_of",
     "verify_webhook",
 ]
 
@@ -353,12 +354,11 @@ class AsyncClient:
     async def submit(self, product: str, action: str, /, **fields: Any) -> Any:
         """Submit a job; its ``jobId`` (a route that makes no job: its answer's data)."""
         answer = await self.call(product, action, **fields)
-        data = answer.get("data")
-        job_id = (data.get("jobId") or data.get("job_id")) if isinstance(data, dict) else None
-        if not job_id:
-            return data
-        self._job_products[str(job_id)] = product
-        return str(job_id)
+        job_id = job_id_of(answer)
+        if job_id is None:
+            return answer.get("data")
+        self._job_products[job_id] = product
+        return job_id
 
     def product(self, name: str) -> ProductActions:
         """One method per route of product ``name``."""
@@ -478,6 +478,13 @@ class AsyncClient:
 
 #: the former name of :class:`AsyncClient`
 GengateClient = AsyncClient
+
+
+def job_id_of(answer: Mapping[str, Any]) -> str | None:
+    """The id of the job a submit answer names (``data.jobId`` or ``data.job_id``)."""
+    data = answer.get("data")
+    job_id = (data.get("jobId") or data.get("job_id")) if isinstance(data, dict) else None
+    return str(job_id) if job_id else None
 
 
 def _product_of(data: Mapping[str, Any], products: Mapping[str, Product[Any]]) -> str:

@@ -305,3 +305,29 @@ def test_rate_limit(server: Server) -> None:
 def test_a_field_the_route_lacks_is_refused_before_sending(server: Server) -> None:
     ran = gg(server, "gg-any", "midjourney", "imagine", "a fox", "--mode", "slow")
     assert ran.status == 2 and "slow" in ran.err
+
+
+def test_midjourney_actions_blend_describe_seed(server: Server, tmp_path: Path) -> None:
+    _, key = server.user()
+    first = gg(server, key, "imagine", "a red fox", "a grey owl", "--json", "--interval",
+               "0.1", "--out", str(tmp_path))
+    assert first.status == 0, first.err
+    bodies = [json.loads(line) for line in first.out.splitlines()]
+    images = [Path(b["files"][0]) for b in bodies]
+    parent = bodies[0]["jobId"]
+
+    steps = {
+        "action": ["action", "--job-id", parent, "--action", "upsample1"],
+        "seed": ["seed", "--job-id", parent],
+        "blend": ["blend", "--img-base64-array", f"@{images[0]}",
+                  "--img-base64-array", f"@{images[1]}", "--dimensions", "LANDSCAPE"],
+        "describe": ["describe", "--base64", f"@{images[0]}"],
+    }
+    for name, args in steps.items():
+        ran = gg(server, key, "midjourney", *args, "--json", "--interval", "0.1")
+        assert ran.status == 0, (name, ran.err)
+        body = json.loads(ran.out)
+        expected = "upsample1" if name == "action" else name
+        assert body["status"] == "SUCCESS" and body["data"]["action"] == expected, body
+    checked = gg(server, key, "midjourney", "promptCheck", "a calm lake")
+    assert checked.status == 0 and checked.out.strip(), checked.err

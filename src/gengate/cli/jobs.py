@@ -22,7 +22,15 @@ from rich.table import Table
 from gengate.cli.contract import Field, fields_of
 from gengate.cli.display import Display, display_for
 from gengate.cli.outcome import Exit, exit_for, explain
-from gengate.client import Action, AsyncClient, Job, Unreachable, WaitTimeout, actions
+from gengate.client import (
+    Action,
+    AsyncClient,
+    Job,
+    Unreachable,
+    WaitTimeout,
+    actions,
+    job_id_of,
+)
 from gengate.errors import GengateError
 
 __all__ = ["DEFAULT_URL", "product_app", "register", "watch"]
@@ -175,7 +183,7 @@ async def run_submissions(conn: Conn, client: AsyncClient, subs: Sequence[Submis
                           out: Path | None) -> Exit:
     """Submit every job (at once), then follow them; routes that make no job print their
     answer. A refused submit is told in one line; the others go on."""
-    answers = await asyncio.gather(*(client.submit(s.product, s.action, **s.fields)
+    answers = await asyncio.gather(*(client.call(s.product, s.action, **s.fields)
                                      for s in subs), return_exceptions=True)
     outcomes: list[Exit] = []
     jobs: list[tuple[Submission, str]] = []
@@ -189,10 +197,10 @@ async def run_submissions(conn: Conn, client: AsyncClient, subs: Sequence[Submis
             outcomes.append(Exit.REFUSED)
         elif isinstance(answer, BaseException):
             raise answer
-        elif isinstance(answer, str):
-            jobs.append((sub, answer))
+        elif (job_id := job_id_of(answer)) is not None:
+            jobs.append((sub, job_id))
         else:
-            conn.show(answer)
+            conn.show(answer.get("data"))
             outcomes.append(Exit.OK)
     if not jobs:
         return gravest(outcomes)
