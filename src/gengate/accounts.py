@@ -33,7 +33,6 @@ from gengate.errors import BadRequest
 from gengate.jobs import Mode
 
 __all__ = [
-    "PROVIDERS",
     "Account",
     "AccountState",
     "FailureKind",
@@ -45,9 +44,6 @@ __all__ = [
     "use_mode_of",
     "modes_of_use_mode",
 ]
-
-#: the provider adapters an account can use
-PROVIDERS = ("local", "midjourney_proxy", "ttapi")
 
 #: TTAPI hosting's ``useMode``: 1 relax, 2 fast, 3 turbo
 _USE_MODES = {1: Mode.RELAX, 2: Mode.FAST, 3: Mode.TURBO}
@@ -205,10 +201,15 @@ class Account:
     next_submit_at: float = 0.0
     work_hours: str = ""
     deleted: bool = False
+    #: the products whose jobs it runs (``*``: every product, the local renderer)
+    products: tuple[str, ...] = ("midjourney",)
 
     @property
     def modes(self) -> list[str]:
         return [m for m, n in self.slots.items() if n > 0]
+
+    def serves(self, product: str) -> bool:
+        return product in self.products or "*" in self.products
 
     def usable(self) -> bool:
         """Enabled, not deleted, and healthy."""
@@ -244,7 +245,8 @@ class Placement:
 
 def choose(accounts: Sequence[Account], busy: Mapping[tuple[int, str], int], *, mode: str,
            owner_id: int | None, pinned: int | None, relax_fallback: bool, now: float,
-           today: str, rng: random.Random, avoid: Collection[int] = ()) -> Placement | None:
+           today: str, rng: random.Random, avoid: Collection[int] = (),
+           product: str = "midjourney") -> Placement | None:
     """The account (and slot mode) for one job, or None if none can take it now.
 
     Candidates: usable accounts of the job's pool (the operator's, or the hosting user's
@@ -253,8 +255,10 @@ def choose(accounts: Sequence[Account], busy: Mapping[tuple[int, str], int], *, 
     least busy (share of the mode's slots in use), then a draw weighted by ``weight``.
     When no fast slot is free and the job allows it, a relax slot is tried the same way.
     Accounts in ``avoid`` (where this job already failed) are left out while another
-    usable account of the pool serves the mode.
+    usable account of the pool serves the mode. Only accounts that run the job's
+    ``product`` are considered; slots are per mode, shared by the account's products.
     """
+    accounts = [a for a in accounts if a.serves(product)]
     if avoid and pinned is None:
         others = [a for a in accounts if a.id not in avoid]
         if any(a.owner_id == owner_id and a.usable() and a.slots.get(mode, 0) > 0

@@ -16,20 +16,19 @@ from typing import Any
 import orjson
 
 from gengate.accounts import (
-    PROVIDERS,
     AccountState,
     WorkWindows,
     modes_of_use_mode,
     slots_from,
     use_mode_of,
 )
-from gengate.clock import Clock
+from gengate.clock import Clock, timestamp
 from gengate.credentials import CredentialBox
 from gengate.errors import BadRequest, NoAvailableAccounts
 from gengate.jobs import Mode
 from gengate.netguard import NetGuard
+from gengate.products.registry import Registry, builtin
 from gengate.store import AccountRow, Store
-from gengate.wire import timestamp
 
 __all__ = ["PoolService"]
 
@@ -45,7 +44,8 @@ OPERATOR = 0  #: owner of the operator's pool
 
 class PoolService:
     def __init__(self, store: Store, clock: Clock, box: CredentialBox, guard: NetGuard,
-                 max_hosted: int = 20):
+                 max_hosted: int = 20, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
         self.store = store
         self.clock = clock
         self.box = box
@@ -55,7 +55,8 @@ class PoolService:
 
     # -- admission ------------------------------------------------------------------------
     async def require_serving(self, owner_id: int | None, mode: Mode,
-                              relax_fallback: bool = False) -> None:
+                              relax_fallback: bool = False,
+                              product: str = "midjourney") -> None:
         """400 ``No available accounts`` when no account of the pool could ever run a job
         of ``mode`` (none exists, or all are disabled, flagged or without such slots);
         a fast job that may fall back to relax also counts relax slots."""
@@ -65,9 +66,11 @@ class PoolService:
         modes = {mode.value}
         if relax_fallback and mode is Mode.FAST:
             modes.add(Mode.RELAX.value)
-        if not any(a.owner_id == owner_id and a.can_serve(m)
+        if not any(a.owner_id == owner_id and a.serves(product) and a.can_serve(m)
                    for a in self._serving[1] for m in modes):
-            raise NoAvailableAccounts(f"No available accounts for {mode.value} mode")
+            what = f"{mode.value} mode" if product == "midjourney" else (
+                f"{product} ({mode.value} mode)")
+            raise NoAvailableAccounts(f"No available accounts for {what}")
 
     def changed(self) -> None:
         """Accounts changed (here or in this process's worker): read them again."""
@@ -126,6 +129,7 @@ class PoolService:
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
             "hasCredentials": bool(row.credentials),
+            "products": list(a.products),
             "slots": dict(a.slots),
             "inUse": {m: busy.get((a.id, m), 0) for m in a.slots},
             "priority": a.priority,
@@ -210,26 +214,54 @@ class PoolService:
         return out
 
     # -- shared -----------------------------------------------------------------------------
+    def provider_kinds(self) -> builtins.list[str]:
+        """``local`` and every kind some product has an adapter for."""
+        kinds = {"local"}
+        for product in self.products:
+            kinds.update(product.adapters())
+        return sorted(kinds)
+
+    def _products(self, names: builtins.list[str] | None, provider: str) -> str:
+        """The products an account runs, checked against what its provider can run
+        (default: Midjourney where the provider runs it, else all the provider runs)."""
+        able = [p.name for p in self.products
+                if provider == "local" or provider in p.adapters()]
+        if names is None:
+            names = ["*"] if provider == "local" else (
+                ["midjourney"] if "midjourney" in able else able)
+        if not names:
+            raise BadRequest("products: give at least one product")
+        for name in names:
+            if name == "*" and provider == "local":
+                continue
+            if name not in able:
+                raise BadRequest(f"products: a {provider} account cannot run `{name}`; "
+                                 f"it runs {', '.join(able) or 'nothing'}")
+        return orjson.dumps(sorted(set(names))).decode()
+
     def _credentials(self, data: dict[str, Any], provider: str,
                      creating: bool) -> dict[str, Any]:
-        secret_field = _SECRET_FIELD.get(provider)
+        secret_field = None if provider == "local" else _SECRET_FIELD.get(provider, "apiKey")
         for name in ("secret", "apiKey"):
             if data.get(name) and name != secret_field:
                 raise BadRequest(f"{name}: a {provider} account takes "
                                  f"{secret_field or 'no credentials'}")
         if secret_field and data.get(secret_field):
             return {"credentials": self.box.seal({secret_field: str(data[secret_field])})}
-        if creating and provider == "ttapi":
-            raise BadRequest("apiKey: is required for a ttapi account")
+        if creating and secret_field == "apiKey":
+            raise BadRequest(f"apiKey: is required for a {provider} account")
         return {}
 
     def _columns(self, data: dict[str, Any], provider: str, *, creating: bool,
                  current: AccountRow | None = None) -> dict[str, Any]:
         """Wire fields to columns, checked; credentials sealed."""
         _no_nulls(data)
-        if provider not in PROVIDERS:
-            raise BadRequest(f"provider: must be one of {', '.join(PROVIDERS)}")
+        kinds = self.provider_kinds()
+        if provider not in kinds:
+            raise BadRequest(f"provider: must be one of {', '.join(kinds)}")
         values: dict[str, Any] = {}
+        if "products" in data or creating:
+            values["products"] = self._products(data.get("products"), provider)
         if creating:
             values["provider"] = provider
         if "name" in data:

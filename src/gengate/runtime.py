@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
-from gengate import prompt as prompts
 from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.background import supervise
@@ -19,23 +19,24 @@ from gengate.credentials import CredentialBox, load_key
 from gengate.datafiles import private_dir, private_sqlite_file
 from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
+from gengate.llm.relay import Relay, build_relay
 from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
+from gengate.products.registry import Registry, builtin
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
-from gengate.relay import Relay, build_relay
 from gengate.results import ResultWriter
 from gengate.resultstores import ResultStores
 from gengate.retention import ResultRetention, RetentionPolicy
 from gengate.service import JobService
-from gengate.stats import StatusService
+from gengate.status import StatusService
 from gengate.store import Store
-from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
-from gengate.webhooks import Dispatcher
+from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
 
 __all__ = ["Runtime", "retention_policy"]
@@ -61,6 +62,8 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     pool: PoolService
+    products: Registry
+    hooks: WebhookService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
     retention: ResultRetention | None = None
@@ -69,7 +72,8 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
                     with_worker: bool = True, with_dispatcher: bool | None = None,
-                    migrate: bool = True, with_api: bool = True) -> Runtime:
+                    migrate: bool = True, with_api: bool = True,
+                    products: Registry | None = None) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``; ``with_api``
         (the process serves requests) only sizes the database pool."""
         return_large_buffers()  # request bodies and images: their memory goes back when freed
@@ -79,8 +83,10 @@ class Runtime:
         keys = load_key(settings.secret_key, settings.data_dir)
         if with_dispatcher is None:
             with_dispatcher = with_worker
-        store = Store.open(settings.resolved_database_url(), pool=settings.pool_sizes(
-            api=with_api, worker=with_worker or with_dispatcher))
+        products = products if products is not None else builtin(settings)
+        store = Store.open(settings.resolved_database_url(), products.fetch_body,
+                           pool=settings.pool_sizes(api=with_api,
+                                                    worker=with_worker or with_dispatcher))
         if migrate:
             await store.migrate(keys)
         store.db.start_maintenance()
@@ -95,10 +101,12 @@ class Runtime:
             steps=settings.local_steps, fail_marker=settings.local_fail_marker,
             hang_marker=settings.local_hang_marker,
             fail_message=settings.local_fail_message, scale=settings.local_scale,
+            renderers=lambda name: products.get(name).renderer(),
         )
         hosting_guard = NetGuard.from_setting(
             settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW")
-        pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts)
+        pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts,
+                           products)
         # webhooks and describe's url: gengate's requests to addresses users give
         guard = NetGuard.from_setting(settings.webhook_allow, who="user-given URLs")
         metrics = Metrics()
@@ -109,25 +117,31 @@ class Runtime:
         dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics,
                                  owner=f"{node}-hooks" if node else None)
                       if with_dispatcher else None)
+        upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
+                              hosting_guard, products)
+        ended: list[Callable[[], None]] = []
+
+        def on_event() -> None:
+            if dispatcher is not None:
+                dispatcher.wake()
+            for wake in ended:
+                wake()
+
         worker = (
-            Worker(settings, store,
-                   Upstreams(settings, store, box, http, clock, local, pool.changed,
-                             hosting_guard),
-                   ResultWriter(stores.primary, http, stores=stores), clock, http,
-                   on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
-                   metrics=metrics, owner=node)
+            Worker(settings, store, upstreams,
+                   ResultWriter(stores.primary, http, products=products, stores=stores),
+                   clock, http, on_event=on_event, guard=guard, metrics=metrics,
+                   products=products, owner=node)
             if with_worker else None
         )
-        word_filter = (
-            prompts.WordFilter.from_file(settings.banned_words_file)
-            if settings.banned_words_file else prompts.WordFilter.default()
-        )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
-        jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
-                          word_filter, admitter, guard, pool,
-                          PriceTable(settings.hosting_price_table()))
+        jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
+                          admitter, guard, pool,
+                          PriceTable(settings.hosting_price_table(products.prices(True))),
+                          products, settings.max_queue_per_product, upstreams)
+        ended.append(jobs.job_ended)
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
-        status = StatusService(store, clock, settings.status_window_seconds)
+        status = StatusService(store, clock, settings.status_window_seconds, products)
         retention = None
         if worker is not None:
             worker.start()
@@ -141,18 +155,23 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second, settings.admin_failures_per_minute)
         runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
-                      limiter, metrics, pool, relay=build_relay(settings, store, clock),
-                      retention=retention, identity=identity)
+                      limiter, metrics, pool, products,
+                      WebhookService(store, clock, dispatcher, box),
+                      relay=build_relay(settings, store, clock), retention=retention,
+                      identity=identity)
         runtime._listen()
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
-        channels = {}
+        """Wake this node's worker, dispatcher and synchronous waiters on other nodes'
+        NOTIFY (PostgreSQL)."""
+        channels: dict[str, Callable[[], None]] = {}
         if self.worker is not None:
             channels[JOBS_CHANNEL] = self.worker.wake
         if self.dispatcher is not None:
             channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
+        if any(route.sync for _, route in self.products.routes().values()):
+            channels[ENDED_CHANNEL] = self.jobs.job_ended
         if channels and not self.store.db.is_sqlite:
             db = self.store.db
             self._listener = supervise(lambda: db.listen(channels), "gengate-listen")

@@ -19,7 +19,7 @@ import pytest
 
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, serve_gateway
-from gengate.testing_tap import RecordingTap
+from gengate.testing.tap import RecordingTap
 from tests.acceptance.test_llm_relay import account, llm_settings, usage_rows
 from tests.conftest import need_service
 

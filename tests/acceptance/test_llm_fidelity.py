@@ -1,5 +1,5 @@
 """The LLM relay next to what the real Anthropic and OpenAI APIs do (the fakes follow their
-public docs; see gengate.testing_llm): query strings, the upstream's headers and error
+public docs; see gengate.testing.llm): query strings, the upstream's headers and error
 answers, model lookups, token-limit validation, billing of reported usage beyond the hold,
 and the shipped prices."""
 

@@ -13,7 +13,7 @@ import pytest
 
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
-from gengate.testing_llm import FakeLlmUpstream
+from gengate.testing.llm import FakeLlmUpstream
 
 SDK = TypeVar("SDK", anthropic.AsyncAnthropic, openai.AsyncOpenAI)
 #: the SDK clients the running test made: closed after it, on its event loop (left to

@@ -20,7 +20,7 @@ from gengate.config import Settings
 from gengate.providers.base import ProviderTask
 from gengate.providers.local import LocalProvider
 from gengate.testing import Gateway, free_port, serve_gateway
-from gengate.testing_mjproxy import FakeMidjourneyProxy, FakeMjAccount
+from gengate.testing.mjproxy import FakeMidjourneyProxy, FakeMjAccount
 
 V1 = "/midjourney/v1"
 ADMIN = "once-admin"

@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel
 
-from gengate import errors, imaging
+from gengate import errors
 from gengate.api import schemas
 from gengate.limits import MAX_PROMPT_CHARS
-from gengate.prompt import WordFilter, check_prompt
+from gengate.products.midjourney import imaging
+from gengate.products.midjourney.prompt import WordFilter, check_prompt
 
 
 def _request_models() -> list[type[BaseModel]]:

@@ -8,9 +8,9 @@ import pytest
 from gengate.byterange import RangeNotSatisfiable, parse_range
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.objectstore import ObjectStoreConfig
+from gengate.products.midjourney.wire import fetch_body, list_item
 from gengate.results import result_files
 from gengate.retention import DAY, RetentionPolicy
-from gengate.wire import fetch_body, list_item
 
 
 @pytest.mark.parametrize(("header", "expected"), [

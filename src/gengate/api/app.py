@@ -15,12 +15,14 @@ from starlette.routing import Match, Route
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
 from gengate.api.cdn import serve_result
-from gengate.api.envelope import error_body, json_response, send_json
+from gengate.api.envelope import send_raw
+from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
+from gengate.products.registry import Registry, builtin
 from gengate.runtime import Runtime
 
 __all__ = ["GengateApp", "create_app"]
@@ -28,9 +30,9 @@ __all__ = ["GengateApp", "create_app"]
 log = logging.getLogger("gengate.api")
 
 
-async def _gengate_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GengateError)
-    return json_response(error_body(exc), exc.status_code, exc.headers)
+async def _error(request: Request, exc: Exception) -> Response:
+    out = render_error(exc, where=request.url.path)
+    return Response(out.payload, out.status, out.headers, media_type="application/json")
 
 
 def _allowed(request: Request) -> str:
@@ -44,24 +46,21 @@ def _allowed(request: Request) -> str:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own (no such path, method): as the same kind of error."""
     assert isinstance(exc, HTTPException)
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed(request)
-    return json_response({"status": "FAILED", "message": message, "data": None},
-                         exc.status_code, headers)
-
-
-async def _crash(_request: Request, exc: Exception) -> Response:
-    log.error("event=request_crashed", exc_info=exc)
-    return json_response(error_body(GengateError()), 500)
+    error = GengateError(message, headers=headers)
+    error.status_code = exc.status_code
+    return await _error(request, error)
 
 
 async def _answered(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Run ``app`` so that an exception still ends in a whole 500 envelope and is not
     raised to the server, which would drop the keep-alive connection. (Starlette answers
-    500 through :func:`_crash` and then raises again.) Only a crash in the middle of a
+    500 through :func:`_error` and then raises again.) Only a crash in the middle of a
     response body, which cannot be taken back, is left to the server."""
     state = {"started": False, "done": False}
 
@@ -79,15 +78,16 @@ async def _answered(app: Any, scope: dict[str, Any], receive: Any, send: Any) ->
             return  # answered (and logged by the handler that answered)
         if state["started"]:
             raise
-        log.error("event=request_crashed path=%s", scope.get("path"), exc_info=exc)
-        await send_json(send, 500, error_body(GengateError()))
+        out = render_error(exc, where=str(scope.get("path")))
+        await send_raw(send, out.status, out.payload, out.headers)
 
 
 class GengateApp:
     """Builds its :class:`Runtime` on ASGI lifespan start-up and closes it on shutdown."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 with_worker: bool = True, with_dispatcher: bool | None = None):
+                 with_worker: bool = True, with_dispatcher: bool | None = None,
+                 products: Registry | None = None):
         self.settings = settings
         self.clock = clock
         self.with_worker = with_worker
@@ -104,16 +104,18 @@ class GengateApp:
                 Route("/cdn/{key:path}", serve_result, methods=["GET", "HEAD"], name="cdn"),
             ],
             exception_handlers={
-                GengateError: _gengate_error,
+                GengateError: _error,
                 HTTPException: _http_error,
-                Exception: _crash,
+                Exception: _error,
             },
         )
         self.web.state.openapi = None
+        self.products = products if products is not None else builtin(settings)
         # the two fronts answer their own crashes; Starlette's routes get the guard
         self.front = LlmFront(self._rt, settings.max_body_bytes,
                               TtapiFront(self._rt, settings.max_body_bytes,
                                          settings.max_json_body_bytes, self._web,
+                                         self.products,
                                          image_requests=settings.image_requests,
                                          image_body_seconds=settings.image_body_seconds))
 
@@ -131,7 +133,8 @@ class GengateApp:
     async def startup(self) -> None:
         self.runtime = await Runtime.start(self.settings, clock=self.clock,
                                            with_worker=self.with_worker,
-                                           with_dispatcher=self.with_dispatcher)
+                                           with_dispatcher=self.with_dispatcher,
+                                           products=self.products)
         self.web.state.runtime = self.runtime
         # what start-up built lives as long as the process: keep it out of the GC's scans
         gc.collect()

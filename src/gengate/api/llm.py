@@ -19,18 +19,18 @@ from urllib.parse import unquote
 import orjson
 
 from gengate.api.envelope import ClientGone, read_body
+from gengate.api.errors import render_error
 from gengate.api.schemas import MAX_PAGE
 from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
-    GengateError,
     NotFound,
 )
-from gengate.providers.anthropic import ANTHROPIC
-from gengate.providers.llmhttp import Protocol, UpstreamReply, passed_headers
-from gengate.providers.openai import OPENAI
+from gengate.llm.anthropic import ANTHROPIC
+from gengate.llm.openai import OPENAI
+from gengate.llm.protocol import Protocol, UpstreamReply, passed_headers
+from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply
 from gengate.quota import from_milli
-from gengate.relay import LlmCall, Prepared, Relay, StreamReply
 from gengate.runtime import Runtime
 
 __all__ = ["LlmFront"]
@@ -116,19 +116,13 @@ class LlmFront:
                 if "content-type" not in exc.headers:
                     headers.append(_JSON)
                 await _send_bytes(send, exc.status_code, exc.body, headers)
-        except GengateError as exc:
+        except Exception as exc:  # noqa: BLE001 - answered in the protocol's error shape
+            out = render_error(exc, lambda status, message, _data: req.protocol.error_body(
+                status, message), where=scope["path"], crash_message="internal error")
             if not req.started:
-                await self._error(req, exc.status_code, exc.message, exc.headers)
-        except Exception:
-            log.exception("event=request_crashed path=%s", scope["path"])
-            if not req.started:
-                await self._error(req, 500, "internal error", {})
-
-    async def _error(self, req: Request, status: int, message: str,
-                     headers: dict[str, str]) -> None:
-        raw = [_JSON, *((k.lower().encode(), v.encode()) for k, v in headers.items())]
-        await _send_bytes(req.send, status, orjson.dumps(req.protocol.error_body(status,
-                                                                                 message)), raw)
+                raw = [_JSON, *((k.lower().encode(), v.encode())
+                                for k, v in out.headers.items())]
+                await _send_bytes(req.send, out.status, out.payload, raw)
 
     async def _body(self, req: Request) -> tuple[dict[str, Any], bytes]:
         raw = await read_body(req.scope, req.receive, self._max_body)
@@ -229,7 +223,7 @@ class LlmFront:
         query = parse_query(req.scope.get("query_string", b""))
         page = _int_param(query, "page", 1, MAX_PAGE)
         limit = _int_param(query, "limit", 50, MAX_USAGE_LIMIT)
-        rows = await req.rt.store.llm_usage(req.user_id, page, limit, peek=1)
+        rows = await req.relay.usage(req.user_id, page, limit, peek=1)
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,

@@ -38,6 +38,7 @@ __all__ = [
     "FetchRequest",
     "ImagineRequest",
     "InpaintRequest",
+    "JobsQuery",
     "PromptCheckRequest",
     "SeedRequest",
     "TopUpRequest",
@@ -195,6 +196,19 @@ class FetchListQuery(_Wire):
     order: Literal["asc", "desc"] = "desc"
 
 
+class JobsQuery(_Wire):
+    """GET (query) or POST (body) /jobs/list: your jobs across products"""
+
+    page: int = Field(1, ge=1)
+    limit: int = Field(10, ge=1, le=100)
+    product: str | None = Field(None, max_length=32,
+                                description="Only this product's jobs (midjourney, flux, ...)")
+    status: str | None = Field(None, max_length=32, description="A status as the product "
+                               "spells it (with `product`), else PENDING_QUEUE, ON_QUEUE, "
+                               "SUCCESS or FAILED")
+    order: Literal["asc", "desc"] = "desc"
+
+
 class PromptCheckRequest(_Wire):
     """POST /midjourney/v1/promptCheck"""
 
@@ -236,6 +250,10 @@ _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId
 class _AccountFields(_Wire):
     """Fields an operator's account shares between create and update."""
 
+    products: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        None, min_length=1, max_length=20, description="The products it runs, e.g. "
+        "[\"midjourney\", \"flux\"]; default: Midjourney where the provider runs it "
+        "(`local`: [\"*\"], every product)")
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
@@ -261,7 +279,8 @@ class CreateAccountRequest(_AccountFields):
     """POST /admin/accounts"""
 
     name: str = _NAME
-    provider: Literal["midjourney_proxy", "ttapi", "local"] = "midjourney_proxy"
+    provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
+                          "adapter kind of some product: midjourney_proxy, ttapi, ...")
     baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS,
                                 description="Required except for `local`")
 

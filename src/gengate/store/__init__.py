@@ -10,13 +10,13 @@ from typing import Any
 
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
-from gengate.jobs import Job
-from gengate.store import accountrows, claims, hookrows, jobrows, llmrows, resultrows, userrows
+from gengate.jobs import Job, JobStatus
+from gengate.store import accountrows, claims, jobrows, llmrows, outbox, resultrows, userrows
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
-from gengate.store.hookrows import Delivery
 from gengate.store.jobrows import Admission
 from gengate.store.migrate import migrate
+from gengate.store.outbox import Bodies, Delivery
 from gengate.store.userrows import LedgerEntry, User
 
 __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
@@ -28,15 +28,23 @@ Claimed = claims.Claimed
 class Store:
     """Async facade over the row functions; see ``jobrows`` and ``userrows``."""
 
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, bodies: Bodies | None = None):
         self.db = database
+        if bodies is None:
+            from gengate.products.registry import builtin
+
+            bodies = builtin().fetch_body
+        #: a job's fetch body in its product's shape (the webhook body)
+        self.bodies = bodies
 
     @classmethod
-    def open(cls, url: str, *, pool: tuple[int, int] | None = None) -> Store:
-        """``pool``: PostgreSQL pool size and overflow (the defaults when None)."""
+    def open(cls, url: str, bodies: Bodies | None = None, *,
+             pool: tuple[int, int] | None = None) -> Store:
+        """``bodies``: a job's fetch body (the products' registry); ``pool``: PostgreSQL
+        pool size and overflow (the defaults when None)."""
         if pool is None:
-            return cls(Database(url))
-        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]))
+            return cls(Database(url), bodies)
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]), bodies)
 
     async def migrate(self, keys: list[str] | None = None) -> None:
         """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
@@ -59,13 +67,14 @@ class Store:
     async def job_inputs(self, job_id: str) -> list[bytes]:
         return await self.db.read(jobrows.job_inputs_of, job_id)
 
-    async def list_jobs(self, user_id: int, status: str | None, page: int, limit: int,
-                        ascending: bool) -> list[Job]:
-        return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending)
+    async def list_jobs(self, user_id: int, status: str | list[str] | None, page: int,
+                        limit: int, ascending: bool, product: str | None = None) -> list[Job]:
+        return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending,
+                                  product)
 
     async def claim(self, owner: str, limit: int, now: float, lease: float,
                     rng: random.Random) -> claims.Claimed:
-        return await self.db.run(claims.claim, owner, limit, now, lease, rng)
+        return await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
 
     async def requeue(self, job: Job, owner: str, orphan: str | None = None) -> bool:
         return await self.db.run(claims.requeue, job, owner, orphan)
@@ -85,7 +94,8 @@ class Store:
 
     async def record_progress(self, job_id: str, owner: str, progress: int,
                               now: float) -> bool:
-        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now)
+        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now,
+                                 self.bodies)
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
@@ -116,11 +126,17 @@ class Store:
 
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
-        return await self.db.run(jobrows.succeed, job_id, owner, result, now)
+        return await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
 
     async def fail(self, job_id: str, owner: str | None, message: str, now: float,
                    illegal_limit: int | None = None) -> bool:
-        return await self.db.run(jobrows.fail, job_id, owner, message, now, illegal_limit)
+        return await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
+                                 illegal_limit)
+
+    async def cancel(self, job_id: str, user_id: int, status: JobStatus, message: str,
+                     now: float) -> Job | None:
+        return await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
+                                 self.bodies)
 
     async def overdue(self, now: float) -> list[str]:
         return await self.db.read(jobrows.overdue, now)
@@ -173,37 +189,37 @@ class Store:
 
     # -- webhooks -----------------------------------------------------------------------
     async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
-                               box: hookrows.Sealer) -> list[Delivery]:
-        return await self.db.run(hookrows.claim, owner, limit, now, lease, box)
+                               box: outbox.Sealer) -> list[Delivery]:
+        return await self.db.run(outbox.claim, owner, limit, now, lease, box)
 
     async def release_deliveries(self, owner: str) -> int:
-        return await self.db.run(hookrows.release_owned, owner)
+        return await self.db.run(outbox.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
                              next_at: float | None, delivered: bool) -> bool:
-        return await self.db.run(hookrows.record_attempt, delivery, owner, started,
+        return await self.db.run(outbox.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
-    async def signing_secret(self, user_id: int, box: hookrows.Sealer,
+    async def signing_secret(self, user_id: int, box: outbox.Sealer,
                              rotate: bool = False) -> str:
-        return await self.db.run(hookrows.signing_secret, user_id, box, rotate)
+        return await self.db.run(outbox.signing_secret, user_id, box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
-        return await self.db.read(hookrows.deliveries_of, user_id, job_id, page, limit)
+        return await self.db.read(outbox.deliveries_of, user_id, job_id, page, limit)
 
     async def redeliver(self, user_id: int, delivery_id: str, now: float) -> None:
-        await self.db.run(hookrows.redeliver, user_id, delivery_id, now)
+        await self.db.run(outbox.redeliver, user_id, delivery_id, now)
 
     async def webhook_counts(self) -> dict[str, int]:
-        return await self.db.read(hookrows.counts)
+        return await self.db.read(outbox.counts)
 
     async def purge_deliveries(self, before: float) -> int:
-        return await self.db.run(hookrows.purge, before)
+        return await self.db.run(outbox.purge, before)
 
     async def next_delivery_due(self) -> float | None:
-        return await self.db.read(hookrows.next_due)
+        return await self.db.read(outbox.next_due)
 
     # -- LLM relay ----------------------------------------------------------------------
     async def llm_hold_many(self, holds: list[tuple[int, str, int]],
