@@ -27,6 +27,8 @@ TTAPI envelope ``{"status": "FAILED", "message": ..., "data": null}``.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AUTH_MESSAGE",
     "BadRequest",
@@ -57,9 +59,12 @@ class GengateError(Exception):
     status_code: int = 500
     message: str = "TTAPI service exception"
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None,
+                 data: Any = None):
         self.message = message if message is not None else type(self).message
         self.headers = headers or {}
+        #: the envelope's ``data`` (e.g. the jobId of a synchronous call that timed out)
+        self.data = data
         super().__init__(self.message)
 
 

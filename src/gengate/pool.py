@@ -54,7 +54,8 @@ class PoolService:
 
     # -- admission ------------------------------------------------------------------------
     async def require_serving(self, owner_id: int | None, mode: Mode,
-                              relax_fallback: bool = False) -> None:
+                              relax_fallback: bool = False,
+                              product: str = "midjourney") -> None:
         """400 ``No available accounts`` when no account of the pool could ever run a job
         of ``mode`` (none exists, or all are disabled, flagged or without such slots);
         a fast job that may fall back to relax also counts relax slots."""

@@ -8,19 +8,20 @@ group-committing :class:`~gengate.admission.Admitter`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
-from gengate import imaging, wire
+from gengate import imaging
 from gengate import prompt as prompts
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, NotFound, Unauthorized
+from gengate.errors import BadRequest, GatewayTimeout, NotFound, Unauthorized
 from gengate.jobs import (
     ENDPOINT_ONLY_ACTIONS,
     Job,
@@ -34,6 +35,8 @@ from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
+from gengate.products.base import EngineOptions, JobRequest, Options, Product, Submit
+from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits
 from gengate.store import Admission, Store
@@ -56,33 +59,20 @@ class Principal:
     limits: Limits | None
 
 
-@dataclass(frozen=True, slots=True)
-class Submit:
-    """What every submit carries besides its own fields."""
-
-    user_id: int
-    timeout: int | None = None
-    hook_url: str | None = None
-    get_u_images: bool = False
-    idempotency_key: str | None = None
-    hook_progress: bool = False
-    #: a fingerprint of the request an idempotency key was first used with
-    request_hash: str | None = None
-    #: through /hold: run on the user's own accounts, at the hosting prices
-    hosted: bool = False
-    #: a fast job may take a relax slot (at relax's price) when no fast slot is free
-    relax_fallback: bool = False
-
-
 def _seed_from(job_id: str) -> int:
     return int(job_id.replace("-", "")[:8], 16)
 
 
 class JobService:
+    """The one door to jobs for every front: submit (any product), fetch, list, wait,
+    cancel."""
+
     def __init__(self, store: Store, clock: Clock, prices: PriceTable,
                  rules: prompts.PromptRules, word_filter: prompts.WordFilter,
                  admitter: Admitter, guard: NetGuard, pool: PoolService,
-                 hosting_prices: PriceTable):
+                 hosting_prices: PriceTable, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
+        self._ended = asyncio.Event()
         self.store = store
         self.clock = clock
         self.prices = prices
@@ -93,7 +83,7 @@ class JobService:
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
-        self._finished: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._finished: OrderedDict[str, tuple[int, str, bytes]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
         self._read_job = (
@@ -272,25 +262,96 @@ class JobService:
         await self.guard.check(url)
         return url
 
+    # -- any product --------------------------------------------------------------------
+    async def submit(self, product: Product[Any], sub: Submit, request: JobRequest) -> Job:
+        """Price the job (``product:action:variant``), check its hookUrl and that some
+        account could run it, and admit it atomically (max_queue, balance, freeze, insert)."""
+        parent = request.parent
+        lane = request.lane
+        timeout = product.timeout(lane, sub.timeout)
+        hosted = parent.hosted if parent is not None else sub.hosted
+        prices = self.hosting_prices if hosted else self.prices
+        if parent is None:
+            await self.pool.require_serving(sub.user_id if hosted else None, lane,
+                                            sub.relax_fallback, product.name)
+        engine = EngineOptions()
+        if sub.relax_fallback and lane is Mode.FAST and parent is None:
+            relax = request.variant if request.variant != lane.value else Mode.RELAX.value
+            engine = replace(engine, relax_fallback=True, fallback_quota=prices.price_milli(
+                product.name, request.action, relax))
+        hook_url = await self._hook_url(sub.hook_url)
+        if hook_url and sub.hook_progress:
+            engine = replace(engine, hook_progress=True)
+        if sub.request_hash:
+            engine = replace(engine, request=sub.request_hash)
+        params = {**request.options.to_json(), **_set_fields(engine)}
+        now = self.clock.now()
+        job = Job(
+            id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
+            product=product.name, action=request.action, mode=lane,
+            status=JobStatus.PENDING_QUEUE, progress=0, prompt=request.prompt,
+            quota=prices.price_milli(product.name, request.action, request.variant),
+            timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
+            get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
+            params=params, hosted=hosted,
+        )
+        return await self.admitter.admit(
+            Admission(job, sub.idempotency_key, list(request.inputs)))
+
+    async def parent(self, user_id: int, job_id: str) -> Job:
+        """The caller's SUCCESS job ``job_id``. A follow-up runs where its parent ran
+        (the same account, so the same pool and prices), whichever path it came by."""
+        return await self._parent(user_id, job_id)
+
+    async def check_url(self, url: str, field_name: str) -> None:
+        """400 naming the field unless gengate may fetch ``url``."""
+        await self.guard.check(url, field_name)
+
+    def job_ended(self) -> None:
+        """A job may have ended on this node: wake the synchronous waiters."""
+        self._ended.set()
+        self._ended = asyncio.Event()
+
+    async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
+        """The job once it ended (synchronous routes). Woken by this node's worker; a job
+        finished by another node is seen at the next re-read (every second). Past
+        ``timeout``: 504 with the jobId, the job going on."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
+        while True:
+            ended = self._ended
+            job = await self.fetch(user_id, job_id)
+            if job.status.terminal:
+                return job
+            left = until - loop.time()
+            if left <= 0:
+                raise GatewayTimeout(
+                    f"Timeout: job {job_id} is still running; fetch it later", data={
+                        "jobId": job_id, "job_id": job_id})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(left, 1.0))
+
     # -- reads --------------------------------------------------------------------------
-    async def fetch(self, user_id: int, job_id: str) -> Job:
+    async def fetch(self, user_id: int, job_id: str, product: str | None = None) -> Job:
         job = await self._read_job(job_id) if job_id else None
-        if job is None or job.user_id != user_id:
+        if job is None or job.user_id != user_id or (
+                product is not None and job.product != product):
             raise NotFound(f"jobId: job {job_id} not found")
         return job
 
-    async def fetch_body(self, user_id: int, job_id: str) -> bytes:
-        """The fetch body, serialized. A finished job never changes again, so its body is
-        kept (in a bounded LRU) and later fetches skip the database; a live job is read
-        every time."""
+    async def fetch_body(self, user_id: int, job_id: str, product: str | None = None) -> bytes:
+        """The fetch body in the job's product's shape, serialized. A finished job never
+        changes again, so its body is kept (in a bounded LRU) and later fetches skip the
+        database; a live job is read every time."""
         cached = self._finished.get(job_id)
-        if cached is not None and cached[0] == user_id:
+        if cached is not None and cached[0] == user_id and (
+                product is None or cached[1] == product):
             self._finished.move_to_end(job_id)
-            return cached[1]
-        job = await self.fetch(user_id, job_id)
-        body = orjson.dumps(wire.fetch_body(job))
+            return cached[2]
+        job = await self.fetch(user_id, job_id, product)
+        body = orjson.dumps(self.products.fetch_body(job))
         if job.status.terminal:
-            self._finished[job_id] = (user_id, body)
+            self._finished[job_id] = (user_id, job.product, body)
             if len(self._finished) > FINISHED_CACHE:
                 self._finished.popitem(last=False)
         return body
@@ -301,6 +362,13 @@ class JobService:
 
     async def illegal_count(self, user_id: int) -> int:
         return await self.store.illegal_count(user_id, self.clock.now())
+
+
+def _set_fields(options: Options) -> dict[str, Any]:
+    """The options' fields that differ from their defaults (rows stay small and keep
+    the shape they had before the options were typed)."""
+    default = type(options)().to_json()
+    return {k: v for k, v in options.to_json().items() if v != default[k]}
 
 
 def _decode_all(values: list[str], field: str) -> list[bytes]:

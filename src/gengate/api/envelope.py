@@ -32,7 +32,7 @@ def ok(data: Any, message: str = "success") -> dict[str, Any]:
 
 
 def error_body(exc: GengateError) -> dict[str, Any]:
-    return {"status": "FAILED", "message": exc.message, "data": None}
+    return {"status": "FAILED", "message": exc.message, "data": exc.data}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 from gengate.accounts import FailureKind
 from gengate.errors import UpstreamError
+from gengate.products.base import ResultFile
 
 __all__ = ["FailureKind", "Provider", "ProviderError", "ProviderTask", "ProviderUpdate",
-           "TaskState"]
+           "ResultFile", "TaskState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +27,20 @@ class ProviderTask:
     """One unit of upstream work, built by the worker from a job."""
 
     job_id: str
-    action: str  #: imagine, blend, describe, seed, inpaint or an action name
+    action: str  #: the product's action: imagine, upsample1, generate, edits, ...
     prompt: str
-    mode: str
-    seed: int
-    aspect: tuple[int, int]
-    version: str
+    mode: str  #: the account slot (speed mode) it runs in
+    seed: int = 0
+    aspect: tuple[int, int] = (1, 1)
+    version: str = ""
     arg: Any = None  #: action detail: quadrant, factor, direction, strength...
     images: tuple[bytes, ...] = ()  #: parent image, blend inputs, describe image, mask
     params: dict[str, Any] = field(default_factory=dict)
     #: the parent job's task id on this same account (follow-up actions, seed, inpaint)
     parent_upstream_id: str | None = None
+    #: the job's product, and its typed options as JSON (``Product.options_type``)
+    product: str = "midjourney"
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class TaskState(enum.StrEnum):
@@ -59,6 +63,10 @@ class ProviderUpdate:
     #: for FAILED: whether the job or the account is at fault (an account-level failure
     #: sends the job to another account instead of failing it)
     kind: FailureKind = FailureKind.JOB
+    #: the result's files (every product but Midjourney, which uses ``image``)
+    files: tuple[ResultFile, ...] = ()
+    #: extra result facts the product stores (revised prompt, size, ...)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class ProviderError(UpstreamError):
@@ -107,7 +115,9 @@ class Provider(Protocol):
         """Release connections (the account was changed or removed)."""
 
     async def cancel(self, upstream_id: str) -> None:
-        """Stop the task upstream if it still runs (best effort)."""
+        """Stop the task upstream if it still runs (best effort). An adapter whose
+        upstream can stop a task sets ``supports_cancel = True`` (a running job's cancel
+        by its owner is refused otherwise)."""
 
     async def forget(self, upstream_id: str) -> None:
         """The result is stored; the upstream may drop what it kept for this task."""
