@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from gengate import imaging
 from gengate.errors import GengateError
 from gengate.jobs import ACTIONS, Job, ResultKind, components_for
 from gengate.netguard import NetGuard, Target
+from gengate.products.midjourney import imaging
 from gengate.providers.base import ProviderError, ProviderUpdate
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from gengate import prompt as prompts
 from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.clock import Clock, SystemClock
@@ -19,6 +18,7 @@ from gengate.jobs import Mode
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
+from gengate.products.midjourney import prompt as prompts
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter

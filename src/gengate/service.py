@@ -17,8 +17,6 @@ from typing import Any
 
 import orjson
 
-from gengate import imaging
-from gengate import prompt as prompts
 from gengate.admission import Admitter
 from gengate.clock import Clock
 from gengate.errors import BadRequest, GatewayTimeout, NotFound, Unauthorized
@@ -36,6 +34,8 @@ from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
 from gengate.products.base import EngineOptions, JobRequest, Options, Product, Submit
+from gengate.products.midjourney import imaging
+from gengate.products.midjourney import prompt as prompts
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits

@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 from PIL import Image
 
-from gengate import imaging
 from gengate.errors import BadRequest
+from gengate.products.midjourney import imaging
 from gengate.providers.local import render
 from gengate.testing_http import LocalServer, read_request
 from gengate.testing_mjaccounts import (

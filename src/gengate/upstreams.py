@@ -202,13 +202,15 @@ class Upstreams:
         options: dict[str, Any] = row.options
         interval = float(options.get("pollInterval") or self.settings.upstream_poll_interval)
         if kind == "midjourney_proxy":
-            from gengate.providers.midjourney_proxy import MidjourneyProxyProvider
+            from gengate.products.midjourney.providers.midjourney_proxy import (
+                MidjourneyProxyProvider,
+            )
 
             return MidjourneyProxyProvider(
                 str(row.base_url), http=self.http, secret=secrets.get("secret"),
                 instance_id=options.get("instanceId"), poll_interval=interval)
         if kind == "ttapi":
-            from gengate.providers.ttapi import TtapiProvider
+            from gengate.products.midjourney.providers.ttapi import TtapiProvider
 
             return TtapiProvider(str(row.base_url), api_key=secrets.get("apiKey", ""),
                                  http=self.http, poll_interval=interval)

@@ -28,7 +28,7 @@ from gengate.errors import GengateError
 from gengate.jobs import ACTIONS, Job, ResultKind
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
-from gengate.prompt import is_illegal_prompt_failure
+from gengate.products.midjourney.prompt import is_illegal_prompt_failure
 from gengate.providers.base import FailureKind, Provider, ProviderError, ProviderTask, TaskState
 from gengate.results import ResultWriter, download
 from gengate.store import AccountRow, Store

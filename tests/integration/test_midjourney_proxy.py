@@ -17,16 +17,16 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from gengate import imaging
 from gengate.accounts import FailureKind
-from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
-from gengate.providers.midjourney_proxy import (
+from gengate.products.midjourney import imaging
+from gengate.products.midjourney.providers.midjourney_proxy import (
     ACCOUNT_PREFIX,
     MidjourneyProxyProvider,
     classify,
     failure_kind,
     with_mode,
 )
+from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 from gengate.testing_mjproxy import FakeMidjourneyProxy
 
 SECRET = "mj-secret-7f3a9c"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gengate.jobs import Job, JobStatus, Mode
-from gengate.prompt import is_illegal_prompt_failure
+from gengate.products.midjourney.prompt import is_illegal_prompt_failure
 from gengate.providers.base import ProviderError, ProviderUpdate, TaskState
 from gengate.results import ResultWriter, download
 from gengate.retry import RetryPolicy
@@ -42,7 +42,7 @@ async def test_an_unreachable_result_fails_as_the_upstreams_fault(tmp_path: Path
 async def test_a_result_that_fails_once_is_fetched_again(tmp_path: Path) -> None:
     from PIL import Image
 
-    from gengate import imaging
+    from gengate.products.midjourney import imaging
 
     png = imaging.encode_png(Image.new("RGB", (32, 32), "teal"))
     answers = [b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",

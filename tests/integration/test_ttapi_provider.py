@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from gengate.config import Settings
+from gengate.products.midjourney.providers.ttapi import EXHAUSTED, TtapiProvider
 from gengate.providers.base import (
     FailureKind,
     ProviderError,
@@ -26,7 +27,6 @@ from gengate.providers.base import (
     ProviderUpdate,
     TaskState,
 )
-from gengate.providers.ttapi import EXHAUSTED, TtapiProvider
 from gengate.testing import HANG, Gateway, WebhookReceiver, free_port, serve_gateway
 
 HANG_MARKER = "hangforever"

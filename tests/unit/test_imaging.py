@@ -11,7 +11,8 @@ import zlib
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from gengate import errors, imaging
+from gengate import errors
+from gengate.products.midjourney import imaging
 
 PROMPT = "a cute kitten in a sunny meadow, golden hour"
 RED, GREEN, BLUE, YELLOW = (220, 30, 30), (30, 200, 60), (30, 60, 220), (240, 220, 40)

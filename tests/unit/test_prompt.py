@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gengate.errors import BannedPrompt, GengateError, InvalidParameter
-from gengate.prompt import (
+from gengate.products.midjourney.prompt import (
     ILLEGAL_PREFIXES,
     PROMPT_CHECK_OK,
     ParsedPrompt,

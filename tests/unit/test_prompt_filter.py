@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gengate.errors import BannedPrompt
-from gengate.prompt import WordFilter
+from gengate.products.midjourney.prompt import WordFilter
 
 DEFAULT = WordFilter.default()
 SMALL_WORDS = ("nude", "sex", "boob", "full frontal", "x-rated", "rule34", "kkk", "rapist")
@@ -142,7 +142,7 @@ def test_default_is_cached() -> None:
 
 
 def test_word_filter_lives_in_prompt_filter() -> None:
-    from gengate import prompt_filter
+    from gengate.products.midjourney.prompt import filter as prompt_filter
 
     assert WordFilter is prompt_filter.WordFilter
 
@@ -167,7 +167,7 @@ def test_known_harmless_words_do_not_hide_a_phrase_or_a_spelled_word() -> None:
 
 
 def test_remembered_tokens_are_bounded() -> None:
-    from gengate import prompt_filter
+    from gengate.products.midjourney.prompt import filter as prompt_filter
 
     words = WordFilter(["nude"])
     for n in range(prompt_filter._CACHE_SIZE // 20 + 50):

@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from gengate import prompt as prompts
 from gengate.api import schemas as s
 from gengate.api.envelope import (
     ClientGone,
@@ -36,6 +35,7 @@ from gengate.errors import (
     UnsupportedMediaType,
 )
 from gengate.jobs import JobStatus
+from gengate.products.midjourney import prompt as prompts
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
 from gengate.service import Submit

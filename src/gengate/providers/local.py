@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from PIL import Image
 
-from gengate import imaging
+from gengate.products.midjourney import imaging
 from gengate.providers.base import (
     FailureKind,
     ProviderError,

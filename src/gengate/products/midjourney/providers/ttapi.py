@@ -33,7 +33,7 @@ from gengate.providers.base import (
 
 __all__ = ["TtapiProvider"]
 
-log = logging.getLogger("gengate.providers.ttapi")
+log = logging.getLogger("gengate.products.midjourney.providers.ttapi")
 
 V1 = "/midjourney/v1"
 #: fetches in flight at once per account: polite to the upstream, still quick for many tasks

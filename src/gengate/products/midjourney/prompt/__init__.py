@@ -3,8 +3,8 @@
 :func:`parse_prompt` splits a prompt into leading image URLs, text and typed parameters and
 refuses what Midjourney would refuse, with the contract's ``[Invalid parameter] ...`` messages.
 :class:`WordFilter` refuses banned words with ``[Banned prompt detected] ...``.
-:func:`check_prompt` does both. The parameter table lives in :mod:`gengate.prompt_params`, the
-word filter in :mod:`gengate.prompt_filter`.
+:func:`check_prompt` does both. The parameter table lives in :mod:`.params`, the word
+filter in :mod:`.filter`.
 
 Pure: no I/O except reading the packaged word list. :func:`check_prompt` runs on every submitted
 prompt, so the common case (no URL, no braces, no dashes) takes fast paths, the per-version
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import NamedTuple
 
-from gengate.prompt_filter import WordFilter
-from gengate.prompt_params import (
+from gengate.products.midjourney.prompt.filter import WordFilter
+from gengate.products.midjourney.prompt.params import (
     ALIASES_LONGEST_FIRST,
     BY_ALIAS,
     BY_NAME,

@@ -1,4 +1,4 @@
-"""The banned-words filter used by :mod:`gengate.prompt`.
+"""The banned-words filter used by :mod:`gengate.products.midjourney.prompt`.
 
 :class:`WordFilter` refuses banned words with ``[Banned prompt detected] ...``. It runs on every
 submitted prompt, so it is built for speed: a filter remembers the tokens it has found

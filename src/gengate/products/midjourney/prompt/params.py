@@ -1,4 +1,4 @@
-"""The Midjourney parameter table used by :mod:`gengate.prompt`.
+"""The Midjourney parameter table used by :mod:`gengate.products.midjourney.prompt`.
 
 Each :class:`ParamSpec` names one parameter: its canonical name, the spellings users may write,
 how many value tokens it takes, how its value is parsed and rendered, and in which model versions

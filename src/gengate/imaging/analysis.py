@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageFilter, ImageStat
 
-from gengate.imaging_palette import RGB
+from gengate.imaging.palette import RGB
 
 COLOUR_NAMES: tuple[tuple[str, RGB], ...] = (
     ("black", (18, 18, 20)), ("charcoal", (54, 54, 60)), ("grey", (128, 128, 128)),

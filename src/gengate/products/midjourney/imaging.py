@@ -32,8 +32,8 @@ from functools import lru_cache
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from gengate import errors
-from gengate.imaging_analysis import dominant_colour_names, image_traits
-from gengate.imaging_composite import (
+from gengate.imaging.analysis import dominant_colour_names, image_traits
+from gengate.imaging.composite import (
     blurred,
     convex_mix,
     feather_mask,
@@ -41,9 +41,9 @@ from gengate.imaging_composite import (
     outpaint,
     vary_tile,
 )
-from gengate.imaging_paint import noise_mask
-from gengate.imaging_palette import Palette, derive_seed, make_palette, prompt_key
-from gengate.imaging_scene import paint_scene
+from gengate.imaging.paint import noise_mask
+from gengate.imaging.palette import Palette, derive_seed, make_palette, prompt_key
+from gengate.imaging.scene import paint_scene
 
 __all__ = [
     "Aspect",

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from gengate.imaging_paint import BILINEAR, BOX, Size, noise_mask
-from gengate.imaging_palette import clamp8
+from gengate.imaging.paint import BILINEAR, BOX, Size, noise_mask
+from gengate.imaging.palette import clamp8
 
 
 def blurred(image: Image.Image, amount: float) -> Image.Image:

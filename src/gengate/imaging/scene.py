@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageDraw
 
-from gengate.imaging_paint import (
+from gengate.imaging.paint import (
     BILINEAR,
     NEAREST,
     Size,
@@ -25,7 +25,7 @@ from gengate.imaging_paint import (
     vgradient,
     vignette,
 )
-from gengate.imaging_palette import Palette, clamp8, mix, scale
+from gengate.imaging.palette import Palette, clamp8, mix, scale
 
 
 @dataclass

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw
 
-from gengate.imaging_palette import RGB, clamp8, mix
+from gengate.imaging.palette import RGB, clamp8, mix
 
 Size = tuple[int, int]
 Stops = Sequence[tuple[float, RGB]]

@@ -1,0 +1,1 @@
+"""Midjourney's upstream adapters: midjourney-proxy and a TTAPI-compatible upstream."""
