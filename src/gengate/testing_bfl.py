@@ -45,9 +45,9 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from PIL import Image
 
-from gengate import imaging
 from gengate.errors import BadRequest
-from gengate.imaging_picture import encode, fit_area, parse_ratio, render_picture
+from gengate.imaging.picture import encode, fit_area, parse_ratio, render_picture
+from gengate.products.midjourney import imaging
 from gengate.testing_http import LocalServer, read_request
 
 __all__ = ["FakeBfl", "FakeBflTask", "MODELS"]

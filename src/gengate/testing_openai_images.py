@@ -44,9 +44,9 @@ from typing import Any
 import orjson
 from PIL import Image
 
-from gengate import imaging
 from gengate.errors import BadRequest
-from gengate.imaging_picture import encode, render_picture
+from gengate.imaging.picture import encode, render_picture
+from gengate.products.midjourney import imaging
 from gengate.testing_http import LocalServer, read_request
 
 __all__ = ["FakeOpenAIImages", "ImagesRequest"]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gengate import imaging
+from gengate.imaging.picture import parse_ratio, ratio_of
 from gengate.products.base import AdapterContext, ResultFile
 from gengate.providers.base import (
     FailureKind,
@@ -218,7 +218,8 @@ def request_body(task: ProviderTask) -> tuple[str, dict[str, Any]]:
     width, height = int(options.get("width") or 1024), int(options.get("height") or 1024)
     body: dict[str, Any] = {"prompt": task.prompt}
     if sizing == "ratio":
-        a, b = imaging.aspect_of((width, height))
+        given = parse_ratio(str(options.get("aspect_ratio") or ""))
+        a, b = given or ratio_of((width, height))
         ratio = max(9 / 21, min(21 / 9, a / b))
         body["aspect_ratio"] = f"{a}:{b}" if ratio == a / b else (
             "21:9" if ratio > 1 else "9:21")
