@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gengate.testing_llm import FakeAnthropic
+from gengate.testing.llm import FakeAnthropic
 
 
 async def main(port: int) -> None:

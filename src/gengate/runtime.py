@@ -15,6 +15,7 @@ from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
 from gengate.jobs import Mode
+from gengate.llm.relay import Relay, build_relay
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -22,10 +23,9 @@ from gengate.products.midjourney import prompt as prompts
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
-from gengate.relay import Relay, build_relay
 from gengate.results import ResultWriter
 from gengate.service import JobService
-from gengate.stats import StatusService
+from gengate.status import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
 from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL

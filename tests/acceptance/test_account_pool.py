@@ -15,7 +15,7 @@ import pytest
 from gengate.clock import ManualClock
 from gengate.config import Settings
 from gengate.testing import Gateway, serve_gateway
-from gengate.testing_mjproxy import FakeMidjourneyProxy, FakeMjAccount
+from gengate.testing.mjproxy import FakeMidjourneyProxy, FakeMjAccount
 
 V1 = "/midjourney/v1"
 

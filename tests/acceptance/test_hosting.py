@@ -17,7 +17,7 @@ import pytest
 
 from gengate.config import Settings
 from gengate.testing import Gateway, serve_gateway
-from gengate.testing_mjproxy import FakeMidjourneyProxy, FakeMjAccount
+from gengate.testing.mjproxy import FakeMidjourneyProxy, FakeMjAccount
 
 V1 = "/midjourney/v1"
 HOLD = "/hold/midjourney/v1"

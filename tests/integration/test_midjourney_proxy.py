@@ -27,7 +27,7 @@ from gengate.products.midjourney.providers.midjourney_proxy import (
     with_mode,
 )
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
-from gengate.testing_mjproxy import FakeMidjourneyProxy
+from gengate.testing.mjproxy import FakeMidjourneyProxy
 
 SECRET = "mj-secret-7f3a9c"
 OTHER = "mj-secret-other-51d2"

@@ -15,7 +15,7 @@ from gengate.results import ResultWriter, download
 from gengate.retry import RetryPolicy
 from gengate.storage import LocalStorage
 from gengate.testing import free_port
-from gengate.testing_http import read_request
+from gengate.testing.http import read_request
 
 
 def _job() -> Job:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gengate.llm_accounts import AccountPool, LlmAccount, retry_after_seconds
-from gengate.llm_pricing import LlmPriceTable, Usage, merged_prices
-from gengate.providers.anthropic import ANTHROPIC
-from gengate.providers.llmhttp import EventSplitter
+from gengate.llm.accounts import LlmAccount, LlmAccounts, retry_after_seconds
+from gengate.llm.anthropic import ANTHROPIC
+from gengate.llm.pricing import LlmPriceTable, Usage, merged_prices
+from gengate.llm.protocol import EventSplitter
 
 
 def test_cost_per_token_class_rounds_up_once() -> None:
@@ -32,8 +32,8 @@ def test_stream_usage_from_message_start_and_delta_is_not_double_counted() -> No
     assert (openai_usage.input, openai_usage.cache_read, openai_usage.output) == (40, 60, 5)
 
 
-def _pool() -> AccountPool:
-    return AccountPool([
+def _pool() -> LlmAccounts:
+    return LlmAccounts([
         LlmAccount("a", "anthropic", "http://a", "sk-secret", ("claude-*",), 0,
                    {"sonnet": "claude-s"}),
         LlmAccount("b", "anthropic", "http://b", "k", ("claude-*",), 0),

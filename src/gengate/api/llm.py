@@ -25,11 +25,11 @@ from gengate.errors import (
     MethodNotAllowed,
     NotFound,
 )
-from gengate.providers.anthropic import ANTHROPIC
-from gengate.providers.llmhttp import Protocol, UpstreamReply
-from gengate.providers.openai import OPENAI
+from gengate.llm.anthropic import ANTHROPIC
+from gengate.llm.openai import OPENAI
+from gengate.llm.protocol import Protocol, UpstreamReply
+from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply
 from gengate.quota import from_milli
-from gengate.relay import LlmCall, Prepared, Relay, StreamReply
 from gengate.runtime import Runtime
 
 __all__ = ["LlmFront"]

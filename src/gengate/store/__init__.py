@@ -11,12 +11,12 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job
-from gengate.store import accountrows, claims, hookrows, jobrows, llmrows, userrows
+from gengate.store import accountrows, claims, jobrows, llmrows, outbox, userrows
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
-from gengate.store.hookrows import Delivery
 from gengate.store.jobrows import Admission
 from gengate.store.migrate import migrate
+from gengate.store.outbox import Delivery
 from gengate.store.userrows import LedgerEntry, User
 
 __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
@@ -139,32 +139,32 @@ class Store:
     # -- webhooks -----------------------------------------------------------------------
     async def claim_deliveries(self, owner: str, limit: int, now: float,
                                lease: float) -> list[Delivery]:
-        return await self.db.run(hookrows.claim, owner, limit, now, lease)
+        return await self.db.run(outbox.claim, owner, limit, now, lease)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
                              next_at: float | None, delivered: bool) -> bool:
-        return await self.db.run(hookrows.record_attempt, delivery, owner, started,
+        return await self.db.run(outbox.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
     async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.db.run(hookrows.signing_secret, user_id, rotate)
+        return await self.db.run(outbox.signing_secret, user_id, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
-        return await self.db.read(hookrows.deliveries_of, user_id, job_id, page, limit)
+        return await self.db.read(outbox.deliveries_of, user_id, job_id, page, limit)
 
     async def redeliver(self, user_id: int, delivery_id: str, now: float) -> None:
-        await self.db.run(hookrows.redeliver, user_id, delivery_id, now)
+        await self.db.run(outbox.redeliver, user_id, delivery_id, now)
 
     async def webhook_counts(self) -> dict[str, int]:
-        return await self.db.read(hookrows.counts)
+        return await self.db.read(outbox.counts)
 
     async def purge_deliveries(self, before: float) -> int:
-        return await self.db.run(hookrows.purge, before)
+        return await self.db.run(outbox.purge, before)
 
     async def next_delivery_due(self) -> float | None:
-        return await self.db.read(hookrows.next_due)
+        return await self.db.read(outbox.next_due)
 
     # -- LLM relay ----------------------------------------------------------------------
     async def llm_hold_many(self, holds: list[tuple[int, str, int]],

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.quota import LedgerKind
-from gengate.store import hookrows
+from gengate.store import outbox
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
@@ -270,7 +270,7 @@ def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
     if row.hook_url:
         job = row_to_job(row)
         if job.params.get("hook_progress"):
-            hookrows.enqueue(conn, job, "job.progress", now)
+            outbox.enqueue(conn, job, "job.progress", now)
     return True
 
 
@@ -295,7 +295,7 @@ def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any
     if row is None:
         return None
     job = row_to_job(row)
-    hookrows.enqueue(conn, job, "job.finished", now)
+    outbox.enqueue(conn, job, "job.finished", now)
     return job
 
 

@@ -1,10 +1,10 @@
-"""Upstream LLM accounts and the pool that orders them for each call. Pure.
+"""Upstream LLM accounts and the ordering of them for each call. Pure.
 
 An account speaks one protocol (``anthropic`` or ``openai``), serves the models its
 patterns match (or its aliases name), and has a priority: lower numbers are tried first,
 accounts of equal priority take turns. An account that answered 429/529 or kept failing
 is cooled down until a time; cooled-down accounts go to the back of the order rather than
-out of it, so a pool whose every account is cooling down still tries the one that recovers
+out of it, so a set whose every account is cooling down still tries the one that recovers
 first instead of refusing outright.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from gengate.errors import BadRequest
 
-__all__ = ["KINDS", "AccountPool", "LlmAccount", "Candidate"]
+__all__ = ["KINDS", "LlmAccounts", "LlmAccount", "Candidate"]
 
 KINDS = ("anthropic", "openai")
 
@@ -68,7 +68,7 @@ class Candidate:
     model: str  # the upstream's model name
 
 
-class AccountPool:
+class LlmAccounts:
     """Orders the accounts that can serve a model and remembers cooldowns."""
 
     def __init__(self, accounts: Iterable[LlmAccount]):

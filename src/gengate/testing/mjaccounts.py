@@ -4,7 +4,7 @@ An account (one Discord instance behind one ``mj-api-secret``) starts tasks in i
 ``core_size`` slots, queues up to ``queue_size`` more, and finishes them ``duration`` seconds
 after they start, computed lazily from its host's clock. Its switches make it misbehave the
 ways real accounts do; its counters are what tests observe. The HTTP side is
-:mod:`gengate.testing_mjproxy`.
+:mod:`gengate.testing.mjproxy`.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ import orjson
 from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
-from gengate.llm_accounts import AccountPool, Candidate, LlmAccount, retry_after_seconds
-from gengate.llm_pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
-from gengate.providers.anthropic import ANTHROPIC
-from gengate.providers.llmhttp import (
+from gengate.llm.accounts import Candidate, LlmAccount, LlmAccounts, retry_after_seconds
+from gengate.llm.anthropic import ANTHROPIC
+from gengate.llm.openai import OPENAI
+from gengate.llm.pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
+from gengate.llm.protocol import (
     EventSplitter,
     Protocol,
     UpstreamClient,
@@ -35,13 +36,12 @@ from gengate.providers.llmhttp import (
     UpstreamTransportError,
     event_data,
 )
-from gengate.providers.openai import OPENAI
 from gengate.store import Store
 from gengate.store.llmrows import UsageRow
 
 __all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
 
-log = logging.getLogger("gengate.relay")
+log = logging.getLogger("gengate.llm.relay")
 
 PROTOCOLS: dict[str, Protocol] = {ANTHROPIC.kind: ANTHROPIC, OPENAI.kind: OPENAI}
 
@@ -93,12 +93,12 @@ class LlmCall:
 
 
 class Relay:
-    def __init__(self, store: Store, clock: Clock, pool: AccountPool, prices: LlmPriceTable,
+    def __init__(self, store: Store, clock: Clock, accounts: LlmAccounts, prices: LlmPriceTable,
                  http: UpstreamClient, *, retries: int = 1, cooldown: float = 10.0,
                  default_max_tokens: int = 8192, retention_days: float = 90.0):
         self.store = store
         self.clock = clock
-        self.pool = pool
+        self.accounts = accounts
         self.prices = prices
         self.http = http
         self.retries = retries
@@ -151,7 +151,7 @@ class Relay:
 
     # -- calls ----------------------------------------------------------------------------
     def candidates(self, prep: Prepared) -> list[Candidate]:
-        found = self.pool.candidates(prep.protocol.kind, prep.model, time.monotonic())
+        found = self.accounts.candidates(prep.protocol.kind, prep.model, time.monotonic())
         if not found:
             raise NotFound(f"model: {prep.model or '(none)'} is not available")
         return found
@@ -193,10 +193,10 @@ class Relay:
                     if not exc.retryable:
                         break
                     continue
-                self.pool.recover(cand.account.name)
+                self.accounts.recover(cand.account.name)
                 return cand, response, first, rest
             else:
-                self.pool.cool_down(cand.account.name, time.monotonic() + self.cooldown)
+                self.accounts.cool_down(cand.account.name, time.monotonic() + self.cooldown)
         raise last
 
     async def _try(self, cand: Candidate,
@@ -236,12 +236,12 @@ class Relay:
         log.warning("event=llm_upstream_status account=%s status=%s", name, status)
         if status in (429, 529):
             wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
-            self.pool.cool_down(name, time.monotonic() + wait)
+            self.accounts.cool_down(name, time.monotonic() + wait)
             headers = {"Retry-After": str(max(1, round(wait)))}
             message = "rate limited upstream" if status == 429 else "Overloaded"
             raise UpstreamFailed(message, status, headers, retryable=False)
         if status in (401, 403):
-            self.pool.cool_down(name, time.monotonic() + self.cooldown * 6)
+            self.accounts.cool_down(name, time.monotonic() + self.cooldown * 6)
             raise UpstreamFailed("upstream account refused", 502, retryable=False)
         if status >= 500 or status < 400:
             raise UpstreamFailed(f"upstream error {status}", 502 if status != 504 else 504)
@@ -284,8 +284,8 @@ class Relay:
         """Model names clients can ask for: aliases and exact names from the accounts, and
         for accounts that serve patterns (``claude-*``, ``*``), what their upstream's own
         ``/v1/models`` lists and the patterns match (asked at most every 5 minutes)."""
-        names = dict.fromkeys(self.pool.model_ids(kind))
-        for account in self.pool.accounts:
+        names = dict.fromkeys(self.accounts.model_ids(kind))
+        for account in self.accounts.accounts:
             if (kind is None or account.kind == kind) and any(
                     ch in pattern for pattern in account.models for ch in "*?["):
                 for model in await self._upstream_models(account):
@@ -379,9 +379,9 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
     """The relay the settings describe, started; None when no LLM account is configured."""
     if not settings.llm_accounts:
         return None
-    pool = AccountPool(LlmAccount.parse(raw) for raw in settings.llm_accounts)
+    accounts = LlmAccounts(LlmAccount.parse(raw) for raw in settings.llm_accounts)
     http = UpstreamClient(settings.llm_connect_timeout, settings.llm_read_timeout)
-    relay = Relay(store, clock, pool, LlmPriceTable(merged_prices(settings.llm_prices)), http,
+    relay = Relay(store, clock, accounts, LlmPriceTable(merged_prices(settings.llm_prices)), http,
                   retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
                   default_max_tokens=settings.llm_default_max_tokens,
                   retention_days=settings.llm_usage_retention_days)

@@ -33,8 +33,8 @@ from PIL import Image
 from gengate.errors import BadRequest
 from gengate.products.midjourney import imaging
 from gengate.providers.local import render
-from gengate.testing_http import LocalServer, read_request
-from gengate.testing_mjaccounts import (
+from gengate.testing.http import LocalServer, read_request
+from gengate.testing.mjaccounts import (
     RUNNING,
     UNAUTHORIZED,
     FakeMjAccount,
@@ -385,7 +385,7 @@ async def _serve_forever(port: int, secrets: list[str], duration: float, core_si
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m gengate.testing_mjproxy --port 9100 --secret s1``: run the fake alone,
+    """``python -m gengate.testing.mjproxy --port 9100 --secret s1``: run the fake alone,
     to try upstream accounts and hosting by hand."""
     import argparse
 

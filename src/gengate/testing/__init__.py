@@ -20,7 +20,7 @@ from gengate.api.app import GengateApp, create_app
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.runtime import Runtime
-from gengate.testing_http import LocalServer, read_request
+from gengate.testing.http import LocalServer, read_request
 
 __all__ = ["Gateway", "ReceivedRequest", "WebhookReceiver", "free_port", "serve_gateway"]
 
@@ -171,5 +171,5 @@ class WebhookReceiver(LocalServer):
             pass
         finally:
             writer.close()
-from gengate.testing_llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401
-from gengate.testing_mjproxy import FakeMidjourneyProxy  # noqa: E402,F401
+from gengate.testing.llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401
+from gengate.testing.mjproxy import FakeMidjourneyProxy  # noqa: E402,F401

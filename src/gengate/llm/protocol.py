@@ -11,8 +11,8 @@ import aiohttp
 import orjson
 
 from gengate.errors import GengateError
-from gengate.llm_accounts import LlmAccount
-from gengate.llm_pricing import Usage
+from gengate.llm.accounts import LlmAccount
+from gengate.llm.pricing import Usage
 
 __all__ = [
     "EventSplitter",

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from gengate.llm_accounts import LlmAccount
-from gengate.llm_pricing import Usage
-from gengate.providers.llmhttp import Protocol
+from gengate.llm.accounts import LlmAccount
+from gengate.llm.pricing import Usage
+from gengate.llm.protocol import Protocol
 
 __all__ = ["ANTHROPIC", "AnthropicProtocol", "error_type"]
 

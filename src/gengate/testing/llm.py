@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gengate.testing_http import LocalServer, read_request
+from gengate.testing.http import LocalServer, read_request
 
 __all__ = ["FakeAnthropic", "FakeOpenAI", "FakeLlmUpstream", "UpstreamRequest"]
 
