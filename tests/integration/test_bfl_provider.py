@@ -16,7 +16,7 @@ from PIL import Image
 
 from gengate.providers.base import FailureKind, ProviderError, ProviderTask, TaskState
 from gengate.providers.bfl import BflProvider
-from gengate.testing_bfl import FakeBfl
+from gengate.testing.bfl import FakeBfl
 
 KEY = "bfl-test-key"
 

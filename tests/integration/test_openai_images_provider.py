@@ -25,7 +25,7 @@ from gengate.providers.base import (
     TaskState,
 )
 from gengate.providers.openai_images import OpenAIImagesProvider
-from gengate.testing_openai_images import CLOSE, FakeOpenAIImages
+from gengate.testing.openai_images import CLOSE, FakeOpenAIImages
 
 KEY = "sk-test-images"
 

@@ -5,6 +5,7 @@ by ``max_body_bytes``), with bounds on the number and size of parts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
@@ -49,76 +50,83 @@ def _boundary(content_type: str) -> bytes:
     raise BadRequest("body: multipart/form-data needs a boundary")
 
 
+class _Collector:
+    """The parser's callbacks: one part at a time into ``form``, within the bounds."""
+
+    def __init__(self, max_file_bytes: int, max_files: int):
+        self.form = Form()
+        self.max_file_bytes, self.max_files = max_file_bytes, max_files
+        self.headers: dict[str, str] = {}
+        self.field, self.value = bytearray(), bytearray()
+        self.chunks: list[bytes] = []
+        self.size = self.parts = 0
+        self.name: str | None = None
+        self.filename: str | None = None
+
+    def callbacks(self) -> dict[str, Any]:
+        return {"on_part_begin": self.begin, "on_part_data": self.data, "on_part_end": self.end,
+                "on_header_field": self.header_field, "on_header_value": self.header_value,
+                "on_header_end": self.header_end, "on_headers_finished": self.headers_done}
+
+    def begin(self) -> None:
+        self.headers.clear()
+        self.chunks.clear()
+        self.size = 0
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise BadRequest(f"body: at most {MAX_PARTS} form parts")
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field.extend(data[start:end])
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value.extend(data[start:end])
+
+    def header_end(self) -> None:
+        self.headers[self.field.decode("latin-1").lower()] = self.value.decode("utf-8", "replace")
+        self.field.clear()
+        self.value.clear()
+
+    def headers_done(self) -> None:
+        self.name, self.filename = _disposition(self.headers.get("content-disposition", ""))
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        self.size += end - start
+        is_file = self.filename is not None
+        limit = self.max_file_bytes if is_file else MAX_FIELD_BYTES
+        if self.size > limit:
+            what = "file" if is_file else "form field"
+            raise PayloadTooLarge(f"{self.name or 'body'}: {what} too large: the limit is "
+                                  f"{limit} bytes")
+        self.chunks.append(data[start:end])
+
+    def end(self) -> None:
+        if not self.name:
+            return
+        data = b"".join(self.chunks)
+        if self.filename is None:
+            self.form.fields[self.name] = data.decode("utf-8", "replace")
+            return
+        if len(self.form.files) >= self.max_files:
+            raise PayloadTooLarge(f"{self.name}: at most {self.max_files} files")
+        self.form.files.append(Upload(self.name, self.filename,
+                                      self.headers.get("content-type", ""), data))
+
+
 def parse_multipart(body: bytes, content_type: str | None, *, max_file_bytes: int,
                     max_files: int) -> Form:
     """The fields and files of a form body; 415 unless multipart, 400 when malformed,
     413 past ``max_file_bytes`` for one file or ``max_files`` files."""
     if not is_multipart(content_type):
         raise UnsupportedMediaType("Content-Type must be multipart/form-data")
-    form = Form()
-    state: dict[str, object] = {}
-    headers: dict[str, str] = {}
-    header_field = bytearray()
-    header_value = bytearray()
-    chunks: list[bytes] = []
-    size = [0, 0]  # bytes of this part, parts seen
-
-    def on_part_begin() -> None:
-        headers.clear()
-        chunks.clear()
-        size[0] = 0
-        size[1] += 1
-        if size[1] > MAX_PARTS:
-            raise BadRequest(f"body: at most {MAX_PARTS} form parts")
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_field.extend(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.extend(data[start:end])
-
-    def on_header_end() -> None:
-        headers[header_field.decode("latin-1").lower()] = header_value.decode("utf-8", "replace")
-        header_field.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
-        name, filename = _disposition(headers.get("content-disposition", ""))
-        state["name"], state["filename"] = name, filename
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        size[0] += end - start
-        limit = max_file_bytes if state.get("filename") is not None else MAX_FIELD_BYTES
-        if size[0] > limit:
-            what = "file" if state.get("filename") is not None else "form field"
-            raise PayloadTooLarge(f"{state.get('name') or 'body'}: {what} too large: the limit "
-                                  f"is {limit} bytes")
-        chunks.append(data[start:end])
-
-    def on_part_end() -> None:
-        name, filename = state.get("name"), state.get("filename")
-        if not isinstance(name, str) or not name:
-            return
-        data = b"".join(chunks)
-        if isinstance(filename, str):
-            if len(form.files) >= max_files:
-                raise PayloadTooLarge(f"{name}: at most {max_files} files")
-            form.files.append(Upload(name, filename, headers.get("content-type", ""), data))
-        else:
-            form.fields[name] = data.decode("utf-8", "replace")
-
-    parser = MultipartParser(_boundary(content_type or ""), {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data,
-        "on_part_end": on_part_end, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-    })
+    collector = _Collector(max_file_bytes, max_files)
+    parser = MultipartParser(_boundary(content_type or ""), collector.callbacks())
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError:
         raise BadRequest("body: malformed multipart/form-data") from None
-    return form
+    return collector.form
 
 
 def _disposition(value: str) -> tuple[str | None, str | None]:

@@ -48,7 +48,7 @@ from PIL import Image
 from gengate.errors import BadRequest
 from gengate.imaging.picture import encode, fit_area, parse_ratio, render_picture
 from gengate.products.midjourney import imaging
-from gengate.testing_http import LocalServer, read_request
+from gengate.testing.http import LocalServer, read_request
 
 __all__ = ["FakeBfl", "FakeBflTask", "MODELS"]
 
