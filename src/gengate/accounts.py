@@ -205,10 +205,15 @@ class Account:
     next_submit_at: float = 0.0
     work_hours: str = ""
     deleted: bool = False
+    #: the products whose jobs it runs (``*``: every product, the local renderer)
+    products: tuple[str, ...] = ("midjourney",)
 
     @property
     def modes(self) -> list[str]:
         return [m for m, n in self.slots.items() if n > 0]
+
+    def serves(self, product: str) -> bool:
+        return product in self.products or "*" in self.products
 
     def usable(self) -> bool:
         """Enabled, not deleted, and healthy."""
@@ -244,7 +249,8 @@ class Placement:
 
 def choose(accounts: Sequence[Account], busy: Mapping[tuple[int, str], int], *, mode: str,
            owner_id: int | None, pinned: int | None, relax_fallback: bool, now: float,
-           today: str, rng: random.Random, avoid: Collection[int] = ()) -> Placement | None:
+           today: str, rng: random.Random, avoid: Collection[int] = (),
+           product: str = "midjourney") -> Placement | None:
     """The account (and slot mode) for one job, or None if none can take it now.
 
     Candidates: usable accounts of the job's pool (the operator's, or the hosting user's
@@ -253,8 +259,10 @@ def choose(accounts: Sequence[Account], busy: Mapping[tuple[int, str], int], *, 
     least busy (share of the mode's slots in use), then a draw weighted by ``weight``.
     When no fast slot is free and the job allows it, a relax slot is tried the same way.
     Accounts in ``avoid`` (where this job already failed) are left out while another
-    usable account of the pool serves the mode.
+    usable account of the pool serves the mode. Only accounts that run the job's
+    ``product`` are considered; slots are per mode, shared by the account's products.
     """
+    accounts = [a for a in accounts if a.serves(product)]
     if avoid and pinned is None:
         others = [a for a in accounts if a.id not in avoid]
         if any(a.owner_id == owner_id and a.usable() and a.slots.get(mode, 0) > 0

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gengate.clock import Clock
+from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
 from gengate.keys import hash_key, new_key
 from gengate.quota import from_milli, to_milli
 from gengate.service import JobService
 from gengate.store import Store, User
-from gengate.wire import timestamp
 
 __all__ = ["AdminService", "user_view"]
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "timestamp"]
+
+
+def timestamp(epoch: float | None) -> str | None:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC, the contract's format."""
+    if epoch is None:
+        return None
+    return _second(int(epoch))
+
+
+@functools.lru_cache(maxsize=4096)
+def _second(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
 class Clock(Protocol):

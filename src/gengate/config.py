@@ -12,8 +12,6 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gengate.quota import DEFAULT_HOSTING_PRICES, DEFAULT_PRICES
-
 __all__ = ["Settings"]
 
 
@@ -56,8 +54,12 @@ class Settings(BaseSettings):
 
     # users
     default_max_queue: int = 10
+    max_queue_per_product: dict[str, int] = Field(
+        default_factory=dict, description="Per product: the most in-progress jobs of it one "
+        "user may have (499 past it), e.g. {\"flux\": 5}; a user's max_queue still bounds "
+        "all products together")
 
-    # prices: "product:action:mode" -> quota; merged over the defaults
+    # prices: "product:action:variant" -> quota; merged over the products' defaults
     prices: dict[str, float] = Field(default_factory=dict)
     hosting_prices: dict[str, float] = Field(
         default_factory=dict, description="Prices of jobs run on users' own accounts (/hold), "
@@ -162,8 +164,9 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
-    def price_table(self) -> dict[str, float]:
-        return {**DEFAULT_PRICES, **self.prices}
+    def price_table(self, defaults: dict[str, float]) -> dict[str, float]:
+        """The products' default prices with this deployment's entries over them."""
+        return {**defaults, **self.prices}
 
-    def hosting_price_table(self) -> dict[str, float]:
-        return {**DEFAULT_HOSTING_PRICES, **self.hosting_prices}
+    def hosting_price_table(self, defaults: dict[str, float]) -> dict[str, float]:
+        return {**defaults, **self.hosting_prices}

@@ -22,13 +22,12 @@ from gengate.accounts import (
     slots_from,
     use_mode_of,
 )
-from gengate.clock import Clock
+from gengate.clock import Clock, timestamp
 from gengate.credentials import CredentialBox
 from gengate.errors import BadRequest, NoAvailableAccounts
 from gengate.jobs import Mode
 from gengate.netguard import NetGuard
 from gengate.store import AccountRow, Store
-from gengate.wire import timestamp
 
 __all__ = ["PoolService"]
 
@@ -65,9 +64,11 @@ class PoolService:
         modes = {mode.value}
         if relax_fallback and mode is Mode.FAST:
             modes.add(Mode.RELAX.value)
-        if not any(a.owner_id == owner_id and a.can_serve(m)
+        if not any(a.owner_id == owner_id and a.serves(product) and a.can_serve(m)
                    for a in self._serving[1] for m in modes):
-            raise NoAvailableAccounts(f"No available accounts for {mode.value} mode")
+            what = f"{mode.value} mode" if product == "midjourney" else (
+                f"{product} ({mode.value} mode)")
+            raise NoAvailableAccounts(f"No available accounts for {what}")
 
     def changed(self) -> None:
         """Accounts changed (here or in this process's worker): read them again."""

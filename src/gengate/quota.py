@@ -11,33 +11,9 @@ from collections.abc import Mapping
 
 from gengate.errors import BadRequest
 
-__all__ = ["DEFAULT_HOSTING_PRICES", "DEFAULT_PRICES", "LedgerKind", "PriceTable", "from_milli",
-           "to_milli"]
+__all__ = ["LedgerKind", "PriceTable", "from_milli", "to_milli"]
 
 MILLI = 1000
-
-#: "product:action:mode" -> quota. "*" matches any action or mode.
-DEFAULT_PRICES: dict[str, float] = {
-    "midjourney:*:fast": 2,
-    "midjourney:*:relax": 1,
-    "midjourney:*:turbo": 4,
-    "midjourney:upscale4:fast": 4,
-    "midjourney:upscale4:relax": 2,
-    "midjourney:upscale4:turbo": 8,
-    "midjourney:redo_upscale4:fast": 4,
-    "midjourney:redo_upscale4:relax": 2,
-    "midjourney:redo_upscale4:turbo": 8,
-    "midjourney:describe:*": 1,
-    "midjourney:seed:*": 0,
-}
-
-#: jobs run on a user's own upstream account (/hold): the upstream's time is the user's,
-#: so only the gateway's handling is charged
-DEFAULT_HOSTING_PRICES: dict[str, float] = {
-    "midjourney:*:*": 0.1,
-    "midjourney:seed:*": 0,
-}
-
 
 class LedgerKind(enum.StrEnum):
     """Money movements; each happens at most once per job."""
@@ -60,7 +36,9 @@ def from_milli(milli: int) -> int | float:
 
 
 class PriceTable:
-    """Looks up the price of (product, action, mode), most specific entry first."""
+    """Looks up the price of (product, action, variant), most specific entry first. The
+    variant is a speed mode (Midjourney) or a model (Flux, GPT image); each product
+    declares its default entries (``Product.default_prices``)."""
 
     def __init__(self, prices: Mapping[str, float]):
         self._prices: dict[tuple[str, str, str], int] = {}

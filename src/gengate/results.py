@@ -1,53 +1,27 @@
-"""Turning an upstream's answer into a stored result: files copied, grid split, the
-``components`` of what was made."""
+"""Copying an upstream's result files into gengate's own storage: bounded downloads,
+retried, from the address that was checked. Each product decides what it stores
+(``Product.store_result``) through the :class:`JobFiles` lent to it."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from gengate.errors import GengateError
-from gengate.jobs import ACTIONS, Job, ResultKind, components_for
+from gengate.jobs import Job
 from gengate.netguard import NetGuard, Target
-from gengate.products.midjourney import imaging
+from gengate.products.base import ResultFile
+from gengate.products.registry import Registry, builtin
 from gengate.providers.base import ProviderError, ProviderUpdate
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage
 
-__all__ = ["ResultWriter", "result_kind"]
+__all__ = ["JobFiles", "ResultWriter", "download"]
 
-SPLIT_SUFFIXES = ("tl", "tr", "bl", "br")
 MAX_DOWNLOAD = 50 * 1024 * 1024
-
-
-def result_kind(action: str) -> ResultKind:
-    if action in ("imagine", "blend"):
-        return ResultKind.GRID
-    if action == "describe":
-        return ResultKind.TEXT
-    if action == "seed":
-        return ResultKind.SEED
-    return ACTIONS[action].produces
-
-
-@dataclass(frozen=True, slots=True)
-class _Split:
-    size: tuple[int, int]
-    parts: list[bytes]
-
-
-def _inspect(data: bytes, split: bool) -> _Split:
-    image = Image.open(io.BytesIO(data))
-    if not split:
-        return _Split(image.size, [])
-    image.load()
-    return _Split(image.size, [imaging.encode_png(p) for p in imaging.split_grid(image)])
 
 
 async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = False,
@@ -82,12 +56,14 @@ FETCH_RETRY = RetryPolicy(attempts=3, base=1.0, factor=4.0)
 
 class ResultWriter:
     def __init__(self, storage: Storage, http: httpx.AsyncClient,
-                 retry: RetryPolicy = FETCH_RETRY):
+                 retry: RetryPolicy = FETCH_RETRY, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
         self.storage = storage
         self.http = http
         self.retry = retry
 
-    async def _fetch(self, url: str, guard: NetGuard | None) -> bytes:
+    async def fetch(self, url: str, guard: NetGuard | None) -> bytes:
+        """A result file from ``url`` (bounded, retried; through ``guard`` if given)."""
         target = None
         if guard is not None:
             try:
@@ -108,40 +84,41 @@ class ResultWriter:
 
     async def write(self, job: Job, update: ProviderUpdate,
                     guard: NetGuard | None = None) -> dict[str, Any]:
-        """Store the result's files and return the job's ``result``. With ``guard`` (a
-        user's own upstream), the result's URL must pass it and is fetched from the
-        address that was checked."""
-        kind = result_kind(job.action)
-        result: dict[str, Any] = {"kind": kind.value, "components": [], "seed": update.seed,
-                                  "prompts": list(update.prompts) or None, "images": None}
-        data = update.image
-        if data is None and update.image_url:
-            data = await self._fetch(update.image_url, guard)
-        if data is None:
-            if kind in (ResultKind.TEXT, ResultKind.SEED):
-                return result
-            raise ProviderError("[Bad response] the upstream returned no image")
-        split = kind is ResultKind.GRID and job.get_u_images
-        try:
-            info = await asyncio.to_thread(_inspect, data, split)
-        except (OSError, ValueError) as exc:
-            raise ProviderError("[Bad response] the upstream returned a broken image") from exc
+        """Store the result's files as the job's product does; the job's ``result``. With
+        ``guard`` (a user's own upstream), result URLs must pass it and are fetched from
+        the address that was checked."""
+        product = self.products.get(job.product)
+        return await product.store_result(job, update, self.for_job(guard))
+
+    def for_job(self, hosted_guard: NetGuard | None = None) -> JobFiles:
+        """The :class:`~gengate.products.base.ResultIO` a product stores one job's result
+        with; ``hosted_guard`` (a user's own upstream): result URLs must pass it."""
+        return JobFiles(self, hosted_guard)
+
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp",
+               "video/mp4": "mp4", "audio/mpeg": "mp3", "application/json": "json"}
+
+
+class JobFiles:
+    """Loads and saves the files of one job's result."""
+
+    def __init__(self, writer: ResultWriter, guard: NetGuard | None):
+        self._writer = writer
+        self._guard = guard
+
+    async def load(self, file: ResultFile) -> bytes:
+        if file.data is not None:
+            return file.data
+        if not file.url:
+            raise ProviderError(f"[Bad response] the upstream's {file.role} has no data")
+        return await self._writer.fetch(file.url, self._guard)
+
+    def key(self, job: Job, content_type: str, suffix: str = "") -> str:
         day = time.strftime("%Y%m%d", time.gmtime(job.created_at))
-        key = f"midjourney/{day}/{job.id}.png"
-        url = await self.storage.put(key, data, "image/png")
-        if split:
-            result["images"] = [
-                await self.storage.put(f"midjourney/{day}/{job.id}{suffix}.png", part,
-                                       "image/png")
-                for suffix, part in zip(SPLIT_SUFFIXES, info.parts, strict=True)
-            ]
-        width, height = info.size
-        result.update({
-            "key": key, "cdnImage": url, "discordImage": update.image_url or url,
-            "width": width, "height": height,
-            "aspect": list(imaging.aspect_of(info.size if kind is not ResultKind.GRID
-                                             else (width // 2, height // 2))),
-            "components": components_for(kind, version=str(job.params.get("version", "7")),
-                                         width=width, height=height, action=job.action),
-        })
-        return result
+        ext = _EXTENSIONS.get(content_type, "bin")
+        return f"{job.product}/{day}/{job.id}{suffix}.{ext}"
+
+    async def save(self, job: Job, data: bytes, content_type: str, suffix: str = "") -> str:
+        return await self._writer.storage.put(self.key(job, content_type, suffix), data,
+                                              content_type)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,7 +20,7 @@ from gengate.llm.relay import Relay, build_relay
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
-from gengate.products.midjourney import prompt as prompts
+from gengate.products.registry import Registry, builtin
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits, RateLimiter
@@ -30,7 +31,7 @@ from gengate.storage import LocalStorage
 from gengate.store import Store
 from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
-from gengate.webhooks import Dispatcher
+from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
 
 __all__ = ["Runtime"]
@@ -52,17 +53,20 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     pool: PoolService
+    products: Registry
+    hooks: WebhookService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
                     with_worker: bool = True, with_dispatcher: bool | None = None,
-                    migrate: bool = True) -> Runtime:
+                    migrate: bool = True, products: Registry | None = None) -> Runtime:
         """Build everything; ``with_dispatcher`` defaults to ``with_worker``."""
         clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.resolved_database_url())
+        products = products if products is not None else builtin(settings)
+        store = Store.open(settings.resolved_database_url(), products.fetch_body)
         if migrate:
             await store.migrate()
         store.db.start_maintenance()
@@ -77,6 +81,7 @@ class Runtime:
             steps=settings.local_steps, fail_marker=settings.local_fail_marker,
             hang_marker=settings.local_hang_marker,
             fail_message=settings.local_fail_message, scale=settings.local_scale,
+            renderers=lambda name: products.get(name).renderer(),
         )
         hosting_guard = NetGuard.from_setting(
             settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW")
@@ -88,25 +93,30 @@ class Runtime:
             with_dispatcher = with_worker
         dispatcher = (Dispatcher(settings, store, clock, guard, metrics)
                       if with_dispatcher else None)
+        upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
+                              hosting_guard, products)
+        ended: list[Callable[[], None]] = []
+
+        def on_event() -> None:
+            if dispatcher is not None:
+                dispatcher.wake()
+            for wake in ended:
+                wake()
+
         worker = (
-            Worker(settings, store,
-                   Upstreams(settings, store, box, http, clock, local, pool.changed,
-                             hosting_guard),
-                   ResultWriter(storage, http), clock, http,
-                   on_event=dispatcher.wake if dispatcher else (lambda: None), guard=guard,
-                   metrics=metrics)
+            Worker(settings, store, upstreams, ResultWriter(storage, http, products=products),
+                   clock, http, on_event=on_event, guard=guard, metrics=metrics,
+                   products=products)
             if with_worker else None
         )
-        word_filter = (
-            prompts.WordFilter.from_file(settings.banned_words_file)
-            if settings.banned_words_file else prompts.WordFilter.default()
-        )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
-        jobs = JobService(store, clock, PriceTable(settings.price_table()), prompts.PromptRules(),
-                          word_filter, admitter, guard, pool,
-                          PriceTable(settings.hosting_price_table()))
+        jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
+                          admitter, guard, pool,
+                          PriceTable(settings.hosting_price_table(products.prices(True))),
+                          products, settings.max_queue_per_product, upstreams)
+        ended.append(jobs.job_ended)
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
-        status = StatusService(store, clock, settings.status_window_seconds)
+        status = StatusService(store, clock, settings.status_window_seconds, products)
         if worker is not None:
             worker.start()
         if dispatcher is not None:
@@ -115,7 +125,9 @@ class Runtime:
                               Limits(settings.rate_per_second, settings.rate_per_minute),
                               settings.ip_rate_per_second)
         runtime = cls(settings, store, storage, http, jobs, admin, status, worker, dispatcher,
-                      limiter, metrics, pool, relay=build_relay(settings, store, clock))
+                      limiter, metrics, pool, products,
+                      WebhookService(store, clock, dispatcher),
+                      relay=build_relay(settings, store, clock))
         runtime._listen()
         return runtime
 

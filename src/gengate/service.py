@@ -12,41 +12,42 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, GatewayTimeout, NotFound, Unauthorized
-from gengate.jobs import (
-    ENDPOINT_ONLY_ACTIONS,
-    Job,
-    JobStatus,
-    Mode,
-    ResultKind,
-    normalize_action,
-    resolve_timeout,
-)
+from gengate.errors import BadRequest, Conflict, GatewayTimeout, NotFound, Unauthorized
+from gengate.jobs import Job, JobStatus, Mode
 from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
 from gengate.products.base import EngineOptions, JobRequest, Options, Product, Submit
-from gengate.products.midjourney import imaging
-from gengate.products.midjourney import prompt as prompts
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits
-from gengate.store import Admission, Store
+from gengate.store import Admission, Store, User
 
-__all__ = ["JobService", "Principal", "Submit"]
+__all__ = ["CANCEL_MESSAGE", "JobService", "Principal", "Submit", "UpstreamCancel"]
 
-PRODUCT = "midjourney"
 _KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
+#: the failure message of a job its owner cancelled
+CANCEL_MESSAGE = "Cancelled by the user"
+
+class UpstreamCancel(Protocol):
+    """Stopping a running job upstream (:class:`gengate.upstreams.Upstreams`)."""
+
+    async def can_cancel(self, job: Job) -> bool:
+        """Whether the adapter running ``job`` can stop its upstream task."""
+
+    async def cancel_job(self, job: Job) -> None:
+        """Ask the upstream to stop the job's task (best effort)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,27 +60,25 @@ class Principal:
     limits: Limits | None
 
 
-def _seed_from(job_id: str) -> int:
-    return int(job_id.replace("-", "")[:8], 16)
-
-
 class JobService:
     """The one door to jobs for every front: submit (any product), fetch, list, wait,
     cancel."""
 
     def __init__(self, store: Store, clock: Clock, prices: PriceTable,
-                 rules: prompts.PromptRules, word_filter: prompts.WordFilter,
                  admitter: Admitter, guard: NetGuard, pool: PoolService,
-                 hosting_prices: PriceTable, products: Registry | None = None):
+                 hosting_prices: PriceTable, products: Registry | None = None,
+                 max_queue: Mapping[str, int] | None = None,
+                 upstream_cancel: UpstreamCancel | None = None):
         self.products = products if products is not None else builtin()
+        #: per product: the most live jobs one user may have of it (499 past it)
+        self.max_queue = dict(max_queue or {})
+        self._upstream_cancel = upstream_cancel
         self._ended = asyncio.Event()
         self.store = store
         self.clock = clock
         self.prices = prices
         self.hosting_prices = hosting_prices
         self.pool = pool
-        self.rules = rules
-        self.word_filter = word_filter
         self.admitter = admitter
         self.guard = guard
         self._keys: dict[str, tuple[Principal, float]] = {}
@@ -120,91 +119,6 @@ class JobService:
         else:
             self._keys.pop(key_hash, None)
 
-    # -- submissions --------------------------------------------------------------------
-    def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
-        if not prompt or not prompt.strip():
-            raise BadRequest("prompt: must not be empty")
-        return prompts.check_prompt(prompt, self.rules, self.word_filter)
-
-    async def imagine(self, sub: Submit, prompt: str, mode: Mode) -> Job:
-        parsed = self.check_prompt(prompt)
-        if parsed.permutations:
-            raise BadRequest(
-                f"prompt: permutation prompts expand to {len(parsed.permutations)} jobs; "
-                "submit each prompt on its own"
-            )
-        mode = Mode(parsed.mode) if parsed.mode else mode
-        job_id = str(uuid.uuid4())
-        seed = parsed.seed if parsed.seed is not None else _seed_from(job_id)
-        params = {"version": parsed.version, "aspect": list(parsed.aspect), "seed": seed}
-        return await self._admit(sub, job_id, "imagine", mode, parsed.canonical, params)
-
-    async def action(self, sub: Submit, parent_id: str, action: str) -> Job:
-        spec = normalize_action(action)
-        if spec.name in ENDPOINT_ONLY_ACTIONS:
-            raise BadRequest(f"action: use /midjourney/v1/{spec.name} for {spec.name}")
-        parent = await self._parent(sub.user_id, parent_id)
-        if spec.name not in (parent.result.get("components") or []):
-            raise BadRequest(
-                f"action: `{spec.name}` is not available on job {parent.id} "
-                f"(a {parent.result.get('kind')} result); available: "
-                f"{', '.join(parent.result.get('components') or []) or 'none'}"
-            )
-        job_id = str(uuid.uuid4())
-        params = self._inherit(parent, spec.name, job_id)
-        return await self._admit(sub, job_id, spec.name, parent.mode, parent.prompt, params,
-                                 parent=parent)
-
-    async def seed(self, sub: Submit, parent_id: str) -> Job:
-        parent = await self._parent(sub.user_id, parent_id)
-        if parent.result.get("kind") not in (ResultKind.GRID, ResultKind.IMAGE,
-                                             ResultKind.UPSCALED):
-            raise BadRequest("jobId: only jobs with an image have a seed")
-        job_id = str(uuid.uuid4())
-        params = self._inherit(parent, "seed", job_id)
-        params["parent_seed"] = parent.params.get("seed")
-        return await self._admit(sub, job_id, "seed", parent.mode, parent.prompt, params,
-                                 parent=parent)
-
-    async def inpaint(self, sub: Submit, parent_id: str, mask: str, prompt: str | None) -> Job:
-        parent = await self._parent(sub.user_id, parent_id)
-        if "inpaint" not in (parent.result.get("components") or []):
-            raise BadRequest("jobId: inpaint needs an upscaled (single image) job")
-        size = (parent.result.get("width"), parent.result.get("height"))
-        mask_png = await asyncio.to_thread(_decode_mask, mask, size)
-        text = parent.prompt
-        if prompt and prompt.strip():
-            text = self.check_prompt(prompt).canonical
-        job_id = str(uuid.uuid4())
-        params = self._inherit(parent, "inpaint", job_id)
-        return await self._admit(sub, job_id, "inpaint", parent.mode, text, params,
-                                 parent=parent, inputs=[mask_png])
-
-    async def blend(self, sub: Submit, images: list[str], aspect: tuple[int, int],
-                    mode: Mode) -> Job:
-        if not 2 <= len(images) <= 5:
-            raise BadRequest("imgBase64Array: give 2 to 5 images")
-        pngs = await asyncio.to_thread(_decode_all, images, "imgBase64Array")
-        job_id = str(uuid.uuid4())
-        params = {"version": self.rules.default_version, "aspect": list(aspect),
-                  "seed": _seed_from(job_id)}
-        return await self._admit(sub, job_id, "blend", mode, "", params, inputs=pngs)
-
-    async def describe(self, sub: Submit, base64: str | None, url: str | None,
-                       mode: Mode) -> Job:
-        job_id = str(uuid.uuid4())
-        params: dict[str, Any] = {"version": self.rules.default_version, "aspect": [1, 1],
-                                  "seed": _seed_from(job_id)}
-        inputs: list[bytes] = []
-        if base64:
-            inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
-        elif url:
-            await self.guard.check(url, "url")
-            params["url"] = url
-        else:
-            raise BadRequest("base64: give base64 or url")
-        return await self._admit(sub, job_id, "describe", mode, "", params, inputs=inputs)
-
     async def _parent(self, user_id: int, parent_id: str) -> Job:
         """The caller's SUCCESS job ``parent_id``. A follow-up runs where its parent ran
         (the same account, so the same pool and prices), whichever path it came by."""
@@ -214,46 +128,6 @@ class JobService:
         if parent.status is not JobStatus.SUCCESS:
             raise BadRequest(f"jobId: job {parent_id} is {parent.status.value}, not SUCCESS")
         return parent
-
-    @staticmethod
-    def _inherit(parent: Job, action: str, job_id: str) -> dict[str, Any]:
-        seed = int(parent.params.get("seed", 0))
-        if action.startswith("variation"):
-            seed += int(action[-1])
-        elif action in ("reroll", "high_variation", "low_variation") or "zoom" in action or (
-            action.startswith("pan_") or action in ("make_square", "inpaint")
-        ):
-            seed = _seed_from(job_id)
-        aspect = parent.result.get("aspect") or parent.params.get("aspect", [1, 1])
-        return {"version": parent.params.get("version", "7"), "aspect": aspect, "seed": seed}
-
-    async def _admit(self, sub: Submit, job_id: str, action: str, mode: Mode, prompt: str,
-                     params: dict[str, Any], *, parent: Job | None = None,
-                     inputs: list[bytes] | None = None) -> Job:
-        timeout = resolve_timeout(mode, sub.timeout)
-        hosted = parent.hosted if parent is not None else sub.hosted
-        prices = self.hosting_prices if hosted else self.prices
-        if parent is None:
-            await self.pool.require_serving(sub.user_id if hosted else None, mode,
-                                            sub.relax_fallback)
-        if sub.relax_fallback and mode is Mode.FAST and parent is None:
-            params["relax_fallback"] = True
-            params["fallback_quota"] = prices.price_milli(PRODUCT, action, Mode.RELAX.value)
-        hook_url = await self._hook_url(sub.hook_url)
-        if hook_url and sub.hook_progress:
-            params["hook_progress"] = True
-        if sub.request_hash:
-            params["request"] = sub.request_hash
-        now = self.clock.now()
-        job = Job(
-            id=job_id, user_id=sub.user_id, product=PRODUCT, action=action, mode=mode,
-            status=JobStatus.PENDING_QUEUE, progress=0, prompt=prompt,
-            quota=prices.price_milli(PRODUCT, action, mode.value), timeout=timeout,
-            created_at=now, deadline=now + timeout, hook_url=hook_url,
-            get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
-            params=params, hosted=hosted,
-        )
-        return await self.admitter.admit(Admission(job, sub.idempotency_key, inputs or []))
 
     async def _hook_url(self, url: str | None) -> str | None:
         """A webhook URL that is safe to call, or 400 naming what is wrong with it."""
@@ -275,16 +149,17 @@ class JobService:
             await self.pool.require_serving(sub.user_id if hosted else None, lane,
                                             sub.relax_fallback, product.name)
         engine = EngineOptions()
-        if sub.relax_fallback and lane is Mode.FAST and parent is None:
-            relax = request.variant if request.variant != lane.value else Mode.RELAX.value
+        if (sub.relax_fallback and lane is Mode.FAST and parent is None
+                and Mode.RELAX in product.lanes):
             engine = replace(engine, relax_fallback=True, fallback_quota=prices.price_milli(
-                product.name, request.action, relax))
+                product.name, request.action, Mode.RELAX.value))
         hook_url = await self._hook_url(sub.hook_url)
         if hook_url and sub.hook_progress:
             engine = replace(engine, hook_progress=True)
         if sub.request_hash:
             engine = replace(engine, request=sub.request_hash)
-        params = {**request.options.to_json(), **_set_fields(engine)}
+        own = {k: v for k, v in request.options.to_json().items() if v is not None}
+        params = {**own, **_set_fields(engine)}
         now = self.clock.now()
         job = Job(
             id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
@@ -296,7 +171,8 @@ class JobService:
             params=params, hosted=hosted,
         )
         return await self.admitter.admit(
-            Admission(job, sub.idempotency_key, list(request.inputs)))
+            Admission(job, sub.idempotency_key, list(request.inputs),
+                      self.max_queue.get(product.name)))
 
     async def parent(self, user_id: int, job_id: str) -> Job:
         """The caller's SUCCESS job ``job_id``. A follow-up runs where its parent ran
@@ -356,9 +232,41 @@ class JobService:
                 self._finished.popitem(last=False)
         return body
 
-    async def list_jobs(self, user_id: int, *, page: int, limit: int, status: str | None,
-                        ascending: bool) -> list[Job]:
-        return await self.store.list_jobs(user_id, status, page, limit, ascending)
+    async def list_jobs(self, user_id: int, *, page: int, limit: int,
+                        status: str | list[str] | None, ascending: bool,
+                        product: str | None = None) -> list[Job]:
+        return await self.store.list_jobs(user_id, status, page, limit, ascending, product)
+
+    async def user(self, user_id: int) -> User:
+        return await self.store.get_user(user_id)
+
+    # -- cancel -------------------------------------------------------------------------
+    async def cancel(self, user_id: int, job_id: str) -> Job:
+        """The owner's cancel, whatever the product. A queued job ends at once; a running
+        one only where its upstream can stop it (asked after the job has ended here). The
+        refund and the webhook are in the transaction that ends the job; a job that
+        finished first stays finished (409)."""
+        for _ in range(3):  # the job may move from queued to running under us
+            job = await self.fetch(user_id, job_id)
+            if job.status.terminal:
+                raise Conflict(f"jobId: job {job_id} already ended ({job.status.value})")
+            if job.status is JobStatus.ON_QUEUE and not await self._can_cancel(job):
+                raise Conflict(f"jobId: job {job_id} is running upstream, and its upstream "
+                               "cannot cancel it")
+            ended = await self.store.cancel(job_id, user_id, job.status, CANCEL_MESSAGE,
+                                            self.clock.now())
+            if ended is None:
+                continue
+            self.job_ended()
+            if job.status is JobStatus.ON_QUEUE and self._upstream_cancel is not None:
+                await self._upstream_cancel.cancel_job(ended)
+            return ended
+        raise Conflict(f"jobId: job {job_id} changed while it was being cancelled; try again")
+
+    async def _can_cancel(self, job: Job) -> bool:
+        if self._upstream_cancel is None:
+            return False
+        return await self._upstream_cancel.can_cancel(job)
 
     async def illegal_count(self, user_id: int) -> int:
         return await self.store.illegal_count(user_id, self.clock.now())
@@ -369,26 +277,3 @@ def _set_fields(options: Options) -> dict[str, Any]:
     the shape they had before the options were typed)."""
     default = type(options)().to_json()
     return {k: v for k, v in options.to_json().items() if v != default[k]}
-
-
-def _decode_all(values: list[str], field: str) -> list[bytes]:
-    out = []
-    for i, value in enumerate(values):
-        label = f"{field}[{i}]" if len(values) > 1 or field.endswith("Array") else field
-        if not isinstance(value, str) or not value:
-            raise BadRequest(f"{label}: must be a base64 image")
-        image = imaging.decode_base64_image(value, label)
-        out.append(imaging.encode_png(image))
-    return out
-
-
-def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
-    mask = imaging.decode_base64_image(value, "mask", mode="L")
-    if mask.size != size:
-        raise BadRequest(
-            f"mask: must be {size[0]}x{size[1]} like the job's image, got "
-            f"{mask.size[0]}x{mask.size[1]}"
-        )
-    if mask.point(lambda v: 255 if v >= 128 else 0).getbbox() is None:
-        raise BadRequest("mask: has no white area to redraw")
-    return imaging.encode_png(mask)

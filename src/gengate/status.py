@@ -1,81 +1,139 @@
-"""What the status endpoints tell: per mode, from the jobs that really ran recently."""
+"""What the status endpoints tell: per product and per mode, from the jobs that really ran
+recently and the upstream accounts that serve them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gengate.accounts import AccountState
+from gengate.accounts import Account, AccountState
 from gengate.clock import Clock
 from gengate.jobs import JobStatus, Mode
+from gengate.products.registry import Registry, builtin
 from gengate.store import Store
 
 __all__ = ["StatusService"]
 
-#: below this share of successes among recent finished jobs, a mode is reported degraded
+#: below this share of successes among recent finished jobs, a line is reported degraded
 HEALTHY_SUCCESS_RATE = 0.8
 
 
 class StatusService:
-    def __init__(self, store: Store, clock: Clock, window: int):
+    def __init__(self, store: Store, clock: Clock, window: int,
+                 products: Registry | None = None):
         self.store = store
         self.clock = clock
         self.window = window
+        self.products = products if products is not None else builtin()
 
-    async def modes(self) -> dict[str, dict[str, Any]]:
-        """``/midjourney/status``: status, runningMessage and averageExecute per mode."""
-        since = self.clock.now() - self.window
-        stats = {m.value: {"ok": 0, "failed": 0, "avg": None} for m in Mode}
-        for row in await self.store.mode_stats(since):
-            entry = stats.setdefault(row.mode, {"ok": 0, "failed": 0, "avg": None})
-            if row.status == JobStatus.SUCCESS.value:
-                entry["ok"], entry["avg"] = row.n, row.avg
-            else:
-                entry["failed"] = row.n
-        depth = {(r.mode, r.status): r.n for r in await self.store.queue_depth()}
-        capacity = await self.capacity()
+    async def modes(self, product: str = "midjourney") -> dict[str, dict[str, Any]]:
+        """``/midjourney/status``: status, runningMessage and averageExecute per mode of
+        ``product``'s lanes."""
+        lanes = self.products.get(product).lanes if product in self.products else tuple(Mode)
+        lines = await self._lines()
+        capacity = await self.capacity(product)
+        return {lane.value: self._line(lines.get((product, lane.value), _Counts()),
+                                       capacity.get(lane.value, (0, 0, 0)))
+                for lane in lanes}
+
+    async def products_status(self) -> dict[str, dict[str, Any]]:
+        """One line per product (``/status.json``, the status page, ``/metrics``): every
+        lane of it together, so an operator sees one product failing while others work."""
+        lines = await self._lines()
         out: dict[str, dict[str, Any]] = {}
-        for mode, entry in stats.items():
-            finished = entry["ok"] + entry["failed"]
-            rate = entry["ok"] / finished if finished else None
-            degraded = rate is not None and rate < HEALTHY_SUCCESS_RATE
-            slots, in_use, cooling = capacity.get(mode, (0, 0, 0))
-            status, message = 200, "Endpoints running"
-            if not slots and cooling:
-                status, message = 500, "Degraded: upstream accounts are cooling down"
-            elif not slots:
-                status, message = 503, "Unavailable: no healthy upstream account serves this mode"
-            elif degraded:
-                status, message = 500, "Degraded: many recent jobs failed"
-            out[mode] = {
-                "status": status,
-                "runningMessage": message,
-                "averageExecute": round(entry["avg"], 2) if entry["avg"] is not None else 0,
-                "successRate": round(rate, 4) if rate is not None else None,
-                "finished": finished,
-                "queued": depth.get((mode, JobStatus.PENDING_QUEUE.value), 0),
-                "running": depth.get((mode, JobStatus.ON_QUEUE.value), 0),
-                "slots": slots,
-                "slotsInUse": in_use,
-                "windowSeconds": self.window,
-            }
+        for product in self.products:
+            counts = _Counts()
+            for (name, _), entry in lines.items():
+                if name == product.name:
+                    counts.add(entry)
+            capacity = await self.capacity(product.name)
+            slots = tuple(sum(c[i] for m, c in capacity.items()
+                              if m in {lane.value for lane in product.lanes}) for i in range(3))
+            line = self._line(counts, (slots[0], slots[1], slots[2]))
+            line["title"] = product.title
+            out[product.name] = line
         return out
 
-    async def capacity(self) -> dict[str, tuple[int, int, int]]:
-        """Per mode, over the operator's accounts: (slots of healthy accounts, slots in
-        use there, slots of accounts cooling down)."""
+    async def _lines(self) -> dict[tuple[str, str], _Counts]:
+        since = self.clock.now() - self.window
+        lines: dict[tuple[str, str], _Counts] = {}
+        for row in await self.store.mode_stats(since):
+            entry = lines.setdefault((row.product, row.mode), _Counts())
+            if row.status == JobStatus.SUCCESS.value:
+                entry.ok, entry.avg = row.n, row.avg
+            else:
+                entry.failed = row.n
+        for row in await self.store.queue_depth():
+            entry = lines.setdefault((row.product, row.mode), _Counts())
+            if row.status == JobStatus.PENDING_QUEUE.value:
+                entry.queued = row.n
+            else:
+                entry.running = row.n
+        return lines
+
+    def _line(self, entry: _Counts, capacity: tuple[int, int, int]) -> dict[str, Any]:
+        finished = entry.ok + entry.failed
+        rate = entry.ok / finished if finished else None
+        degraded = rate is not None and rate < HEALTHY_SUCCESS_RATE
+        slots, in_use, cooling = capacity
+        status, message = 200, "Endpoints running"
+        if not slots and cooling:
+            status, message = 500, "Degraded: upstream accounts are cooling down"
+        elif not slots:
+            status, message = 503, "Unavailable: no healthy upstream account serves this mode"
+        elif degraded:
+            status, message = 500, "Degraded: many recent jobs failed"
+        return {
+            "status": status,
+            "runningMessage": message,
+            "averageExecute": round(entry.avg, 2) if entry.avg is not None else 0,
+            "successRate": round(rate, 4) if rate is not None else None,
+            "finished": finished,
+            "queued": entry.queued,
+            "running": entry.running,
+            "slots": slots,
+            "slotsInUse": in_use,
+            "windowSeconds": self.window,
+        }
+
+    async def capacity(self, product: str = "midjourney") -> dict[str, tuple[int, int, int]]:
+        """Per mode, over the operator's accounts that run ``product``: (slots of healthy
+        accounts, slots in use there, slots of accounts cooling down)."""
         busy = await self.store.account_busy()
         out: dict[str, tuple[int, int, int]] = {}
         for account in await self.store.live_accounts():
-            if account.owner_id is not None:
+            if account.owner_id is not None or not account.serves(product):
                 continue
-            cooling = (account.enabled and not account.deleted
-                       and account.state is AccountState.COOLING)
-            if not account.usable() and not cooling:
-                continue
-            for mode, slots in account.slots.items():
-                total, used, later = out.get(mode, (0, 0, 0))
-                if cooling:
-                    out[mode] = (total, used, later + slots)
-                else:
-                    out[mode] = (total + slots, used + busy.get((account.id, mode), 0), later)
+            _add_capacity(out, account, busy)
         return out
+
+
+def _add_capacity(out: dict[str, tuple[int, int, int]], account: Account,
+                  busy: dict[tuple[int, str], int]) -> None:
+    cooling = account.enabled and not account.deleted and account.state is AccountState.COOLING
+    if not account.usable() and not cooling:
+        return
+    for mode, slots in account.slots.items():
+        total, used, later = out.get(mode, (0, 0, 0))
+        if cooling:
+            out[mode] = (total, used, later + slots)
+        else:
+            out[mode] = (total + slots, used + busy.get((account.id, mode), 0), later)
+
+
+class _Counts:
+    """One line's figures: finished in the window (and their mean time), live now."""
+
+    __slots__ = ("avg", "failed", "ok", "queued", "running")
+
+    def __init__(self) -> None:
+        self.ok = self.failed = self.queued = self.running = 0
+        self.avg: float | None = None
+
+    def add(self, other: _Counts) -> None:
+        if other.avg is not None:
+            total = (self.avg or 0.0) * self.ok + other.avg * other.ok
+            self.avg = total / (self.ok + other.ok) if self.ok + other.ok else None
+        self.ok += other.ok
+        self.failed += other.failed
+        self.queued += other.queued
+        self.running += other.running

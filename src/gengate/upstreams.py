@@ -21,7 +21,10 @@ from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox
 from gengate.errors import GengateError
+from gengate.jobs import Job
 from gengate.netguard import NetGuard
+from gengate.products.base import AdapterContext
+from gengate.products.registry import Registry, builtin
 from gengate.providers.base import Provider, ProviderError, ProviderUpdate
 from gengate.providers.local import LocalProvider
 from gengate.store import AccountRow, Store
@@ -114,7 +117,8 @@ class Upstreams:
     def __init__(self, settings: Settings, store: Store, box: CredentialBox,
                  http: httpx.AsyncClient, clock: Clock, local: LocalProvider,
                  on_change: Callable[[], None] = lambda: None,
-                 hosting_guard: NetGuard | None = None):
+                 hosting_guard: NetGuard | None = None, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
         self.settings = settings
         #: where users' own accounts may point (checked before each job and probe)
         self.hosting_guard = hosting_guard or NetGuard()
@@ -125,13 +129,13 @@ class Upstreams:
         self.http = http
         self.clock = clock
         self.local = local
-        #: account id -> (row version, provider, poller)
-        self._built: dict[int, tuple[int, Provider, BatchPoller]] = {}
+        #: (account id, product) -> (row version, provider, poller)
+        self._built: dict[tuple[int, str], tuple[int, Provider, BatchPoller]] = {}
 
-    async def account(self, account_id: int | None) -> tuple[AccountRow | None, Provider,
-                                                             BatchPoller]:
-        """The account's row, provider and poller (jobs from before accounts existed, with
-        no account, run on the local renderer)."""
+    async def account(self, account_id: int | None, product: str = "midjourney",
+                      ) -> tuple[AccountRow | None, Provider, BatchPoller]:
+        """The account's row, and its provider and poller for ``product`` (jobs from
+        before accounts existed, with no account, run on the local renderer)."""
         if account_id is None:
             return None, self.local, self._local_poller()
         row = await self.store.account_for_worker(account_id)
@@ -141,7 +145,7 @@ class Upstreams:
         if row.account.owner_id is not None and row.base_url:
             # a user's own upstream: its address is checked again before every job
             await self._check_hosted(row)
-        return (row, *self._built_for(row))
+        return (row, *self._built_for(row, product))
 
     async def _check_hosted(self, row: AccountRow) -> None:
         try:
@@ -155,24 +159,27 @@ class Upstreams:
                                 ) from None
 
     def _local_poller(self) -> BatchPoller:
-        built = self._built.get(0)
+        built = self._built.get((0, ""))
         if built is None:
-            built = self._built[0] = (0, self.local, self._poller(None, self.local))
+            built = self._built[(0, "")] = (0, self.local, self._poller(None, self.local))
         return built[2]
 
-    def provider_for(self, row: AccountRow) -> Provider:
-        return self._built_for(row)[0]
+    def provider_for(self, row: AccountRow, product: str | None = None) -> Provider:
+        return self._built_for(row, product or row.account.products[0])[0]
 
-    def _built_for(self, row: AccountRow) -> tuple[Provider, BatchPoller]:
+    def _built_for(self, row: AccountRow, product: str) -> tuple[Provider, BatchPoller]:
         account_id = row.account.id
-        built = self._built.get(account_id)
+        # the local renderer serves every product with one provider
+        local = row.account.provider == "local"
+        key = (account_id, "" if local else product)
+        built = self._built.get(key)
         if built is not None and built[0] == row.version:
             return built[1], built[2]
         # the account changed: new jobs use a new provider; the jobs that follow the old
         # poller keep it until they end (it stops by itself once nobody waits on it)
-        provider = self._build(row)
+        provider = self.local if local else self._build(row, product)
         poller = self._poller(account_id, provider)
-        self._built[account_id] = (row.version, provider, poller)
+        self._built[key] = (row.version, provider, poller)
         return provider, poller
 
     def _poller(self, account_id: int | None, provider: Provider) -> BatchPoller:
@@ -190,10 +197,8 @@ class Upstreams:
 
         return BatchPoller(provider, interval, on_error)
 
-    def _build(self, row: AccountRow) -> Provider:
+    def _build(self, row: AccountRow, product: str) -> Provider:
         kind = row.account.provider
-        if kind == "local":
-            return self.local
         try:
             secrets = self.box.open(row.credentials)
         except GengateError as exc:
@@ -201,21 +206,37 @@ class Upstreams:
             raise ProviderError(exc.message, kind=FailureKind.AUTH) from None
         options: dict[str, Any] = row.options
         interval = float(options.get("pollInterval") or self.settings.upstream_poll_interval)
-        if kind == "midjourney_proxy":
-            from gengate.products.midjourney.providers.midjourney_proxy import (
-                MidjourneyProxyProvider,
-            )
+        factory = (self.products.get(product).adapters().get(kind)
+                   if product in self.products else None)
+        if factory is None:
+            raise ProviderError(
+                f"[Upstream account] provider {kind!r} cannot run {product} jobs",
+                kind=FailureKind.BANNED)
+        return factory(AdapterContext(str(row.base_url or ""), secrets, options, self.http,
+                                      interval))
 
-            return MidjourneyProxyProvider(
-                str(row.base_url), http=self.http, secret=secrets.get("secret"),
-                instance_id=options.get("instanceId"), poll_interval=interval)
-        if kind == "ttapi":
-            from gengate.products.midjourney.providers.ttapi import TtapiProvider
+    # -- cancel ---------------------------------------------------------------------------
+    async def can_cancel(self, job: Job) -> bool:
+        """Whether the adapter running ``job`` can stop its task upstream (a job not yet
+        submitted there has nothing to stop)."""
+        if job.upstream_id is None:
+            return True
+        try:
+            _, provider, _ = await self.account(job.account_id, job.product)
+        except ProviderError:
+            return False
+        return bool(getattr(provider, "supports_cancel", False))
 
-            return TtapiProvider(str(row.base_url), api_key=secrets.get("apiKey", ""),
-                                 http=self.http, poll_interval=interval)
-        raise ProviderError(f"[Upstream account] unknown provider {kind!r}",
-                            kind=FailureKind.BANNED)
+    async def cancel_job(self, job: Job) -> None:
+        """Ask the upstream to stop the job's task (best effort: the job has ended here)."""
+        if job.upstream_id is None:
+            return
+        try:
+            _, provider, _ = await self.account(job.account_id, job.product)
+            await provider.cancel(job.upstream_id)
+        except Exception as exc:  # noqa: BLE001 - the job is ended either way
+            log.info("event=upstream_cancel_failed job_id=%s error=%s", job.id,
+                     type(exc).__name__)
 
     # -- health ---------------------------------------------------------------------------
     async def failed(self, account_id: int, exc: ProviderError) -> None:

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from typing import Any
 
 import httpx
 from standardwebhooks.webhooks import Webhook
@@ -29,7 +30,7 @@ from gengate.netguard import NetGuard, Target
 from gengate.retry import RetryPolicy
 from gengate.store import Delivery, Store
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "WebhookService"]
 
 log = logging.getLogger("gengate.webhooks")
 
@@ -172,3 +173,25 @@ class Dispatcher:
             finally:
                 await response.aclose()
         return response.status_code
+
+
+class WebhookService:
+    """What a user may do with their webhooks: the signing secret, the delivery log,
+    redelivery."""
+
+    def __init__(self, store: Store, clock: Clock, dispatcher: Dispatcher | None):
+        self.store = store
+        self.clock = clock
+        self.dispatcher = dispatcher
+
+    async def secret(self, user_id: int, rotate: bool = False) -> str:
+        return await self.store.signing_secret(user_id, rotate)
+
+    async def deliveries(self, user_id: int, job_id: str | None, page: int,
+                         limit: int) -> list[dict[str, Any]]:
+        return await self.store.deliveries(user_id, job_id, page, limit)
+
+    async def redeliver(self, user_id: int, delivery_id: str) -> None:
+        await self.store.redeliver(user_id, delivery_id, self.clock.now())
+        if self.dispatcher is not None:
+            self.dispatcher.wake()

@@ -25,10 +25,10 @@ import httpx
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
-from gengate.jobs import ACTIONS, Job, ResultKind
+from gengate.jobs import Job
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
-from gengate.products.midjourney.prompt import is_illegal_prompt_failure
+from gengate.products.registry import Registry, builtin
 from gengate.providers.base import FailureKind, Provider, ProviderError, ProviderTask, TaskState
 from gengate.results import ResultWriter, download
 from gengate.store import AccountRow, Store
@@ -63,7 +63,8 @@ class Worker:
     def __init__(self, settings: Settings, store: Store, upstreams: Upstreams,
                  results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
                  on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
         self.settings = settings
         self.store = store
         self.upstreams = upstreams
@@ -170,7 +171,7 @@ class Worker:
         if job is None or job.upstream_id is None:
             return
         try:
-            _, provider, _ = await self.upstreams.account(job.account_id)
+            _, provider, _ = await self.upstreams.account(job.account_id, job.product)
             await provider.cancel(job.upstream_id)
         except Exception as exc:  # noqa: BLE001 - the job is ended either way
             log.info("event=upstream_cancel_failed job_id=%s error=%s", job_id,
@@ -213,7 +214,8 @@ class Worker:
     async def _run(self, job: Job) -> None:
         try:
             try:
-                row, provider, poller = await self.upstreams.account(job.account_id)
+                row, provider, poller = await self.upstreams.account(job.account_id,
+                                                                     job.product)
             except ProviderError as exc:
                 if exc.retryable:
                     raise Reroute(exc) from None
@@ -299,8 +301,8 @@ class Worker:
                 await self._fail(job, update.message or INTERNAL_MESSAGE)
                 await provider.forget(upstream_id)
                 return
-            result = await self.results.write(
-                job, update, self.upstreams.hosting_guard if job.hosted else None)
+            files = self.results.for_job(self.upstreams.hosting_guard if job.hosted else None)
+            result = await self.products.get(job.product).store_result(job, update, files)
             if await self.store.succeed(job.id, self.owner, result, self.clock.now()):
                 log.info("event=job_succeeded job_id=%s", job.id)
                 self.metrics.jobs_finished.labels("SUCCESS").inc()
@@ -310,46 +312,36 @@ class Worker:
 
     async def _fail(self, job: Job, message: str) -> None:
         limit = self.settings.illegal_prompt_daily_limit
-        illegal = limit if is_illegal_prompt_failure(message) else None
+        illegal = limit if self.products.get(job.product).counts_as_illegal(message) else None
         if await self.store.fail(job.id, self.owner, message, self.clock.now(), illegal):
             log.info("event=job_failed job_id=%s message=%r", job.id, message)
             self.metrics.jobs_finished.labels("FAILED").inc()
             self.on_event()
 
     async def _task(self, job: Job, provider: Provider) -> ProviderTask:
-        parent = await self.store.get_job(job.parent_id) if job.parent_id else None
-        images = await self._inputs(job, parent if provider.wants_parent_image else None)
-        spec = ACTIONS.get(job.action)
-        return ProviderTask(
-            job_id=job.id, action=job.action, prompt=job.prompt,
-            mode=job.slot_mode or job.mode.value, seed=int(job.params.get("seed", 0)),
-            aspect=tuple(job.params.get("aspect", (1, 1))),  # type: ignore[arg-type]
-            version=str(job.params.get("version", "7")),
-            arg=spec.arg if spec else None, images=tuple(images),
-            params={k: v for k, v in job.params.items() if k == "parent_seed"},
-            parent_upstream_id=parent.upstream_id if parent is not None else None,
-        )
-
-    async def _inputs(self, job: Job, parent: Job | None) -> list[bytes]:
-        """The job's own inputs; with ``parent``, the parent's stored image first."""
-        own = await self.store.job_inputs(job.id)
-        if job.action == "describe" and not own and job.params.get("url"):
-            url = str(job.params["url"])
-            try:
-                target = await self.guard.check(url, "url")
-            except GengateError as exc:
-                raise ProviderError(f"[Invalid link!] {exc.message}") from None
-            return [await download(self.http, url, user_link=True, target=target)]
-        if parent is None or job.action == "seed":
-            return own
-        source: Job | None = parent
-        # a redo re-runs the upscale on the picked image, however many redos came before
-        while (job.action.startswith("redo_") and source is not None and source.parent_id
-               and source.result.get("kind") == ResultKind.UPSCALED.value):
-            source = await self.store.get_job(source.parent_id)
-        key = source.result.get("key") if source is not None else None
-        if not key:
-            raise ProviderError("[Bad response] the parent job has no stored image")
-        return [await self.results.storage.get(str(key)), *own]
+        product = self.products.get(job.product)
+        return await product.task(job, _TaskFiles(self),
+                                  with_parent_image=provider.wants_parent_image)
 
 
+class _TaskFiles:
+    """What a product may read to build a task (:class:`~gengate.products.base.TaskIO`)."""
+
+    def __init__(self, worker: Worker):
+        self._worker = worker
+
+    async def inputs(self, job: Job) -> list[bytes]:
+        return await self._worker.store.job_inputs(job.id)
+
+    async def job(self, job_id: str) -> Job | None:
+        return await self._worker.store.get_job(job_id)
+
+    async def stored(self, key: str) -> bytes:
+        return await self._worker.results.storage.get(key)
+
+    async def download(self, url: str, field_name: str) -> bytes:
+        try:
+            target = await self._worker.guard.check(url, field_name)
+        except GengateError as exc:
+            raise ProviderError(f"[Invalid link!] {exc.message}") from None
+        return await download(self._worker.http, url, user_link=True, target=target)

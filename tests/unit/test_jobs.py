@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from gengate.errors import BadRequest
-from gengate.jobs import (
+from gengate.jobs import Mode, resolve_timeout
+from gengate.products.midjourney.actions import (
     ACTIONS,
-    Mode,
     ResultKind,
     components_for,
     normalize_action,
-    resolve_timeout,
 )
-from gengate.quota import DEFAULT_PRICES, PriceTable, from_milli, to_milli
+from gengate.products.midjourney.product import DEFAULT_PRICES
+from gengate.quota import PriceTable, from_milli, to_milli
 
 
 def test_every_contract_action_is_known_with_its_parent_kind() -> None:

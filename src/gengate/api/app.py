@@ -21,6 +21,7 @@ from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
+from gengate.products.registry import Registry, builtin
 from gengate.runtime import Runtime
 
 __all__ = ["GengateApp", "create_app"]
@@ -49,7 +50,8 @@ class GengateApp:
     """Builds its :class:`Runtime` on ASGI lifespan start-up and closes it on shutdown."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 with_worker: bool = True, with_dispatcher: bool | None = None):
+                 with_worker: bool = True, with_dispatcher: bool | None = None,
+                 products: Registry | None = None):
         self.settings = settings
         self.clock = clock
         self.with_worker = with_worker
@@ -74,8 +76,10 @@ class GengateApp:
             },
         )
         self.web.state.openapi = None
+        self.products = products if products is not None else builtin(settings)
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web))
+                              TtapiFront(self._rt, settings.max_body_bytes, self.web,
+                                         self.products))
 
     def _rt(self) -> Runtime:
         if self.runtime is None:
@@ -85,7 +89,8 @@ class GengateApp:
     async def startup(self) -> None:
         self.runtime = await Runtime.start(self.settings, clock=self.clock,
                                            with_worker=self.with_worker,
-                                           with_dispatcher=self.with_dispatcher)
+                                           with_dispatcher=self.with_dispatcher,
+                                           products=self.products)
         self.web.state.runtime = self.runtime
         # what start-up built lives as long as the process: keep it out of the GC's scans
         gc.collect()

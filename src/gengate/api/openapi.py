@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from gengate import __version__
 from gengate.api import schemas as s
-from gengate.api.ttapi import ROUTES
+from gengate.api.ttapi import Route, routes_of
+from gengate.products.registry import Registry, builtin
 
 __all__ = ["openapi_document"]
 
@@ -15,11 +18,13 @@ _ERRORS = {
     "401": "Wrong TT-API-KEY or email is not activated.",
     "402": "Insufficient balance",
     "404": "Not found",
-    "409": "Idempotency-Key already used for a different request",
     "413": "Request body too large",
     "415": "Content-Type must be application/json",
     "429": "Too many requests",
-    "499": "Your in-progress jobs reached max_queue",
+    "409": "Idempotency-Key already used for a different request; or the job to cancel "
+           "already ended",
+    "499": "Your in-progress jobs reached max_queue (yours, or the product's)",
+    "504": "A synchronous call's job is still running (data: its jobId)",
     "500": "Server error",
 }
 
@@ -97,7 +102,7 @@ def _responses(ok_schema: str) -> dict[str, Any]:
     return out
 
 
-def _query_params(model: type[s._Wire]) -> list[dict[str, Any]]:
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema()
     required = set(schema.get("required", []))
     return [
@@ -106,7 +111,7 @@ def _query_params(model: type[s._Wire]) -> list[dict[str, Any]]:
     ]
 
 
-def _body(model: type[s._Wire]) -> dict[str, Any]:
+def _body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
@@ -124,32 +129,62 @@ def _public_paths() -> dict[str, Any]:
     return out
 
 
-def openapi_document() -> dict[str, Any]:
+_NOT_SUBMITS = ("fetch", "fetch-list", "promptCheck", "info", "status")
+
+
+def _fetch_schema(statuses: list[str]) -> dict[str, Any]:
+    return {"type": "object", "required": ["status", "message", "jobId", "data"],
+            "properties": {"status": {"type": "string", "enum": statuses},
+                           "message": {"type": ["string", "null"]}, "jobId": {"type": "string"},
+                           "data": {"type": "object"}}}
+
+
+def _operation(path: str, method: str, route: Route, ok_schema: str,
+               models: set[type[BaseModel]]) -> dict[str, Any]:
+    tag = ("webhooks" if path.startswith("/webhooks") else
+           "hosting" if path.startswith("/hold") else route.product or "jobs")
+    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
+                          "tags": [tag]}
+    if route.auth:
+        op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
+    if isinstance(route.model, type) and issubclass(route.model, BaseModel):
+        models.add(route.model)
+        if method == "POST":
+            op["requestBody"] = _body(route.model)
+        else:
+            op["parameters"] = _query_params(route.model)
+    if (method == "POST" and route.product is not None
+            and path.split("/")[-1] not in _NOT_SUBMITS):
+        op.setdefault("parameters", []).append({
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string", "maxLength": 255},
+            "description": "A retried submit with the same key returns the first job",
+        })
+    return op
+
+
+def _fetch_name(product: str, products: Registry) -> str:
+    if product == "midjourney":
+        return "FetchBody"
+    return f"{products.get(product).title.replace(' ', '')}FetchBody"
+
+
+def openapi_document(products: Registry | None = None) -> dict[str, Any]:
+    products = products if products is not None else builtin()
     paths: dict[str, dict[str, Any]] = {}
-    models: set[type[s._Wire]] = set()
-    for path, route in ROUTES.items():
-        ok_schema = "FetchBody" if path.endswith("/fetch") else "Envelope"
+    models: set[type[BaseModel]] = set()
+    schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
+    for product in products:
+        if product.name != "midjourney":
+            schemas[_fetch_name(product.name, products)] = _fetch_schema(
+                product.statuses.names())
+    for path, route in routes_of(products).items():
+        ok_schema = "Envelope"
+        if path.endswith("/fetch") and route.product is not None:
+            ok_schema = _fetch_name(route.product, products)
         for method in sorted(route.methods):
-            tag = ("webhooks" if path.startswith("/webhooks") else
-                   "hosting" if path.startswith("/hold") else "midjourney")
-            op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
-                                  "tags": [tag]}
-            if route.auth:
-                op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
-            if route.model is not None:
-                models.add(route.model)
-                if method == "POST":
-                    op["requestBody"] = _body(route.model)
-                else:
-                    op["parameters"] = _query_params(route.model)
-            if method == "POST" and path.split("/")[-1] in (
-                    "imagine", "action", "blend", "describe", "seed", "inpaint"):
-                op.setdefault("parameters", []).append({
-                    "name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "maxLength": 255},
-                    "description": "A retried submit with the same key returns the first job",
-                })
-            paths.setdefault(path, {})[method.lower()] = op
+            paths.setdefault(path, {})[method.lower()] = _operation(path, method, route,
+                                                                    ok_schema, models)
     for path, method, model, summary in _ADMIN:
         op = {"summary": summary, "tags": ["admin"], "security": [{"AdminBearer": []}],
               "responses": _responses("Envelope")}
@@ -166,7 +201,6 @@ def openapi_document() -> dict[str, Any]:
             "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
             "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
     paths.update(_public_paths())
-    schemas: dict[str, Any] = {"Envelope": _ENVELOPE, "FetchBody": _FETCH}
     for model in sorted(models, key=lambda m: m.__name__):
         schemas[model.__name__] = model.model_json_schema(
             ref_template="#/components/schemas/{model}")

@@ -27,20 +27,23 @@ def _rt(request: Request) -> Runtime:
 
 
 async def status_json(request: Request) -> Response:
-    return json_response(ok(await _rt(request).status.modes()))
+    return json_response(ok(await _rt(request).status.products_status()))
 
 
 async def status_html(request: Request) -> Response:
-    modes = await _rt(request).status.modes()
-    rows = "".join(_row(mode, m) for mode, m in modes.items())
-    window = next(iter(modes.values()))["windowSeconds"] // 60
+    status = _rt(request).status
+    lines = await status.products_status()
+    rows = "".join(_row(line["title"], line) for line in lines.values())
+    modes = await status.modes("midjourney")
+    rows += "".join(_row(f"Midjourney {mode}", m) for mode, m in modes.items())
+    window = status.window // 60
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gengate status</title>
 <meta http-equiv="refresh" content="30"><style>
 body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
 td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
 .s200{{color:#17803d}}.s500,.s503{{color:#b42318}}</style></head><body>
 <h1>gengate status</h1><p>From the jobs that ran in the last {window} minutes.</p>
-<table><tr><th>mode</th><th>status</th><th>avg seconds</th><th>success rate</th>
+<table><tr><th>product</th><th>status</th><th>avg seconds</th><th>success rate</th>
 <th>finished</th><th>queued</th><th>running</th><th>upstream slots in use</th></tr>{rows}
 </table></body></html>"""
     return HTMLResponse(page)
@@ -81,19 +84,22 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt = _rt(request)
     registry = CollectorRegistry()
-    jobs = Gauge("gengate_jobs", "Live jobs by mode and status", ["mode", "status"],
-                 registry=registry)
+    jobs = Gauge("gengate_jobs", "Live jobs by product, mode and status",
+                 ["product", "mode", "status"], registry=registry)
     for row in await rt.store.queue_depth():
-        jobs.labels(row.mode, row.status).set(row.n)
-    modes = await rt.status.modes()
+        jobs.labels(row.product, row.mode, row.status).set(row.n)
+    lines = await rt.status.products_status()
     avg = Gauge("gengate_job_average_seconds", "Mean submit-to-finish time in the window",
-                ["mode"], registry=registry)
+                ["product"], registry=registry)
     rate = Gauge("gengate_job_success_ratio", "Share of finished jobs that succeeded",
-                 ["mode"], registry=registry)
-    for mode, m in modes.items():
-        avg.labels(mode).set(m["averageExecute"])
+                 ["product"], registry=registry)
+    up = Gauge("gengate_product_status", "A product's status code (200 running, 500 "
+               "degraded, 503 unavailable)", ["product"], registry=registry)
+    for name, m in lines.items():
+        avg.labels(name).set(m["averageExecute"])
+        up.labels(name).set(m["status"])
         if m["successRate"] is not None:
-            rate.labels(mode).set(m["successRate"])
+            rate.labels(name).set(m["successRate"])
     hooks = await rt.store.webhook_counts()
     webhooks = Gauge("gengate_webhook_deliveries", "Webhook notifications in the delivery log "
                      "by outcome (retried: attempts after the first)", ["outcome"],
@@ -137,5 +143,5 @@ def _account_gauges(registry: CollectorRegistry, accounts: list[Any],
 async def openapi(request: Request) -> Response:
     doc = request.app.state.openapi
     if doc is None:
-        doc = request.app.state.openapi = openapi_document()
+        doc = request.app.state.openapi = openapi_document(_rt(request).products)
     return json_response(doc)

@@ -28,6 +28,7 @@ __all__ = [
     "FetchRequest",
     "ImagineRequest",
     "InpaintRequest",
+    "JobsQuery",
     "PromptCheckRequest",
     "SeedRequest",
     "TopUpRequest",
@@ -152,6 +153,19 @@ class FetchListQuery(_Wire):
     status: Literal["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED", "ALL"] = Field(
         "SUCCESS", description="Case-insensitive; ALL lists every status"
     )
+    order: Literal["asc", "desc"] = "desc"
+
+
+class JobsQuery(_Wire):
+    """GET (query) or POST (body) /jobs/list: your jobs across products"""
+
+    page: int = Field(1, ge=1)
+    limit: int = Field(10, ge=1, le=100)
+    product: str | None = Field(None, max_length=32,
+                                description="Only this product's jobs (midjourney, flux, ...)")
+    status: str | None = Field(None, max_length=32, description="A status as the product "
+                               "spells it (with `product`), else PENDING_QUEUE, ON_QUEUE, "
+                               "SUCCESS or FAILED")
     order: Literal["asc", "desc"] = "desc"
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from gengate.api.call import Call
+    from gengate.config import Settings
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
 
 __all__ = [
@@ -203,8 +204,11 @@ class ResultIO(Protocol):
         """The file's bytes: as given, or downloaded (bounded, retried, guarded for a
         hosted account's upstream)."""
 
+    def key(self, job: Job, content_type: str, suffix: str = "") -> str:
+        """The storage key :meth:`save` uses: ``<product>/<day>/<jobId><suffix>.<ext>``."""
+
     async def save(self, job: Job, data: bytes, content_type: str, suffix: str = "") -> str:
-        """Store ``data`` under ``<product>/<day>/<jobId><suffix>.<ext>``; its public URL."""
+        """Store ``data`` under :meth:`key`; its public URL."""
 
 
 class TaskIO(Protocol):
@@ -409,6 +413,15 @@ class Product(Generic[OptionsT]):
     def renderer(self) -> LocalRenderer:
         raise NotImplementedError
 
+    def configured(self, settings: Settings) -> Product[OptionsT]:
+        """The product as a deployment configures it (default: itself)."""
+        return self
+
+    def counts_as_illegal(self, message: str) -> bool:
+        """A failure message that counts toward the user's daily illegal-prompt limit
+        (past it, failed jobs are not refunded). Default: none does."""
+        return False
+
     def adapters(self) -> Mapping[str, AdapterFactory]:
         """Account provider kind ("ttapi", "bfl", "openai", ...) -> adapter factory.
         The kind ``local`` is the engine's own (it calls :meth:`renderer`)."""
@@ -417,8 +430,8 @@ class Product(Generic[OptionsT]):
     # the product-neutral listing
     def list_item(self, job: Job) -> dict[str, Any]:
         mode, quota = job.charged()
+        from gengate.clock import timestamp
         from gengate.quota import from_milli
-        from gengate.wire import timestamp
 
         return {
             "jobId": job.id, "product": self.name, "action": job.action,

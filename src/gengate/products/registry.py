@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gengate.errors import NotFound
 from gengate.jobs import Job
 from gengate.products.base import Product, ProductRoute
+
+if TYPE_CHECKING:
+    from gengate.config import Settings
 
 __all__ = ["BUILTIN", "Registry", "builtin"]
 
@@ -80,10 +83,12 @@ class Registry:
         return self.of(job).fetch_body(job)
 
 
-def builtin() -> Registry:
-    """A registry of the built-in products (imported now, not at module import)."""
+def builtin(settings: Settings | None = None) -> Registry:
+    """A registry of the built-in products (imported now, not at module import), each
+    configured by ``settings`` when given."""
     products: list[Product[Any]] = []
     for spec in BUILTIN:
         module, _, attr = spec.partition(":")
-        products.append(getattr(importlib.import_module(module), attr))
+        product: Product[Any] = getattr(importlib.import_module(module), attr)
+        products.append(product.configured(settings) if settings is not None else product)
     return Registry(products)

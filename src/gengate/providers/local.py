@@ -1,9 +1,9 @@
-"""The built-in ``local`` upstream: real images rendered on this machine.
+"""The built-in ``local`` upstream: real files made on this machine, for every product.
 
 It behaves like a remote upstream: ``submit`` records the task (on disk, so a worker that
 dies does not lose it) and answers a task id; ``poll`` reports progress over the configured
-delay and then the rendered result. Every action is a real image operation from
-:mod:`gengate.imaging`.
+delay and then the result, made by the task's product's own renderer
+(``Product.renderer``) and kept on disk until the task is forgotten.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from PIL import Image
 
-from gengate.products.midjourney import imaging
+from gengate.products.base import LocalRenderer, ResultFile
+from gengate.products.registry import builtin
 from gengate.providers.base import (
     FailureKind,
     ProviderError,
@@ -33,15 +33,23 @@ __all__ = ["LocalProvider"]
 
 
 class LocalProvider:
-    """Renders with Pillow; ``delay`` seconds per job in ``steps`` progress steps."""
+    """Renders with each product's own renderer; ``delay`` seconds per job in ``steps``
+    progress steps."""
 
     name = "local"
     wants_parent_image = True
+    supports_cancel = True
 
     def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
                  fail_marker: str | None = None, hang_marker: str | None = None,
                  fail_message: str = "[Internal error] Something went wrong",
-                 scale: float = 1.0):
+                 scale: float = 1.0,
+                 renderers: Callable[[str], LocalRenderer] | None = None):
+        if renderers is None:
+            registry = builtin()
+            renderers = lambda name: registry.get(name).renderer()  # noqa: E731
+        #: a product's renderer by product name
+        self.renderers = renderers
         self.root = root
         self.delay = delay
         self.steps = steps
@@ -71,6 +79,7 @@ class LocalProvider:
             "mode": task.mode, "seed": task.seed, "aspect": list(task.aspect),
             "version": task.version, "arg": task.arg, "inputs": len(task.images),
             "params": task.params, "submitted_at": time.time(),
+            "product": task.product, "options": task.options,
         }
         # the record appears whole or not at all: a process killed mid-write leaves no
         # half-written task for the worker that takes over
@@ -118,22 +127,22 @@ class LocalProvider:
         return self._result(folder, spec)
 
     def _result(self, folder: Path, spec: dict[str, Any]) -> ProviderUpdate:
-        action = spec["action"]
-        if action == "seed":
-            return ProviderUpdate(TaskState.SUCCESS, progress=100,
-                                  seed=str(spec["params"].get("parent_seed", spec["seed"])))
-        inputs = [
-            imaging.decode_image((folder / f"in{i}.bin").read_bytes(), f"input {i}",
-                                 mode="L" if action == "inpaint" and i == 1 else "RGB")
-            for i in range(spec["inputs"])
-        ]
-        if action == "describe":
-            return ProviderUpdate(TaskState.SUCCESS, progress=100,
-                                  prompts=tuple(imaging.describe(inputs[0])))
-        cached = folder / "result.png"
-        if not cached.exists():
-            _write_atomic(cached, imaging.encode_png(render(spec, inputs, self.scale)))
-        return ProviderUpdate(TaskState.SUCCESS, progress=100, image=cached.read_bytes())
+        cached = folder / "result.json"
+        if cached.exists():
+            return _load_update(folder)
+        task = ProviderTask(
+            job_id=spec["job_id"], action=spec["action"], prompt=spec["prompt"],
+            mode=spec["mode"], seed=int(spec["seed"]),
+            aspect=(int(spec["aspect"][0]), int(spec["aspect"][1])),
+            version=spec["version"], arg=spec["arg"],
+            images=tuple((folder / f"in{i}.bin").read_bytes() for i in range(spec["inputs"])),
+            params=spec["params"], product=spec.get("product", "midjourney"),
+            options=spec.get("options") or {},
+        )
+        update = self.renderers(task.product).render(task, self.scale)
+        if update.state is TaskState.SUCCESS:
+            _save_update(folder, update)
+        return update
 
     async def cancel(self, upstream_id: str) -> None:
         await self.forget(upstream_id)
@@ -158,49 +167,29 @@ def _remove_tree(folder: Path) -> None:
         return
 
 
-def _scaled(aspect: tuple[int, int], scale: float) -> tuple[int, int] | None:
-    if scale == 1.0:
-        return None
-    width, height = imaging.tile_size(aspect)
-    return max(8, 8 * round(width * scale / 8)), max(8, 8 * round(height * scale / 8))
+def _save_update(folder: Path, update: ProviderUpdate) -> None:
+    """Keep a finished render, so later polls (and a takeover) answer the same files."""
+    files = []
+    for i, item in enumerate(update.files):
+        if item.data is not None:
+            _write_atomic(folder / f"out{i}.bin", item.data)
+        files.append({"role": item.role, "url": item.url, "content_type": item.content_type,
+                      "meta": dict(item.meta), "stored": item.data is not None})
+    if update.image is not None:
+        _write_atomic(folder / "result.png", update.image)
+    _write_atomic(folder / "result.json", orjson.dumps({
+        "progress": update.progress, "prompts": list(update.prompts), "seed": update.seed,
+        "image": update.image is not None, "files": files, "data": update.data,
+    }))
 
 
-def render(spec: dict[str, Any], inputs: list[Image.Image], scale: float = 1.0) -> Image.Image:
-    """Run the image operation of ``spec['action']``; ``scale`` shrinks newly drawn grids."""
-    action, arg = spec["action"], spec["arg"]
-    prompt, seed = spec["prompt"], int(spec["seed"])
-    aspect = (int(spec["aspect"][0]), int(spec["aspect"][1]))
-    source = inputs[0] if inputs else None
-    tile = _scaled(aspect, scale)
-    ops: dict[str, Callable[[], Image.Image]] = {
-        "imagine": lambda: imaging.render_grid(prompt, seed, aspect, tile),
-        "reroll": lambda: imaging.render_grid(prompt, seed, aspect, tile),
-        "blend": lambda: imaging.blend(inputs, aspect, seed),
-        "make_square": lambda: imaging.make_square(_req(source), prompt, seed),
-        "inpaint": lambda: imaging.inpaint(_req(source), inputs[1], prompt, seed,
-                                           imaging.tile_size(aspect)),
-    }
-    if action in ops:
-        return ops[action]()
-    family = action.rstrip("1234") if action[-1].isdigit() else action
-    image = _req(source)
-    if family == "upsample":
-        return imaging.upscale_quadrant(image, int(arg))
-    if family == "variation":
-        return imaging.variation_grid(image, int(arg), prompt, seed)
-    if action in ("high_variation", "low_variation"):
-        return imaging.vary_grid(image, prompt, seed, float(arg), imaging.tile_size(aspect))
-    if action.startswith("zoom_out"):
-        return imaging.zoom_out(image, float(arg), prompt, seed, imaging.tile_size(aspect))
-    if action.startswith("pan_"):
-        return imaging.pan(image, str(arg), prompt, seed)
-    if "upscale" in action:
-        factor = float(arg) if isinstance(arg, int | float) else 2.0
-        return imaging.upscale(image, factor, creative=arg == "creative")
-    raise ProviderError(f"[Bad response] the local provider cannot run {action}")
-
-
-def _req(image: Image.Image | None) -> Image.Image:
-    if image is None:
-        raise ProviderError("[Bad response] the action needs its parent's image")
-    return image
+def _load_update(folder: Path) -> ProviderUpdate:
+    saved = orjson.loads((folder / "result.json").read_bytes())
+    files = tuple(
+        ResultFile(f["role"], (folder / f"out{i}.bin").read_bytes() if f["stored"] else None,
+                   f["url"], f["content_type"], f["meta"])
+        for i, f in enumerate(saved["files"]))
+    image = (folder / "result.png").read_bytes() if saved["image"] else None
+    return ProviderUpdate(TaskState.SUCCESS, progress=saved["progress"], image=image,
+                          prompts=tuple(saved["prompts"]), seed=saved["seed"], files=files,
+                          data=saved["data"])

@@ -10,13 +10,13 @@ from typing import Any
 
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
-from gengate.jobs import Job
+from gengate.jobs import Job, JobStatus
 from gengate.store import accountrows, claims, jobrows, llmrows, outbox, userrows
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.jobrows import Admission
 from gengate.store.migrate import migrate
-from gengate.store.outbox import Delivery
+from gengate.store.outbox import Bodies, Delivery
 from gengate.store.userrows import LedgerEntry, User
 
 __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
@@ -28,12 +28,18 @@ Claimed = claims.Claimed
 class Store:
     """Async facade over the row functions; see ``jobrows`` and ``userrows``."""
 
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, bodies: Bodies | None = None):
         self.db = database
+        if bodies is None:
+            from gengate.products.registry import builtin
+
+            bodies = builtin().fetch_body
+        #: a job's fetch body in its product's shape (the webhook body)
+        self.bodies = bodies
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        return cls(Database(url))
+    def open(cls, url: str, bodies: Bodies | None = None) -> Store:
+        return cls(Database(url), bodies)
 
     async def migrate(self) -> None:
         await migrate(self.db)
@@ -54,13 +60,14 @@ class Store:
     async def job_inputs(self, job_id: str) -> list[bytes]:
         return await self.db.read(jobrows.job_inputs_of, job_id)
 
-    async def list_jobs(self, user_id: int, status: str | None, page: int, limit: int,
-                        ascending: bool) -> list[Job]:
-        return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending)
+    async def list_jobs(self, user_id: int, status: str | list[str] | None, page: int,
+                        limit: int, ascending: bool, product: str | None = None) -> list[Job]:
+        return await self.db.read(jobrows.list_jobs, user_id, status, page, limit, ascending,
+                                  product)
 
     async def claim(self, owner: str, limit: int, now: float, lease: float,
                     rng: random.Random) -> claims.Claimed:
-        return await self.db.run(claims.claim, owner, limit, now, lease, rng)
+        return await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
 
     async def requeue(self, job: Job, owner: str) -> bool:
         return await self.db.run(claims.requeue, job, owner)
@@ -74,18 +81,25 @@ class Store:
 
     async def record_progress(self, job_id: str, owner: str, progress: int,
                               now: float) -> bool:
-        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now)
+        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now,
+                                 self.bodies)
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
 
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
-        return await self.db.run(jobrows.succeed, job_id, owner, result, now)
+        return await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
 
     async def fail(self, job_id: str, owner: str | None, message: str, now: float,
                    illegal_limit: int | None = None) -> bool:
-        return await self.db.run(jobrows.fail, job_id, owner, message, now, illegal_limit)
+        return await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
+                                 illegal_limit)
+
+    async def cancel(self, job_id: str, user_id: int, status: JobStatus, message: str,
+                     now: float) -> Job | None:
+        return await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
+                                 self.bodies)
 
     async def overdue(self, now: float) -> list[str]:
         return await self.db.read(jobrows.overdue, now)

@@ -48,7 +48,7 @@ def row_to_account(row: Any) -> Account:
         state_until=row.state_until, daily_cap=row.daily_cap, day=row.day,
         day_count=row.day_count, min_gap=row.min_gap, gap_jitter=row.gap_jitter,
         next_submit_at=row.next_submit_at, work_hours=row.work_hours,
-        deleted=row.deleted_at is not None,
+        deleted=row.deleted_at is not None, products=tuple(orjson.loads(row.products)),
     )
 
 
@@ -141,7 +141,7 @@ def ensure_local(conn: Connection, slots: dict[str, int], now: float) -> None:
     # several nodes may start at once: the unique name lets only one of them create it
     values = {"owner_id": OPERATOR, "name": "local", "provider": "local",
               "slots": orjson.dumps(slots).decode(), "options": "{}", "created_at": now,
-              "updated_at": now}
+              "updated_at": now, "products": '["*"]'}
     if conn.dialect.name == "postgresql":
         conn.execute(pg_insert(upstream_accounts).values(**values).on_conflict_do_nothing())
     else:

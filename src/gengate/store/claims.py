@@ -16,6 +16,7 @@ from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
 from gengate.store import accountrows
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.jobrows import fail, row_to_job, utc_day
+from gengate.store.outbox import Bodies
 from gengate.store.tables import jobs
 
 __all__ = ["Claimed", "claim", "requeue"]
@@ -31,7 +32,7 @@ class Claimed:
 
 
 def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
-          rng: random.Random) -> Claimed:
+          rng: random.Random, bodies: Bodies) -> Claimed:
     """Take up to ``limit`` jobs: running ones whose lease lapsed (they keep their account
     and upstream task), then queued ones that an account has a free slot for.
 
@@ -57,7 +58,7 @@ def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
         claimed += _take(conn, ids, owner, now, lease,
                          {"account_id": account_id, "slot_mode": mode})
     for job_id, message in failed:
-        fail(conn, job_id, None, message, now)
+        fail(conn, job_id, None, message, now, bodies)
     claimed.sort(key=lambda j: j.created_at)
     return Claimed(claimed, [job_id for job_id, _ in failed])
 
@@ -104,7 +105,7 @@ def _place(conn: Connection, room: int, now: float,
         return {}, []
     waiting = list(conn.execute(
         select(jobs.c.id, jobs.c.user_id, jobs.c.mode, jobs.c.parent_id, jobs.c.hosted,
-               jobs.c.params)
+               jobs.c.params, jobs.c.product)
         .where(jobs.c.status == JobStatus.PENDING_QUEUE.value, jobs.c.deadline > now)
         .order_by(jobs.c.created_at)
         .limit(SCAN)
@@ -145,18 +146,20 @@ def _place(conn: Connection, room: int, now: float,
                 failed.append((row.id, f"[Upstream account] the account that made job "
                                f"{row.parent_id} no longer runs {mode} jobs"))
                 continue
-        elif not _servable(pool, owner, mode, fallback):
+        elif not _servable(pool, owner, mode, fallback, row.product):
             # nothing that could ever run it is left (all disabled or flagged): waiting
             # for the deadline would only delay the refund
-            failed.append((row.id, f"No available accounts for {mode} mode: every "
-                           "account that could run this job is disabled or needs attention"))
+            failed.append((row.id, f"No available accounts for {_what(row.product, mode)}: "
+                           "every account that could run this job is disabled or needs "
+                           "attention"))
             continue
         avoid = tuple(params.get("failed_on") or ())
-        group = (owner, mode, pinned, fallback, avoid)
+        group = (owner, mode, pinned, fallback, avoid, row.product)
         if group in full:
             continue
         placement = choose(pool, busy, mode=mode, owner_id=owner, pinned=pinned,
-                           relax_fallback=fallback, now=now, today=today, rng=rng, avoid=avoid)
+                           relax_fallback=fallback, now=now, today=today, rng=rng, avoid=avoid,
+                           product=row.product)
         if placement is None:
             full.add(group)
             continue
@@ -168,9 +171,16 @@ def _place(conn: Connection, room: int, now: float,
     return placed, failed
 
 
-def _servable(pool: list[Account], owner: int | None, mode: str, fallback: bool) -> bool:
+def _servable(pool: list[Account], owner: int | None, mode: str, fallback: bool,
+              product: str) -> bool:
     modes = (mode, Mode.RELAX.value) if fallback and mode == Mode.FAST.value else (mode,)
-    return any(a.owner_id == owner and a.can_serve(m) for a in pool for m in modes)
+    return any(a.owner_id == owner and a.serves(product) and a.can_serve(m)
+               for a in pool for m in modes)
+
+
+def _what(product: str, mode: str) -> str:
+    """How "No available accounts" names what is missing (Midjourney: just the mode)."""
+    return f"{mode} mode" if product == "midjourney" else f"{product} ({mode} mode)"
 
 
 _GONE = (AccountState.ATTENTION, AccountState.DISABLED)

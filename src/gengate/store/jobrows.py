@@ -26,6 +26,8 @@ class Admission:
     job: Job
     idempotency_key: str | None = None
     inputs: list[bytes] = field(default_factory=list)
+    #: the most live jobs of the job's product one user may have (None: no such cap)
+    product_max_queue: int | None = None
 
 
 _MODES = {m.value: m for m in Mode}
@@ -141,6 +143,7 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
     # per user: [available balance, max_queue, in-flight jobs, newly frozen, newly admitted]
     state = {r.id: [r.balance, r.max_queue, r.in_flight, 0, 0] for r in conn.execute(stmt)}
     existing = _existing_by_key(conn, items)
+    per_product = _live_per_product(conn, items)
     results: list[Job | GengateError] = []
     new_jobs: list[dict[str, Any]] = []
     freezes: list[dict[str, Any]] = []
@@ -155,11 +158,22 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
             continue
         st = state[job.user_id]
         if st[2] >= st[1]:
-            results.append(QueueFull())
+            results.append(QueueFull(
+                f"Insufficient queues for {job.product}: your in-progress jobs reached "
+                f"max_queue ({st[1]})"))
+            continue
+        cap = item.product_max_queue
+        live_key = (job.user_id, job.product)
+        if cap is not None and per_product.get(live_key, 0) >= cap:
+            results.append(QueueFull(
+                f"Insufficient queues for {job.product}: your in-progress {job.product} "
+                f"jobs reached its max_queue ({cap})"))
             continue
         if st[0] < job.quota:
             results.append(InsufficientBalance())
             continue
+        if cap is not None:
+            per_product[live_key] = per_product.get(live_key, 0) + 1
         st[0] -= job.quota
         st[2] += 1
         st[3] += job.quota
@@ -181,6 +195,20 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         conn.execute(_ADMIT_USER, changed)
         notify(conn, JOBS_CHANNEL)
     return results
+
+
+def _live_per_product(conn: Connection, items: list[Admission]) -> dict[tuple[int, str], int]:
+    """Live jobs per (user, product), for the products that have their own cap."""
+    capped = {(a.job.user_id, a.job.product) for a in items if a.product_max_queue is not None}
+    if not capped:
+        return {}
+    stmt = (
+        select(jobs.c.user_id, jobs.c.product, func.count().label("n"))
+        .where(jobs.c.user_id.in_({u for u, _ in capped}),
+               jobs.c.product.in_({p for _, p in capped}), jobs.c.status.in_(_LIVE))
+        .group_by(jobs.c.user_id, jobs.c.product)
+    )
+    return {(r.user_id, r.product): int(r.n) for r in conn.execute(stmt)}
 
 
 def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -255,7 +283,7 @@ def record_upstream(conn: Connection, job_id: str, owner: str, upstream_id: str,
 
 
 def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
-                    now: float) -> bool:
+                    now: float, bodies: outbox.Bodies) -> bool:
     """Raise the job's progress; notify its hookUrl when the job asked for progress events."""
     stmt = (
         update(jobs)
@@ -270,7 +298,7 @@ def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
     if row.hook_url:
         job = row_to_job(row)
         if job.params.get("hook_progress"):
-            outbox.enqueue(conn, job, "job.progress", now)
+            outbox.enqueue(conn, job, "job.progress", now, bodies)
     return True
 
 
@@ -286,26 +314,32 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
 
 
 def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],
-         now: float) -> Job | None:
-    """End a live job; its webhook is queued in this same transaction."""
+         now: float, bodies: outbox.Bodies, *, user_id: int | None = None,
+         status: JobStatus | None = None) -> Job | None:
+    """End a live job (of ``user_id``, in ``status``, held by ``owner``: when given); its
+    webhook is queued in this same transaction."""
     conds = [jobs.c.id == job_id, jobs.c.status.in_(_LIVE)]
     if owner is not None:
         conds.append(jobs.c.lease_owner == owner)
+    if user_id is not None:
+        conds.append(jobs.c.user_id == user_id)
+    if status is not None:
+        conds.append(jobs.c.status == status.value)
     row = conn.execute(update(jobs).where(*conds).values(**values).returning(*jobs.c)).first()
     if row is None:
         return None
     job = row_to_job(row)
-    outbox.enqueue(conn, job, "job.finished", now)
+    outbox.enqueue(conn, job, "job.finished", now, bodies)
     return job
 
 
 def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, Any],
-            now: float) -> bool:
+            now: float, bodies: outbox.Bodies) -> bool:
     """SUCCESS and settle the frozen price, in this one transaction, at most once."""
     job = _end(conn, job_id, owner, {
         "status": JobStatus.SUCCESS.value, "progress": 100, "finished_at": now,
         "result": orjson.dumps(result).decode(), "lease_owner": None,
-    }, now)
+    }, now, bodies)
     if job is None:
         return False
     # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
@@ -316,12 +350,12 @@ def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, 
 
 
 def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: float,
-         illegal_limit: int | None = None) -> bool:
+         bodies: outbox.Bodies, illegal_limit: int | None = None) -> bool:
     """FAILED and refund the frozen price (no refund past the daily illegal-prompt limit)."""
     job = _end(conn, job_id, owner, {
         "status": JobStatus.FAILED.value, "finished_at": now, "message": message,
         "lease_owner": None,
-    }, now)
+    }, now, bodies)
     if job is None:
         return False
     kind = LedgerKind.REFUND
@@ -331,6 +365,21 @@ def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: fl
             kind = LedgerKind.SETTLE
     _move_money(conn, job.user_id, job_id, kind, int(job.quota), now)
     return True
+
+
+def cancel(conn: Connection, job_id: str, user_id: int, status: JobStatus, message: str,
+           now: float, bodies: outbox.Bodies) -> Job | None:
+    """The owner's cancel: FAILED with ``message`` and the frozen price refunded, its
+    webhook queued, all in this one transaction, only while the job is still in
+    ``status`` (a job that ended or moved on first is left as it is: None)."""
+    job = _end(conn, job_id, None, {
+        "status": JobStatus.FAILED.value, "finished_at": now, "message": message,
+        "lease_owner": None,
+    }, now, bodies, user_id=user_id, status=status)
+    if job is None:
+        return None
+    _move_money(conn, job.user_id, job_id, LedgerKind.REFUND, int(job.quota), now)
+    return job
 
 
 def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, amount: int,
@@ -394,10 +443,14 @@ def overdue(conn: Connection, now: float, limit: int = 100) -> list[str]:
     return [r.id for r in conn.execute(stmt)]
 
 
-def list_jobs(conn: Connection, user_id: int, status: str | None, page: int, limit: int,
-              ascending: bool) -> list[Job]:
+def list_jobs(conn: Connection, user_id: int, status: str | list[str] | None, page: int,
+              limit: int, ascending: bool, product: str | None = None) -> list[Job]:
     stmt = select(jobs).where(jobs.c.user_id == user_id)
-    if status:
+    if product:
+        stmt = stmt.where(jobs.c.product == product)
+    if isinstance(status, list):
+        stmt = stmt.where(jobs.c.status.in_(status))
+    elif status:
         stmt = stmt.where(jobs.c.status == status)
     order = jobs.c.created_at.asc() if ascending else jobs.c.created_at.desc()
     stmt = stmt.order_by(order, jobs.c.id).offset((page - 1) * limit).limit(limit)
@@ -405,10 +458,12 @@ def list_jobs(conn: Connection, user_id: int, status: str | None, page: int, lim
 
 
 def mode_stats(conn: Connection, since: float) -> list[Any]:
-    """Per mode: successes, failures, mean seconds from submit to finish, in a window."""
+    """Per product and mode: successes, failures, mean seconds from submit to finish, in
+    a window."""
     duration = jobs.c.finished_at - jobs.c.created_at
     stmt = (
         select(
+            jobs.c.product,
             jobs.c.mode,
             jobs.c.status,
             func.count().label("n"),
@@ -416,15 +471,15 @@ def mode_stats(conn: Connection, since: float) -> list[Any]:
         )
         .where(jobs.c.created_at >= since, jobs.c.status.in_(
             [JobStatus.SUCCESS.value, JobStatus.FAILED.value]))
-        .group_by(jobs.c.mode, jobs.c.status)
+        .group_by(jobs.c.product, jobs.c.mode, jobs.c.status)
     )
     return list(conn.execute(stmt))
 
 
 def queue_depth(conn: Connection) -> list[Any]:
     stmt = (
-        select(jobs.c.mode, jobs.c.status, func.count().label("n"))
+        select(jobs.c.product, jobs.c.mode, jobs.c.status, func.count().label("n"))
         .where(jobs.c.status.in_(_LIVE))
-        .group_by(jobs.c.mode, jobs.c.status)
+        .group_by(jobs.c.product, jobs.c.mode, jobs.c.status)
     )
     return list(conn.execute(stmt))

@@ -1,11 +1,12 @@
-"""Webhook outbox rows: written with the job's transition, claimed on leases, logged per
-attempt."""
+"""The webhook outbox: one row per notification, written in the job's own transaction,
+claimed on leases, logged per attempt."""
 
 from __future__ import annotations
 
 import base64
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,6 @@ from gengate.errors import NotFound
 from gengate.jobs import Job
 from gengate.store.channels import WEBHOOKS_CHANNEL, notify
 from gengate.store.tables import users, webhook_attempts, webhook_deliveries
-from gengate.wire import fetch_body
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -33,13 +33,17 @@ class Delivery:
     secret: str
 
 
-def enqueue(conn: Connection, job: Job, event: str, now: float) -> None:
+#: renders a job's fetch body (its product's shape), which is also its webhook body
+Bodies = Callable[[Job], dict[str, Any]]
+
+
+def enqueue(conn: Connection, job: Job, event: str, now: float, bodies: Bodies) -> None:
     """Queue the job's fetch body for its ``hookUrl`` (nothing without one)."""
     if not job.hook_url:
         return
     conn.execute(webhook_deliveries.insert(), [{
         "id": f"msg_{uuid.uuid4().hex}", "job_id": job.id, "user_id": job.user_id,
-        "event": event, "url": job.hook_url, "body": orjson.dumps(fetch_body(job)).decode(),
+        "event": event, "url": job.hook_url, "body": orjson.dumps(bodies(job)).decode(),
         "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }])
     notify(conn, WEBHOOKS_CHANNEL)

@@ -198,6 +198,9 @@ upstream_accounts = Table(
     Column("credentials", Text, nullable=True),
     Column("options", Text, nullable=False, default="{}"),
     Column("slots", Text, nullable=False, default="{}"),  # mode -> concurrent jobs
+    # JSON list of the products it runs; "*": every product (the local renderer)
+    Column("products", Text, nullable=False, default='["midjourney"]',
+           server_default='["midjourney"]'),
     Column("priority", Integer, nullable=False, default=0),
     Column("weight", Integer, nullable=False, default=1),
     Column("enabled", Boolean, nullable=False, default=True),

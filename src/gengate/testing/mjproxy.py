@@ -11,8 +11,9 @@ what tests observe (``submissions``, ``max_running``, ``list_calls``, ``rejected
 Time is computed lazily: every request first settles the account's tasks up to the clock
 (running ones finish after ``duration`` seconds, queued ones take the freed slots), so no
 background task runs and a test may pass its own ``clock``. Results are real images drawn by
-:func:`gengate.providers.local.render` (grids are real 2x2 PNGs, upsamples real quadrants),
-at a small ``scale`` so that tests stay fast; describe answers :func:`gengate.imaging.describe`.
+:func:`gengate.products.midjourney.renderer.render` (grids are real 2x2 PNGs, upsamples
+real quadrants), at a small ``scale`` so that tests stay fast; describe answers
+:func:`gengate.products.midjourney.imaging.describe`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from PIL import Image
 
 from gengate.errors import BadRequest
 from gengate.products.midjourney import imaging
-from gengate.providers.local import render
+from gengate.products.midjourney.renderer import render
 from gengate.testing.http import LocalServer, read_request
 from gengate.testing.mjaccounts import (
     RUNNING,

@@ -1,27 +1,15 @@
-"""The TTAPI shapes of a job: the fetch body (also the webhook body) and fetch-list items."""
+"""Midjourney's TTAPI shapes of a job: the fetch body (also the webhook body) and
+fetch-list items."""
 
 from __future__ import annotations
 
-import functools
-import time
 from typing import Any
 
+from gengate.clock import timestamp
 from gengate.jobs import Job, JobStatus
 from gengate.quota import from_milli
 
-__all__ = ["fetch_body", "list_item", "timestamp"]
-
-
-def timestamp(epoch: float | None) -> str | None:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC, the contract's format."""
-    if epoch is None:
-        return None
-    return _second(int(epoch))
-
-
-@functools.lru_cache(maxsize=4096)
-def _second(epoch: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+__all__ = ["fetch_body", "list_item"]
 
 
 def _prompt_field(job: Job) -> str:
