@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -99,7 +100,7 @@ async def test_flux_generate_runs_end_to_end(db_settings: Settings) -> None:
         assert image.size == (344, 192)  # 1376x768 at the test's quarter scale
         assert data["size"] == "344x192"
         hook = await hooks.next()
-        assert hook.json() == body
+        assert json.loads(hook.body) == body
         assert (await ledger(gw, user_id))["totals"] == {"topup": 10, "freeze": 1,
                                                          "settle": 1, "refund": 0}
 
@@ -188,7 +189,7 @@ async def test_gpt_image_runs_end_to_end(db_settings: Settings) -> None:
         assert data["quota"] == "3" and data["referImages"] is None
         assert len(data["finishTime"]) == 19
         assert (await picture(gw, data["imageUrl"])).size == (192, 340)  # 768x1360 / 4
-        assert (await hooks.next()).json() == body
+        assert json.loads((await hooks.next()).body) == body
         legacy = (await client.post("/openai/4o-image/fetch", json={"jobId": job_id})).json()
         assert legacy == body
         assert (await ledger(gw, user_id))["totals"]["settle"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from gengate.clock import timestamp
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.products.base import (
     GET_POST,
@@ -30,7 +31,6 @@ from gengate.providers.base import ProviderTask
 from gengate.providers.openai_images import openai_images_adapter
 from gengate.providers.ttapi_relay import RelayRequest, TtapiRelayProvider
 from gengate.quota import from_milli
-from gengate.wire import timestamp
 
 __all__ = ["PRODUCT", "GptImageProduct"]
 
