@@ -33,6 +33,7 @@ from gengate.errors import BadRequest
 from gengate.jobs import Mode
 
 __all__ = [
+    "DEFAULT_PRODUCTS",
     "PROVIDERS",
     "Account",
     "AccountState",
@@ -47,7 +48,12 @@ __all__ = [
 ]
 
 #: the provider adapters an account can use
-PROVIDERS = ("local", "midjourney_proxy", "ttapi")
+PROVIDERS = ("local", "midjourney_proxy", "ttapi", "bfl", "openai")
+#: the products an account of each provider runs unless its ``products`` say otherwise
+DEFAULT_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "local": ("*",), "midjourney_proxy": ("midjourney",), "ttapi": ("midjourney",),
+    "bfl": ("flux",), "openai": ("gpt_image",),
+}
 
 #: TTAPI hosting's ``useMode``: 1 relax, 2 fast, 3 turbo
 _USE_MODES = {1: Mode.RELAX, 2: Mode.FAST, 3: Mode.TURBO}

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from gengate.accounts import (
+    DEFAULT_PRODUCTS,
     PROVIDERS,
     AccountState,
     WorkWindows,
@@ -27,6 +28,7 @@ from gengate.credentials import CredentialBox
 from gengate.errors import BadRequest, NoAvailableAccounts
 from gengate.jobs import Mode
 from gengate.netguard import NetGuard
+from gengate.products.registry import Registry, builtin
 from gengate.store import AccountRow, Store
 
 __all__ = ["PoolService"]
@@ -34,7 +36,10 @@ __all__ = ["PoolService"]
 #: seconds a process trusts its list of which pools can serve which modes
 SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
-_SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
+_SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey", "bfl": "apiKey",
+                 "openai": "apiKey"}
+#: where an account of these providers points unless told otherwise
+_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
 #: fields that may be sent as null: null clears them
 _NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
@@ -43,7 +48,9 @@ OPERATOR = 0  #: owner of the operator's pool
 
 class PoolService:
     def __init__(self, store: Store, clock: Clock, box: CredentialBox, guard: NetGuard,
-                 max_hosted: int = 20):
+                 max_hosted: int = 20, registry: Registry | None = None):
+        #: the products accounts may name (None: the built-in ones)
+        self.registry = registry
         self.store = store
         self.clock = clock
         self.box = box
@@ -127,6 +134,7 @@ class PoolService:
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
             "hasCredentials": bool(row.credentials),
+            "products": list(a.products),
             "slots": dict(a.slots),
             "inUse": {m: busy.get((a.id, m), 0) for m in a.slots},
             "priority": a.priority,
@@ -220,8 +228,8 @@ class PoolService:
                                  f"{secret_field or 'no credentials'}")
         if secret_field and data.get(secret_field):
             return {"credentials": self.box.seal({secret_field: str(data[secret_field])})}
-        if creating and provider == "ttapi":
-            raise BadRequest("apiKey: is required for a ttapi account")
+        if creating and secret_field == "apiKey":
+            raise BadRequest(f"apiKey: is required for a {provider} account")
         return {}
 
     def _columns(self, data: dict[str, Any], provider: str, *, creating: bool,
@@ -235,6 +243,8 @@ class PoolService:
             values["provider"] = provider
         if "name" in data:
             values["name"] = data["name"]
+        if creating and not data.get("baseUrl") and provider in _DEFAULT_URLS:
+            data = {**data, "baseUrl": _DEFAULT_URLS[provider]}
         if "baseUrl" in data and data["baseUrl"] is not None:
             NetGuard.parse(str(data["baseUrl"]), "baseUrl")
             values["base_url"] = str(data["baseUrl"]).rstrip("/")
@@ -253,7 +263,29 @@ class PoolService:
                 values[column] = data[wire_name]
         if "workHours" in data:
             values["work_hours"] = WorkWindows(data["workHours"]).spec
+        values.update(self._products(data, provider, creating))
         return values
+
+    def _products(self, data: dict[str, Any], provider: str,
+                  creating: bool) -> dict[str, str]:
+        """The products an account runs: known ones its provider has an adapter for
+        (default by provider)."""
+        if "products" not in data:
+            return ({"products": orjson.dumps(list(DEFAULT_PRODUCTS[provider])).decode()}
+                    if creating else {})
+        names = data["products"]
+        if not isinstance(names, list) or not names:
+            raise BadRequest("products: must be a non-empty list of product names")
+        if provider == "local":
+            return {"products": '["*"]'}
+        registry = self.registry if self.registry is not None else builtin()
+        for name in names:
+            if not isinstance(name, str) or name not in registry:
+                raise BadRequest(f"products: unknown product {name!r}; known: "
+                                 f"{', '.join(registry.names)}")
+            if provider not in registry.get(name).adapters():
+                raise BadRequest(f"products: a {provider} account cannot run {name} jobs")
+        return {"products": orjson.dumps(list(dict.fromkeys(names))).decode()}
 
 
 def _no_nulls(data: dict[str, Any]) -> None:

@@ -85,7 +85,8 @@ class Runtime:
         )
         hosting_guard = NetGuard.from_setting(
             settings.hosting_allow, who="hosted accounts", setting="GENGATE_HOSTING_ALLOW")
-        pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts)
+        pool = PoolService(store, clock, box, hosting_guard, settings.hosting_max_accounts,
+                           products)
         # webhooks and describe's url: gengate's requests to addresses users give
         guard = NetGuard.from_setting(settings.webhook_allow, who="user-given URLs")
         metrics = Metrics()

@@ -199,7 +199,8 @@ _URL = Field(max_length=2048, description="The upstream's base URL (http or http
 _SECRET = Field(None, min_length=1, max_length=4096,
                 description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
 _APIKEY = Field(None, min_length=1, max_length=4096,
-                description="TTAPI key of a ttapi account; stored encrypted, never shown")
+                description="The key of a ttapi, bfl or openai account; stored encrypted, "
+                "never shown")
 _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
                   description="midjourney-proxy instance (Discord channel id) to use; "
                   "`channelId` is accepted as an alias")
@@ -213,6 +214,10 @@ class _AccountFields(_Wire):
     instanceId: str | None = _INSTANCE
     slots: dict[str, int] | None = Field(
         None, description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
+    products: list[str] | None = Field(
+        None, min_length=1, max_length=16, description="The products whose jobs it runs, e.g. "
+        "[\"midjourney\", \"flux\"]; default by provider: midjourney (midjourney_proxy, "
+        "ttapi), flux (bfl), gpt_image (openai), every product (local)")
     priority: int | None = Field(None, ge=-1000, le=1000, description="Higher is tried first")
     weight: int | None = Field(None, ge=1, le=1000, description="Share among equals")
     enabled: bool | None = None
@@ -232,9 +237,10 @@ class CreateAccountRequest(_AccountFields):
     """POST /admin/accounts"""
 
     name: str = _NAME
-    provider: Literal["midjourney_proxy", "ttapi", "local"] = "midjourney_proxy"
+    provider: Literal["midjourney_proxy", "ttapi", "local", "bfl", "openai"] = "midjourney_proxy"
     baseUrl: str | None = Field(None, max_length=2048,
-                                description="Required except for `local`")
+                                description="Required except for `local`; `bfl` defaults to "
+                                "https://api.bfl.ai and `openai` to https://api.openai.com")
 
 
 class UpdateAccountRequest(_AccountFields):
