@@ -196,3 +196,27 @@ def test_multipart_forms_and_their_bounds() -> None:
         parse_multipart(body, "application/json", max_file_bytes=10, max_files=2)
     with pytest.raises(BadRequest, match="boundary"):
         parse_multipart(body, "multipart/form-data", max_file_bytes=10, max_files=2)
+
+
+# ------------------------------------------------------------------------------ OpenAPI
+
+
+def test_the_openapi_document_covers_every_new_path() -> None:
+    from gengate.api.openapi import openapi_document
+
+    document = openapi_document()
+    paths = document["paths"]
+    expected = {"/flux/generate": {"post"}, "/flux/edits": {"post"},
+                "/bfl/v1/flux-kontext-pro": {"post"}, "/bfl/v1/flux-kontext-max": {"post"},
+                "/flux/fetch": {"get", "post"}, "/openai/gpt/generations": {"post"},
+                "/openai/gpt/fetch": {"get", "post"}, "/openai/4o-image/generations": {"post"},
+                "/openai/4o-image/fetch": {"get", "post"}}
+    for path, methods in expected.items():
+        assert set(paths[path]) == methods, path
+    assert "multipart/form-data" in paths["/flux/edits"]["post"]["requestBody"]["content"]
+    fetch = paths["/openai/gpt/fetch"]["get"]["responses"]["200"]["content"]
+    ref = fetch["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert document["components"]["schemas"][ref]["properties"]["status"]["enum"] == [
+        "ON_QUEUE", "SUCCESS", "FAILED"]
+    generate = document["components"]["schemas"]["FluxGenerateRequest"]
+    assert generate["properties"]["prompt"]["maxLength"] == 4000

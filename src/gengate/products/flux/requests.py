@@ -6,7 +6,7 @@ The OpenAPI document is built from these models.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -51,6 +51,8 @@ class FluxGenerateRequest(_Wire):
 
 class FluxEditsForm(_Wire):
     """POST /flux/edits (multipart/form-data; the files go in `image`, one or more)"""
+
+    media_type: ClassVar[str] = "multipart/form-data"
 
     prompt: str = _PROMPT
     mode: Mode = Field("flux-kontext-pro", validation_alias=AliasChoices("mode", "model"),
