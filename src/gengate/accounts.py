@@ -33,8 +33,6 @@ from gengate.errors import BadRequest
 from gengate.jobs import Mode
 
 __all__ = [
-    "DEFAULT_PRODUCTS",
-    "PROVIDERS",
     "Account",
     "AccountState",
     "FailureKind",
@@ -46,14 +44,6 @@ __all__ = [
     "use_mode_of",
     "modes_of_use_mode",
 ]
-
-#: the provider adapters an account can use
-PROVIDERS = ("local", "midjourney_proxy", "ttapi", "bfl", "openai")
-#: the products an account of each provider runs unless its ``products`` say otherwise
-DEFAULT_PRODUCTS: dict[str, tuple[str, ...]] = {
-    "local": ("*",), "midjourney_proxy": ("midjourney",), "ttapi": ("midjourney",),
-    "bfl": ("flux",), "openai": ("gpt_image",),
-}
 
 #: TTAPI hosting's ``useMode``: 1 relax, 2 fast, 3 turbo
 _USE_MODES = {1: Mode.RELAX, 2: Mode.FAST, 3: Mode.TURBO}

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gengate.errors import BadRequest
 
 __all__ = [
     "TIMEOUTS",
+    "EngineOptions",
+    "Options",
     "Job",
     "JobStatus",
     "Mode",
@@ -69,6 +73,62 @@ def resolve_timeout(mode: Mode, requested: int | None) -> int:
     return requested
 
 
+class Options:
+    """Base of a product's typed job options (a frozen dataclass in each product).
+
+    Stored flat in the job's ``params`` (JSON); :meth:`from_json` reads back only the
+    fields the class declares, so the engine's keys and older rows never get in the way.
+    """
+
+    def to_json(self) -> dict[str, Any]:
+        assert dataclasses.is_dataclass(self)
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls: type[_O], data: Mapping[str, Any]) -> _O:
+        assert dataclasses.is_dataclass(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_O = TypeVar("_O", bound=Options)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions(Options):
+    """The engine's own keys in a job's ``params`` (every product's jobs have them)."""
+
+    #: may take a relax slot when no fast slot is free, then charged ``fallback_quota``
+    relax_fallback: bool = False
+    fallback_quota: int | None = None
+    #: notify hookUrl at each progress step too
+    hook_progress: bool = False
+    #: fingerprint of the request an idempotency key stands for
+    request: str | None = None
+    #: accounts this job already failed on (routing avoids them)
+    failed_on: tuple[int, ...] | list[int] = ()
+
+    @classmethod
+    def of(cls, job: Job) -> EngineOptions:
+        return cls.from_json(job.params)
+
+    def merged_into(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with these options' fields that differ from the defaults."""
+        out = {k: v for k, v in params.items() if k not in _ENGINE_KEYS}
+        default = EngineOptions().to_json()
+        out.update({k: v for k, v in self.to_json().items() if v != default[k]})
+        return out
+
+
+_ENGINE_KEYS = frozenset(f.name for f in dataclasses.fields(EngineOptions))
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A job as the service sees it (the store maps rows to this)."""
@@ -107,7 +167,7 @@ class Job:
         """The mode the job runs in and the price it is charged on success: a fast job
         moved to a relax slot (its ``relaxFallback``) runs in relax at relax's price."""
         if self.slot_mode and self.slot_mode != self.mode.value:
-            fallback = self.params.get("fallback_quota")
+            fallback = EngineOptions.of(self).fallback_quota
             if fallback is not None:
                 return self.slot_mode, min(int(fallback), int(self.quota))
         return self.mode.value, int(self.quota)

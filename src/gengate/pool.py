@@ -15,8 +15,6 @@ from typing import Any
 import orjson
 
 from gengate.accounts import (
-    DEFAULT_PRODUCTS,
-    PROVIDERS,
     AccountState,
     WorkWindows,
     modes_of_use_mode,
@@ -36,11 +34,10 @@ __all__ = ["PoolService"]
 #: seconds a process trusts its list of which pools can serve which modes
 SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
-_SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey", "bfl": "apiKey",
-                 "openai": "apiKey"}
+_SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
+HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
 #: where an account of these providers points unless told otherwise
 _DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
-HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
 #: fields that may be sent as null: null clears them
 _NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
 OPERATOR = 0  #: owner of the operator's pool
@@ -48,9 +45,8 @@ OPERATOR = 0  #: owner of the operator's pool
 
 class PoolService:
     def __init__(self, store: Store, clock: Clock, box: CredentialBox, guard: NetGuard,
-                 max_hosted: int = 20, registry: Registry | None = None):
-        #: the products accounts may name (None: the built-in ones)
-        self.registry = registry
+                 max_hosted: int = 20, products: Registry | None = None):
+        self.products = products if products is not None else builtin()
         self.store = store
         self.clock = clock
         self.box = box
@@ -219,9 +215,34 @@ class PoolService:
         return out
 
     # -- shared -----------------------------------------------------------------------------
+    def provider_kinds(self) -> list[str]:
+        """``local`` and every kind some product has an adapter for."""
+        kinds = {"local"}
+        for product in self.products:
+            kinds.update(product.adapters())
+        return sorted(kinds)
+
+    def _products(self, names: list[str] | None, provider: str) -> str:
+        """The products an account runs, checked against what its provider can run
+        (default: Midjourney where the provider runs it, else all the provider runs)."""
+        able = [p.name for p in self.products
+                if provider == "local" or provider in p.adapters()]
+        if names is None:
+            names = ["*"] if provider == "local" else (
+                ["midjourney"] if "midjourney" in able else able)
+        if not names:
+            raise BadRequest("products: give at least one product")
+        for name in names:
+            if name == "*" and provider == "local":
+                continue
+            if name not in able:
+                raise BadRequest(f"products: a {provider} account cannot run `{name}`; "
+                                 f"it runs {', '.join(able) or 'nothing'}")
+        return orjson.dumps(sorted(set(names))).decode()
+
     def _credentials(self, data: dict[str, Any], provider: str,
                      creating: bool) -> dict[str, Any]:
-        secret_field = _SECRET_FIELD.get(provider)
+        secret_field = None if provider == "local" else _SECRET_FIELD.get(provider, "apiKey")
         for name in ("secret", "apiKey"):
             if data.get(name) and name != secret_field:
                 raise BadRequest(f"{name}: a {provider} account takes "
@@ -236,9 +257,12 @@ class PoolService:
                  current: AccountRow | None = None) -> dict[str, Any]:
         """Wire fields to columns, checked; credentials sealed."""
         _no_nulls(data)
-        if provider not in PROVIDERS:
-            raise BadRequest(f"provider: must be one of {', '.join(PROVIDERS)}")
+        kinds = self.provider_kinds()
+        if provider not in kinds:
+            raise BadRequest(f"provider: must be one of {', '.join(kinds)}")
         values: dict[str, Any] = {}
+        if "products" in data or creating:
+            values["products"] = self._products(data.get("products"), provider)
         if creating:
             values["provider"] = provider
         if "name" in data:
@@ -263,29 +287,7 @@ class PoolService:
                 values[column] = data[wire_name]
         if "workHours" in data:
             values["work_hours"] = WorkWindows(data["workHours"]).spec
-        values.update(self._products(data, provider, creating))
         return values
-
-    def _products(self, data: dict[str, Any], provider: str,
-                  creating: bool) -> dict[str, str]:
-        """The products an account runs: known ones its provider has an adapter for
-        (default by provider)."""
-        if "products" not in data:
-            return ({"products": orjson.dumps(list(DEFAULT_PRODUCTS[provider])).decode()}
-                    if creating else {})
-        names = data["products"]
-        if not isinstance(names, list) or not names:
-            raise BadRequest("products: must be a non-empty list of product names")
-        if provider == "local":
-            return {"products": '["*"]'}
-        registry = self.registry if self.registry is not None else builtin()
-        for name in names:
-            if not isinstance(name, str) or name not in registry:
-                raise BadRequest(f"products: unknown product {name!r}; known: "
-                                 f"{', '.join(registry.names)}")
-            if provider not in registry.get(name).adapters():
-                raise BadRequest(f"products: a {provider} account cannot run {name} jobs")
-        return {"products": orjson.dumps(list(dict.fromkeys(names))).decode()}
 
 
 def _no_nulls(data: dict[str, Any]) -> None:

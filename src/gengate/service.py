@@ -26,7 +26,7 @@ from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
-from gengate.products.base import EngineOptions, JobRequest, Options, Product, Submit
+from gengate.products.base import EngineOptions, JobRequest, Product, Submit
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
 from gengate.ratelimit import Limits
@@ -159,7 +159,7 @@ class JobService:
         if sub.request_hash:
             engine = replace(engine, request=sub.request_hash)
         own = {k: v for k, v in request.options.to_json().items() if v is not None}
-        params = {**own, **_set_fields(engine)}
+        params = engine.merged_into(own)
         now = self.clock.now()
         job = Job(
             id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
@@ -270,10 +270,3 @@ class JobService:
 
     async def illegal_count(self, user_id: int) -> int:
         return await self.store.illegal_count(user_id, self.clock.now())
-
-
-def _set_fields(options: Options) -> dict[str, Any]:
-    """The options' fields that differ from their defaults (rows stay small and keep
-    the shape they had before the options were typed)."""
-    default = type(options)().to_json()
-    return {k: v for k, v in options.to_json().items() if v != default[k]}

@@ -53,6 +53,18 @@ class StatusService:
             out[product.name] = line
         return out
 
+    # -- figures for /metrics and /healthz -----------------------------------------------
+    async def live_jobs(self) -> list[Any]:
+        """Live jobs counted by product, mode and status (also the database's health)."""
+        return await self.store.queue_depth()
+
+    async def webhook_counts(self) -> dict[str, int]:
+        return await self.store.webhook_counts()
+
+    async def accounts(self) -> tuple[list[Account], dict[tuple[int, str], int]]:
+        """Every live account and its slots in use."""
+        return await self.store.live_accounts(), await self.store.account_busy()
+
     async def _lines(self) -> dict[tuple[str, str], _Counts]:
         since = self.clock.now() - self.window
         lines: dict[tuple[str, str], _Counts] = {}

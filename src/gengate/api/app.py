@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
-from gengate.api.envelope import error_body, json_response
+from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
 from gengate.clock import Clock
@@ -29,21 +29,18 @@ __all__ = ["GengateApp", "create_app"]
 log = logging.getLogger("gengate.api")
 
 
-async def _gengate_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GengateError)
-    return json_response(error_body(exc), exc.status_code, exc.headers)
+async def _error(request: Request, exc: Exception) -> Response:
+    out = render_error(exc, where=request.url.path)
+    return Response(out.payload, out.status, out.headers, media_type="application/json")
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own (no such path, method): as the same kind of error."""
     assert isinstance(exc, HTTPException)
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
-    return json_response({"status": "FAILED", "message": message, "data": None},
-                         exc.status_code, exc.headers)
-
-
-async def _crash(_request: Request, exc: Exception) -> Response:
-    log.error("event=request_crashed", exc_info=exc)
-    return json_response(error_body(GengateError()), 500)
+    error = GengateError(message, headers=dict(exc.headers or {}))
+    error.status_code = exc.status_code
+    return await _error(request, error)
 
 
 class GengateApp:
@@ -70,9 +67,9 @@ class GengateApp:
                 Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
             ],
             exception_handlers={
-                GengateError: _gengate_error,
+                GengateError: _error,
                 HTTPException: _http_error,
-                Exception: _crash,
+                Exception: _error,
             },
         )
         self.web.state.openapi = None

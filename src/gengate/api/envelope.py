@@ -35,6 +35,7 @@ def error_body(exc: GengateError) -> dict[str, Any]:
     return {"status": "FAILED", "message": exc.message, "data": exc.data}
 
 
+
 @dataclass(frozen=True, slots=True)
 class Raw:
     """A JSON body that is already serialized."""

@@ -18,10 +18,10 @@ from typing import Any
 import orjson
 
 from gengate.api.envelope import ClientGone, read_body
+from gengate.api.errors import render_error
 from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
-    GengateError,
     MethodNotAllowed,
     NotFound,
 )
@@ -111,19 +111,13 @@ class LlmFront:
             if not req.started:
                 headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
                 await _send_bytes(send, exc.status_code, exc.body, headers or [_JSON])
-        except GengateError as exc:
+        except Exception as exc:  # noqa: BLE001 - answered in the protocol's error shape
+            out = render_error(exc, lambda status, message, _data: req.protocol.error_body(
+                status, message), where=scope["path"])
             if not req.started:
-                await self._error(req, exc.status_code, exc.message, exc.headers)
-        except Exception:
-            log.exception("event=request_crashed path=%s", scope["path"])
-            if not req.started:
-                await self._error(req, 500, "internal error", {})
-
-    async def _error(self, req: Request, status: int, message: str,
-                     headers: dict[str, str]) -> None:
-        raw = [_JSON, *((k.lower().encode(), v.encode()) for k, v in headers.items())]
-        await _send_bytes(req.send, status, orjson.dumps(req.protocol.error_body(status,
-                                                                                 message)), raw)
+                raw = [_JSON, *((k.lower().encode(), v.encode())
+                                for k, v in out.headers.items())]
+                await _send_bytes(req.send, out.status, out.payload, raw)
 
     async def _body(self, req: Request) -> tuple[dict[str, Any], bytes]:
         raw = await read_body(req.scope, req.receive, self._max_body)
@@ -217,7 +211,7 @@ class LlmFront:
             limit = min(500, max(1, int(query.get("limit", "50"))))
         except ValueError:
             raise BadRequest("page and limit must be integers") from None
-        rows = await req.rt.store.llm_usage(req.user_id, page, limit + 1)
+        rows = await req.relay.usage(req.user_id, page, limit + 1)
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,

@@ -62,7 +62,7 @@ def _row(mode: str, m: dict[str, Any]) -> str:
 async def healthz(request: Request) -> Response:
     rt = _rt(request)
     try:
-        await rt.store.queue_depth()
+        await rt.status.live_jobs()
     except Exception as exc:  # noqa: BLE001 - health reports, never raises
         return json_response({"status": "FAILED", "message": f"database: {type(exc).__name__}",
                               "data": None}, 503)
@@ -86,7 +86,7 @@ async def metrics(request: Request) -> Response:
     registry = CollectorRegistry()
     jobs = Gauge("gengate_jobs", "Live jobs by product, mode and status",
                  ["product", "mode", "status"], registry=registry)
-    for row in await rt.store.queue_depth():
+    for row in await rt.status.live_jobs():
         jobs.labels(row.product, row.mode, row.status).set(row.n)
     lines = await rt.status.products_status()
     avg = Gauge("gengate_job_average_seconds", "Mean submit-to-finish time in the window",
@@ -100,14 +100,14 @@ async def metrics(request: Request) -> Response:
         up.labels(name).set(m["status"])
         if m["successRate"] is not None:
             rate.labels(name).set(m["successRate"])
-    hooks = await rt.store.webhook_counts()
+    hooks = await rt.status.webhook_counts()
     webhooks = Gauge("gengate_webhook_deliveries", "Webhook notifications in the delivery log "
                      "by outcome (retried: attempts after the first)", ["outcome"],
                      registry=registry)
     for outcome, key in (("delivered", "delivered"), ("given_up", "failed"),
                          ("pending", "pending"), ("retried", "retried")):
         webhooks.labels(outcome).set(hooks[key])
-    _account_gauges(registry, await rt.store.live_accounts(), await rt.store.account_busy())
+    _account_gauges(registry, *await rt.status.accounts())
     if rt.worker is not None:
         Gauge("gengate_worker_running_jobs", "Jobs this process's worker runs now",
               registry=registry).set(rt.worker.busy)

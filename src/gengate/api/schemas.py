@@ -209,15 +209,15 @@ _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId
 class _AccountFields(_Wire):
     """Fields an operator's account shares between create and update."""
 
+    products: list[str] | None = Field(
+        None, min_length=1, max_length=20, description="The products it runs, e.g. "
+        "[\"midjourney\", \"flux\"]; default: Midjourney where the provider runs it "
+        "(`local`: [\"*\"], every product)")
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
     slots: dict[str, int] | None = Field(
         None, description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
-    products: list[str] | None = Field(
-        None, min_length=1, max_length=16, description="The products whose jobs it runs, e.g. "
-        "[\"midjourney\", \"flux\"]; default by provider: midjourney (midjourney_proxy, "
-        "ttapi), flux (bfl), gpt_image (openai), every product (local)")
     priority: int | None = Field(None, ge=-1000, le=1000, description="Higher is tried first")
     weight: int | None = Field(None, ge=1, le=1000, description="Share among equals")
     enabled: bool | None = None
@@ -237,7 +237,8 @@ class CreateAccountRequest(_AccountFields):
     """POST /admin/accounts"""
 
     name: str = _NAME
-    provider: Literal["midjourney_proxy", "ttapi", "local", "bfl", "openai"] = "midjourney_proxy"
+    provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
+                          "adapter kind of some product: midjourney_proxy, ttapi, ...")
     baseUrl: str | None = Field(None, max_length=2048,
                                 description="Required except for `local`; `bfl` defaults to "
                                 "https://api.bfl.ai and `openai` to https://api.openai.com")

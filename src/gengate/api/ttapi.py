@@ -19,15 +19,14 @@ from gengate.api.call import Call, parse_query
 from gengate.api.envelope import (
     ClientGone,
     Raw,
-    error_body,
     ok,
     read_body,
     send_json,
     send_raw,
 )
+from gengate.api.errors import render_error
 from gengate.errors import (
     BadRequest,
-    GengateError,
     MethodNotAllowed,
     Unauthorized,
 )
@@ -232,13 +231,11 @@ class TtapiFront:
                 await send_raw(send, 200, body.payload)
             else:
                 await send_json(send, 200, body)
-        except GengateError as exc:
-            await send_json(send, exc.status_code, error_body(exc), exc.headers)
         except ClientGone:
             return
-        except Exception:
-            log.exception("event=request_crashed path=%s", scope["path"])
-            await send_json(send, 500, error_body(GengateError()))
+        except Exception as exc:  # noqa: BLE001 - every error is answered, in the envelope
+            out = render_error(exc, where=scope["path"])
+            await send_raw(send, out.status, out.payload, out.headers)
 
     async def _handle(self, route: Route, scope: dict[str, Any], receive: Any) -> Any:
         method = scope["method"]

@@ -113,6 +113,10 @@ class Relay:
         #: account name -> (until, model ids its upstream lists)
         self._listed: dict[str, tuple[float, list[str]]] = {}
 
+    async def usage(self, user_id: int, page: int, limit: int) -> list[UsageRow]:
+        """A user's LLM calls, newest first."""
+        return await self.store.llm_usage(user_id, page, limit)
+
     async def _hold_many(self, holds: list[tuple[int, str, int]]) -> list[GengateError | None]:
         return await self.store.llm_hold_many(holds, self.clock.now())
 

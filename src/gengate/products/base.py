@@ -22,13 +22,12 @@ A job's product options are a typed :class:`Options` object, stored flat in the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from gengate.errors import BadRequest
-from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
+from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode, Options
 
 if TYPE_CHECKING:
     import httpx
@@ -79,52 +78,6 @@ class Submit:
     hosted: bool = False
     #: a fast job may take a relax slot (at relax's price) when no fast slot is free
     relax_fallback: bool = False
-
-
-class Options:
-    """Base of a product's typed job options (a frozen dataclass in each product).
-
-    Stored flat in the job's ``params`` (JSON); :meth:`from_json` reads back only the
-    fields the class declares, so the engine's keys and older rows never get in the way.
-    """
-
-    def to_json(self) -> dict[str, Any]:
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls: type[_O], data: Mapping[str, Any]) -> _O:
-        assert dataclasses.is_dataclass(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-_O = TypeVar("_O", bound=Options)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions(Options):
-    """The engine's own keys in a job's ``params`` (every product's jobs have them)."""
-
-    #: may take a relax slot when no fast slot is free, then charged ``fallback_quota``
-    relax_fallback: bool = False
-    fallback_quota: int | None = None
-    #: notify hookUrl at each progress step too
-    hook_progress: bool = False
-    #: fingerprint of the request an idempotency key stands for
-    request: str | None = None
-    #: accounts this job already failed on (routing avoids them)
-    failed_on: tuple[int, ...] | list[int] = ()
-
-    @classmethod
-    def of(cls, job: Job) -> EngineOptions:
-        return cls.from_json(job.params)
 
 
 @dataclass(frozen=True, slots=True)

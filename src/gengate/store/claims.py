@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Connection, func, select, update
 
 from gengate.accounts import Account, AccountState, Placement, choose
-from gengate.jobs import TIMEOUTS, Job, JobStatus, Mode
+from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode
 from gengate.store import accountrows
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.jobrows import fail, row_to_job, utc_day
@@ -133,8 +133,8 @@ def _place(conn: Connection, room: int, now: float,
         pinned, parent_slot = parents.get(row.parent_id, (None, None)) if row.parent_id \
             else (None, None)
         mode = row.mode
-        params = orjson.loads(row.params)
-        fallback = bool(params.get("relax_fallback"))
+        options = EngineOptions.from_json(orjson.loads(row.params))
+        fallback = options.relax_fallback
         if pinned is not None:
             home = by_id.get(pinned)
             if home is None or not home.enabled or home.state in _GONE:
@@ -153,7 +153,7 @@ def _place(conn: Connection, room: int, now: float,
                            "every account that could run this job is disabled or needs "
                            "attention"))
             continue
-        avoid = tuple(params.get("failed_on") or ())
+        avoid = tuple(options.failed_on)
         group = (owner, mode, pinned, fallback, avoid, row.product)
         if group in full:
             continue
@@ -196,9 +196,11 @@ def _gone_message(parent_id: str, account: Account | None) -> str:
 def requeue(conn: Connection, job: Job, owner: str) -> bool:
     """Back to the queue without its account or upstream task: it runs again from the
     start, preferably on another account (its price stays frozen: no second charge)."""
-    params = dict(job.params)
+    options = EngineOptions.of(job)
     if job.account_id is not None:
-        params["failed_on"] = sorted({*params.get("failed_on", []), job.account_id})
+        options = dataclasses.replace(
+            options, failed_on=sorted({*options.failed_on, job.account_id}))
+    params = options.merged_into(job.params)
     stmt = (
         update(jobs)
         .where(jobs.c.id == job.id, jobs.c.lease_owner == owner,

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
-from gengate.jobs import Job, JobStatus, Mode
+from gengate.jobs import EngineOptions, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import outbox
 from gengate.store.channels import JOBS_CHANNEL, notify
@@ -152,7 +152,7 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         job, key = item.job, item.idempotency_key
         if key and (job.user_id, key) in existing:
             first = existing[(job.user_id, key)]
-            same = first.params.get("request") == job.params.get("request")
+            same = EngineOptions.of(first).request == EngineOptions.of(job).request
             results.append(first if same else Conflict(
                 "Idempotency-Key: already used for a different request"))
             continue
@@ -297,7 +297,7 @@ def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
         return False
     if row.hook_url:
         job = row_to_job(row)
-        if job.params.get("hook_progress"):
+        if EngineOptions.of(job).hook_progress:
             outbox.enqueue(conn, job, "job.progress", now, bodies)
     return True
 

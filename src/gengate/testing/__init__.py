@@ -19,6 +19,7 @@ import uvicorn
 from gengate.api.app import GengateApp, create_app
 from gengate.clock import Clock
 from gengate.config import Settings
+from gengate.products.registry import Registry
 from gengate.runtime import Runtime
 from gengate.testing.http import LocalServer, read_request
 
@@ -91,12 +92,13 @@ class Gateway:
 
 @asynccontextmanager
 async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
-                        with_worker: bool = True,
-                        with_dispatcher: bool | None = None) -> AsyncIterator[Gateway]:
+                        with_worker: bool = True, with_dispatcher: bool | None = None,
+                        products: Registry | None = None) -> AsyncIterator[Gateway]:
+    """gengate on a free local port (``products``: a registry of the test's own)."""
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, clock=clock, with_worker=with_worker,
-                     with_dispatcher=with_dispatcher)
+                     with_dispatcher=with_dispatcher, products=products)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)

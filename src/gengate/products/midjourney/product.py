@@ -147,8 +147,9 @@ async def _inputs(job: Job, parent: Job | None, io: TaskIO) -> list[bytes]:
     from gengate.providers.base import ProviderError
 
     own = await io.inputs(job)
-    if job.action == "describe" and not own and job.params.get("url"):
-        return [await io.download(str(job.params["url"]), "url")]
+    url = MidjourneyOptions.from_json(job.params).url
+    if job.action == "describe" and not own and url:
+        return [await io.download(url, "url")]
     if parent is None or job.action == "seed":
         return own
     source: Job | None = parent

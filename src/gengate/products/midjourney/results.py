@@ -14,6 +14,7 @@ from gengate.jobs import Job
 from gengate.products.base import ResultFile, ResultIO
 from gengate.products.midjourney import imaging
 from gengate.products.midjourney.actions import ACTIONS, ResultKind, components_for
+from gengate.products.midjourney.options import MidjourneyOptions
 from gengate.providers.base import ProviderError, ProviderUpdate
 
 __all__ = ["SPLIT_SUFFIXES", "result_kind", "store_result"]
@@ -74,7 +75,8 @@ async def store_result(job: Job, update: ProviderUpdate, store: ResultIO) -> dic
         "discordImage": update.image_url or url, "width": width, "height": height,
         "aspect": list(imaging.aspect_of(info.size if kind is not ResultKind.GRID
                                          else (width // 2, height // 2))),
-        "components": components_for(kind, version=str(job.params.get("version", "7")),
+        "components": components_for(kind,
+                                     version=str(MidjourneyOptions.from_json(job.params).version),
                                      width=width, height=height, action=job.action),
     })
     return result

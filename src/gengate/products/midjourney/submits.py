@@ -5,6 +5,7 @@ the engine as a :class:`~gengate.products.base.JobRequest`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,10 +88,8 @@ class Submissions:
             raise BadRequest("jobId: only jobs with an image have a seed")
         job_id = str(uuid.uuid4())
         options = _inherit(parent, "seed", job_id)
-        parent_seed = parent.params.get("seed")
-        options = MidjourneyOptions(
-            version=options.version, aspect=options.aspect, seed=options.seed,
-            parent_seed=int(parent_seed) if parent_seed is not None else None)
+        options = dataclasses.replace(options,
+                                      parent_seed=MidjourneyOptions.from_json(parent.params).seed)
         return await self._admit(engine, sub, job_id, "seed", parent.mode, parent.prompt,
                                  options, parent=parent)
 
@@ -129,8 +128,7 @@ class Submissions:
             inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
         elif url:
             await engine.check_url(url, "url")
-            options = MidjourneyOptions(version=options.version, aspect=options.aspect,
-                                        seed=options.seed, url=url)
+            options = dataclasses.replace(options, url=url)
         else:
             raise BadRequest("base64: give base64 or url")
         return await self._admit(engine, sub, job_id, "describe", mode, "", options,
@@ -138,16 +136,16 @@ class Submissions:
 
 
 def _inherit(parent: Job, action: str, job_id: str) -> MidjourneyOptions:
-    seed = int(parent.params.get("seed", 0))
+    own = MidjourneyOptions.from_json(parent.params)
+    seed = int(own.seed)
     if action.startswith("variation"):
         seed += int(action[-1])
     elif action in ("reroll", "high_variation", "low_variation") or "zoom" in action or (
         action.startswith("pan_") or action in ("make_square", "inpaint")
     ):
         seed = _seed_from(job_id)
-    aspect = parent.result.get("aspect") or parent.params.get("aspect", [1, 1])
-    return MidjourneyOptions(version=parent.params.get("version", "7"), aspect=aspect,
-                             seed=seed)
+    aspect = parent.result.get("aspect") or list(own.aspect)
+    return MidjourneyOptions(version=own.version, aspect=aspect, seed=seed)
 
 
 def _decode_all(values: list[str], field: str) -> list[bytes]:
