@@ -192,6 +192,9 @@ async def test_gpt_image_runs_end_to_end(db_settings: Settings) -> None:
         assert json.loads((await hooks.next()).body) == body
         legacy = (await client.post("/openai/4o-image/fetch", json={"jobId": job_id})).json()
         assert legacy == body
+        for form in ({"data": {"job_id": job_id}}, {"files": {"jobId": (None, job_id)}}):
+            answer = await client.post("/openai/gpt/fetch", **form)  # type: ignore[arg-type]
+            assert answer.status_code == 200 and answer.json() == body
         assert (await ledger(gw, user_id))["totals"]["settle"] == 3
 
 
@@ -257,3 +260,29 @@ async def test_gpt_image_reference_images_are_downloaded(settings: Settings) -> 
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_queued_jobs_of_both_products_cancel_and_list(settings: Settings) -> None:
+    """The product-neutral cancel and listing work for Flux and GPT image jobs: the queued
+    job ends FAILED in its product's shape, refunded."""
+    async with serve_gateway(settings, with_worker=False) as gw:
+        user_id, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        flux = await submitted(await client.post(
+            "/flux/generate", json={"prompt": "a fox", "mode": "flux-kontext-max"}))
+        gpt = await submitted(await client.post(
+            "/openai/gpt/generations", json={"prompt": "draw a fox"}))
+        queued = (await client.get("/openai/gpt/fetch", params={"jobId": gpt})).json()
+        assert queued["status"] == "ON_QUEUE" and queued["message"] is None
+        listed = (await client.get("/jobs/list")).json()["data"]
+        assert {(i["jobId"], i["product"]) for i in listed} == {(flux, "flux"),
+                                                                 (gpt, "gpt_image")}
+        for job_id in (flux, gpt):
+            response = await client.post("/jobs/cancel", json={"jobId": job_id})
+            assert response.status_code == 200, response.text
+        flux_body = (await client.get("/flux/fetch", params={"jobId": flux})).json()
+        gpt_body = (await client.get("/openai/gpt/fetch", params={"jobId": gpt})).json()
+        assert flux_body["status"] == gpt_body["status"] == "FAILED"
+        assert gpt_body["message"] == flux_body["message"] != ""
+        totals = (await ledger(gw, user_id))["totals"]
+        assert totals == {"topup": 10, "freeze": 7, "settle": 0, "refund": 7}

@@ -140,6 +140,8 @@ async def test_fetch_paths_refuse(gw: Gateway, path: str) -> None:
     client = gw.client(key)
     _refused(await client.get(path), 400, "jobId")
     _refused(await client.get(path, params={"jobId": "no-such-job"}), 404, "")
+    _refused(await client.get(path, params={"jobId": "j" * 65}), 400, "jobId")
+    _refused(await client.post(path, files={"other": (None, "x")}), 400, "jobId")
     other = await submitted_flux(client) if path != "/flux/fetch" else None
     if other is not None:  # another product's job is not found here
         _refused(await client.get(path, params={"jobId": other}), 404, "")

@@ -1,20 +1,27 @@
 """What the one-picture image products (Flux, GPT image) share: a job's input images given
 as URLs are downloaded when it runs, and its result is one stored picture whose real pixel
-size is recorded."""
+size is recorded; fetch takes ``jobId`` from every kind of body."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from gengate.api.forms import is_multipart, parse_multipart
+from gengate.errors import BadRequest
 from gengate.jobs import Job
-from gengate.products.base import Product, ResultIO, TaskIO
+from gengate.products.base import Handler, Product, ResultIO, Services, TaskIO
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate
 
-__all__ = ["ImageProduct"]
+if TYPE_CHECKING:
+    from gengate.api.call import Call
+
+__all__ = ["MAX_JOB_ID", "ImageProduct"]
+
+MAX_JOB_ID = 64
 
 
 class ImageProduct(Product[Any]):
@@ -25,6 +32,27 @@ class ImageProduct(Product[Any]):
     #: the options field holding input image URLs
     urls_field = "image_urls"
     urls_label = "input_image"
+
+    def fetch_route(self) -> Handler:
+        """The fetch handler: ``jobId`` (or ``job_id``) from the query, a JSON body, an
+        url-encoded form or a ``multipart/form-data`` form (TTAPI's Flux page shows one)."""
+        from gengate.api.envelope import Raw
+
+        async def fetch(services: Services, call: Call) -> Any:
+            if call.method == "POST" and is_multipart(call.header(b"content-type")):
+                form = parse_multipart(call.body, call.header(b"content-type"),
+                                       max_file_bytes=0, max_files=0)
+                job_id = form.fields.get("jobId") or form.fields.get("job_id")
+                if not job_id:
+                    raise BadRequest("jobId: is required")
+            else:
+                job_id = call.job_id()
+            if len(job_id) > MAX_JOB_ID:
+                raise BadRequest(f"jobId: at most {MAX_JOB_ID} characters")
+            return Raw(await services.jobs.fetch_body(call.user_id, job_id, self.name))
+
+        fetch.__doc__ = f"Fetch a {self.title} job (free)"
+        return fetch
 
     async def task(self, job: Job, io: TaskIO, *, with_parent_image: bool) -> ProviderTask:
         task = await super().task(job, io, with_parent_image=with_parent_image)

@@ -63,7 +63,7 @@ class FluxProduct(ImageProduct):
             *(ProductRoute(f"/bfl/v1/{model}", POST, handlers.bfl(model), BflRequest,
                            f"Submit a {model} job in Black Forest Labs' format")
               for model in KONTEXT),
-            ProductRoute("/flux/fetch", GET_POST, handlers.fetch, FluxFetchRequest,
+            ProductRoute("/flux/fetch", GET_POST, self.fetch_route(), FluxFetchRequest,
                          "Fetch a Flux job (free)"),
         )
 

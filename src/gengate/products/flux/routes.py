@@ -9,7 +9,7 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
-from gengate.api.forms import is_multipart, parse_multipart
+from gengate.api.forms import parse_multipart
 from gengate.api.schemas import parse
 from gengate.errors import BadRequest
 from gengate.imaging.picture import fit_area, parse_ratio
@@ -18,7 +18,6 @@ from gengate.products.flux.options import AREA, EDIT_MODES, FluxOptions, pixel_s
 from gengate.products.flux.requests import (
     BflRequest,
     FluxEditsForm,
-    FluxFetchRequest,
     FluxGenerateRequest,
 )
 from gengate.products.midjourney.imaging import decode_image
@@ -114,18 +113,6 @@ class FluxRoutes:
             self.product, call.submit(hook_url=req.webhook_url),
             JobRequest("generate", model, options, prompt=req.prompt, inputs=inputs))
         return submitted(job)
-
-    async def fetch(self, services: Services, call: Call) -> Any:
-        from gengate.api.envelope import Raw
-
-        if call.method == "POST" and is_multipart(call.header(b"content-type")):
-            form = parse_multipart(call.body, call.header(b"content-type"), max_file_bytes=0,
-                                   max_files=0)
-            req: FluxFetchRequest = parse(FluxFetchRequest, form.fields)  # type: ignore[assignment]
-            job_id = req.jobId
-        else:
-            job_id = call.job_id()
-        return Raw(await services.jobs.fetch_body(call.user_id, job_id, self.product.name))
 
 
 def _decode_base64(value: str, label: str) -> bytes:

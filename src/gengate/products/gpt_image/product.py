@@ -16,7 +16,6 @@ from gengate.products.base import (
     LocalRenderer,
     ProductRoute,
     StatusSet,
-    fetch_handler,
 )
 from gengate.products.gpt_image.options import MODELS, GptImageOptions
 from gengate.products.gpt_image.render import GptImageRenderer
@@ -52,7 +51,7 @@ class GptImageProduct(ImageProduct):
 
     def routes(self) -> Sequence[ProductRoute]:
         handlers = GptImageRoutes(self)
-        fetch = fetch_handler(self)
+        fetch = self.fetch_route()
         return (
             ProductRoute("/openai/gpt/generations", POST, handlers.generations,
                          GptGenerationsRequest, "Submit a GPT image job"),
