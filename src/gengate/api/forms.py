@@ -63,7 +63,7 @@ class _Collector:
         self.name: str | None = None
         self.filename: str | None = None
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> Any:  # python-multipart's MultipartCallbacks
         return {"on_part_begin": self.begin, "on_part_data": self.data, "on_part_end": self.end,
                 "on_header_field": self.header_field, "on_header_value": self.header_value,
                 "on_header_end": self.header_end, "on_headers_finished": self.headers_done}

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
+from pydantic import BaseModel, ValidationError
 
 from gengate.api.forms import is_multipart, parse_multipart
+from gengate.api.schemas import validation_message
 from gengate.errors import BadRequest
 from gengate.jobs import Job
 from gengate.products.base import Handler, Product, ResultIO, Services, TaskIO
@@ -19,9 +21,20 @@ from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate
 if TYPE_CHECKING:
     from gengate.api.call import Call
 
-__all__ = ["MAX_JOB_ID", "ImageProduct"]
+__all__ = ["MAX_JOB_ID", "ImageProduct", "parse_request"]
 
 MAX_JOB_ID = 64
+RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+def parse_request(model: type[RequestT], data: object) -> RequestT:
+    """``data`` as a request model; 400 ``field: what is wrong`` otherwise."""
+    if not isinstance(data, dict):
+        raise BadRequest("body: must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc)) from None
 
 
 class ImageProduct(Product[Any]):

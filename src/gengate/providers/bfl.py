@@ -295,7 +295,7 @@ def _progress(value: Any) -> int:
 def _reasons(details: Any) -> str:
     """The moderation reasons or error text of ``details``, as one short line."""
     if isinstance(details, dict):
-        parts = []
+        parts: list[str] = []
         for value in details.values():
             if isinstance(value, list):
                 parts.extend(str(v) for v in value)
@@ -311,7 +311,7 @@ def _detail(payload: dict[str, Any] | None) -> str:
         return "no answer"
     detail = payload.get("detail")
     if isinstance(detail, list):
-        parts = []
+        parts: list[str] = []
         for item in detail:
             if isinstance(item, dict):
                 loc = item.get("loc")

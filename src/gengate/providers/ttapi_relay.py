@@ -164,7 +164,8 @@ class TtapiRelayProvider:
 
 def read_fetch(body: dict[str, Any]) -> ProviderUpdate:
     """A product's fetch body: ``imageUrl`` in ``data`` once it is ``SUCCESS``."""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    found = body.get("data")
+    data: dict[str, Any] = found if isinstance(found, dict) else {}
     status = body.get("status")
     if status == "FAILED":
         message = body.get("message")

@@ -51,8 +51,8 @@ def pixel_size(size: str | None, aspect_ratio: str | None,
     if size is not None:
         if size not in SIZES:
             raise BadRequest(f"size: must be one of {', '.join(SIZES)}")
-        width, _, height = size.partition("x")
-        return int(width), int(height)
+        width_text, _, height_text = size.partition("x")
+        return int(width_text), int(height_text)
     if aspect_ratio is not None:
         if aspect_ratio not in ASPECT_RATIOS:
             raise BadRequest(f"aspect_ratio: must be one of {', '.join(ASPECT_RATIOS)}")

@@ -10,7 +10,6 @@ import binascii
 from typing import TYPE_CHECKING, Any
 
 from gengate.api.forms import parse_multipart
-from gengate.api.schemas import parse
 from gengate.errors import BadRequest
 from gengate.imaging.picture import fit_area, parse_ratio
 from gengate.products.base import JobRequest, Services, submitted
@@ -20,6 +19,7 @@ from gengate.products.flux.requests import (
     FluxEditsForm,
     FluxGenerateRequest,
 )
+from gengate.products.images import parse_request
 from gengate.products.midjourney.imaging import decode_image
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class FluxRoutes:
         self.product = product
 
     async def generate(self, services: Services, call: Call) -> dict[str, Any]:
-        req: FluxGenerateRequest = parse(FluxGenerateRequest, call.data())  # type: ignore[assignment]
+        req = parse_request(FluxGenerateRequest, call.data())
         width, height = pixel_size(req.size, req.aspect_ratio)
         options = FluxOptions(model=req.mode, width=width, height=height, size=req.size,
                               aspect_ratio=req.aspect_ratio)
@@ -53,7 +53,7 @@ class FluxRoutes:
     async def edits(self, services: Services, call: Call) -> dict[str, Any]:
         form = parse_multipart(call.body, call.header(b"content-type"),
                                max_file_bytes=MAX_IMAGE_BYTES, max_files=8)
-        req: FluxEditsForm = parse(FluxEditsForm, form.fields)  # type: ignore[assignment]
+        req = parse_request(FluxEditsForm, form.fields)
         uploads = form.uploads("image", "image[]")
         if not uploads:
             raise BadRequest("image: at least one image file is required")
@@ -81,7 +81,7 @@ class FluxRoutes:
         return kontext
 
     async def _bfl(self, model: str, services: Services, call: Call) -> dict[str, Any]:
-        req: BflRequest = parse(BflRequest, call.data())  # type: ignore[assignment]
+        req = parse_request(BflRequest, call.data())
         inputs: list[bytes] = []
         urls: list[str] = []
         for name in _BFL_IMAGES:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gengate.api.schemas import parse
 from gengate.errors import BadRequest
 from gengate.products.base import JobRequest, Services, submitted
 from gengate.products.gpt_image.options import GptImageOptions, pixel_size
@@ -14,6 +13,7 @@ from gengate.products.gpt_image.requests import (
     FourOImageRequest,
     GptGenerationsRequest,
 )
+from gengate.products.images import parse_request
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
@@ -29,7 +29,7 @@ class GptImageRoutes:
         self.product = product
 
     async def generations(self, services: Services, call: Call) -> dict[str, Any]:
-        req: GptGenerationsRequest = parse(GptGenerationsRequest, call.data())  # type: ignore[assignment]
+        req = parse_request(GptGenerationsRequest, call.data())
         width, height = pixel_size(req.model, req.aspect_ratio, req.size)
         options = GptImageOptions(model=req.model, width=width, height=height,
                                   aspect_ratio=req.aspect_ratio, size=req.size,
@@ -37,7 +37,7 @@ class GptImageRoutes:
         return await self._submit(services, call, options, req.prompt, req.hookUrl, req.timeout)
 
     async def four_o(self, services: Services, call: Call) -> dict[str, Any]:
-        req: FourOImageRequest = parse(FourOImageRequest, call.data())  # type: ignore[assignment]
+        req = parse_request(FourOImageRequest, call.data())
         options = GptImageOptions(model="gpt-4o-image",
                                   image_urls=await _refer_images(services, req.referImages))
         return await self._submit(services, call, options, req.prompt, req.hookUrl, req.timeout)
