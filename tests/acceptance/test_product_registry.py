@@ -81,8 +81,19 @@ class SwatchProduct(Product[SwatchOptions]):
                 options=SwatchOptions(side=req.side, colour=colour)))
             return submitted(job)
 
+        async def paint_now(services: Services, call: Call) -> Any:
+            """A synchronous route: answers when the job ends (504 with its id if not)."""
+            req: SwatchRequest = s.parse(SwatchRequest, call.data())  # type: ignore
+            job = await services.jobs.submit(self, call.submit(), JobRequest(
+                action="generate", variant="basic", prompt=req.prompt,
+                options=SwatchOptions(side=req.side, colour=req.prompt.split()[-1])))
+            ended = await services.jobs.wait(call.user_id, job.id, timeout=2.0)
+            return self.fetch_body(ended)
+
         return [ProductRoute("/swatch/generate", POST, generate, SwatchRequest,
                              "Paint a swatch"),
+                ProductRoute("/swatch/paint", POST, paint_now, SwatchRequest,
+                             "Paint a swatch and wait for it", sync=True),
                 ProductRoute("/swatch/fetch", GET_POST, fetch_handler(self), None,
                              "Fetch a swatch job")]
 
@@ -209,3 +220,20 @@ async def test_accounts_name_the_products_they_run(settings: Settings) -> None:
         assert await _balance(gw, key) == (8, 0)
         status = (await gw.http.get("/status.json")).json()["data"]
         assert status["swatch"]["status"] == 503 and status["midjourney"]["slots"] > 0
+
+
+async def test_a_synchronous_route_waits_for_the_job(settings: Settings) -> None:
+    registry = Registry([MIDJOURNEY, SwatchProduct()])
+    hanging = settings.model_copy(update={"local_hang_marker": "forever"})
+    async with serve_gateway(hanging, products=registry) as gw:
+        _, key = await gw.create_user(balance=10)
+        client = gw.client(key)
+        done = await client.post("/swatch/paint", json={"prompt": "a swatch of navy"})
+        assert done.status_code == 200 and done.json()["status"] == "SUCCESS"
+        assert done.json()["data"]["imageUrl"].endswith(".png")
+        slow = await client.post("/swatch/paint", json={"prompt": "forever navy"})
+        assert slow.status_code == 504
+        job_id = slow.json()["data"]["jobId"]
+        # the job goes on: it is still there, running, and can be fetched later
+        later = (await client.get("/swatch/fetch", params={"jobId": job_id})).json()
+        assert later["status"] == "ON_QUEUE" and later["message"] is None
