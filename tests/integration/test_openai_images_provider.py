@@ -139,19 +139,21 @@ async def test_upstream_failures_are_the_accounts(up: FakeOpenAIImages, http: ht
                                                   failure: int | str, kind: FailureKind) -> None:
     up.plan.append(failure)
     provider = adapter(up, http)
-    upstream_id = await provider.submit(task())
-    with pytest.raises(ProviderError) as caught:
-        await finish(provider, upstream_id)
-    assert caught.value.kind is kind
+    update = await finish(provider, await provider.submit(task()))
+    assert update.state is TaskState.FAILED and update.kind is kind
+    assert update.kind.account_level  # the job goes to another account
 
 
 async def test_a_wrong_key_is_the_accounts_fault_and_never_shown(
         up: FakeOpenAIImages, http: httpx.AsyncClient) -> None:
     provider = adapter(up, http, key="sk-wrong-secret-value")
-    with pytest.raises(ProviderError) as caught:
-        await finish(provider, await provider.submit(task()))
-    assert caught.value.kind is FailureKind.AUTH
-    assert "sk-wrong-secret-value" not in str(caught.value)
+    update = await finish(provider, await provider.submit(task()))
+    assert update.state is TaskState.FAILED and update.kind is FailureKind.AUTH
+    assert "sk-wrong-secret-value" not in update.message
+    with pytest.raises(ProviderError) as probed:
+        await provider.probe()
+    assert probed.value.kind is FailureKind.AUTH
+    await adapter(up, http).probe()  # the right key passes
 
 
 async def test_unknown_and_cancelled_tasks_are_left_out(up: FakeOpenAIImages,

@@ -88,13 +88,15 @@ class OpenAIImagesProvider:
                 out[upstream_id] = ProviderUpdate(TaskState.RUNNING, progress=50)
                 continue
             error = running.exception()
-            if isinstance(error, ProviderError) and error.kind.account_level:
-                self._running.pop(upstream_id)
-                raise error
-            if error is not None:
-                message = str(error) if isinstance(error, ProviderError) else (
-                    f"[Upstream error] {type(error).__name__}")
-                out[upstream_id] = ProviderUpdate(TaskState.FAILED, message=message)
+            if isinstance(error, ProviderError):
+                # one request's failure: the account's (the job moves to another account,
+                # which the worker reports against this one) or the job's
+                out[upstream_id] = ProviderUpdate(TaskState.FAILED, message=str(error),
+                                                  kind=error.kind)
+            elif error is not None:
+                out[upstream_id] = ProviderUpdate(
+                    TaskState.FAILED, message=f"[Upstream error] {type(error).__name__}",
+                    kind=FailureKind.UNAVAILABLE)
             else:
                 out[upstream_id] = running.result()
         return out

@@ -14,6 +14,7 @@
 * ``POST /v1/images/edits`` (``multipart/form-data``): ``image`` (or ``image[]``; up to 16
   files for GPT image models, one for dall-e-2), an optional ``mask``, ``prompt`` and the
   generation fields above;
+* ``GET /v1/models``, the model list (what an account check may call);
 * answers ``{"created", "data": [{"b64_json"}], "usage"}`` (GPT image models also echo
   ``size``, ``quality``, ``background`` and ``output_format``), and errors in OpenAI's
   envelope ``{"error": {"message", "type", "param", "code"}}``: 401 ``invalid_api_key``,
@@ -141,6 +142,11 @@ class FakeOpenAIImages(LocalServer):
         self.requests.append(record)
         try:
             self._authorize(headers.get("authorization"))
+            if method == "GET" and path == "/v1/models":
+                # the models list ({"object": "list", "data": [...]}), which costs nothing
+                return 200, {"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "openai"}
+                    for m in (*_SIZES, "gpt-image-2")]}
             if method == "POST" and path == "/v1/images/generations":
                 fields = _json_fields(body, headers.get("content-type", ""))
                 record.fields = dict(fields)
