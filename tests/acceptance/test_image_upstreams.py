@@ -164,3 +164,25 @@ async def test_account_products_are_checked(settings: Settings) -> None:
         assert keyless.status_code == 400 and "apiKey" in keyless.json()["message"]
         default = await add_account(gw, {"name": "o", "provider": "openai", "apiKey": "k"})
         assert default["baseUrl"] == "https://api.openai.com"
+
+
+async def test_an_openai_outage_moves_the_job_to_another_account(settings: Settings) -> None:
+    front = settings.model_copy(update={"local_account": False})
+    async with FakeOpenAIImages(keys=("sk-a", "sk-b")) as openai, serve_gateway(front) as gw:
+        first = await add_account(gw, {"name": "a", "provider": "openai", "priority": 10,
+                                       "baseUrl": openai.base_url, "apiKey": "sk-a"})
+        await add_account(gw, {"name": "b", "provider": "openai",
+                               "baseUrl": openai.base_url, "apiKey": "sk-b"})
+        openai.plan.append(500)
+        _, key = await gw.create_user(balance=20)
+        client = gw.client(key)
+        done = await run(client, "/openai/gpt/generations", {"prompt": "draw a fox"},
+                         "/openai/gpt/fetch")
+        assert done["status"] == "SUCCESS", done
+        keys = [r.authorization for r in openai.requests if r.path.startswith("/v1/images")]
+        assert keys == ["Bearer sk-a", "Bearer sk-b"]
+        accounts = (await gw.http.get("/admin/accounts", headers={
+            "Authorization": f"Bearer {gw.admin_key}"})).json()["data"]
+        state = next(a for a in accounts if a["id"] == first["id"])
+        assert state["state"] == "cooling" and "unavailable" in state["stateReason"]
+        assert await balance(client) == (20 - 3, 0)

@@ -119,6 +119,9 @@ class FakeOpenAIImages(LocalServer):
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 if action != 200:
+                    self.requests.append(ImagesRequest(
+                        method, path.split("?", 1)[0], {},
+                        authorization=headers.get("authorization")))
                     status = int(action)
                     status_body = _failure(status)
                 else:
