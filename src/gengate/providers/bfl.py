@@ -78,6 +78,8 @@ class BflProvider:
     name = "bfl"
     wants_parent_image = False
     supports_cancel = False  #: BFL has no way to stop a task
+    #: BFL keeps no caller-supplied value on a task
+    finds_by_tag = False
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  poll_interval: float = 1.0, timeout: float = 30.0):
@@ -122,6 +124,10 @@ class BflProvider:
                 and other.hostname.split(".")[-2:] == parent and other.port == base.port)
 
     # -- poll -----------------------------------------------------------------------------
+
+    async def find(self, tag: str) -> str | None:
+        """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
+        return None
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         ids = list(dict.fromkeys(upstream_ids))

@@ -58,6 +58,8 @@ class OpenAIImagesProvider:
     name = "openai"
     wants_parent_image = False
     supports_cancel = True  #: the request in flight is abandoned
+    #: OpenAI answers in the request itself; there is no task to look up
+    finds_by_tag = False
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  poll_interval: float = 1.0, timeout: float = 300.0):
@@ -77,6 +79,10 @@ class OpenAIImagesProvider:
         upstream_id = f"oai-{uuid.uuid4().hex}"
         self._running[upstream_id] = asyncio.create_task(self._run(*request))
         return upstream_id
+
+    async def find(self, tag: str) -> str | None:
+        """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
+        return None
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         out = {}

@@ -56,6 +56,8 @@ class TtapiRelayProvider:
     name = "ttapi"
     wants_parent_image = False
     supports_cancel = False
+    #: TTAPI's Flux and GPT image routes keep no caller-supplied value on a task
+    finds_by_tag = False
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  build: Callable[[ProviderTask], RelayRequest], fetch_path: str,
@@ -93,6 +95,10 @@ class TtapiRelayProvider:
             raise ProviderError("[Bad response] the upstream answered no jobId",
                                 kind=FailureKind.UNAVAILABLE)
         return job_id
+
+    async def find(self, tag: str) -> str | None:
+        """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
+        return None
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         ids = list(dict.fromkeys(upstream_ids))
