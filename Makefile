@@ -32,8 +32,10 @@ bench: install
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
 
+## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache

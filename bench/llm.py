@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,7 +63,7 @@ def measure(port: int, key: str, seconds: int) -> dict[str, float]:
     return out
 
 
-def litellm(fake_port: int, seconds: int, install_timeout: int) -> dict[str, object]:
+def litellm(fake_port: int, seconds: int, install_timeout: int) -> Mapping[str, object]:
     py = LITELLM_VENV / "bin" / "python"
     try:
         if not py.exists():

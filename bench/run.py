@@ -21,6 +21,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, cast
 
 HERE = Path(__file__).parent
 ADMIN = "bench-admin-key"
@@ -51,11 +52,12 @@ def wrk(url: str, seconds: int, script: str | None = None, env: dict[str, str] |
         cmd[1:1] = ["-s", str(HERE / script)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                          env={**os.environ, **(env or {})}).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert rps is not None and p99 is not None, out  # wrk always prints both
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale,
+    return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * scale,
             "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
@@ -72,12 +74,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def call(url: str, body: dict | None, headers: dict[str, str]) -> dict:
+def call(url: str, body: dict[str, Any] | None, headers: dict[str, str]) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
                                                           **headers})
     with urllib.request.urlopen(req, timeout=10) as response:
-        return json.loads(response.read())
+        return cast("dict[str, Any]", json.loads(response.read()))
 
 
 def bench_bare(seconds: int) -> dict[str, float]:

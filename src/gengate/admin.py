@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from gengate.clock import Clock, timestamp
@@ -90,7 +91,7 @@ class AdminService:
     async def list(self) -> list[dict[str, Any]]:
         return [user_view(u) for u in await self.store.list_users()]
 
-    async def keys(self, user_id: int) -> list[dict[str, Any]]:
+    async def keys(self, user_id: int) -> builtins.list[dict[str, Any]]:
         await self.store.get_user(user_id)
         return [
             {**k, "createdAt": timestamp(k["createdAt"]), "revokedAt": timestamp(k["revokedAt"])}

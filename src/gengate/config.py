@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         5, ge=1, description="Upstream attempts per job (failover to other accounts included)"
     )
+    max_resends: int = Field(
+        2, ge=0, description="Times one job may be sent upstream again after a task that may "
+        "have started there (lost by the upstream, failed for the account's sake, or a submit "
+        "whose answer never came and that cannot be looked up)"
+    )
     hosting_max_accounts: int = Field(
         20, ge=0, description="Accounts one user may register for hosting (/hold)"
     )
@@ -90,6 +95,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0, description="How long a claim holds a job")
     poll_interval: float = Field(1.0, gt=0, description="Fallback polling of the queue, seconds")
     upstream_poll_interval: float = Field(1.0, gt=0, description="Polling of upstream tasks")
+    upstream_timeout: float = Field(
+        30.0, gt=0, description="Seconds one request to an upstream account may take"
+    )
 
     # the built-in local provider
     local_delay: float = Field(0.0, ge=0, description="Seconds the local provider takes per job")

@@ -113,6 +113,9 @@ class EngineOptions(Options):
     request: str | None = None
     #: accounts this job already failed on (routing avoids them)
     failed_on: tuple[int, ...] | list[int] = ()
+    #: (account id, tag) of submits whose outcome is unknown: found and cancelled once
+    #: the job ends
+    orphans: tuple[list[Any], ...] | list[list[Any]] = ()
 
     @classmethod
     def of(cls, job: Job) -> EngineOptions:
@@ -162,6 +165,11 @@ class Job:
     hosted: bool = False
     #: claims so far (a takeover or a move to another account is another attempt)
     attempts: int = 0
+    #: the tag of a submit whose upstream task id was never recorded (the worker died or
+    #: the answer was lost): the task is looked up by it before the job is sent again
+    submit_tag: str | None = None
+    #: submits that may have started an upstream task (bounded by ``max_resends``)
+    sends: int = 0
 
     def charged(self) -> tuple[str, int]:
         """The mode the job runs in and the price it is charged on success: a fast job

@@ -122,7 +122,7 @@ class NetGuard:
                 host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             raise BadRequest(f"{field}: cannot resolve host {host}") from None
-        addresses = sorted({info[4][0] for info in infos})
+        addresses = sorted({str(info[4][0]) for info in infos})
         if not addresses:
             raise BadRequest(f"{field}: cannot resolve host {host}")
         for text in addresses:

@@ -9,6 +9,8 @@ calls whatever URL they give.
 
 from __future__ import annotations
 
+import builtins
+import builtins
 import time
 from typing import Any
 
@@ -107,7 +109,7 @@ class PoolService:
         return [self.view(r, busy) for r in rows]
 
     async def events(self, account_id: int, owner_id: int = OPERATOR,
-                     limit: int = 50) -> list[dict[str, Any]]:
+                     limit: int = 50) -> builtins.list[dict[str, Any]]:
         await self.store.get_account(account_id, owner_id)
         items = await self.store.account_events(account_id, limit)
         return [{**e, "at": timestamp(e["at"])} for e in items]
@@ -176,7 +178,7 @@ class PoolService:
         self.changed()
         return self.hold_view(row, await self.store.account_busy())
 
-    async def hold_list(self, user_id: int) -> list[dict[str, Any]]:
+    async def hold_list(self, user_id: int) -> builtins.list[dict[str, Any]]:
         rows = await self.store.list_accounts(user_id)
         busy = await self.store.account_busy()
         return [self.hold_view(r, busy) for r in rows]
@@ -215,14 +217,14 @@ class PoolService:
         return out
 
     # -- shared -----------------------------------------------------------------------------
-    def provider_kinds(self) -> list[str]:
+    def provider_kinds(self) -> builtins.list[str]:
         """``local`` and every kind some product has an adapter for."""
         kinds = {"local"}
         for product in self.products:
             kinds.update(product.adapters())
         return sorted(kinds)
 
-    def _products(self, names: list[str] | None, provider: str) -> str:
+    def _products(self, names: builtins.list[str] | None, provider: str) -> str:
         """The products an account runs, checked against what its provider can run
         (default: Midjourney where the provider runs it, else all the provider runs)."""
         able = [p.name for p in self.products

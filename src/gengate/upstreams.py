@@ -213,7 +213,7 @@ class Upstreams:
                 f"[Upstream account] provider {kind!r} cannot run {product} jobs",
                 kind=FailureKind.BANNED)
         return factory(AdapterContext(str(row.base_url or ""), secrets, options, self.http,
-                                      interval))
+                                      interval, self.settings.upstream_timeout))
 
     # -- cancel ---------------------------------------------------------------------------
     async def can_cancel(self, job: Job) -> bool:

@@ -8,11 +8,22 @@ task id is recorded as soon as the upstream accepts, so a takeover resumes polli
 of submitting twice. A job whose account failed (rate limited, down, banned, ...) or lost
 its task goes back to the queue for another account, its price still frozen: the user is
 never charged twice.
+
+At most once upstream: before a submit leaves, the job records "submitting" with a tag
+unique to that send (``<job id>.<send>``), which the upstream keeps on the task where it
+can. A worker that takes the job over with the tag still set (the last owner died between
+the upstream's accept and saving the task id), or whose submit got no answer (a timeout,
+a dropped connection), looks the task up by the tag before sending anything again. Where
+the outcome stays unknown and the job moves on, the tag is kept as an orphan and any task
+it started is cancelled when the job ends. Sends that may have started a task are counted
+and bounded by ``max_resends``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import os
 import random
@@ -25,7 +36,7 @@ import httpx
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
-from gengate.jobs import Job
+from gengate.jobs import EngineOptions, Job
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.products.registry import Registry, builtin
@@ -48,11 +59,12 @@ class LeaseLost(Exception):
 
 class Reroute(Exception):
     """The job cannot go on where it is (the account failed, or lost the task): it goes
-    back to the queue."""
+    back to the queue. ``orphan`` is the tag of a submit there whose outcome is unknown."""
 
-    def __init__(self, error: ProviderError):
+    def __init__(self, error: ProviderError, orphan: str | None = None):
         super().__init__(error.message)
         self.error = error
+        self.orphan = orphan
 
 
 #: seconds between two passes over flagged accounts
@@ -144,7 +156,7 @@ class Worker:
                      job.upstream_id is not None)
             task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
             self._running[job.id] = task
-            task.add_done_callback(lambda t, jid=job.id: self._done(jid, t))
+            task.add_done_callback(functools.partial(self._done, job.id))
 
     def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
         # a job requeued here may already run again under a new task: keep that one
@@ -168,7 +180,13 @@ class Worker:
         """A job ended by its deadline may still run upstream, holding one of the account's
         real slots there: ask the upstream to stop it (best effort)."""
         job = await self.store.get_job(job_id)
-        if job is None or job.upstream_id is None:
+        if job is None:
+            return
+        if job.upstream_id is None and job.submit_tag and job.account_id is not None:
+            # it ended while a submit's outcome was unknown: that submit is an orphan too
+            job = _with_orphan(job, job.account_id, job.submit_tag)
+        await self._cancel_orphans(job)
+        if job.upstream_id is None:
             return
         try:
             _, provider, _ = await self.upstreams.account(job.account_id, job.product)
@@ -220,10 +238,16 @@ class Worker:
                 if exc.retryable:
                     raise Reroute(exc) from None
                 raise
-            upstream_id = job.upstream_id or await self._submit(job, row, provider)
+            upstream_id = job.upstream_id
+            task = None
+            if upstream_id is None and job.submit_tag is not None:
+                task = await self._task(job, provider)
+                upstream_id = await self._recover(job, provider, job.submit_tag, task)
+            if upstream_id is None:
+                upstream_id = await self._submit(job, row, provider, task)
             await self._follow(job, provider, poller, upstream_id)
         except Reroute as exc:
-            await self._reroute(job, exc.error)
+            await self._reroute(job, exc.error, exc.orphan)
         except LeaseLost:
             log.info("event=lease_lost job_id=%s owner=%s", job.id, self.owner)
         except asyncio.CancelledError:
@@ -236,23 +260,66 @@ class Worker:
             log.exception("event=job_crashed job_id=%s", job.id)
             await self._fail(job, INTERNAL_MESSAGE)
 
-    async def _submit(self, job: Job, row: AccountRow | None, provider: Provider) -> str:
-        task = await self._task(job, provider)
+    async def _recover(self, job: Job, provider: Provider, tag: str,
+                       task: ProviderTask) -> str | None:
+        """The task an earlier submit with ``tag`` started on this account, adopted as the
+        job's own; ``None`` when it started none (or the upstream cannot tell: then the
+        job is sent again, within its bounded resends)."""
+        if not provider.finds_by_tag:
+            log.info("event=submit_outcome_unknown job_id=%s account_id=%s", job.id,
+                     job.account_id)
+            return None
         try:
-            upstream_id = await provider.submit(task)
+            found = await provider.find(tag, dataclasses.replace(task, tag=tag))
         except ProviderError as exc:
             if exc.retryable:
-                raise Reroute(exc) from None
+                raise Reroute(exc, orphan=tag) from None
+            raise
+        if found is None:
+            return None
+        if not await self.store.record_upstream(job.id, self.owner, found, provider.name):
+            raise LeaseLost()
+        log.info("event=job_recovered job_id=%s account_id=%s upstream_id=%s", job.id,
+                 job.account_id, found)
+        return found
+
+    async def _submit(self, job: Job, row: AccountRow | None, provider: Provider,
+                      task: ProviderTask | None) -> str:
+        if job.sends > self.settings.max_resends:
+            raise ProviderError(f"[Upstream failed] the job was sent upstream {job.sends} "
+                                "times without a result; it is not sent again")
+        task = task or await self._task(job, provider)
+        tag = f"{job.id}.{job.sends + 1}"
+        if not await self.store.mark_submitting(job.id, self.owner, tag):
+            raise LeaseLost()
+        try:
+            upstream_id = await provider.submit(dataclasses.replace(task, tag=tag))
+        except ProviderError as exc:
+            if not exc.uncertain:
+                await self.store.unmark_submitting(job.id, self.owner)
+                if exc.retryable:
+                    raise Reroute(exc) from None
+                raise
+            # the upstream may have taken it although no answer came: look before moving on
+            found = (await self._recover(job, provider, tag, task)
+                     if provider.finds_by_tag else None)
+            if found is not None:
+                await self.upstreams.worked(row)
+                return found
+            if exc.retryable:
+                raise Reroute(exc, orphan=tag) from None
             raise
         await self.upstreams.worked(row)
         if not await self.store.record_upstream(job.id, self.owner, upstream_id, provider.name):
-            await provider.cancel(upstream_id)
+            current = await self.store.get_job(job.id)
+            if current is None or current.upstream_id != upstream_id:
+                await provider.cancel(upstream_id)  # not adopted by the job's new owner
             raise LeaseLost()
         log.info("event=job_submitted job_id=%s account_id=%s upstream_id=%s", job.id,
                  job.account_id, upstream_id)
         return upstream_id
 
-    async def _reroute(self, job: Job, error: ProviderError) -> None:
+    async def _reroute(self, job: Job, error: ProviderError, orphan: str | None) -> None:
         """Count the account's failure and queue the job again (or fail it: attempts are
         bounded, and a job without a deadline left to use has nothing to gain)."""
         if job.account_id is not None and error.kind.account_level:
@@ -260,9 +327,11 @@ class Worker:
         if job.id in self._lost:
             return
         if job.attempts >= self.settings.max_attempts or self.clock.now() >= job.deadline:
+            if orphan is not None and job.account_id is not None:
+                job = _with_orphan(job, job.account_id, orphan)
             await self._fail(job, error.message)
             return
-        if await self.store.requeue(job, self.owner):
+        if await self.store.requeue(job, self.owner, orphan):
             log.info("event=job_rerouted job_id=%s account_id=%s kind=%s attempt=%s",
                      job.id, job.account_id, error.kind.value, job.attempts)
             self._wake.set()
@@ -308,6 +377,7 @@ class Worker:
                 self.metrics.jobs_finished.labels("SUCCESS").inc()
                 self.on_event()
                 await provider.forget(upstream_id)
+                await self._cancel_orphans(dataclasses.replace(job, upstream_id=upstream_id))
             return
 
     async def _fail(self, job: Job, message: str) -> None:
@@ -317,11 +387,36 @@ class Worker:
             log.info("event=job_failed job_id=%s message=%r", job.id, message)
             self.metrics.jobs_finished.labels("FAILED").inc()
             self.on_event()
+            await self._cancel_orphans(job)
+
+    async def _cancel_orphans(self, job: Job) -> None:
+        """Cancel the tasks that earlier submits of this ended job may have started on
+        accounts it left without knowing (best effort: the job is ended either way)."""
+        for account_id, tag in EngineOptions.of(job).orphans:
+            try:
+                _, provider, _ = await self.upstreams.account(int(account_id), job.product)
+                if not provider.finds_by_tag:
+                    continue
+                found = await provider.find(str(tag))
+                if found is not None and found != job.upstream_id:
+                    await provider.cancel(found)
+                    log.info("event=orphan_cancelled job_id=%s account_id=%s upstream_id=%s",
+                             job.id, account_id, found)
+            except Exception as exc:  # noqa: BLE001 - best effort, never fails the job
+                log.info("event=orphan_cancel_failed job_id=%s account_id=%s error=%s",
+                         job.id, account_id, type(exc).__name__)
 
     async def _task(self, job: Job, provider: Provider) -> ProviderTask:
         product = self.products.get(job.product)
         return await product.task(job, _TaskFiles(self),
                                   with_parent_image=provider.wants_parent_image)
+
+
+def _with_orphan(job: Job, account_id: int, tag: str) -> Job:
+    """``job`` with one more submit whose outcome is unknown, to find and cancel later."""
+    options = EngineOptions.of(job)
+    options = dataclasses.replace(options, orphans=[*options.orphans, [account_id, tag]])
+    return dataclasses.replace(job, params=options.merged_into(job.params))
 
 
 class _TaskFiles:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
 from gengate.clock import ManualClock
 from gengate.config import Settings
+from gengate.jobs import Job
 from gengate.testing import Gateway, serve_gateway
 from gengate.testing.mjproxy import FakeMidjourneyProxy, FakeMjAccount
 
@@ -30,7 +31,7 @@ async def _add(gw: Gateway, mj: FakeMidjourneyProxy, name: str, secret: str,
             "secret": secret, "slots": {"fast": 3}, **fields}
     response = await gw.http.post("/admin/accounts", json=body, headers=_admin(gw))
     assert response.status_code == 200, response.text
-    return response.json()["data"]
+    return cast("dict[str, Any]", response.json()["data"])
 
 
 def _admin(gw: Gateway) -> dict[str, str]:
@@ -39,7 +40,7 @@ def _admin(gw: Gateway) -> dict[str, str]:
 
 async def _account(gw: Gateway, account_id: int) -> dict[str, Any]:
     response = await gw.http.get(f"/admin/accounts/{account_id}", headers=_admin(gw))
-    return response.json()["data"]
+    return cast("dict[str, Any]", response.json()["data"])
 
 
 async def _imagine(client: httpx.AsyncClient, prompt: str, **extra: Any) -> str:
@@ -50,7 +51,7 @@ async def _imagine(client: httpx.AsyncClient, prompt: str, **extra: Any) -> str:
 
 async def _ledger_totals(gw: Gateway, user_id: int) -> dict[str, Any]:
     response = await gw.http.get(f"/admin/users/{user_id}/ledger", headers=_admin(gw))
-    return response.json()["data"]["totals"]
+    return cast("dict[str, Any]", response.json()["data"]["totals"])
 
 
 def _imagines(account: FakeMjAccount) -> list[str]:
@@ -232,6 +233,7 @@ async def test_cooling_then_recovery_by_probe(settings: Settings) -> None:
             assert fetched["status"] == "PENDING_QUEUE"
             assert len(only.submissions) == 1
             clock.advance(121)
+            assert gw.runtime.worker is not None
             gw.runtime.worker.wake()
             body = await gw.wait(client, job_id)
             assert body["status"] == "SUCCESS"
@@ -262,6 +264,7 @@ async def test_attention_account_recovers_when_its_probe_passes(settings: Settin
             refused = await client.post(f"{V1}/imagine", json={"prompt": "a second try"})
             assert refused.status_code == 400
             clock.advance(61)
+            assert gw.runtime.worker is not None
             gw.runtime.worker.wake()
             # still locked: the probe fails and the account stays flagged
             async with asyncio.timeout(10):
@@ -342,6 +345,7 @@ async def test_pacing_spaces_submissions_on_an_account(settings: Settings) -> No
             body = (await client.get(f"{V1}/fetch", params={"jobId": second})).json()
             assert body["status"] == "PENDING_QUEUE" and _imagines(only) == ["one"]
             clock.advance(31)
+            assert gw.runtime.worker is not None
             gw.runtime.worker.wake()
             assert (await gw.wait(client, second))["status"] == "SUCCESS"
             assert _imagines(only) == ["one", "two"]
@@ -381,6 +385,7 @@ async def test_a_job_in_a_relax_slot_gets_relax_time(settings: Settings) -> None
                     await asyncio.sleep(0.02)
             # past fast's 300 s but within relax's 600 s: the worker keeps following it
             clock.advance(301)
+            assert gw.runtime.worker is not None
             gw.runtime.worker.wake()
             polls = only.list_calls
             async with asyncio.timeout(10):
@@ -404,9 +409,10 @@ async def test_a_timed_out_job_is_cancelled_upstream(settings: Settings) -> None
             client = gw.client(key)
             job_id = await _imagine(client, "a very long night")
             async with asyncio.timeout(10):
-                while not (await gw.runtime.store.get_job(job_id)).upstream_id:
+                while not cast(Job, await gw.runtime.store.get_job(job_id)).upstream_id:
                     await asyncio.sleep(0.02)
             clock.advance(301)
+            assert gw.runtime.worker is not None
             gw.runtime.worker.wake()
             body = await gw.wait(client, job_id)
             assert body["status"] == "FAILED" and body["message"] == "Job Timeout"

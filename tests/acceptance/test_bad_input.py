@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
 import pytest
 
 from gengate.config import Settings
@@ -13,12 +17,12 @@ V1 = "/midjourney/v1"
 
 
 @pytest.fixture
-async def gw(settings: Settings):
+async def gw(settings: Settings) -> AsyncIterator[Gateway]:
     async with serve_gateway(settings.model_copy(update={"max_body_bytes": 200_000})) as g:
         yield g
 
 
-async def _nothing_happened(gw: Gateway, client, balance: float) -> None:
+async def _nothing_happened(gw: Gateway, client: httpx.AsyncClient, balance: float) -> None:
     info = (await client.get(f"{V1}/info")).json()["data"]
     assert info["balance"] == balance and info["freeze_balance"] == 0
     listed = (await client.get(f"{V1}/fetch-list", params={"status": "all"})).json()["data"]
@@ -40,7 +44,8 @@ async def _nothing_happened(gw: Gateway, client, balance: float) -> None:
     ({"prompt": "cat", "hookUrl": "ftp://x"}, 400, "hookUrl"),
     ({"prompt": 5}, 400, "prompt"),
 ])
-async def test_imagine_rejects(gw: Gateway, body, status, needle) -> None:
+async def test_imagine_rejects(gw: Gateway, body: dict[str, Any], status: int,
+                              needle: str) -> None:
     _, key = await gw.create_user(balance=10)
     client = gw.client(key)
     response = await client.post(f"{V1}/imagine", json=body)

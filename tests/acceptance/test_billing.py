@@ -4,21 +4,22 @@ admission limits hold under concurrency."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 from gengate.clock import ManualClock
 from gengate.config import Settings
-from gengate.testing import serve_gateway
+from gengate.testing import Gateway, serve_gateway
 
 V1 = "/midjourney/v1"
 
 
-async def _ledger(gw, user_id: int) -> dict:
+async def _ledger(gw: Gateway, user_id: int) -> dict[str, Any]:
     response = await gw.http.get(f"/admin/users/{user_id}/ledger",
                                  headers={"Authorization": f"Bearer {gw.admin_key}"})
-    return response.json()["data"]
+    return cast("dict[str, Any]", response.json()["data"])
 
 
-def _balanced(ledger: dict) -> None:
+def _balanced(ledger: dict[str, Any]) -> None:
     """balance and freeze_balance equal what the ledger says."""
     t, user = ledger["totals"], ledger["user"]
     assert user["balance"] == t["topup"] - t["freeze"] + t["refund"]
@@ -44,6 +45,7 @@ async def test_info_arithmetic_across_success_failure_and_timeout(settings: Sett
         info = (await client.get(f"{V1}/info")).json()["data"]
         assert info["balance"] == 20 - 2 - 4 and info["freeze_balance"] == 4
         clock.advance(301)
+        assert gw.runtime.worker is not None
         gw.runtime.worker.wake()
         hung = await gw.wait(client, hang_id["data"]["jobId"])
         assert hung["status"] == "FAILED" and hung["message"] == "Job Timeout"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -41,16 +42,17 @@ async def image_of(gw: Gateway, url: str) -> Image.Image:
     return Image.open(io.BytesIO(response.content))
 
 
-async def run(gw: Gateway, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict:
+async def run(gw: Gateway, client: httpx.AsyncClient, path: str,
+              body: dict[str, Any]) -> dict[str, Any]:
     job_id = await submit(client, path, body)
     result = await gw.wait(client, job_id)
     assert result["status"] == "SUCCESS", result
     assert result["jobId"] == job_id and result["data"]["jobId"] == job_id
-    return result["data"]
+    return cast("dict[str, Any]", result["data"])
 
 
 @pytest.fixture
-async def gw(settings: Settings):
+async def gw(settings: Settings) -> AsyncIterator[Gateway]:
     async with serve_gateway(settings) as gateway:
         yield gateway
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import anthropic
 import httpx
@@ -11,15 +12,15 @@ import pytest
 
 from gengate.clock import ManualClock
 from gengate.config import Settings
-from gengate.testing import FakeAnthropic, FakeOpenAI, serve_gateway
+from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
 from tests.acceptance.test_billing import _ledger
 from tests.acceptance.test_llm_relay import account, llm_settings, usage_rows
 
 PRICE = {"claude-fake-*": {"input": 300, "output": 1500, "cache_write": 375, "cache_read": 30}}
-MSG = [{"role": "user", "content": "hi"}]
+MSG: list[Any] = [{"role": "user", "content": "hi"}]  # passed to both SDKs
 
 
-def _balanced(ledger: dict) -> None:
+def _balanced(ledger: dict[str, Any]) -> None:
     """balance and freeze_balance equal what the ledger says (exact in milli-quota)."""
     t, user = ledger["totals"], ledger["user"]
     milli = {k: round(v * 1000) for k, v in t.items()}
@@ -28,8 +29,9 @@ def _balanced(ledger: dict) -> None:
         milli["freeze"] - milli["settle"] - milli["refund"]
 
 
-async def _info(gw, key: str) -> dict:
-    return (await gw.http.get("/midjourney/v1/info", headers={"TT-API-KEY": key})).json()["data"]
+async def _info(gw: Gateway, key: str) -> dict[str, Any]:
+    response = await gw.http.get("/midjourney/v1/info", headers={"TT-API-KEY": key})
+    return cast("dict[str, Any]", response.json()["data"])
 
 
 async def test_every_token_class_is_billed_once_plain_and_streamed(settings: Settings) -> None:
@@ -82,7 +84,7 @@ async def test_failover_before_the_first_byte(settings: Settings) -> None:
             client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key, max_retries=0)
             msg = await client.messages.create(model="claude-fake-1", max_tokens=10,
                                                messages=MSG)
-            assert msg.content[0].text
+            assert msg.content[0].type == "text" and msg.content[0].text
             async with client.messages.stream(model="claude-fake-1", max_tokens=10,
                                               messages=MSG) as stream:
                 assert "".join([t async for t in stream.text_stream]) == "word0 word1 word2 "
@@ -145,6 +147,7 @@ async def test_usage_retention_deletes_old_rows(settings: Settings) -> None:
             _, key = await gw.create_user(balance=100)
             client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
             await client.messages.create(model="claude-fake-1", max_tokens=10, messages=MSG)
+            assert gw.runtime.relay is not None
             clock.advance(29 * 86400)
             assert await gw.runtime.relay.purge_usage() == 0
             clock.advance(2 * 86400)

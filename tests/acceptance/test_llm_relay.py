@@ -3,28 +3,32 @@ base URL and key, against fake upstreams over real sockets."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import anthropic
 import httpx
 import openai
 import pytest
 
 from gengate.config import Settings
-from gengate.testing import FakeAnthropic, FakeOpenAI, serve_gateway
+from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
+from gengate.testing.llm import FakeLlmUpstream
 
 
-def llm_settings(settings: Settings, *accounts: dict) -> Settings:
+def llm_settings(settings: Settings, *accounts: dict[str, Any]) -> Settings:
     return settings.model_copy(update={"llm_accounts": list(accounts)})
 
 
-def account(name: str, up, kind: str = "anthropic", **extra) -> dict:
+def account(name: str, up: FakeLlmUpstream, kind: str = "anthropic",
+            **extra: Any) -> dict[str, Any]:
     base = up.base_url if kind == "anthropic" else f"{up.base_url}/v1"
     return {"name": name, "kind": kind, "base_url": base, "api_key": f"sk-up-{name}", **extra}
 
 
-async def usage_rows(gw, key: str) -> list[dict]:
+async def usage_rows(gw: Gateway, key: str) -> list[dict[str, Any]]:
     response = await gw.http.get("/v1/usage", headers={"x-api-key": key})
     assert response.status_code == 200
-    return response.json()["data"]
+    return cast("list[dict[str, Any]]", response.json()["data"])
 
 
 async def test_anthropic_sdk_plain_stream_tools_and_count(settings: Settings) -> None:
@@ -36,7 +40,7 @@ async def test_anthropic_sdk_plain_stream_tools_and_count(settings: Settings) ->
             msg = await client.messages.create(
                 model="sonnet", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
                 extra_headers={"anthropic-beta": "fake-beta-1"})
-            assert msg.content[0].text == "word0 word1 word2 "
+            assert msg.content[0].type == "text" and msg.content[0].text == "word0 word1 word2 "
             assert msg.usage.input_tokens == 20 and msg.usage.output_tokens == 9
             sent = up.requests[-1]
             assert sent.json()["model"] == "claude-fake-sonnet"
@@ -54,12 +58,13 @@ async def test_anthropic_sdk_plain_stream_tools_and_count(settings: Settings) ->
             assert final.usage.output_tokens == 9 and final.stop_reason == "end_turn"
             assert up.requests[-1].json()["metadata"] == {"user_id": "u1"}  # passed through
 
-            tools = [{"name": "lookup", "description": "look up",
+            tools: list[anthropic.types.ToolParam] = [{"name": "lookup", "description": "look up",
                       "input_schema": {"type": "object", "properties": {}}}]
             msg = await client.messages.create(
                 model="sonnet", max_tokens=100, tools=tools,
                 messages=[{"role": "user", "content": "find"}])
-            assert msg.stop_reason == "tool_use" and msg.content[0].name == "lookup"
+            assert msg.stop_reason == "tool_use" and msg.content[0].type == "tool_use"
+            assert msg.content[0].name == "lookup"
             async with client.messages.stream(
                 model="sonnet", max_tokens=100, tools=tools,
                 messages=[{"role": "user", "content": "find"}],
@@ -94,11 +99,13 @@ async def test_openai_sdk_plain_stream_and_tools(settings: Settings) -> None:
             assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) \
                 == "word0 word1 word2 "
             assert all(c.usage is None for c in chunks)  # the usage chunk was ours only
-            tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
+            tools: list[openai.types.chat.ChatCompletionToolParam] = [
+                {"type": "function", "function": {"name": "lookup", "parameters": {
                 "type": "object", "properties": {}}}}]
             done = await client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "hi"}], tools=tools)
-            assert done.choices[0].message.tool_calls[0].function.name == "lookup"
+            call = (done.choices[0].message.tool_calls or [])[0]
+            assert call.type == "function" and call.function.name == "lookup"
             # only a pattern is configured: the upstream's own list, filtered by it
             models = await client.models.list()
             assert [m.id for m in models.data] == ["gpt-fake-1"]

@@ -117,7 +117,8 @@ async def _ended(gw: Gateway, key: str, job_id: str) -> dict[str, Any]:
     client = gw.client(key)
     async with asyncio.timeout(20):
         while True:
-            body = (await client.get("/swatch/fetch", params={"jobId": job_id})).json()
+            body: dict[str, Any] = (
+                await client.get("/swatch/fetch", params={"jobId": job_id})).json()
             if body["status"] in ("SUCCESS", "FAILED"):
                 return body
             assert body["status"] == "ON_QUEUE"  # the product's own spelling while queued

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import Image
 
 from gengate.config import Settings
-from gengate.testing import serve_gateway
+from gengate.testing import Gateway, serve_gateway
 
 V1 = "/midjourney/v1"
 
@@ -22,7 +24,7 @@ def _png(color: str) -> str:
 
 
 async def test_relay_every_midjourney_product_to_a_ttapi_upstream(settings: Settings,
-                                                                   tmp_path) -> None:
+                                                                   tmp_path: Path) -> None:
     upstream_settings = settings.model_copy(update={"data_dir": tmp_path / "upstream"})
     front_settings = settings.model_copy(update={"data_dir": tmp_path / "front",
                                                  "local_account": False})
@@ -67,7 +69,7 @@ async def test_relay_every_midjourney_product_to_a_ttapi_upstream(settings: Sett
 
 
 async def test_upstream_out_of_quota_flags_the_account_and_refunds(settings: Settings,
-                                                                   tmp_path) -> None:
+                                                                   tmp_path: Path) -> None:
     upstream_settings = settings.model_copy(update={"data_dir": tmp_path / "upstream"})
     front_settings = settings.model_copy(update={"data_dir": tmp_path / "front",
                                                  "local_account": False, "max_attempts": 2})
@@ -97,7 +99,8 @@ async def test_upstream_out_of_quota_flags_the_account_and_refunds(settings: Set
         assert "No available accounts" in refused.json()["message"]
 
 
-async def _run(front, client: httpx.AsyncClient, path: str, body: dict) -> dict:
+async def _run(front: Gateway, client: httpx.AsyncClient, path: str,
+               body: dict[str, Any]) -> dict[str, Any]:
     response = await client.post(f"{V1}/{path}", json=body)
     assert response.status_code == 200, response.text
     job_id = response.json()["data"]["jobId"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
+import httpx
 import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -22,7 +24,7 @@ def hook_settings(settings: Settings) -> Settings:
 
 
 async def _job(gw: Gateway, receiver: WebhookReceiver, prompt: str = "a cat",
-               **extra: object) -> tuple[object, str, dict]:
+               **extra: object) -> tuple[httpx.AsyncClient, str, dict[str, Any]]:
     _, key = await gw.create_user(balance=100)
     client = gw.client(key)
     response = await client.post(f"{V1}/imagine",
@@ -32,8 +34,9 @@ async def _job(gw: Gateway, receiver: WebhookReceiver, prompt: str = "a cat",
     return client, job_id, await gw.wait(client, job_id)
 
 
-async def _deliveries(client, job_id: str) -> list[dict]:
-    return (await client.get("/webhooks/deliveries", params={"jobId": job_id})).json()["data"]
+async def _deliveries(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any]]:
+    response = await client.get("/webhooks/deliveries", params={"jobId": job_id})
+    return cast("list[dict[str, Any]]", response.json()["data"])
 
 
 async def test_delivered_signed_and_identical_to_fetch(hook_settings: Settings) -> None:
@@ -67,7 +70,7 @@ async def test_retries_keep_body_and_id_until_200(hook_settings: Settings) -> No
         assert logged["attempts"][1]["error"]
 
 
-async def _await_status(client, job_id: str, status: str) -> dict:
+async def _await_status(client: httpx.AsyncClient, job_id: str, status: str) -> dict[str, Any]:
     """The dispatcher logs the attempt right after the receiver answers; wait for that row."""
     async with asyncio.timeout(10):
         while True:

@@ -27,6 +27,7 @@ from gengate.products.midjourney.providers.midjourney_proxy import (
     with_mode,
 )
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
+from gengate.testing import free_port
 from gengate.testing.mjproxy import FakeMidjourneyProxy
 
 SECRET = "mj-secret-7f3a9c"
@@ -431,6 +432,98 @@ async def test_unreachable_and_silent_upstreams_are_unavailable(http: httpx.Asyn
     with pytest.raises(ProviderError) as caught:
         await gone.probe()
     assert caught.value.kind is FailureKind.UNAVAILABLE
+
+
+async def test_a_tagged_task_is_found_again(mj: FakeMidjourneyProxy,
+                                            http: httpx.AsyncClient) -> None:
+    account = mj.add_account(SECRET, duration=FAST)
+    provider = adapter(mj, http)
+    tagged = ProviderTask(job_id="job1", action="imagine", prompt="a tagged owl", mode="fast",
+                          seed=1, aspect=(1, 1), version="7", tag="job1.1")
+    upstream_id = await provider.submit(tagged)
+    assert account.submissions[-1][1]["state"] == "job1.1"
+    await provider.submit(job())  # untagged: no state sent
+    assert "state" not in account.submissions[-1][1]
+    assert await provider.find("job1.1") == upstream_id
+    assert await provider.find("job1.2") is None
+    # the answer is lost after the upstream took the task: the error says so, and the
+    # task is there to be found
+    account.fail_next("accept_drop")
+    with pytest.raises(ProviderError) as caught:
+        await provider.submit(ProviderTask(**{**_fields(tagged), "tag": "job1.2"}))
+    assert caught.value.uncertain and caught.value.retryable
+    found = await provider.find("job1.2")
+    assert found is not None and account.tasks[found].state == "job1.2"
+    # a refusal is certain: nothing was started
+    account.fail_next("queue_full")
+    with pytest.raises(ProviderError) as caught:
+        await provider.submit(ProviderTask(**{**_fields(tagged), "tag": "job1.3"}))
+    assert not caught.value.uncertain
+    assert await provider.find("job1.3") is None
+
+
+async def test_a_found_task_waiting_for_its_modal_is_confirmed(
+        mj: FakeMidjourneyProxy, http: httpx.AsyncClient) -> None:
+    account = mj.add_account(SECRET, duration=FAST)
+    provider = adapter(mj, http)
+    grid_id, _ = await run(provider, job())
+    single_id, single = await run(provider, job("upsample1", parent=grid_id))
+    mask = Image.new("L", (await download(http, single.image_url)).size, 0)
+    inpaint = ProviderTask(**{**_fields(job("inpaint", "a blue hat",
+                                            images=(imaging.encode_png(mask),),
+                                            parent=single_id)), "tag": "job1.1"})
+    # the upstream takes the button press, the answer is lost: no modal was confirmed
+    account.fail_next("accept_drop")
+    with pytest.raises(ProviderError) as caught:
+        await provider.submit(inpaint)
+    assert caught.value.uncertain
+    waiting = [t for t in account.tasks.values() if t.state == "job1.1"]
+    assert [t.status for t in waiting] == ["MODAL"]
+    # found by its tag, and confirmed with the job's prompt and mask
+    assert await provider.find("job1.1", inpaint) == waiting[0].id
+    modal_path, modal = account.submissions[-1]
+    assert modal_path == "/mj/submit/modal" and modal["taskId"] == waiting[0].id
+    update = (await finish(provider, waiting[0].id))[waiting[0].id]
+    assert update.state is TaskState.SUCCESS
+
+
+async def test_a_late_answer_is_uncertain_and_a_refused_connection_is_not(
+        mj: FakeMidjourneyProxy, http: httpx.AsyncClient) -> None:
+    account = mj.add_account(SECRET, duration=FAST)
+    account.fail_next("accept_late", delay=5)
+    with pytest.raises(ProviderError) as caught:
+        await adapter(mj, http, timeout=0.2).submit(job())
+    assert caught.value.uncertain
+    assert len(account.tasks) == 1
+    # nobody listens there: the request never left
+    closed = MidjourneyProxyProvider(f"http://127.0.0.1:{free_port()}", http=http,
+                                     secret=SECRET)
+    with pytest.raises(ProviderError) as caught:
+        await closed.submit(job())
+    assert not caught.value.uncertain
+
+
+def _fields(task: ProviderTask) -> dict[str, Any]:
+    return {name: getattr(task, name) for name in task.__dataclass_fields__}
+
+
+async def test_fake_lists_recent_tasks_with_their_state(mj: FakeMidjourneyProxy,
+                                                        http: httpx.AsyncClient) -> None:
+    clock = ManualClock()
+    mj.clock = clock
+    mj.add_account(SECRET, core_size=200, queue_size=0, duration=FAST)
+    headers = {"mj-api-secret": SECRET}
+    for i in range(105):
+        clock.advance(1)
+        reply = await http.post(f"{mj.base_url}/mj/submit/imagine", headers=headers,
+                                json={"prompt": f"a bird {i}", "state": f"tag-{i}"})
+        assert reply.json()["code"] == 1
+    listed = (await http.get(f"{mj.base_url}/mj/task/list", headers=headers)).json()
+    # newest first, the latest 100 (trueai-org's TaskController.List)
+    assert [t["state"] for t in listed] == [f"tag-{i}" for i in range(104, 4, -1)]
+    too_long = await http.post(f"{mj.base_url}/mj/submit/imagine", headers=headers,
+                               json={"prompt": "a bird", "state": "x" * 256})
+    assert too_long.json()["code"] == 4
 
 
 @pytest.mark.parametrize(("description", "kind"), [

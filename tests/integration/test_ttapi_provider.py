@@ -192,13 +192,18 @@ async def test_a_dead_or_broken_upstream_is_unavailable(http: httpx.AsyncClient)
     closed = TtapiProvider(f"http://127.0.0.1:{free_port()}", api_key="k" * 24, http=http)
     for call in (closed.submit(task("imagine", "a cat")), closed.probe(),
                  closed.poll_many(["a", "b"])):
-        assert (await refusal(call)).kind is FailureKind.UNAVAILABLE
+        error = await refusal(call)
+        assert error.kind is FailureKind.UNAVAILABLE
+        assert not error.uncertain  # the request never left
     async with WebhookReceiver([500, 200, 404, HANG]) as broken:
         base = f"http://127.0.0.1:{broken.port}"
         provider = TtapiProvider(base, api_key="k" * 24, http=http, timeout=0.3)
         for _ in range(4):  # 500, a 200 that is not JSON, a 404 endpoint, no answer at all
             error = await refusal(provider.submit(task("imagine", "a cat")))
             assert error.kind is FailureKind.UNAVAILABLE, error
+        # only the submit that got no answer may have started a task
+        assert error.uncertain
+        assert not provider.finds_by_tag and await provider.find("job.1") is None
 
 
 def _mock(routes: dict[str, httpx.Response]) -> httpx.AsyncClient:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import random
 from collections import Counter
+from typing import Any, cast
 
 import pytest
 
@@ -13,6 +14,8 @@ from gengate.accounts import (
     Account,
     AccountState,
     FailureKind,
+    Placement,
+    Transition,
     WorkWindows,
     choose,
     modes_of_use_mode,
@@ -27,9 +30,10 @@ NOW = calendar.timegm((2026, 11, 23, 12, 30, 0))  # 12:30 UTC
 TODAY = "2026-11-23"
 
 
-def _pick(accounts: list[Account], busy: dict | None = None, *, mode: str = "fast",
-          owner: int | None = None, pinned: int | None = None, fallback: bool = False,
-          avoid: tuple[int, ...] = (), seed: int = 1):
+def _pick(accounts: list[Account], busy: dict[tuple[int, str], int] | None = None, *,
+          mode: str = "fast", owner: int | None = None, pinned: int | None = None,
+          fallback: bool = False, avoid: tuple[int, ...] = (), seed: int = 1) -> Any:
+    # a Placement or None: callers read the placement directly and fail loudly on None
     return choose(accounts, busy or {}, mode=mode, owner_id=owner, pinned=pinned,
                   relax_fallback=fallback, now=NOW, today=TODAY, rng=random.Random(seed),
                   avoid=avoid)
@@ -49,8 +53,8 @@ def test_weight_shares_work_among_equals() -> None:
     heavy = Account(2, "heavy", "local", slots={"fast": 4}, weight=3)
     rng = random.Random(3)
     picks = Counter(
-        choose([light, heavy], {}, mode="fast", owner_id=None, pinned=None,
-               relax_fallback=False, now=NOW, today=TODAY, rng=rng).account_id
+        cast(Placement, choose([light, heavy], {}, mode="fast", owner_id=None, pinned=None,
+                               relax_fallback=False, now=NOW, today=TODAY, rng=rng)).account_id
         for _ in range(4000))
     assert 0.70 < picks[2] / 4000 < 0.80
 
@@ -133,20 +137,28 @@ def test_bad_work_windows_are_a_400(spec: str) -> None:
         WorkWindows(spec)
 
 
+def _until(change: Transition | None) -> float | None:
+    assert change is not None
+    return change.until
+
+
 def test_failure_transitions_per_kind() -> None:
     assert on_failure(FailureKind.JOB, "bad prompt", NOW) is None
     assert on_failure(FailureKind.LOST, "", NOW) is None
     cooling = on_failure(FailureKind.RATE_LIMITED, "429", NOW, retry_after=42)
+    assert cooling is not None
     assert cooling.state is AccountState.COOLING and cooling.until == NOW + 42
-    assert on_failure(FailureKind.UNAVAILABLE, "", NOW).until == NOW + 30
+    assert _until(on_failure(FailureKind.UNAVAILABLE, "", NOW)) == NOW + 30
     # repeated failures without Retry-After back off, bounded
-    assert on_failure(FailureKind.UNAVAILABLE, "", NOW, failures=3).until == NOW + 120
-    assert on_failure(FailureKind.UNAVAILABLE, "", NOW, failures=30).until == NOW + MAX_COOLDOWN
+    assert _until(on_failure(FailureKind.UNAVAILABLE, "", NOW, failures=3)) == NOW + 120
+    assert _until(on_failure(FailureKind.UNAVAILABLE, "", NOW, failures=30)) == NOW + MAX_COOLDOWN
     for kind in (FailureKind.CAPTCHA, FailureKind.MODERATION, FailureKind.AUTH):
         change = on_failure(kind, "", NOW)
+        assert change is not None
         assert change.state is AccountState.ATTENTION and change.until is None
         assert change.reason.startswith(kind.value)
     banned = on_failure(FailureKind.BANNED, "account banned", NOW)
+    assert banned is not None
     assert banned.state is AccountState.DISABLED and "account banned" in banned.reason
 
 

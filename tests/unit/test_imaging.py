@@ -7,6 +7,8 @@ import hashlib
 import io
 import itertools
 import zlib
+from pathlib import Path
+from typing import cast
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -47,7 +49,7 @@ def picture(size: tuple[int, int] = (512, 512), seed: int = 1) -> Image.Image:
 
 @pytest.mark.parametrize("aspect", [(1, 1), (4, 5), (16, 9), (2, 3), (1, 14), (9, 16), (7, 4),
                                     (21, 9), (3, 2)])
-def test_tile_size_area_ratio_and_multiples_of_8(aspect):
+def test_tile_size_area_ratio_and_multiples_of_8(aspect: tuple[int, int]) -> None:
     w, h = imaging.tile_size(aspect)
     assert w % 8 == 0 and h % 8 == 0
     assert min(w, h) >= 64
@@ -55,7 +57,7 @@ def test_tile_size_area_ratio_and_multiples_of_8(aspect):
     assert abs((w / h) / (aspect[0] / aspect[1]) - 1) < 0.015
 
 
-def test_tile_size_known_values_and_clamp():
+def test_tile_size_known_values_and_clamp() -> None:
     assert imaging.tile_size((1, 1)) == (512, 512)
     assert imaging.tile_size((2, 3)) == (416, 624)
     assert imaging.tile_size((4, 5)) == (448, 560)
@@ -70,11 +72,11 @@ def test_tile_size_known_values_and_clamp():
     ((816, 1232), (2, 3)), ((1344, 768), (7, 4)), ((1000, 1010), (1, 1)), ((1904, 136), (14, 1)),
     ((3000, 7), (429, 1)), ((640, 360), (16, 9)),
 ])
-def test_aspect_of(size, aspect):
+def test_aspect_of(size: tuple[int, int], aspect: tuple[int, int]) -> None:
     assert imaging.aspect_of(size) == aspect
 
 
-def test_split_grid_order_is_tl_tr_bl_br():
+def test_split_grid_order_is_tl_tr_bl_br() -> None:
     tiles = imaging.split_grid(solid_grid())
     assert [t.size for t in tiles] == [(64, 48)] * 4
     assert [t.getpixel((10, 10)) for t in tiles] == [RED, GREEN, BLUE, YELLOW]
@@ -82,7 +84,8 @@ def test_split_grid_order_is_tl_tr_bl_br():
 
 
 @pytest.mark.parametrize(("index", "colour"), [(1, RED), (2, GREEN), (3, BLUE), (4, YELLOW)])
-def test_upscale_quadrant_picks_the_right_quadrant(index, colour):
+def test_upscale_quadrant_picks_the_right_quadrant(index: int,
+                                                   colour: tuple[int, int, int]) -> None:
     out = imaging.upscale_quadrant(solid_grid(), index)
     assert out.size == (128, 96) and out.mode == "RGB"
     assert out.getpixel((64, 48)) == colour
@@ -95,14 +98,14 @@ def test_upscale_quadrant_picks_the_right_quadrant(index, colour):
 
 
 @pytest.mark.parametrize("aspect", [(1, 1), (4, 5), (16, 9), (2, 3), (1, 14)])
-def test_render_grid_size_and_mode(aspect):
+def test_render_grid_size_and_mode(aspect: tuple[int, int]) -> None:
     w, h = imaging.tile_size(aspect)
     grid = imaging.render_grid(PROMPT, 7, aspect)
     assert grid.size == (2 * w, 2 * h)
     assert grid.mode == "RGB"
 
 
-def test_render_grid_is_deterministic_and_depends_on_seed_and_prompt():
+def test_render_grid_is_deterministic_and_depends_on_seed_and_prompt() -> None:
     first = imaging.encode_png(imaging.render_grid(PROMPT, 42, (4, 5)))
     assert first == imaging.encode_png(imaging.render_grid(PROMPT, 42, (4, 5)))
     assert first != imaging.encode_png(imaging.render_grid(PROMPT, 43, (4, 5)))
@@ -115,12 +118,12 @@ def test_render_grid_is_deterministic_and_depends_on_seed_and_prompt():
 GOLDEN_GRID_SHA256 = "1de6e2a67d4fed0fbdbbb68e375c6e632d14030ab845a780846f386e578bb676"
 
 
-def test_render_grid_matches_the_golden_hash():
+def test_render_grid_matches_the_golden_hash() -> None:
     pixels = imaging.render_grid(PROMPT, 42, (4, 5)).tobytes()
     assert hashlib.sha256(pixels).hexdigest() == GOLDEN_GRID_SHA256
 
 
-def test_render_grid_tiles_differ_and_look_like_pictures():
+def test_render_grid_tiles_differ_and_look_like_pictures() -> None:
     tiles = imaging.split_grid(imaging.render_grid(PROMPT, 42, (1, 1)))
     for a, b in itertools.combinations(tiles, 2):
         assert mean_diff(a, b) > 4
@@ -133,7 +136,7 @@ def test_render_grid_tiles_differ_and_look_like_pictures():
         assert ImageStat.Stat(neighbours).mean[0] < 6  # smooth shapes, not noise
 
 
-def test_render_single_matches_first_tile_and_any_size():
+def test_render_single_matches_first_tile_and_any_size() -> None:
     size = imaging.tile_size((2, 3))
     grid = imaging.render_grid("misty pine forest", 5, (2, 3))
     single = imaging.render_single("misty pine forest", 5, size)
@@ -143,7 +146,7 @@ def test_render_single_matches_first_tile_and_any_size():
         assert out.size == odd and out.mode == "RGB"
 
 
-def test_colour_words_steer_the_palette():
+def test_colour_words_steer_the_palette() -> None:
     def warmth(prompt: str) -> float:
         r, _, b = ImageStat.Stat(imaging.render_grid(prompt, 11, (1, 1))).mean
         return r - b
@@ -159,7 +162,7 @@ def test_colour_words_steer_the_palette():
 # ------------------------------------------------------------------------------ upscale
 
 
-def test_upscale_factors_and_cap():
+def test_upscale_factors_and_cap() -> None:
     small = picture((300, 200))
     assert imaging.upscale(small, 2).size == (600, 400)
     assert imaging.upscale(small, 4).size == (1200, 800)
@@ -170,7 +173,7 @@ def test_upscale_factors_and_cap():
         imaging.upscale(small, 0)
 
 
-def test_creative_upscale_adds_deterministic_detail():
+def test_creative_upscale_adds_deterministic_detail() -> None:
     small = picture((160, 120))
     plain = imaging.upscale(small, 2)
     creative = imaging.upscale(small, 2, creative=True)
@@ -183,7 +186,7 @@ def test_creative_upscale_adds_deterministic_detail():
 # ------------------------------------------------------------------------------- actions
 
 
-def test_zoom_out_keeps_the_original_in_the_centre():
+def test_zoom_out_keeps_the_original_in_the_centre() -> None:
     src = picture((512, 512))
     grid = imaging.zoom_out(src, 2, "mountain lake", 9, (512, 512))
     assert grid.size == (1024, 1024)
@@ -195,7 +198,7 @@ def test_zoom_out_keeps_the_original_in_the_centre():
     assert mean_diff(borders[0], borders[1]) > 1  # different seeded fills
 
 
-def test_zoom_out_1_5_with_non_square_tile():
+def test_zoom_out_1_5_with_non_square_tile() -> None:
     src = picture((400, 300))
     grid = imaging.zoom_out(src, 1.5, "a lake", 1, (400, 300))
     assert grid.size == (800, 600)
@@ -216,7 +219,8 @@ def test_zoom_out_1_5_with_non_square_tile():
     ("down", (416, 624), (0, 0, 416, 416)),
     ("up", (416, 624), (0, 208, 416, 624)),
 ])
-def test_pan_extends_the_requested_side(direction, tile, kept):
+def test_pan_extends_the_requested_side(direction: str, tile: tuple[int, int],
+                                        kept: tuple[int, int, int, int]) -> None:
     src = picture((1024, 1024))
     grid = imaging.pan(src, direction, "mountain lake", 4)
     assert grid.size == (2 * tile[0], 2 * tile[1])
@@ -228,7 +232,7 @@ def test_pan_extends_the_requested_side(direction, tile, kept):
         assert mean_diff(t.crop(kept), expected) < 0.5
 
 
-def test_pan_new_area_differs_from_original_and_bad_direction():
+def test_pan_new_area_differs_from_original_and_bad_direction() -> None:
     src = picture((512, 512))
     tile = imaging.split_grid(imaging.pan(src, "right", "mountain lake", 4))[0]
     assert tile.size[0] > tile.size[1]
@@ -238,7 +242,7 @@ def test_pan_new_area_differs_from_original_and_bad_direction():
         imaging.pan(src, "diagonal", "x", 1)
 
 
-def test_make_square_outputs_square_tiles_with_original_centred():
+def test_make_square_outputs_square_tiles_with_original_centred() -> None:
     src = Image.new("RGB", (600, 400), BLUE)
     ImageDraw.Draw(src).rectangle((0, 250, 600, 400), fill=GREEN)
     grid = imaging.make_square(src, "a meadow", 2)
@@ -252,7 +256,7 @@ def test_make_square_outputs_square_tiles_with_original_centred():
     assert tall.size == (1024, 1024)
 
 
-def test_inpaint_keeps_black_and_changes_white():
+def test_inpaint_keeps_black_and_changes_white() -> None:
     src = picture((256, 192), seed=3)
     mask = Image.new("L", src.size, 0)
     ImageDraw.Draw(mask).rectangle((128, 0, 255, 191), fill=200)  # >= 128 counts as white
@@ -265,7 +269,7 @@ def test_inpaint_keeps_black_and_changes_white():
     assert mean_diff(tiles[0].crop((160, 20, 236, 172)), tiles[1].crop((160, 20, 236, 172))) > 2
 
 
-def test_inpaint_resizes_to_tile_and_validates_mask():
+def test_inpaint_resizes_to_tile_and_validates_mask() -> None:
     src = picture((256, 256))
     mask = Image.new("RGB", src.size, (0, 0, 0))
     ImageDraw.Draw(mask).ellipse((64, 64, 192, 192), fill=(255, 255, 255))
@@ -277,7 +281,7 @@ def test_inpaint_resizes_to_tile_and_validates_mask():
         imaging.inpaint(src, Image.new("L", src.size, 127), "x", 1, (256, 256))
 
 
-def test_blend_of_two_solids_lies_between_them():
+def test_blend_of_two_solids_lies_between_them() -> None:
     a, b = (200, 40, 40), (20, 60, 220)
     images = [Image.new("RGB", (300, 300), a), Image.new("RGB", (200, 500), b)]
     grid = imaging.blend(images, (1, 1), 5)
@@ -285,14 +289,14 @@ def test_blend_of_two_solids_lies_between_them():
     lows, highs = [min(x, y) for x, y in zip(a, b, strict=True)], [
         max(x, y) for x, y in zip(a, b, strict=True)]
     for band, low, high in zip(grid.split(), lows, highs, strict=True):
-        darkest, lightest = band.getextrema()
+        darkest, lightest = cast(tuple[int, int], band.getextrema())
         assert low - 1 <= darkest and lightest <= high + 1
     tiles = imaging.split_grid(grid)
     assert len({t.tobytes() for t in tiles}) == 4
     assert grid.tobytes() == imaging.blend(images, (1, 1), 5).tobytes()
 
 
-def test_blend_sizes_and_counts():
+def test_blend_sizes_and_counts() -> None:
     images = [picture((300, 200), seed) for seed in range(5)]
     w, h = imaging.tile_size((16, 9))
     assert imaging.blend(images, (16, 9), 1).size == (2 * w, 2 * h)
@@ -302,7 +306,7 @@ def test_blend_sizes_and_counts():
         imaging.blend(images + images[:1], (1, 1), 1)
 
 
-def test_vary_grid_strength_and_determinism():
+def test_vary_grid_strength_and_determinism() -> None:
     src = picture((320, 240))
     subtle = imaging.vary_grid(src, "mountain lake", 3, 0.15, (320, 240))
     strong = imaging.vary_grid(src, "mountain lake", 3, 0.45, (320, 240))
@@ -316,7 +320,7 @@ def test_vary_grid_strength_and_determinism():
         strong.tobytes()
 
 
-def test_variation_grid_varies_the_chosen_quadrant():
+def test_variation_grid_varies_the_chosen_quadrant() -> None:
     parent = imaging.render_grid("ocean sunset with mountains", 2, (1, 1))
     quadrants = imaging.split_grid(parent)
     grid = imaging.variation_grid(parent, 3, "ocean sunset with mountains", 2)
@@ -329,7 +333,7 @@ def test_variation_grid_varies_the_chosen_quadrant():
 # ------------------------------------------------------------------------------ describe
 
 
-def test_describe_solid_red_image():
+def test_describe_solid_red_image() -> None:
     prompts = imaging.describe(Image.new("RGB", (400, 500), (230, 20, 25)))
     assert len(prompts) == 4 and len(set(prompts)) == 4
     assert all(p.endswith(" --ar 4:5") for p in prompts)
@@ -337,7 +341,7 @@ def test_describe_solid_red_image():
     assert imaging.describe(Image.new("RGB", (400, 500), (230, 20, 25))) == prompts
 
 
-def test_describe_reflects_content():
+def test_describe_reflects_content() -> None:
     dark = imaging.describe(Image.new("RGB", (1456, 816), (15, 20, 60)))
     assert all(p.endswith("--ar 16:9") for p in dark)
     assert any("dark" in p for p in dark)
@@ -352,7 +356,7 @@ def test_describe_reflects_content():
 # ------------------------------------------------------------------------------- codecs
 
 
-def test_decode_image_roundtrip_formats():
+def test_decode_image_roundtrip_formats() -> None:
     src = picture((64, 48))
     for fmt in ("PNG", "JPEG", "WEBP", "BMP", "GIF"):
         out = imaging.decode_image(png_bytes(src, fmt), "image")
@@ -361,12 +365,12 @@ def test_decode_image_roundtrip_formats():
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
-def test_decode_image_rejects_garbage(data):
+def test_decode_image_rejects_garbage(data: bytes) -> None:
     with pytest.raises(errors.BadRequest, match=r"^imgBase64Array\[1\] is not a valid image$"):
         imaging.decode_image(data, "imgBase64Array[1]")
 
 
-def test_decode_image_rejects_truncated_and_too_large(monkeypatch):
+def test_decode_image_rejects_truncated_and_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
     data = png_bytes(picture((64, 64)))
     with pytest.raises(errors.BadRequest, match="is not a valid image"):
         imaging.decode_image(data[: len(data) // 2], "image")
@@ -377,7 +381,7 @@ def test_decode_image_rejects_truncated_and_too_large(monkeypatch):
         imaging.decode_image(data, "image", max_pixels=10**9)
 
 
-def test_decode_image_modes_and_transparency():
+def test_decode_image_modes_and_transparency() -> None:
     rgba = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     rgba.putpixel((0, 0), (255, 255, 255, 255))
     as_rgb = imaging.decode_image(png_bytes(rgba), "image")
@@ -389,7 +393,7 @@ def test_decode_image_modes_and_transparency():
         imaging.decode_image(png_bytes(rgba), "mask", mode="CMYK")
 
 
-def test_decode_base64_image_forms():
+def test_decode_base64_image_forms() -> None:
     raw = png_bytes(picture((32, 32)))
     bare = base64.b64encode(raw).decode()
     url = "data:image/png;base64," + bare
@@ -404,7 +408,7 @@ def test_decode_base64_image_forms():
     assert mask.mode == "L"
 
 
-def test_decode_base64_image_errors():
+def test_decode_base64_image_errors() -> None:
     bare = base64.b64encode(png_bytes(picture((16, 16)))).decode()
     with pytest.raises(errors.BadRequest, match=r"^imgBase64Array\[0\] is not valid base64$"):
         imaging.decode_base64_image("@@@ not base64 !!!", "imgBase64Array[0]")
@@ -434,7 +438,7 @@ def _chunk_types(png: bytes) -> list[bytes]:
     return types
 
 
-def test_encode_png_is_clean_and_deterministic(tmp_path):
+def test_encode_png_is_clean_and_deterministic(tmp_path: Path) -> None:
     image = picture((64, 64))
     image.info["icc_profile"] = b"fake profile"
     image.info["transparency"] = (0, 0, 0)

@@ -49,9 +49,9 @@ class Call:
         if b"tt-api-key" in found:
             return found[b"tt-api-key"].decode("latin-1").strip()
         if b"authorization" in found:
-            value = found[b"authorization"].decode("latin-1").strip()
-            scheme, _, rest = value.partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else value
+            text = found[b"authorization"].decode("latin-1").strip()
+            scheme, _, rest = text.partition(" ")
+            return rest.strip() if scheme.lower() == "bearer" else text
         if b"x-api-key" in found:
             return found[b"x-api-key"].decode("latin-1").strip()
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,7 @@ async def send_raw(send: Any, status: int, payload: bytes,
 
 
 def json_response(body: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
+                  headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers,
                     media_type="application/json")
 

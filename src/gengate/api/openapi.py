@@ -204,8 +204,8 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
             "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
             "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
     paths.update(_public_paths())
-    for model in sorted(models, key=lambda m: m.__name__):
-        schemas[model.__name__] = model.model_json_schema(
+    for wire in sorted(models, key=lambda m: m.__name__):
+        schemas[wire.__name__] = wire.model_json_schema(
             ref_template="#/components/schemas/{model}")
     return {
         "openapi": "3.1.0",

@@ -179,14 +179,14 @@ def routes_of(products: Registry) -> dict[str, Route]:
     """Every product's paths, the ``hosted`` ones again under ``/hold`` (routed only to
     the caller's own accounts), and the engine's own paths."""
     table: dict[str, Route] = {}
-    for path, (product, route) in products.routes().items():
-        handler: Handler = route.handler  # type: ignore[assignment]
-        table[path] = Route(handler, route.methods, route.model, route.summary, route.auth,
+    for path, (product, own) in products.routes().items():
+        handler: Handler = own.handler
+        table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
                             product=product.name)
-        if route.hosted:
-            table[f"/hold{path}"] = Route(handler, route.methods, route.model,
-                                          f"{route.summary} (on your own accounts)",
-                                          route.auth, hosted=True, product=product.name)
+        if own.hosted:
+            table[f"/hold{path}"] = Route(handler, own.methods, own.model,
+                                          f"{own.summary} (on your own accounts)",
+                                          own.auth, hosted=True, product=product.name)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")

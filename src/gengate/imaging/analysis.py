@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import cast
 
 from PIL import Image, ImageFilter, ImageStat
 
@@ -56,7 +57,7 @@ def dominant_colour_names(thumb: Image.Image, limit: int = 3) -> list[str]:
     quantized = thumb.quantize(colors=8, method=Image.Quantize.MEDIANCUT)
     palette = quantized.getpalette() or []
     weights: dict[str, int] = {}
-    for count, index in quantized.getcolors() or []:
+    for count, index in cast("list[tuple[int, int]]", quantized.getcolors() or []):
         rgb = (palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2])
         name = colour_name(rgb)
         weights[name] = weights.get(name, 0) + count

@@ -11,6 +11,7 @@ import math
 import random
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 from PIL import Image, ImageDraw
 
@@ -59,8 +60,9 @@ def radial_light(img: Image.Image, centre: tuple[float, float], radius: float, c
     if x1 <= x0 or y1 <= y0 or radius < 1:
         return
     k = 128 / radius
-    box = tuple(min(256.0, max(0.0, 128 + (v - c) * k))
-                for v, c in ((x0, cx), (y0, cy), (x1, cx), (y1, cy)))
+    box = cast("tuple[float, float, float, float]",
+               tuple(min(256.0, max(0.0, 128 + (v - c) * k))
+                     for v, c in ((x0, cx), (y0, cy), (x1, cx), (y1, cy))))
     mask = _radial(power, round(strength, 2)).resize((x1 - x0, y1 - y0), BILINEAR, box=box)
     img.paste(colour, (x0, y0), mask)
 

@@ -177,12 +177,13 @@ class Palette:
         return replace(self, sky=sky, land=land)
 
 
-def _first_theme(words: set[str], themes: Sequence[tuple[str, frozenset[str], tuple]]
-                 ) -> str | None:
+def _first_theme(words: set[str],
+                 themes: Sequence[tuple[str, frozenset[str], tuple[RGB, ...]]]) -> str | None:
     return next((name for name, triggers, _ in themes if words & triggers), None)
 
 
-def _theme(name: str, themes: Sequence[tuple[str, frozenset[str], tuple]]) -> tuple:
+def _theme(name: str, themes: Sequence[tuple[str, frozenset[str], tuple[RGB, ...]]]
+           ) -> tuple[RGB, ...]:
     return next(colours for key, _, colours in themes if key == name)
 
 

@@ -1,6 +1,6 @@
 """The procedural landscape behind :mod:`gengate.imaging` (private to it).
 
-:func:`paint_scene` paints one seeded picture in a :class:`~gengate.imaging_palette.Palette`'s
+:func:`paint_scene` paints one seeded picture in a :class:`~gengate.imaging.palette.Palette`'s
 colours: a gradient sky, sun or moon, clouds or stars, ridges or a skyline, water, hills, trees,
 flowers, soft light and a vignette. All randomness comes from one ``random.Random(seed)``.
 """
@@ -196,7 +196,8 @@ def _hills(sc: _Scene) -> None:
                for x in (min(float(w), i * step) for i in range(math.ceil(w / step) + 1))]
         colour = pal.land[min(3, k + 4 - count)]
         hazed = mix(colour, pal.sky[2], 0.4 * (1 - depth))
-        polys, ellipses = [[*pts, (w, h), (0, h)]], []
+        polys = [[*pts, (w, h), (0, h)]]
+        ellipses: list[tuple[float, float, float, float]] = []
         if k == count - 1 or (k == count - 2 and "trees" in pal.features):
             _decorate(sc, pts, polys, ellipses, depth)
         top = min([y for _, y in pts] + [y for poly in polys for _, y in poly]
@@ -208,8 +209,8 @@ def _hills(sc: _Scene) -> None:
             _flowers(sc, pts)
 
 
-def _decorate(sc: _Scene, pts: list[tuple[float, float]], polys: list, ellipses: list,
-              depth: float) -> None:
+def _decorate(sc: _Scene, pts: list[tuple[float, float]], polys: list[list[tuple[float, float]]],
+              ellipses: list[tuple[float, float, float, float]], depth: float) -> None:
     """Trees on a hill crest: pines for forests, else maybe one round tree."""
     rng, s = sc.rng, sc.s
     if "trees" in sc.pal.features:

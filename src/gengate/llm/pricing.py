@@ -55,7 +55,7 @@ class Usage:
         details = usage.get("prompt_tokens_details")
         if isinstance(details, Mapping) and isinstance(details.get("cached_tokens"), int):
             # OpenAI counts cached tokens inside prompt_tokens; bill them apart
-            cached = int(details["cached_tokens"])  # type: ignore[arg-type]
+            cached = int(details["cached_tokens"])
             self.cache_read = cached
             self.input = max(0, self.input - cached)
 

@@ -32,6 +32,8 @@ from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode, Options
 if TYPE_CHECKING:
     import httpx
 
+    from gengate.store import User
+
     from gengate.api.call import Call
     from gengate.config import Settings
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
@@ -195,13 +197,15 @@ class LocalRenderer(Protocol):
 @dataclass(frozen=True, slots=True)
 class AdapterContext:
     """What an upstream adapter is built from: one account's address, opened secrets and
-    options, the shared HTTP client and the account's poll interval."""
+    options, the shared HTTP client, the account's poll interval and the request timeout."""
 
     base_url: str
     secrets: Mapping[str, str]
     options: Mapping[str, Any]
     http: httpx.AsyncClient
     poll_interval: float
+    #: seconds one request to the upstream may take (``GENGATE_UPSTREAM_TIMEOUT``)
+    timeout: float = 30.0
 
 
 AdapterFactory = Callable[[AdapterContext], "Provider"]
@@ -227,6 +231,17 @@ class Engine(Protocol):
 
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""
+
+    async def list_jobs(self, user_id: int, *, page: int, limit: int,
+                        status: str | list[str] | None, ascending: bool,
+                        product: str | None = None) -> list[Job]:
+        """A user's jobs, newest (or oldest) first, of one product when given."""
+
+    async def user(self, user_id: int) -> User:
+        """The caller's account (balance, frozen quota, max_queue, in-flight jobs)."""
+
+    async def illegal_count(self, user_id: int) -> int:
+        """The caller's failed-for-a-banned-prompt count today."""
 
 
 class Services(Protocol):

@@ -38,6 +38,10 @@ class ProviderTask:
     params: dict[str, Any] = field(default_factory=dict)
     #: the parent job's task id on this same account (follow-up actions, seed, inpaint)
     parent_upstream_id: str | None = None
+    #: gengate's own name for this one submit (unique per job and send); an upstream that
+    #: keeps a caller-supplied value on its tasks stores it, so :meth:`Provider.find` can
+    #: find the task again when the submit's answer was lost
+    tag: str | None = None
     #: the job's product, and its typed options as JSON (``Product.options_type``)
     product: str = "midjourney"
     options: dict[str, Any] = field(default_factory=dict)
@@ -78,12 +82,16 @@ class ProviderError(UpstreamError):
     """
 
     def __init__(self, message: str, *, kind: FailureKind = FailureKind.JOB,
-                 retry_after: float | None = None, retryable: bool | None = None):
+                 retry_after: float | None = None, retryable: bool | None = None,
+                 uncertain: bool = False):
         super().__init__(message)
         if retryable and kind is FailureKind.JOB:
             kind = FailureKind.UNAVAILABLE
         self.kind = kind
         self.retry_after = retry_after
+        #: the request may have reached the upstream and started a task although no
+        #: answer came back (a timeout or a connection dropped after the request was sent)
+        self.uncertain = uncertain
 
     @property
     def retryable(self) -> bool:
@@ -98,9 +106,18 @@ class Provider(Protocol):
     #: the worker sends the parent job's stored image with follow-up actions (the local
     #: renderer needs it; remote upstreams act on their own copy of the parent task)
     wants_parent_image: bool
+    #: :meth:`find` can tell whether a submit with a given tag started a task
+    finds_by_tag: bool
 
     async def submit(self, task: ProviderTask) -> str:
         """Start the task upstream; return the upstream task id."""
+
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
+        """The upstream id of the task submitted with this :attr:`ProviderTask.tag`, or
+        ``None`` when the upstream has no such task. Raises :class:`ProviderError` when it
+        cannot tell now. Only meaningful where :attr:`finds_by_tag` is true. Given the
+        ``task`` the tag was sent with, the provider finishes a submit that stopped halfway
+        (e.g. a modal left unconfirmed)."""
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         """The current state of several tasks, in as few upstream requests as the

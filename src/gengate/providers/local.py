@@ -4,11 +4,16 @@ It behaves like a remote upstream: ``submit`` records the task (on disk, so a wo
 dies does not lose it) and answers a task id; ``poll`` reports progress over the configured
 delay and then the result, made by the task's product's own renderer
 (``Product.renderer``) and kept on disk until the task is forgotten.
+
+Submits are idempotent by job: a job's task id is derived from its job id, so sending a
+job again while its task exists answers the same task and renders nothing twice; the
+submit's tag is kept beside it for :meth:`LocalProvider.find`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 import uuid
@@ -39,6 +44,7 @@ class LocalProvider:
     name = "local"
     wants_parent_image = True
     supports_cancel = True
+    finds_by_tag = True
 
     def __init__(self, root: Path, *, delay: float = 0.0, steps: int = 4,
                  fail_marker: str | None = None, hang_marker: str | None = None,
@@ -65,12 +71,33 @@ class LocalProvider:
         return self.root / upstream_id
 
     async def submit(self, task: ProviderTask) -> str:
-        upstream_id = uuid.uuid4().hex
+        upstream_id = uuid.uuid5(_JOBS, task.job_id).hex
         await asyncio.to_thread(self._save, upstream_id, task)
         return upstream_id
 
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
+        return await asyncio.to_thread(self._find, tag)
+
+    def _find(self, tag: str) -> str | None:
+        try:
+            upstream_id = (self.root / "tags" / _tag_file(tag)).read_text()
+        except FileNotFoundError:
+            return None
+        return upstream_id if (self._dir(upstream_id) / "task.json").exists() else None
+
     def _save(self, upstream_id: str, task: ProviderTask) -> None:
         folder = self._dir(upstream_id)
+        if not (folder / "task.json").exists():
+            self._create(folder, upstream_id, task)
+        if task.tag:
+            tags = self.root / "tags"
+            tags.mkdir(parents=True, exist_ok=True)
+            name = _tag_file(task.tag)
+            _write_atomic(tags / name, upstream_id.encode())
+            with (folder / "tags.txt").open("a") as names:  # dropped with the task
+                names.write(f"{name}\n")
+
+    def _create(self, folder: Path, upstream_id: str, task: ProviderTask) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for i, data in enumerate(task.images):
             (folder / f"in{i}.bin").write_bytes(data)
@@ -148,7 +175,24 @@ class LocalProvider:
         await self.forget(upstream_id)
 
     async def forget(self, upstream_id: str) -> None:
-        await asyncio.to_thread(_remove_tree, self._dir(upstream_id))
+        await asyncio.to_thread(self._remove, self._dir(upstream_id))
+
+    def _remove(self, folder: Path) -> None:
+        try:
+            names = (folder / "tags.txt").read_text().split()
+        except OSError:
+            names = []
+        for name in names:
+            (self.root / "tags" / name).unlink(missing_ok=True)
+        _remove_tree(folder)
+
+
+#: task ids are derived from job ids in this namespace
+_JOBS = uuid.UUID("5b0c1f52-8d4e-4a57-9d0e-6f4b9c2a7e31")
+
+
+def _tag_file(tag: str) -> str:
+    return hashlib.sha256(tag.encode()).hexdigest()[:32]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -69,8 +69,14 @@ class Store:
                     rng: random.Random) -> claims.Claimed:
         return await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
 
-    async def requeue(self, job: Job, owner: str) -> bool:
-        return await self.db.run(claims.requeue, job, owner)
+    async def requeue(self, job: Job, owner: str, orphan: str | None = None) -> bool:
+        return await self.db.run(claims.requeue, job, owner, orphan)
+
+    async def mark_submitting(self, job_id: str, owner: str, tag: str) -> bool:
+        return await self.db.run(jobrows.mark_submitting, job_id, owner, tag)
+
+    async def unmark_submitting(self, job_id: str, owner: str) -> None:
+        await self.db.run(jobrows.unmark_submitting, job_id, owner)
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> set[str]:
         return await self.db.run(jobrows.renew, owner, job_ids, until)

@@ -193,13 +193,20 @@ def _gone_message(parent_id: str, account: Account | None) -> str:
             "follow-up actions can only run there")
 
 
-def requeue(conn: Connection, job: Job, owner: str) -> bool:
+def requeue(conn: Connection, job: Job, owner: str, orphan: str | None = None) -> bool:
     """Back to the queue without its account or upstream task: it runs again from the
-    start, preferably on another account (its price stays frozen: no second charge)."""
+    start, preferably on another account (its price stays frozen: no second charge).
+
+    ``orphan`` is the tag of a submit to this account whose outcome is unknown: it is kept
+    in the job's ``orphans`` (account id, tag) so that a task it may have started there
+    is found and cancelled once the job ends."""
     options = EngineOptions.of(job)
     if job.account_id is not None:
         options = dataclasses.replace(
             options, failed_on=sorted({*options.failed_on, job.account_id}))
+        if orphan is not None:
+            options = dataclasses.replace(
+                options, orphans=[*options.orphans, [job.account_id, orphan]])
     params = options.merged_into(job.params)
     stmt = (
         update(jobs)
@@ -207,7 +214,7 @@ def requeue(conn: Connection, job: Job, owner: str) -> bool:
                jobs.c.status == JobStatus.ON_QUEUE.value)
         .values(status=JobStatus.PENDING_QUEUE.value, lease_owner=None, lease_expires_at=None,
                 account_id=None, slot_mode=None, upstream_id=None, provider=None,
-                params=orjson.dumps(params).decode())
+                submit_tag=None, params=orjson.dumps(params).decode())
     )
     if conn.execute(stmt).rowcount != 1:
         return False

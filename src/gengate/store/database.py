@@ -134,6 +134,7 @@ class Database:
         if self.is_sqlite:
             with self._lock:
                 return fn(self._sqlite_conn(), *args)
+        assert self._reader is not None
         async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 

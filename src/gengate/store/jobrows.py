@@ -62,6 +62,8 @@ def row_to_job(row: Any) -> Job:
         slot_mode=row.slot_mode,
         hosted=bool(row.hosted),
         attempts=row.attempts,
+        submit_tag=row.submit_tag,
+        sends=row.sends,
     )
 
 
@@ -84,6 +86,7 @@ def _job_values(job: Job, key: str | None) -> dict[str, Any]:
         "result": "{}",
         "message": "",
         "attempts": 0,
+        "sends": 0,
         "deadline": job.deadline,
         "created_at": job.created_at,
         "idempotency_key": key,
@@ -246,7 +249,7 @@ _ADMIT_USER = (
 )
 
 
-def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: int, now: float,
+def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: float, now: float,
                 note: str = "") -> dict[str, Any]:
     return {"user_id": user_id, "job_id": job_id, "kind": kind.value, "amount": amount,
             "note": note, "created_at": now}
@@ -271,13 +274,35 @@ def renew(conn: Connection, owner: str, job_ids: list[str], until: float) -> set
     return {r.id for r in conn.execute(stmt)}
 
 
+def mark_submitting(conn: Connection, job_id: str, owner: str, tag: str) -> bool:
+    """Record, before the call, that a submit with this tag is going upstream: whoever
+    holds the job next looks the task up by the tag instead of sending it again."""
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(submit_tag=tag, sends=jobs.c.sends + 1)
+    )
+    return conn.execute(stmt).rowcount == 1
+
+
+def unmark_submitting(conn: Connection, job_id: str, owner: str) -> None:
+    """The upstream refused the submit outright: it started nothing, so it does not count."""
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.submit_tag.is_not(None))
+        .values(submit_tag=None, sends=jobs.c.sends - 1)  # marking counted it
+    )
+
+
 def record_upstream(conn: Connection, job_id: str, owner: str, upstream_id: str,
                     provider: str) -> bool:
     stmt = (
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
                jobs.c.status == JobStatus.ON_QUEUE.value)
-        .values(upstream_id=upstream_id, provider=provider)
+        .values(upstream_id=upstream_id, provider=provider, submit_tag=None)
     )
     return conn.execute(stmt).rowcount == 1
 

@@ -82,7 +82,8 @@ def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
                             .order_by(users.c.id).with_for_update())
         balance = {r.id: r.balance for r in rows}
     taken: dict[int, int] = {}
-    entries, results = [], []
+    entries: list[dict[str, Any]] = []
+    results: list[GengateError | None] = []
     for uid, request_id, amount in holds:
         left = balance.get(uid)
         if left is None:

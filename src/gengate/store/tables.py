@@ -91,6 +91,10 @@ jobs = Table(
     Column("slot_mode", String(16), nullable=True),
     # submitted through /hold: runs only on the user's own accounts
     Column("hosted", Boolean, nullable=False, default=False, server_default="0"),
+    # the tag of a submit sent upstream whose task id is not recorded yet ("submitting"),
+    # and how many submits may have started an upstream task for this job
+    Column("submit_tag", String(64), nullable=True),
+    Column("sends", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),

@@ -173,5 +173,7 @@ class WebhookReceiver(LocalServer):
             pass
         finally:
             writer.close()
-from gengate.testing.llm import FakeAnthropic, FakeOpenAI, UpstreamRequest  # noqa: E402,F401
-from gengate.testing.mjproxy import FakeMidjourneyProxy  # noqa: E402,F401
+from gengate.testing.llm import FakeAnthropic as FakeAnthropic  # noqa: E402
+from gengate.testing.llm import FakeOpenAI as FakeOpenAI  # noqa: E402
+from gengate.testing.llm import UpstreamRequest as UpstreamRequest  # noqa: E402
+from gengate.testing.mjproxy import FakeMidjourneyProxy as FakeMidjourneyProxy  # noqa: E402

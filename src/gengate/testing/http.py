@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Any
 
 __all__ = ["LocalServer", "read_request"]
@@ -31,7 +32,8 @@ class LocalServer:
         assert self._server is not None
         self._server.close()
         with contextlib.suppress(Exception):  # open keep-alive connections
-            self._server.close_clients()
+            if sys.version_info >= (3, 13):  # Server.close_clients() is new in 3.13
+                self._server.close_clients()
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

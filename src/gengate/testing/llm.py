@@ -242,7 +242,8 @@ class FakeOpenAI(FakeLlmUpstream):
 
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         calls = self._tool_calls(body)
-        message = {"role": "assistant", "content": None if calls else "".join(self.texts())}
+        message: dict[str, Any] = {"role": "assistant",
+                                   "content": None if calls else "".join(self.texts())}
         if calls:
             message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"}
                                      for c in calls]

@@ -19,11 +19,17 @@ from typing import Any, Protocol
 import orjson
 from PIL import Image
 
-__all__ = ["FAILURES", "FakeMjAccount", "FakeMjTask", "Reply", "code_reply", "failure_reply",
-           "json_reply"]
+__all__ = ["AFTER_ACCEPT", "FAILURES", "LIST_LIMIT", "FakeMjAccount", "FakeMjTask", "Reply",
+           "code_reply", "failure_reply", "json_reply"]
 
 #: the kinds of :meth:`FakeMjAccount.fail_next`
-FAILURES = frozenset({"rate_limited", "unavailable", "queue_full", "auth", "drop", "malformed"})
+FAILURES = frozenset({"rate_limited", "unavailable", "queue_full", "auth", "drop", "malformed",
+                      "accept_drop", "accept_late"})
+#: failures that happen after the submit was taken: the task exists, the answer is lost
+AFTER_ACCEPT = frozenset({"accept_drop", "accept_late"})
+#: the most tasks ``GET /mj/task/list`` shows (trueai-org's TaskController.List takes the
+#: latest 100 by submit time; novicezk's lists every task its store keeps)
+LIST_LIMIT = 100
 RUNNING = "RUNNING"  # shown as SUBMITTED, then IN_PROGRESS
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
 
@@ -146,6 +152,9 @@ class FakeMjTask:
     finish: float | None = None
     fail_reason: str | None = None  #: planned (fail_tasks) or actual
     prompts: list[str] = field(default_factory=list)  #: describe
+    #: the caller's ``state`` from the submit, kept and shown as is (novicezk: Task.state,
+    #: set from BaseSubmitDTO.state in SubmitController; trueai-org: TaskInfo.State)
+    state: str | None = None
     picture: Image.Image | None = None
     png: bytes | None = None
 
@@ -196,11 +205,17 @@ class FakeMjAccount:
 
     # ----------------------------------------------------------------------- switches
 
-    def fail_next(self, kind: str, times: int = 1, retry_after: float | None = None) -> None:
-        """The next ``times`` submit requests fail this way (see :data:`FAILURES`)."""
+    def fail_next(self, kind: str, times: int = 1, retry_after: float | None = None,
+                  delay: float | None = None) -> None:
+        """The next ``times`` submit requests fail this way (see :data:`FAILURES`).
+
+        ``accept_drop`` takes the submit (the task exists and runs) and drops the
+        connection before answering; ``accept_late`` takes it and answers only after
+        ``delay`` seconds (default 5), longer than a client's timeout."""
         if kind not in FAILURES:
             raise ValueError(f"unknown failure {kind!r}; one of {sorted(FAILURES)}")
-        self._plan.extend([(kind, retry_after)] * times)
+        value = (5.0 if delay is None else delay) if kind == "accept_late" else retry_after
+        self._plan.extend([(kind, value)] * times)
 
     def slow(self, seconds: float) -> None:
         """Tasks now run for ``seconds``."""
@@ -270,6 +285,13 @@ class FakeMjAccount:
 
     def find(self, task_id: str) -> FakeMjTask | None:
         return None if self.losing else self.tasks.get(task_id)
+
+    def recent(self) -> list[FakeMjTask]:
+        """``GET /mj/task/list``: the newest tasks first, at most :data:`LIST_LIMIT`."""
+        if self.losing:
+            return []
+        newest = sorted(self.tasks.values(), key=lambda t: (t.submit_time, t.id), reverse=True)
+        return newest[:LIST_LIMIT]
 
     def settle(self) -> None:
         """Bring the tasks up to the clock: finish due ones, start queued ones in the

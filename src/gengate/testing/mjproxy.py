@@ -8,6 +8,10 @@ object holds the switches that make the upstream misbehave (``fail_next``, ``ban
 what tests observe (``submissions``, ``max_running``, ``list_calls``, ``rejected_full``,
 ``requests``).
 
+Like both proxies, every submit may carry a ``state`` that the task keeps and shows, and
+``GET /mj/task/list`` lists recent tasks newest first (trueai-org: the latest 100;
+novicezk: all it stores); ``list-by-condition`` filters by ``ids`` only, as in both.
+
 Time is computed lazily: every request first settles the account's tasks up to the clock
 (running ones finish after ``duration`` seconds, queued ones take the freed slots), so no
 background task runs and a test may pass its own ``clock``. Results are real images drawn by
@@ -36,6 +40,7 @@ from gengate.products.midjourney import imaging
 from gengate.products.midjourney.renderer import render
 from gengate.testing.http import LocalServer, read_request
 from gengate.testing.mjaccounts import (
+    AFTER_ACCEPT,
     RUNNING,
     UNAUTHORIZED,
     FakeMjAccount,
@@ -72,6 +77,7 @@ class FakeMidjourneyProxy(LocalServer):
         self._tasks: dict[str, tuple[FakeMjAccount, FakeMjTask]] = {}
         self._ids = itertools.count(1)
         self.port = 0
+        self._closing = asyncio.Event()  # late answers end when the server stops
 
     def add_account(self, secret: str, *, core_size: int = 3, queue_size: int = 10,
                     duration: float = 0.2, instance_id: str | None = None) -> FakeMjAccount:
@@ -89,6 +95,10 @@ class FakeMidjourneyProxy(LocalServer):
         return str(1_730_000_000_000_000 + next(self._ids))
 
     # ------------------------------------------------------------------------- server
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
+        await super().__aexit__(*exc)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -129,7 +139,7 @@ class FakeMidjourneyProxy(LocalServer):
         except orjson.JSONDecodeError:
             return json_reply({"code": 4, "description": "request body is not JSON"}, 400)
         if path.startswith("/mj/submit/") and method == "POST":
-            return self._submit(account, path, data)
+            return await self._submit(account, path, data)
         return self._query(account, method, path, data)
 
     def _query(self, account: FakeMjAccount, method: str, path: str, data: Any) -> Reply:
@@ -139,6 +149,8 @@ class FakeMidjourneyProxy(LocalServer):
             found = (account.find(str(i)) for i in ids) if isinstance(ids, list) else (
                 account.find(i) for i in list(account.tasks))
             return json_reply([self.task_json(t) for t in found if t is not None])
+        if path == "/mj/task/list" and method == "GET":
+            return json_reply([self.task_json(t) for t in account.recent()])
         if path == "/mj/account/list" and method == "GET":
             return json_reply([account.account_json()])
         match = _TASK_PATH.match(path)
@@ -160,13 +172,28 @@ class FakeMidjourneyProxy(LocalServer):
 
     # ------------------------------------------------------------------------ submits
 
-    def _submit(self, account: FakeMjAccount, path: str, data: Any) -> Reply | None:
+    async def _submit(self, account: FakeMjAccount, path: str, data: Any) -> Reply | None:
         if not isinstance(data, dict):
             return code_reply(4, "request body must be an object")
         account.submissions.append((path, _without_base64(data)))
         failure = account.take_failure()
-        if failure is not None:
+        if failure is not None and failure[0] not in AFTER_ACCEPT:
             return failure_reply(account, *failure)
+        reply = self._take(account, path, data)
+        if failure is None or reply is None:
+            return reply
+        kind, delay = failure
+        if kind == "accept_drop":
+            return None  # the task runs; the caller never hears its id
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), delay)
+        return reply
+
+    def _take(self, account: FakeMjAccount, path: str, data: dict[str, Any]) -> Reply:
+        state = data.get("state")
+        if state is not None and (not isinstance(state, str) or len(state) > 255):
+            # trueai-org refuses a state over 255 characters (SubmitController)
+            return code_reply(4, "state is longer than 255 characters")
         reason = account.unavailable_reason()
         if reason is not None:
             return code_reply(3, f"No available account instance: {reason}")
@@ -189,12 +216,14 @@ class FakeMidjourneyProxy(LocalServer):
         return next((w for w in sorted(self.banned_words) if w in words), None)
 
     def _new(self, action: str, kind: str, prompt: str, seed: int | None,
-             aspect: tuple[int, int], **extra: Any) -> FakeMjTask:
-        """A task; without a seed, one derived from its id."""
+             aspect: tuple[int, int], data: dict[str, Any], **extra: Any) -> FakeMjTask:
+        """A task, keeping the submit's ``state``; without a seed, one derived from its id."""
         task_id = self.new_id()
         seed = zlib.crc32(task_id.encode()) if seed is None else seed
+        state = data.get("state")
         return FakeMjTask(task_id, action, kind, prompt, seed, aspect,
-                          submit_time=self.clock(), **extra)
+                          submit_time=self.clock(),
+                          state=state if isinstance(state, str) else None, **extra)
 
     def _imagine(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         prompt = data.get("prompt")
@@ -206,7 +235,7 @@ class FakeMidjourneyProxy(LocalServer):
         images = [_image_arg(v, f"base64Array[{i}]")
                   for i, v in enumerate(_list(data.get("base64Array")))]
         seed = _int_param(prompt, "seed") or zlib.crc32(prompt.encode())
-        task = self._new("IMAGINE", "imagine", prompt, seed, _aspect_param(prompt),
+        task = self._new("IMAGINE", "imagine", prompt, seed, _aspect_param(prompt), data,
                          inputs=images)
         return account.admit(task)
 
@@ -218,13 +247,14 @@ class FakeMidjourneyProxy(LocalServer):
         dimensions = str(data.get("dimensions", "SQUARE")).upper()
         if dimensions not in _DIMENSIONS:
             return code_reply(4, "dimensions must be PORTRAIT, SQUARE or LANDSCAPE")
-        task = self._new("BLEND", "blend", "", None, _DIMENSIONS[dimensions], inputs=images)
+        task = self._new("BLEND", "blend", "", None, _DIMENSIONS[dimensions], data,
+                         inputs=images)
         return account.admit(task)
 
     def _describe(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         image = _image_arg(data.get("base64"), "base64")
         prompts = imaging.describe(image)
-        task = self._new("DESCRIBE", "describe", "", None, imaging.aspect_of(image.size),
+        task = self._new("DESCRIBE", "describe", "", None, imaging.aspect_of(image.size), data,
                          result="describe", inputs=[image], prompts=prompts)
         return account.admit(task)
 
@@ -240,7 +270,7 @@ class FakeMidjourneyProxy(LocalServer):
             return code_reply(4, "customId not found on the task's buttons")
         follow = button.follow
         seed = parent.seed + 1 if follow.kind == "reroll" else parent.seed
-        task = self._new(follow.action, follow.kind, parent.prompt, seed, parent.aspect,
+        task = self._new(follow.action, follow.kind, parent.prompt, seed, parent.aspect, data,
                          arg=follow.arg, result=follow.result, parent=parent)
         if follow.modal:
             task.status, task.description = "MODAL", "Waiting for window confirm"
@@ -328,6 +358,7 @@ class FakeMidjourneyProxy(LocalServer):
             "imageUrl": (f"{self.base_url}/mj/image/{task.id}.png"
                          if status == "SUCCESS" and task.result != "describe" else None),
             "failReason": task.fail_reason if status in ("FAILURE", "CANCEL") else None,
+            "state": task.state,
             "properties": {"finalPrompt": prompt, "discordInstanceId": account.instance_id},
             "buttons": [b.json() for b in task.buttons()],
         }

@@ -7,8 +7,8 @@ are RGB. A "grid" is four tiles of equal size laid out ``[tl, tr] / [bl, br]``.
 * decoding and encoding: :func:`decode_image`, :func:`decode_base64_image`, :func:`encode_png`;
 * geometry: :func:`aspect_of`, :func:`tile_size`, :func:`split_grid`;
 * generation: :func:`render_grid`, :func:`render_single` (procedural landscapes whose palette and
-  motifs follow the prompt's words, see :mod:`gengate.imaging_palette` and
-  :mod:`gengate.imaging_scene`);
+  motifs follow the prompt's words, see :mod:`gengate.imaging.palette` and
+  :mod:`gengate.imaging.scene`);
 * actions: :func:`upscale_quadrant`, :func:`upscale`, :func:`vary_grid`, :func:`variation_grid`,
   :func:`zoom_out`, :func:`pan`, :func:`make_square`, :func:`inpaint`, :func:`blend`,
   :func:`describe`.

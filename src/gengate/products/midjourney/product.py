@@ -54,14 +54,15 @@ def _proxy(ctx: AdapterContext) -> Provider:
 
     return MidjourneyProxyProvider(
         ctx.base_url, http=ctx.http, secret=ctx.secrets.get("secret"),
-        instance_id=ctx.options.get("instanceId"), poll_interval=ctx.poll_interval)
+        instance_id=ctx.options.get("instanceId"), poll_interval=ctx.poll_interval,
+        timeout=ctx.timeout)
 
 
 def _ttapi(ctx: AdapterContext) -> Provider:
     from gengate.products.midjourney.providers.ttapi import TtapiProvider
 
     return TtapiProvider(ctx.base_url, api_key=ctx.secrets.get("apiKey", ""), http=ctx.http,
-                         poll_interval=ctx.poll_interval)
+                         poll_interval=ctx.poll_interval, timeout=ctx.timeout)
 
 
 class MidjourneyProduct(Product[MidjourneyOptions]):

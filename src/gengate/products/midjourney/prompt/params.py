@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 from gengate.errors import InvalidParameter
 
@@ -217,7 +218,7 @@ def _int_choice(table: VersionTable) -> ValueParser:
 def _float_range(table: VersionTable) -> ValueParser:
     def parse(raw: str, version: Version) -> float:
         value = _to_float(raw)
-        lo, hi = _pick(table, version)  # type: ignore[misc]
+        lo, hi = cast("tuple[float, float]", _pick(table, version))
         if not lo <= value <= hi:
             raise BadValue(raw)
         return value

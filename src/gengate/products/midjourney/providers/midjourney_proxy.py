@@ -69,6 +69,8 @@ BUTTONS: dict[str, str] = {
 }
 
 _RUNNING = frozenset({"NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL"})
+#: transport failures that happen before a request leaves: the upstream never saw it
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _MARKER = re.compile(r"^\s*[1-9]\ufe0f?\u20e3\s*")
 _PERCENT = re.compile(r"(\d+)")
 #: (words in a description, kind) in the order they are tried; the first match wins
@@ -159,6 +161,7 @@ class MidjourneyProxyProvider:
 
     name = "midjourney_proxy"
     wants_parent_image = False
+    finds_by_tag = True
 
     def __init__(self, base_url: str, *, http: httpx.AsyncClient, secret: str | None = None,
                  instance_id: str | None = None, poll_interval: float = 2.0,
@@ -179,18 +182,23 @@ class MidjourneyProxyProvider:
     async def _request(self, method: str, path: str, body: Any = None, *,
                        missing_ok: bool = False) -> Any:
         """The upstream's JSON answer (``None`` for a 404 when ``missing_ok``); every
-        transport or HTTP failure becomes a :class:`ProviderError` of the right kind."""
+        transport or HTTP failure becomes a :class:`ProviderError` of the right kind.
+
+        A failure after the request may have been sent (a read timeout, a connection
+        dropped before the answer) is ``uncertain``: the upstream may have acted on it."""
         try:
             response = await self._http.request(
                 method, f"{self.base_url}{path}", json=body, headers=self._headers,
                 timeout=self.timeout)
         except httpx.TimeoutException as exc:
             raise ProviderError("[Upstream unavailable] the midjourney-proxy timed out",
-                                kind=FailureKind.UNAVAILABLE) from exc
+                                kind=FailureKind.UNAVAILABLE,
+                                uncertain=not isinstance(exc, _UNSENT)) from exc
         except httpx.HTTPError as exc:
             raise ProviderError(
                 f"[Upstream unavailable] could not reach the midjourney-proxy "
-                f"({type(exc).__name__})", kind=FailureKind.UNAVAILABLE) from exc
+                f"({type(exc).__name__})", kind=FailureKind.UNAVAILABLE,
+                uncertain=not isinstance(exc, _UNSENT)) from exc
         status = response.status_code
         if status == 404 and missing_ok:
             return None
@@ -218,12 +226,16 @@ class MidjourneyProxyProvider:
             raise ProviderError(f"[Upstream failed] the midjourney-proxy answered {status}",
                                 kind=FailureKind.JOB)
 
-    async def _submit(self, path: str, body: dict[str, Any],
-                      mode: str | None = None) -> dict[str, Any]:
+    async def _submit(self, path: str, body: dict[str, Any], mode: str | None = None,
+                      tag: str | None = None) -> dict[str, Any]:
         """POST a submit; the reply when the upstream took it (codes 1, 21, 22).
 
         ``accountFilter`` names the Discord instance when the account is pinned to one,
-        and the speed mode the job's slot is for (trueai-org's proxy routes by it)."""
+        and the speed mode the job's slot is for (trueai-org's proxy routes by it).
+        ``tag`` travels as ``state``, the caller's own value that both proxies keep on the
+        task and show with it (:meth:`find`)."""
+        if tag:
+            body["state"] = tag
         account_filter: dict[str, Any] = {}
         if self.instance_id:
             account_filter["instanceId"] = self.instance_id
@@ -265,16 +277,19 @@ class MidjourneyProxyProvider:
             body: dict[str, Any] = {"prompt": with_mode(task.prompt, task.mode)}
             if task.images:
                 body["base64Array"] = [_data_url(image) for image in task.images]
-            return str((await self._submit("/mj/submit/imagine", body, task.mode))["result"])
+            return str((await self._submit("/mj/submit/imagine", body, task.mode,
+                                           task.tag))["result"])
         if task.action == "blend":
             body = {"base64Array": [_data_url(image) for image in task.images],
                     "dimensions": _dimensions(task.aspect)}
-            return str((await self._submit("/mj/submit/blend", body, task.mode))["result"])
+            return str((await self._submit("/mj/submit/blend", body, task.mode,
+                                           task.tag))["result"])
         if task.action == "describe":
             if not task.images:
                 raise ProviderError("[Invalid parameter] describe needs an image")
             body = {"base64": _data_url(task.images[0])}
-            return str((await self._submit("/mj/submit/describe", body, task.mode))["result"])
+            return str((await self._submit("/mj/submit/describe", body, task.mode,
+                                           task.tag))["result"])
         if task.action == "seed":
             return f"{SEED_PREFIX}{self._parent(task)}"
         return await self._press(task)
@@ -307,26 +322,60 @@ class MidjourneyProxyProvider:
             raise ProviderError(f"[Invalid parameter] the upstream task has no button for "
                                 f"{task.action}", kind=FailureKind.JOB)
         reply = await self._submit("/mj/submit/action",
-                                   {"taskId": parent_id, "customId": custom_id}, task.mode)
+                                   {"taskId": parent_id, "customId": custom_id}, task.mode,
+                                   task.tag)
         task_id = str(reply["result"])
         if reply["code"] == 21 and await self._is_modal(reply, task_id):
-            body: dict[str, Any] = {"taskId": task_id, "prompt": task.prompt}
-            if task.action == "inpaint":
-                body["maskBase64"] = _data_url(task.images[0])
-            try:
-                await self._submit("/mj/submit/modal", body)
-            except ProviderError:
-                await self.cancel(task_id)  # do not leave it waiting for its modal
-                raise
+            await self._confirm(task, task_id)
         return task_id
+
+    async def _confirm(self, task: ProviderTask, task_id: str) -> None:
+        """Confirm a task waiting in ``MODAL`` with the job's prompt (and mask)."""
+        body: dict[str, Any] = {"taskId": task_id, "prompt": task.prompt}
+        if task.action == "inpaint":
+            body["maskBase64"] = _data_url(task.images[0])
+        try:
+            await self._submit("/mj/submit/modal", body)
+        except ProviderError as exc:
+            if not exc.uncertain:  # refused: do not leave it waiting for its modal
+                await self.cancel(task_id)
+            raise  # uncertain: found again by the action's tag, confirmed if still MODAL
 
     async def _is_modal(self, reply: Mapping[str, Any], task_id: str) -> bool:
         """Code 21 means "exists" or "waits for a modal"; the task's status tells which."""
         properties = reply.get("properties")
         if isinstance(properties, Mapping) and properties.get("status"):
-            return properties["status"] == "MODAL"
+            return bool(properties["status"] == "MODAL")
         found = await self._request("GET", f"/mj/task/{task_id}/fetch", missing_ok=True)
         return isinstance(found, Mapping) and found.get("status") == "MODAL"
+
+    # ------------------------------------------------------------------------------ find
+
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
+        """The task submitted with ``state`` = ``tag``, from ``GET /mj/task/list``; given
+        the ``task`` it was for, one still waiting in ``MODAL`` (the submit stopped before
+        the modal was confirmed) is confirmed now.
+
+        Neither proxy filters its task queries by ``state`` (``list-by-condition`` takes
+        ids only), but both list recent tasks with their ``state``, newest first:
+        novicezk's every task its store keeps, trueai-org's the latest 100. A task pushed
+        out of that window by more than 100 newer ones on a trueai-org proxy is not found.
+        """
+        listed = await self._request("GET", "/mj/task/list")
+        if not isinstance(listed, list):
+            raise ProviderError("[Upstream unavailable] the midjourney-proxy's task list "
+                                "is not a list", kind=FailureKind.UNAVAILABLE)
+        found = [item for item in listed
+                 if isinstance(item, Mapping) and item.get("state") == tag and item.get("id")]
+        if not found:
+            return None
+        # the oldest, should a tag ever have started two tasks
+        found.sort(key=lambda item: item["submitTime"]
+                   if isinstance(item.get("submitTime"), int) else 0)
+        task_id = str(found[0]["id"])
+        if task is not None and found[0].get("status") == "MODAL":
+            await self._confirm(task, task_id)
+        return task_id
 
     # ------------------------------------------------------------------------------ poll
 

@@ -51,6 +51,9 @@ class TtapiProvider:
     name = "ttapi"
     #: the upstream keeps its own copy of a parent task; only the job's own inputs travel
     wants_parent_image = False
+    #: TTAPI takes no caller-supplied id and lists no running tasks: a submit whose answer
+    #: was lost cannot be found again
+    finds_by_tag = False
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  poll_interval: float = 2.0, timeout: float = 30.0):
@@ -141,6 +144,10 @@ class TtapiProvider:
             raise ProviderError("[Upstream account] the upstream queue is full",
                                 kind=FailureKind.QUEUE_FULL)
 
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
+        """TTAPI has nothing to find a task by but the id its answer carries."""
+        return None
+
     async def cancel(self, upstream_id: str) -> None:
         """TTAPI cannot stop a task."""
         self._progress.pop(upstream_id, None)
@@ -165,8 +172,12 @@ class TtapiProvider:
                                                 headers=self._headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # a request that left may have started a task the answer never told us about
+            sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout,
+                                        httpx.PoolTimeout))
             raise ProviderError(self._scrub(f"[Upstream unavailable] {detail}"),
-                                kind=FailureKind.UNAVAILABLE) from None
+                                kind=FailureKind.UNAVAILABLE,
+                                uncertain=sent and method == "POST") from None
         if response.status_code == 404 and missing_ok:
             return None
         payload = _envelope(response)
@@ -289,7 +300,7 @@ def _failure(response: httpx.Response, payload: dict[str, Any] | None,
 
 def _update(body: dict[str, Any]) -> ProviderUpdate:
     """A fetch body as gengate's own view of the task."""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
     status = body.get("status")
     if status == "FAILED":
         message = body.get("message")
