@@ -10,7 +10,6 @@ calls whatever URL they give.
 from __future__ import annotations
 
 import builtins
-import builtins
 import time
 from typing import Any
 

@@ -32,11 +32,10 @@ from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode, Options
 if TYPE_CHECKING:
     import httpx
 
-    from gengate.store import User
-
     from gengate.api.call import Call
     from gengate.config import Settings
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
+    from gengate.store import User
 
 __all__ = [
     "THREE_STATUSES",

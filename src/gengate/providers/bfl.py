@@ -125,7 +125,7 @@ class BflProvider:
 
     # -- poll -----------------------------------------------------------------------------
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
         return None
 
@@ -195,7 +195,7 @@ class BflProvider:
             return await self._http.request(method, url, json=json, headers=self._headers,
                                             timeout=self._timeout)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, self._key) from None
+            raise transport_error(exc, self._key, submit=method == "POST") from None
 
     def _failure(self, response: httpx.Response, payload: dict[str, Any] | None) -> ProviderError:
         status = response.status_code

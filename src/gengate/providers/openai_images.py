@@ -80,7 +80,7 @@ class OpenAIImagesProvider:
         self._running[upstream_id] = asyncio.create_task(self._run(*request))
         return upstream_id
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
         return None
 

@@ -85,7 +85,7 @@ class TtapiRelayProvider:
                 response = await self._http.post(url, json=request.json, headers=self._headers,
                                                  timeout=self._timeout)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, self._key) from None
+            raise transport_error(exc, self._key, submit=True) from None
         payload = json_object(response)
         if response.status_code != 200 or payload is None or payload.get("status") == "FAILED":
             raise self._failure(response, payload)
@@ -96,7 +96,7 @@ class TtapiRelayProvider:
                                 kind=FailureKind.UNAVAILABLE)
         return job_id
 
-    async def find(self, tag: str) -> str | None:
+    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
         """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
         return None
 

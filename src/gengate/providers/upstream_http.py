@@ -15,11 +15,15 @@ from gengate.providers.base import FailureKind, ProviderError
 __all__ = ["json_object", "retry_after", "scrub", "transport_error"]
 
 
-def transport_error(exc: httpx.HTTPError, secret: str) -> ProviderError:
-    """A refused, dropped or timed-out request: the upstream is unavailable for now."""
+def transport_error(exc: httpx.HTTPError, secret: str, *,
+                    submit: bool = False) -> ProviderError:
+    """A refused, dropped or timed-out request: the upstream is unavailable for now. A
+    ``submit`` that left this machine may have started a task the answer never told of
+    (``uncertain``: the engine bounds such resends)."""
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     return ProviderError(scrub(f"[Upstream unavailable] {detail}", secret),
-                         kind=FailureKind.UNAVAILABLE)
+                         kind=FailureKind.UNAVAILABLE, uncertain=submit and sent)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
