@@ -30,7 +30,7 @@ __all__ = ["FluxRoutes", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS"]
 
 #: bounds on each input image
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-MAX_IMAGE_PIXELS = 25_000_000
+MAX_IMAGE_PIXELS = 4096 * 4096
 _BFL_IMAGES = ("input_image", "input_image_2", "input_image_3", "input_image_4")
 
 
