@@ -166,6 +166,8 @@ async def test_a_product_defined_here_runs_end_to_end(settings: Settings) -> Non
         # another product's fetch path does not show it; the neutral list shows both
         other = await client.get("/swatch/fetch", params={"jobId": "nope"})
         assert other.status_code == 404
+        elsewhere = await client.get("/midjourney/v1/fetch", params={"jobId": job_id})
+        assert elsewhere.status_code == 404
         listed = (await client.get("/jobs/list", params={"product": "swatch"})).json()["data"]
         assert [(j["product"], j["status"]) for j in listed] == [
             ("swatch", "FAILED"), ("swatch", "SUCCESS")]
