@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from gengate.cli_results import results_app
 from gengate.config import Settings
 
 app = typer.Typer(help="gengate: a self-hosted TTAPI-compatible generation gateway",
@@ -21,6 +22,7 @@ app.add_typer(admin_app, name="admin")
 accounts_app = typer.Typer(help="The operator's upstream accounts (the pool jobs are routed to)",
                            no_args_is_help=True)
 admin_app.add_typer(accounts_app, name="accounts")
+app.add_typer(results_app, name="results")
 console = Console()
 
 KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",

@@ -30,6 +30,7 @@ import random
 import socket
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -433,6 +434,9 @@ class _TaskFiles:
 
     async def stored(self, key: str) -> bytes:
         return await self._worker.results.storage.get(key)
+
+    async def parent_file(self, result: dict[str, Any]) -> bytes:
+        return await self._worker.results.read_back(result)
 
     async def download(self, url: str, field_name: str) -> bytes:
         try:

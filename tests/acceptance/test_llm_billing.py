@@ -24,7 +24,8 @@ def _balanced(ledger: dict[str, Any]) -> None:
     """balance and freeze_balance equal what the ledger says (exact in milli-quota)."""
     t, user = ledger["totals"], ledger["user"]
     milli = {k: round(v * 1000) for k, v in t.items()}
-    assert round(user["balance"] * 1000) == milli["topup"] - milli["freeze"] + milli["refund"]
+    assert round(user["balance"] * 1000) == \
+        milli["topup"] - milli["freeze"] + milli["refund"] - milli["overage"]
     assert round(user["freeze_balance"] * 1000) == \
         milli["freeze"] - milli["settle"] - milli["refund"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus
-from gengate.store import accountrows, claims, jobrows, llmrows, outbox, userrows
+from gengate.store import accountrows, claims, jobrows, llmrows, outbox, resultrows, userrows
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.jobrows import Admission
@@ -92,6 +92,27 @@ class Store:
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
+
+    # -- result files (retention and moves) ----------------------------------------------
+    async def claim_expiring_results(self, cutoffs: dict[str, float | None],
+                                     default: float | None,
+                                     owner: str, now: float, lease: float,
+                                     batch: int) -> list[resultrows.Expiring]:
+        return await self.db.run(resultrows.claim_expiring, cutoffs, default, owner, now,
+                                 lease, batch)
+
+    async def mark_result_expired(self, job_id: str, owner: str, result: dict[str, Any],
+                                  now: float) -> bool:
+        return await self.db.run(resultrows.mark_expired, job_id, owner, result, now)
+
+    async def release_result_claim(self, job_id: str, owner: str) -> None:
+        await self.db.run(resultrows.release_claim, job_id, owner)
+
+    async def stored_results(self, after: str, limit: int) -> list[resultrows.StoredResult]:
+        return await self.db.read(resultrows.stored_results, after, limit)
+
+    async def switch_result(self, job_id: str, raw: str, result: dict[str, Any]) -> bool:
+        return await self.db.run(resultrows.switch_result, job_id, raw, result)
 
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
@@ -194,6 +215,11 @@ class Store:
     async def llm_settle_many(self, items: list[tuple[llmrows.UsageRow, int]],
                               now: float) -> list[int]:
         return await self.db.run(llmrows.settle_many, items, now)
+
+    async def llm_money_many(
+            self, holds: list[tuple[int, str, int]], settles: list[tuple[llmrows.UsageRow, int]],
+            now: float) -> tuple[list[GengateError | None], list[int]]:
+        return await self.db.run(llmrows.money_many, holds, settles, now)
 
     async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
         return await self.db.read(llmrows.usage_of, user_id, page, limit)

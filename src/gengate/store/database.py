@@ -98,14 +98,20 @@ class Database:
         if not path or path == ":memory:":
             return
         conn = await asyncio.to_thread(sqlite3.connect, path, check_same_thread=False)
+        running: asyncio.Future[Any] | None = None
         try:
             while True:
                 await asyncio.sleep(CHECKPOINT_EVERY)
+                running = asyncio.ensure_future(
+                    asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)"))
                 try:
-                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                    await asyncio.shield(running)
                 except sqlite3.Error as exc:
                     log.warning("event=checkpoint_failed error=%s", exc)
         finally:
+            # closing the connection while its thread still checkpoints crashes the process
+            if running is not None:
+                await asyncio.gather(running, return_exceptions=True)
             conn.close()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
