@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint clean claude-cli
+.PHONY: install run test fuzz bench lint clean claude-cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ claude-cli:
 test: install claude-cli
 	$(BIN)/python -m pytest -q
 
+## a longer property-based run of every operation in /openapi.json (schemathesis) against a
+## real server: no 5xx, no answer the document does not allow (make test runs a short one)
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	GENGATE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:timeout \
+	  tests/acceptance/test_fuzz.py
+
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
 ## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
 ## for result copies to the object store); the cost of the largest accepted inputs (/healthz
@@ -44,6 +51,7 @@ bench: install
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

@@ -23,6 +23,33 @@ ADMIN_KEY = "test-admin-key"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _no_unhandled_task_errors() -> Iterator[None]:
+    """Fail a test during which asyncio reported an error nobody handled: "Task exception
+    was never retrieved", "Future exception was never retrieved", an exception in a
+    callback. (Warnings already fail tests: pyproject's filterwarnings.)"""
+    collect = _Collect()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(collect)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+    if collect.records:
+        pytest.fail("asyncio reported unhandled errors:\n" + "\n".join(
+            f"{r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
+            for r in collect.records))
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):

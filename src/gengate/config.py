@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    node_id: str | None = Field(
+        None, min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._-]+$",
+        description="This process's identity in job leases; default: one kept in the data "
+        "directory, reused by the next process there after this one ends",
+    )
+
+    # PostgreSQL connections per process (unset: by the process's role, see pool_sizes)
+    db_pool_size: int | None = Field(
+        None, ge=1, description="Connections each process keeps in its pool"
+    )
+    db_max_overflow: int | None = Field(
+        None, ge=0, description="Connections a process may open beyond the pool under load"
+    )
 
     # security
     # secrets and URLs that may carry passwords stay out of reprs (and so out of logs)
@@ -47,6 +60,9 @@ class Settings(BaseSettings):
     image_body_seconds: float = Field(
         60.0, gt=0, description="Seconds a request with images has to send its body once "
         "its turn came (408 past that)")
+    metrics_token: str | None = Field(
+        None, repr=False, description="Bearer token /metrics asks for; unset: /metrics is open"
+    )
     secret_key: str | None = Field(
         None, repr=False, description="Key(s) sealing upstream credentials at rest, "
         "comma-separated (the first seals, all open); default: a key file in the data directory"
@@ -60,6 +76,10 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(1200, ge=0, description="Requests per minute per API key")
     ip_rate_per_second: int = Field(
         20, ge=0, description="Requests per second per client address without a valid key"
+    )
+    admin_failures_per_minute: int = Field(
+        10, ge=0, description="Failed /admin sign-ins (wrong admin key) per minute per client "
+        "address before it gets 429; 0 = no limit"
     )
 
     # users
@@ -223,6 +243,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gengate.db').resolve()}"
+
+    def pool_sizes(self, *, api: bool, worker: bool) -> tuple[int, int]:
+        """PostgreSQL pool size and overflow of a process (docs/deploy.md has the sums): a
+        process with the API answers many requests at once, but group commit and batched
+        lookups make them share transactions; a worker-only process holds a connection only
+        for the moment of each job's or delivery's change; the settings override."""
+        size, overflow = (5, 5) if api else (3, 3)
+        if not api and not worker:
+            size, overflow = 1, 1  # an admin command
+        size = self.db_pool_size if self.db_pool_size is not None else size
+        overflow = self.db_max_overflow if self.db_max_overflow is not None else overflow
+        return size, overflow
 
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

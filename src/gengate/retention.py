@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gengate.background import supervise
 from gengate.clock import Clock
 from gengate.errors import GengateError
 from gengate.results import result_files
@@ -110,7 +111,7 @@ class ResultRetention:
     # -- the periodic pass of a worker ---------------------------------------------------
     def start(self) -> None:
         if self.policy.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop())
+            self._task = supervise(self._loop, "gengate-retention")
 
     async def stop(self) -> None:
         if self._task is not None:

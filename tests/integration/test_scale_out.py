@@ -12,16 +12,25 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 
+from gengate.config import Settings
 from gengate.store import Store
 from gengate.testing import WebhookReceiver, free_port
 from tests.conftest import S3Bucket
 
 ADMIN = "scale-admin"
 JOBS = 2000
+#: PostgreSQL connections the cluster below may hold at once, by the default pool sizes
+#: (docs/deploy.md): two API processes, at most three workers alive at once (each with
+#: one LISTEN connection), this test's own store (2) and the counting connection (1):
+#: 44, so two runs side by side fit a default server's max_connections of 100
+_defaults = Settings()
+BUDGET = (2 * sum(_defaults.pool_sizes(api=True, worker=False))
+          + 3 * (sum(_defaults.pool_sizes(api=False, worker=True)) + 1) + 2 + 1)
 
 
 class Cluster:
@@ -100,6 +109,36 @@ async def _failures(store: Store) -> Counter[str]:
     return await store.db.read(rows)
 
 
+class ConnectionPeak:
+    """The most connections to one database seen at once, sampled while it runs."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ConnectionPeak:
+        conn = await asyncpg.connect(self.url.replace("postgresql://", "postgres://"))
+        self._task = asyncio.create_task(self._sample(conn))
+        return self
+
+    async def _sample(self, conn: asyncpg.Connection) -> None:
+        name = self.url.rsplit("/", 1)[1]
+        try:
+            while True:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name)
+                self.peak = max(self.peak, int(count))
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
 async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
     from sqlalchemy import select
 
@@ -115,9 +154,9 @@ async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
 async def test_nodes_share_the_work_and_survive_a_killed_worker(
         pg_url: str, tmp_path: Path) -> None:
     cluster = Cluster(pg_url, tmp_path / "data")
-    store = Store.open(pg_url)
+    store = Store.open(pg_url, pool=(2, 0))
     try:
-        async with WebhookReceiver() as receiver:
+        async with WebhookReceiver() as receiver, ConnectionPeak(pg_url) as connections:
             apis = [await cluster.api(), await cluster.api()]
             victim = cluster.start("worker")
             cluster.start("worker")
@@ -159,6 +198,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
                     request = await receiver.next(timeout=60)
                     delivered.add(orjson.loads(request.body)["jobId"])
             assert delivered == set(ids)
+        assert connections.peak <= BUDGET, (connections.peak, BUDGET)
         ledger = await _ledger_per_job(store)
         for job_id in ids:
             assert ledger[(job_id, "freeze")] == 1 and ledger[(job_id, "settle")] == 1
