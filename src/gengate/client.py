@@ -112,6 +112,11 @@ class Action:
         return "POST" if "POST" in self.methods else "GET"
 
     @property
+    def multipart(self) -> bool:
+        """The route takes ``multipart/form-data`` (files uploaded as such)."""
+        return getattr(self.model, "media_type", "") == "multipart/form-data"
+
+    @property
     def fields(self) -> dict[str, Any]:
         """The request model's fields (pydantic ``FieldInfo``), by wire name."""
         return dict(self.model.model_fields) if self.model is not None else {}
@@ -254,6 +259,31 @@ def _file_field(value: Any) -> Any:
     return value
 
 
+#: a multipart body: its plain fields, and its files as (field, (name, bytes, type))
+Form = tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]
+
+
+def _form(fields: Mapping[str, Any]) -> Form:
+    """Fields as a multipart form: ``@path``, paths and bytes as file parts (a list: one
+    part each, under the same name), the others as text (booleans as true/false)."""
+    data: dict[str, str] = {}
+    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None:
+                continue
+            if isinstance(item, str) and item.startswith("@"):
+                item = Path(item[1:])
+            if isinstance(item, Path):
+                kind = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
+                files.append((name, (item.name, item.read_bytes(), kind)))
+            elif isinstance(item, bytes):
+                files.append((name, (f"{name}.png", item, "image/png")))
+            else:
+                data[name] = str(item).lower() if isinstance(item, bool) else str(item)
+    return data, files
+
+
 class ProductActions:
     """``client.product("flux").generate(prompt=...)``: one method per route of a product,
     each returning the route's answer's ``jobId`` (or the whole answer for a route that
@@ -304,6 +334,7 @@ class AsyncClient:
     # -- the wire -------------------------------------------------------------------------
     async def request(self, method: str, path: str, *, json: Any = None,
                       params: Mapping[str, Any] | None = None,
+                      form: Form | None = None,
                       idempotency_key: str | None = None) -> dict[str, Any]:
         """One call; the answer's body, or the server's error raised. Retried after a
         broken connection or a 502/503 when safe: a read, or a write with an
@@ -313,8 +344,9 @@ class AsyncClient:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
-                response = await self._http.request(method, path, json=json, params=params,
-                                                    headers=headers)
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers,
+                    data=form[0] if form else None, files=form[1] if form else None)
             except httpx.ConnectError as exc:
                 if last:
                     raise Unreachable(self.base_url, _reason(exc)) from exc
@@ -344,6 +376,9 @@ class AsyncClient:
         the whole answer."""
         route = self.action_of(product, action)
         route.check(fields)
+        if route.multipart:
+            return await self.request("POST", route.path, form=_form(fields),
+                                      idempotency_key=str(uuid.uuid4()))
         body = {k: _file_field(v) for k, v in fields.items() if v is not None}
         if route.method == "GET":
             params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in body.items()}

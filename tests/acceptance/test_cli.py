@@ -32,7 +32,7 @@ HANG = "please-hang"
 #: fails test_every_product_has_an_example: its commands exist and must be shown working)
 EXAMPLES: dict[str, list[str]] = {
     "midjourney": ["imagine", "a red fox in the snow"],
-    "flux": ["generate", "a red fox in the snow"],
+    "flux": ["generate", "a red fox in the snow", "--mode", "flux1-dev"],
     "gpt_image": ["generations", "a red fox in the snow"],
     "gemini_image": ["generate", "a red fox in the snow"],
     "openai_images": ["generations", "a red fox in the snow"],
@@ -331,3 +331,18 @@ def test_midjourney_actions_blend_describe_seed(server: Server, tmp_path: Path) 
         assert body["status"] == "SUCCESS" and body["data"]["action"] == expected, body
     checked = gg(server, key, "midjourney", "promptCheck", "a calm lake")
     assert checked.status == 0 and checked.out.strip(), checked.err
+
+
+def test_a_multipart_route_uploads_its_files(server: Server, tmp_path: Path) -> None:
+    if "flux" not in _registered():
+        pytest.skip("no Flux product in this build")
+    _, key = server.user()
+    first = gg(server, key, "flux", "generate", "a lighthouse", "--mode", "flux1-dev",
+               "--json", "--interval", "0.1", "--out", str(tmp_path))
+    assert first.status == 0, first.err
+    picture = json.loads(first.out)["files"][0]
+    ran = gg(server, key, "flux", "edits", "the same at night", "--image", f"@{picture}",
+             "--json", "--interval", "0.1")
+    assert ran.status == 0, ran.err
+    body = json.loads(ran.out)
+    assert body["status"] == "SUCCESS"
