@@ -346,3 +346,13 @@ def test_a_multipart_route_uploads_its_files(server: Server, tmp_path: Path) -> 
     assert ran.status == 0, ran.err
     body = json.loads(ran.out)
     assert body["status"] == "SUCCESS"
+
+
+def test_results_that_cannot_be_saved_are_one_line(server: Server, tmp_path: Path) -> None:
+    _, key = server.user()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    ran = gg(server, key, "imagine", "a fox", "--json", "--interval", "0.1",
+             "--out", str(blocked / "shots"))
+    assert ran.status == 1
+    assert "could not save the results" in _one_line(ran)

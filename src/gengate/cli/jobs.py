@@ -74,6 +74,10 @@ class Conn:
             self.fail(exit_for(exc), explain(exc))
         except KeyboardInterrupt:
             raise SystemExit(130) from None
+        except (httpx.HTTPError, OSError) as exc:  # saving results (--out)
+            if self.debug:
+                raise
+            self.fail(Exit.JOB_FAILED, f"could not save the results: {explain(exc)}")
         raise SystemExit(int(status))
 
     def show(self, data: Any) -> None:
