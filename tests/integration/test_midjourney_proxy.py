@@ -368,11 +368,11 @@ async def test_rate_limited_carries_retry_after(mj: FakeMidjourneyProxy,
 
 
 # both proxies answer "no instance" (code 3, 无可用的账号实例) whatever the reason; the
-# reason shows in /mj/account/list, which the probe reads (test_probe_follows_the_account)
+# adapter then reads the reason from /mj/account/list
 @pytest.mark.parametrize(("switch", "kind", "words"), [
-    ("ban", FailureKind.UNAVAILABLE, "无可用的账号实例"),
-    ("captcha", FailureKind.UNAVAILABLE, "无可用的账号实例"),
-    ("moderate", FailureKind.UNAVAILABLE, "无可用的账号实例"),
+    ("ban", FailureKind.BANNED, "banned"),
+    ("captcha", FailureKind.CAPTCHA, "CAPTCHA"),
+    ("moderate", FailureKind.MODERATION, "moderation"),
     ("expire_token", FailureKind.AUTH, "secret"),
 ])
 async def test_account_states_refuse_submits(mj: FakeMidjourneyProxy, http: httpx.AsyncClient,

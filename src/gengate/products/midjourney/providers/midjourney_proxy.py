@@ -303,8 +303,21 @@ class MidjourneyProxyProvider:
                 raise ProviderError("[Upstream unavailable] the midjourney-proxy accepted "
                                     "the task without an id", kind=FailureKind.UNAVAILABLE)
             return dict(reply)
-        raise self._refusal(code, str(reply.get("description") or ""),
-                            reply.get("properties") or {})
+        raise await self._why(code, reply)
+
+    async def _why(self, code: Any, reply: Mapping[str, Any]) -> ProviderError:
+        """The error of a refused submit; for "no instance" (code 3), the reason the
+        account list gives (banned, CAPTCHA, moderation...), which both proxies keep
+        out of the submit's answer."""
+        error = self._refusal(code, str(reply.get("description") or ""),
+                              reply.get("properties") or {})
+        if code == 3:
+            try:
+                await self.probe()
+            except ProviderError as exc:
+                if exc.kind.account_level:
+                    return exc
+        return error
 
     @staticmethod
     def _refusal(code: Any, description: str, properties: Mapping[str, Any]) -> ProviderError:
@@ -407,8 +420,7 @@ class MidjourneyProxyProvider:
                                 "without a code", kind=FailureKind.UNAVAILABLE)
         if reply.get("code") in (1, 21, 22) and reply.get("result"):
             return str(reply["result"])
-        raise self._refusal(reply.get("code"), str(reply.get("description") or ""),
-                            reply.get("properties") or {})
+        raise await self._why(reply.get("code"), reply)
 
     async def _confirm(self, task: ProviderTask, task_id: str) -> None:
         """Confirm a task waiting in ``MODAL`` with the job's prompt (and mask)."""
