@@ -453,3 +453,27 @@ async def test_each_midjourney_proxy_runs_imagine_and_its_follow_ups(settings: S
             assert refused.status_code == 400
             totals = await _ledger_totals(gw, user_id)
             assert totals["freeze"] == totals["settle"] == 8 and totals["refund"] == 0
+
+
+async def test_an_accounts_protocol_is_an_option(settings: Settings) -> None:
+    async with FakeMidjourneyProxy(flavor="novicezk") as mj:
+        account = mj.add_account("secret-p", duration=0.05)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            bad = await gw.http.post("/admin/accounts", headers=_admin(gw), json={
+                "name": "p", "provider": "midjourney_proxy", "baseUrl": mj.base_url,
+                "secret": "secret-p", "protocol": "v2"})
+            assert bad.status_code == 400 and "protocol" in bad.json()["message"]
+            added = await _add(gw, mj, "p", "secret-p", protocol="novicezk")
+            assert added["protocol"] == "novicezk"
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            grid = await gw.wait(client, await _imagine(client, "a stone bridge"))
+            seed = await client.post(f"{V1}/seed", json={"jobId": grid["jobId"]})
+            body = await gw.wait(client, seed.json()["data"]["jobId"])
+            # novicezk has no image-seed route: never asked, failed without an illegal count
+            assert body["status"] == "FAILED"
+            assert body["message"].startswith("[Unsupported action]")
+            assert not any("image-seed" in path for _, path in account.requests)
+            cleared = await gw.http.patch(f"/admin/accounts/{added['id']}", headers=_admin(gw),
+                                          json={"protocol": None})
+            assert cleared.json()["data"]["protocol"] is None
