@@ -474,6 +474,8 @@ async def test_an_accounts_protocol_is_an_option(settings: Settings) -> None:
             assert body["status"] == "FAILED"
             assert body["message"].startswith("[Unsupported action]")
             assert not any("image-seed" in path for _, path in account.requests)
+            info = (await client.get(f"{V1}/info")).json()["data"]
+            assert info["illegal_prompts_today"] == 0
             cleared = await gw.http.patch(f"/admin/accounts/{added['id']}", headers=_admin(gw),
                                           json={"protocol": None})
             assert cleared.json()["data"]["protocol"] is None
