@@ -112,7 +112,10 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {
+    """The request body; a model may name another media type in ``media_type``
+    (``multipart/form-data`` for uploads)."""
+    media = getattr(model, "media_type", "application/json")
+    return {"required": True, "content": {media: {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
 
