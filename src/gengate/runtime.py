@@ -29,7 +29,7 @@ from gengate.service import JobService
 from gengate.status import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
-from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
@@ -96,13 +96,9 @@ class Runtime:
                       if with_dispatcher else None)
         upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
                               hosting_guard, products)
-        ended: list[Callable[[], None]] = []
-
         def on_event() -> None:
             if dispatcher is not None:
                 dispatcher.wake()
-            for wake in ended:
-                wake()
 
         worker = (
             Worker(settings, store, upstreams, ResultWriter(storage, http, products=products),
@@ -114,8 +110,9 @@ class Runtime:
         jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
                           admitter, guard, pool,
                           PriceTable(settings.hosting_price_table(products.prices(True))),
-                          products, settings.max_queue_per_product, upstreams)
-        ended.append(jobs.job_ended)
+                          products, settings.max_queue_per_product, upstreams, storage,
+                          settings.sync_timeout)
+        store.ended = jobs.ends.ended  # this node's job ends wake its synchronous waiters
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds, products)
         if worker is not None:
@@ -133,14 +130,24 @@ class Runtime:
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
-        channels = {}
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY, and its
+        synchronous waiters on the end of their jobs wherever they ran (PostgreSQL)."""
+        channels: dict[str, Callable[[str | None], None]] = {
+            ENDED_CHANNEL: self._job_ended}
         if self.worker is not None:
-            channels[JOBS_CHANNEL] = self.worker.wake
+            worker = self.worker
+            channels[JOBS_CHANNEL] = lambda _payload: worker.wake()
         if self.dispatcher is not None:
-            channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
-        if channels and not self.store.db.is_sqlite:
+            dispatcher = self.dispatcher
+            channels[WEBHOOKS_CHANNEL] = lambda _payload: dispatcher.wake()
+        if not self.store.db.is_sqlite:
             self._listener = asyncio.create_task(self.store.db.listen(channels))
+
+    def _job_ended(self, job_id: str | None) -> None:
+        if job_id is None:
+            self.jobs.ends.recheck()  # (re)connected: a notification may have been missed
+        else:
+            self.jobs.ends.ended(job_id)
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -79,6 +79,8 @@ class Submit:
     hosted: bool = False
     #: a fast job may take a relax slot (at relax's price) when no fast slot is free
     relax_fallback: bool = False
+    #: a synchronous route waits on the job (its end is announced to every node)
+    sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +233,14 @@ class Engine(Protocol):
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""
 
+    async def stored(self, key: str) -> bytes:
+        """A stored result file's bytes, by its :meth:`ResultIO.key` (answers that carry
+        images inline, e.g. OpenAI's ``b64_json``)."""
+
+    @property
+    def sync_timeout(self) -> float:
+        """Seconds a synchronous route waits (``GENGATE_SYNC_TIMEOUT``)."""
+
     async def list_jobs(self, user_id: int, *, page: int, limit: int,
                         status: str | list[str] | None, ascending: bool,
                         product: str | None = None) -> list[Job]:
@@ -276,6 +286,9 @@ class ProductRoute:
     hosted: bool = False
     #: answers when the job ends (waits; 504 with the jobId past the sync timeout)
     sync: bool = False
+    #: the error body's shape, ``(status, message, data) -> body`` (None: the TTAPI
+    #: envelope; the OpenAI images routes answer OpenAI's error object)
+    error_shape: Callable[[int, str, Any], dict[str, Any]] | None = None
 
 
 def submitted(job: Job) -> dict[str, Any]:

@@ -25,6 +25,7 @@ BUILTIN: tuple[str, ...] = (
     "gengate.products.midjourney:PRODUCT",
     "gengate.products.flux:PRODUCT",
     "gengate.products.gpt_image:PRODUCT",
+    "gengate.products.gemini_image:PRODUCT",
 )
 
 
