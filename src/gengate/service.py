@@ -171,7 +171,8 @@ class JobService:
             id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
             product=product.name, action=request.action, mode=lane,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=request.prompt,
-            quota=prices.price_milli(product.name, request.action, request.variant),
+            quota=prices.price_milli(product.name, request.action, request.variant)
+            * max(1, request.count),
             timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
             params=params, hosted=hosted,

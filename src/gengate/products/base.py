@@ -102,6 +102,9 @@ class JobRequest:
     parent: Job | None = None
     #: the job's id when the product needs it before admission (to derive a seed)
     job_id: str | None = None
+    #: how many of the priced unit the job makes (OpenAI's ``n`` images): its price is
+    #: this many times the price entry
+    count: int = 1
 
 
 # -- statuses ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ BUILTIN: tuple[str, ...] = (
     "gengate.products.flux:PRODUCT",
     "gengate.products.gpt_image:PRODUCT",
     "gengate.products.gemini_image:PRODUCT",
+    "gengate.products.openai_images:PRODUCT",
 )
 
 
