@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types import Image as SdkImage
+from openai.types import ImagesResponse
 from PIL import Image
 
 from gengate.config import Settings
@@ -31,10 +33,15 @@ def sdk(gw: Gateway, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key, **kwargs)
 
 
-def png(size: tuple[int, int], colour: str, mode: str = "RGB") -> bytes:
+def png(size: tuple[int, int], colour: str | tuple[int, ...], mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, size, colour).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def items(answer: ImagesResponse) -> list[SdkImage]:
+    assert answer.data is not None
+    return answer.data
 
 
 def picture(data: bytes) -> Image.Image:
@@ -52,30 +59,30 @@ async def test_images_generate_and_edit_through_the_sdk(settings: Settings) -> N
         client = sdk(gw, key)
         made = await client.images.generate(model="gpt-image-1", prompt="a red fox in snow",
                                             size="1536x1024", n=2, quality="low")
-        assert len(made.data) == 2 and made.size == "1536x1024" and made.quality == "low"
-        first = picture(base64.b64decode(made.data[0].b64_json or ""))
+        assert len(items(made)) == 2 and made.size == "1536x1024" and made.quality == "low"
+        first = picture(base64.b64decode(items(made)[0].b64_json or ""))
         assert first.size == (384, 256) and first.format == "PNG"  # a quarter of the size
         assert await balance(gw, key) == (50 - 8, 0)  # 4 per image
         by_url = await client.images.generate(model="dall-e-3", prompt="a lighthouse",
                                               size="1024x1792")
-        assert by_url.data[0].revised_prompt == "a lighthouse"
+        assert items(by_url)[0].revised_prompt == "a lighthouse"
         async with httpx.AsyncClient() as http:
-            fetched = await http.get(by_url.data[0].url or "")
+            fetched = await http.get(items(by_url)[0].url or "")
         assert picture(fetched.content).size == (256, 448)
         jpeg = await client.images.generate(model="gpt-image-1", prompt="a boat",
                                             output_format="jpeg", response_format="url")
-        assert jpeg.output_format == "jpeg" and (jpeg.data[0].url or "").endswith(".jpg")
+        assert jpeg.output_format == "jpeg" and (items(jpeg)[0].url or "").endswith(".jpg")
         edited = await client.images.edit(
             model="gpt-image-1", prompt="make it night",
             image=("photo.png", png((300, 200), "orange"), "image/png"),
             mask=("mask.png", png((300, 200), (0, 0, 0, 0), "RGBA"), "image/png"))
         # size auto follows the landscape input: 1536x1024
-        assert picture(base64.b64decode(edited.data[0].b64_json or "")).size == (384, 256)
+        assert picture(base64.b64decode(items(edited)[0].b64_json or "")).size == (384, 256)
         several = await client.images.edit(
             model="gpt-image-1.5", prompt="a collage", size="1024x1024",
             image=[("a.png", png((64, 64), "red"), "image/png"),
                    ("b.png", png((64, 64), "blue"), "image/png")])
-        assert len(several.data) == 1
+        assert len(items(several)) == 1
         assert await balance(gw, key) == (50 - 8 - 4 - 4 - 4 - 4, 0)
 
 
@@ -144,14 +151,14 @@ async def test_the_images_api_on_an_openai_account(settings: Settings) -> None:
         client = sdk(gw, key)
         made = await client.images.generate(model="gpt-image-1", prompt="a pier at noon",
                                             size="1024x1536", n=2, background="opaque")
-        assert [picture(base64.b64decode(d.b64_json or "")).size for d in made.data] == [
+        assert [picture(base64.b64decode(d.b64_json or "")).size for d in items(made)] == [
             (256, 384), (256, 384)]
         sent = upstream.requests[-1].fields
         assert sent["size"] == "1024x1536" and sent["n"] == 2 and sent["background"] == "opaque"
         edited = await client.images.edit(
             model="dall-e-2", prompt="add a moon", size="512x512", response_format="url",
             image=("in.png", png((64, 64), "teal"), "image/png"))
-        assert (edited.data[0].url or "").startswith(gw.base_url)
+        assert (items(edited)[0].url or "").startswith(gw.base_url)
         assert upstream.requests[-1].path == "/v1/images/edits"
         with pytest.raises(openai.BadRequestError) as refused:
             await client.images.generate(model="gpt-image-1", prompt="a forbiddenword")

@@ -77,6 +77,15 @@ class InlineProvider:
                 out[upstream_id] = running.result()
         return out
 
+    async def outcome(self, upstream_id: str) -> ProviderUpdate | None:
+        """Wait for the request's answer; the update :meth:`poll_many` then reports (None:
+        no such request here)."""
+        running = self._running.get(upstream_id)
+        if running is None:
+            return None
+        await asyncio.gather(running, return_exceptions=True)
+        return (await self.poll_many([upstream_id])).get(upstream_id)
+
     async def cancel(self, upstream_id: str) -> None:
         running = self._running.pop(upstream_id, None)
         if running is not None:
