@@ -55,6 +55,8 @@ class Route:
     error_shape: BodyShape | None = None
     #: holds the request until its job ends (stops waiting if the client goes away)
     sync: bool = False
+    #: documents the 200 answer (OpenAPI); None: the envelope or the fetch body
+    answer_model: Any = None
 
 
 async def jobs_list(rt: Runtime, call: Call) -> Any:
@@ -188,12 +190,13 @@ def routes_of(products: Registry) -> dict[str, Route]:
         handler: Handler = own.handler
         table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
                             product=product.name, error_shape=own.error_shape,
-                            sync=own.sync)
+                            sync=own.sync, answer_model=own.answer_model)
         if own.hosted:
             table[f"/hold{path}"] = Route(handler, own.methods, own.model,
                                           f"{own.summary} (on your own accounts)",
                                           own.auth, hosted=True, product=product.name,
-                                          error_shape=own.error_shape, sync=own.sync)
+                                          error_shape=own.error_shape, sync=own.sync,
+                                          answer_model=own.answer_model)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")

@@ -292,6 +292,9 @@ class ProductRoute:
     #: the error body's shape, ``(status, message, data) -> body`` (None: the TTAPI
     #: envelope; the OpenAI images routes answer OpenAI's error object)
     error_shape: Callable[[int, str, Any], dict[str, Any]] | None = None
+    #: the pydantic model documenting the 200 answer where it is neither a submit's
+    #: envelope nor a fetch body (a synchronous route's answer; OpenAPI)
+    answer_model: Any = None
 
 
 def submitted(job: Job) -> dict[str, Any]:

@@ -19,7 +19,11 @@ from gengate.products.base import (
 )
 from gengate.products.gemini_image.options import MODELS, GeminiImageOptions
 from gengate.products.gemini_image.render import GeminiImageRenderer
-from gengate.products.gemini_image.requests import GeminiFetchRequest, GeminiImageRequest
+from gengate.products.gemini_image.requests import (
+    GeminiFetchRequest,
+    GeminiImageAnswer,
+    GeminiImageRequest,
+)
 from gengate.products.gemini_image.routes import GeminiImageRoutes
 from gengate.products.images import ImageProduct
 from gengate.providers.gemini import GoogleGeminiProvider
@@ -47,7 +51,8 @@ class GeminiImageProduct(ImageProduct):
         return (
             ProductRoute("/gemini/image/generate", POST, handlers.generate, GeminiImageRequest,
                          "Generate a Gemini image (synchronous: answers when it is made; "
-                         "504 with the jobId past GENGATE_SYNC_TIMEOUT)", sync=True),
+                         "504 with the jobId past GENGATE_SYNC_TIMEOUT)", sync=True,
+                         answer_model=GeminiImageAnswer),
             ProductRoute("/gemini/image/fetch", GET_POST, self.fetch_route(),
                          GeminiFetchRequest, "Fetch a Gemini image job (free)"),
         )

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-__all__ = ["GeminiFetchRequest", "GeminiImageRequest", "MAX_PROMPT", "MAX_REFER_IMAGES"]
+__all__ = ["GeminiFetchRequest", "GeminiImageAnswer", "GeminiImageRequest", "MAX_PROMPT",
+           "MAX_REFER_IMAGES"]
 
 MAX_PROMPT = 32000
 #: Google's Gemini 3 image models take up to 14 reference images
@@ -53,3 +54,21 @@ class GeminiFetchRequest(_Wire):
     """GET|POST /gemini/image/fetch (query or body)"""
 
     jobId: str = Field(max_length=64, validation_alias=AliasChoices("jobId", "job_id"))
+
+
+class GeminiImageData(BaseModel):
+    prompt: str
+    refer_images: list[str] = Field(description="The reference URLs given (base64 ones are "
+                                    "not echoed)")
+    image_url: str
+    quota: float = Field(description="A number here, as TTAPI's synchronous answer shows")
+
+
+class GeminiImageAnswer(BaseModel):
+    """The synchronous answer of POST /gemini/image/generate (``sync_return=false``: the
+    submit envelope with the jobId instead)"""
+
+    status: Literal["SUCCESS"]
+    message: str
+    jobId: str = Field(description="gengate's job id (also fetchable)")
+    data: GeminiImageData

@@ -24,6 +24,7 @@ from gengate.products.base import (
 from gengate.products.openai_images.options import GPT_MODELS, MODELS, OpenAIImagesOptions
 from gengate.products.openai_images.render import OpenAIImagesRenderer
 from gengate.products.openai_images.requests import (
+    ImagesAnswer,
     ImagesEditForm,
     ImagesFetchRequest,
     ImagesGenerateRequest,
@@ -78,11 +79,11 @@ class OpenAIImagesProduct(Product[OpenAIImagesOptions]):
             ProductRoute("/v1/images/generations", POST, handlers.generations,
                          ImagesGenerateRequest, "Create images (OpenAI's Images API; "
                          "synchronous, 504 with the job_id past GENGATE_SYNC_TIMEOUT)",
-                         sync=True, error_shape=openai_error),
+                         sync=True, error_shape=openai_error, answer_model=ImagesAnswer),
             ProductRoute("/v1/images/edits", POST, handlers.edits, ImagesEditForm,
                          "Edit images (OpenAI's Images API, multipart/form-data; "
                          "synchronous, 504 with the job_id past GENGATE_SYNC_TIMEOUT)",
-                         sync=True, error_shape=openai_error),
+                         sync=True, error_shape=openai_error, answer_model=ImagesAnswer),
             ProductRoute("/v1/images/fetch", GET_POST, fetch_handler(self), ImagesFetchRequest,
                          "Fetch an OpenAI images job a 504 named (free; gengate extension)",
                          error_shape=openai_error),

@@ -4,11 +4,11 @@ accepted and ignored. The OpenAPI document is built from these models."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-__all__ = ["ImagesEditForm", "ImagesFetchRequest", "ImagesGenerateRequest"]
+__all__ = ["ImagesAnswer", "ImagesEditForm", "ImagesFetchRequest", "ImagesGenerateRequest"]
 
 
 class _Wire(BaseModel):
@@ -43,6 +43,8 @@ class ImagesEditForm(ImagesGenerateRequest):
     """POST /v1/images/edits (multipart/form-data): the fields above, and files ``image``
     (or ``image[]``; up to 16 for GPT image, 1 for dall-e-2) and ``mask`` (optional)"""
 
+    media_type: ClassVar[str] = "multipart/form-data"
+
     image: list[bytes] | None = Field(None, description="The image(s) to edit (files)")
     mask: bytes | None = Field(None, description="Transparent areas mark where to edit")
 
@@ -51,3 +53,20 @@ class ImagesFetchRequest(_Wire):
     """GET|POST /v1/images/fetch (query or body): a job a 504 named"""
 
     jobId: str = Field(max_length=64, validation_alias=AliasChoices("jobId", "job_id"))
+
+
+class ImagesAnswerItem(BaseModel):
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = Field(None, description="dall-e-3")
+
+
+class ImagesAnswer(BaseModel):
+    """OpenAI's ``ImagesResponse``"""
+
+    created: int
+    data: list[ImagesAnswerItem]
+    background: str | None = Field(None, description="GPT image models")
+    output_format: str | None = Field(None, description="GPT image models")
+    quality: str | None = Field(None, description="GPT image models")
+    size: str | None = Field(None, description="GPT image models")
