@@ -21,7 +21,7 @@ from gengate.api.envelope import (
     ClientGone,
     Raw,
     ok,
-    read_body,
+    read_buffer,
     send_json,
     send_raw,
 )
@@ -29,6 +29,7 @@ from gengate.api.errors import BodyShape, render_error, ttapi_error
 from gengate.errors import (
     BadRequest,
     MethodNotAllowed,
+    RequestTimeout,
     Unauthorized,
 )
 from gengate.products.registry import Registry
@@ -57,6 +58,8 @@ class Route:
     sync: bool = False
     #: documents the 200 answer (OpenAPI); None: the envelope or the fetch body
     answer_model: Any = None
+    #: takes images: may read a body up to the larger limit
+    images: bool = False
 
 
 async def jobs_list(rt: Runtime, call: Call) -> Any:
@@ -190,13 +193,13 @@ def routes_of(products: Registry) -> dict[str, Route]:
         handler: Handler = own.handler
         table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
                             product=product.name, error_shape=own.error_shape,
-                            sync=own.sync, answer_model=own.answer_model)
+                            sync=own.sync, answer_model=own.answer_model, images=own.images)
         if own.hosted:
             table[f"/hold{path}"] = Route(handler, own.methods, own.model,
                                           f"{own.summary} (on your own accounts)",
                                           own.auth, hosted=True, product=product.name,
                                           error_shape=own.error_shape, sync=own.sync,
-                                          answer_model=own.answer_model)
+                                          answer_model=own.answer_model, images=own.images)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")
@@ -244,14 +247,27 @@ async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
 
 
 class TtapiFront:
-    """Serves the products' and the engine's routes; anything else goes to ``fallback``."""
+    """Serves the products' and the engine's routes; anything else goes to ``fallback``.
+    A body is read up to ``max_image_body`` bytes on routes that take images,
+    ``max_json_body`` on the others.
 
-    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any,
-                 products: Registry):
+    Requests with images are served ``image_requests`` at a time (each is read, checked,
+    decoded and admitted before the next one's body is read): the memory they take is
+    bounded by that number, not by the number of clients. Their caller's queue and balance
+    are checked before the body is read, and the body must arrive within
+    ``image_body_seconds``, so that no one holds a turn for long.
+    """
+
+    def __init__(self, runtime: Callable[[], Runtime], max_image_body: int, max_json_body: int,
+                 fallback: Any, products: Registry, *, image_requests: int = 2,
+                 image_body_seconds: float = 60.0):
         self._runtime = runtime
-        self._max_body = max_body
+        self._max_image_body = max_image_body
+        self._max_json_body = max_json_body
         self._fallback = fallback
         self.routes = routes_of(products)
+        self._image_turns = asyncio.Semaphore(image_requests)
+        self._image_body_seconds = image_body_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -283,8 +299,24 @@ class TtapiFront:
             call.user_id = await admit_caller(rt, call, scope)
         else:
             await rt.limiter.check_address(_client(scope))
-        if method == "POST":
-            call.body = await read_body(scope, receive, self._max_body)
+        if route.images and method == "POST":
+            if route.product is not None:
+                await rt.jobs.precheck_any(call.user_id, rt.jobs.products.get(route.product),
+                                           scope["path"].rsplit("/", 1)[1])
+            async with self._image_turns:
+                try:
+                    async with asyncio.timeout(self._image_body_seconds):
+                        call.body = await read_buffer(scope, receive, self._max_image_body)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"Request body not received within {self._image_body_seconds:g} s"
+                    ) from None
+                if not route.sync:
+                    return await route.handler(rt, call)
+            # a synchronous route waits outside the turns (its decoding is bounded by
+            # the engine's own decode slots)
+        elif method == "POST":
+            call.body = await read_buffer(scope, receive, self._max_json_body)
         if route.sync:
             return await until_gone(route.handler(rt, call), receive)
         return await route.handler(rt, call)

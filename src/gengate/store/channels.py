@@ -8,8 +8,9 @@ from sqlalchemy import Connection, text
 JOBS_CHANNEL = "gengate_jobs"
 #: new or redelivered webhook notifications; dispatchers listen
 WEBHOOKS_CHANNEL = "gengate_webhooks"
-#: a job a synchronous route waits on ended (payload: its id); API nodes listen
-ENDED_CHANNEL = "gengate_ended"
+#: a job a synchronous route waits on ended (payload: its id); API nodes serving
+#: synchronous routes listen
+ENDED_CHANNEL = "gengate_job_ended"
 
 
 def notify(conn: Connection, channel: str, payload: str | None = None) -> None:

@@ -52,7 +52,7 @@ class GeminiImageProduct(ImageProduct):
             ProductRoute("/gemini/image/generate", POST, handlers.generate, GeminiImageRequest,
                          "Generate a Gemini image (synchronous: answers when it is made; "
                          "504 with the jobId past GENGATE_SYNC_TIMEOUT)", sync=True,
-                         answer_model=GeminiImageAnswer),
+                         answer_model=GeminiImageAnswer, images=True),
             ProductRoute("/gemini/image/fetch", GET_POST, self.fetch_route(),
                          GeminiFetchRequest, "Fetch a Gemini image job (free)"),
         )

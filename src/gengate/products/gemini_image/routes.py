@@ -7,7 +7,6 @@ or 504 with the jobId past ``GENGATE_SYNC_TIMEOUT`` while the job goes on. With
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gengate.errors import BadRequest
@@ -45,7 +44,7 @@ class GeminiImageRoutes:
                 await services.jobs.check_url(ref, name)
                 urls.append(ref)
             else:
-                inputs.append(await asyncio.to_thread(_decode_base64, ref, name))
+                inputs.append(await services.jobs.decode(_decode_base64, ref, name))
         options = GeminiImageOptions(
             model=req.model, aspect_ratio=ratio, image_size=size, width=width, height=height,
             image_urls=tuple(urls), refer_images=tuple(urls),

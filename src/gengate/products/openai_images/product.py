@@ -83,7 +83,8 @@ class OpenAIImagesProduct(Product[OpenAIImagesOptions]):
             ProductRoute("/v1/images/edits", POST, handlers.edits, ImagesEditForm,
                          "Edit images (OpenAI's Images API, multipart/form-data; "
                          "synchronous, 504 with the job_id past GENGATE_SYNC_TIMEOUT)",
-                         sync=True, error_shape=openai_error, answer_model=ImagesAnswer),
+                         sync=True, error_shape=openai_error, answer_model=ImagesAnswer,
+                         images=True),
             ProductRoute("/v1/images/fetch", GET_POST, fetch_handler(self), ImagesFetchRequest,
                          "Fetch an OpenAI images job a 504 named (free; gengate extension)",
                          error_shape=openai_error),
@@ -94,7 +95,7 @@ class OpenAIImagesProduct(Product[OpenAIImagesOptions]):
         when ``inline`` holds their bytes."""
         options: OpenAIImagesOptions = self.options(job)
         items: list[dict[str, Any]] = []
-        for index, stored in enumerate(job.result.get("files") or []):
+        for index, stored in enumerate(job.result.get("outputs") or []):
             item: dict[str, Any] = ({"b64_json": base64.b64encode(inline[index]).decode()}
                                     if inline is not None else {"url": stored["url"]})
             if options.model == "dall-e-3":
@@ -117,7 +118,8 @@ class OpenAIImagesProduct(Product[OpenAIImagesOptions]):
         options: OpenAIImagesOptions = self.options(job)
         inline = None
         if options.response_format == "b64_json":
-            inline = [await services.jobs.stored(f["key"]) for f in job.result["files"]]
+            store = job.result.get("store")
+            inline = [await services.jobs.stored(key, store) for key in job.result["files"]]
         return self.response(job, inline)
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
@@ -134,18 +136,17 @@ class OpenAIImagesProduct(Product[OpenAIImagesOptions]):
 
     async def store_result(self, job: Job, update: ProviderUpdate,
                            io: ResultIO) -> dict[str, Any]:
-        """Every image stored; ``files`` lists each one's URL and storage key (read back
-        for ``b64_json`` answers)."""
+        """Every image stored: ``outputs`` lists their URLs, ``files`` their storage keys
+        in ``store`` (read back for ``b64_json`` answers; what retention deletes)."""
         if not update.files:
             raise ProviderError("[Bad response] the upstream returned no image")
-        files = []
+        outputs, keys = [], []
         for index, item in enumerate(update.files):
             data = await io.load(item)
             suffix = "" if index == 0 else f"-{index}"
-            key = io.key(job, item.content_type, suffix)
-            url = await io.save(job, data, item.content_type, suffix)
-            files.append({"url": url, "key": key})
-        return {"files": files}
+            keys.append(io.key(job, item.content_type, suffix))
+            outputs.append({"url": await io.save(job, data, item.content_type, suffix)})
+        return {"outputs": outputs, "files": keys, "store": io.store_name}
 
     def renderer(self) -> LocalRenderer:
         return OpenAIImagesRenderer()

@@ -10,7 +10,6 @@ be a second job, paid again)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 from typing import TYPE_CHECKING, Any
@@ -64,11 +63,11 @@ class OpenAIImagesRoutes:
         masks = form.uploads("mask")
         if not images:
             raise BadRequest("image: is required (one file, or up to 16 as image[])")
-        sizes = await asyncio.to_thread(_check, [f.data for f in images], "image")
+        sizes = await services.jobs.decode(_check, [f.data for f in images], "image")
         if masks:
             if len(masks) > 1:
                 raise BadRequest("mask: one file at most")
-            mask = (await asyncio.to_thread(_check, [masks[0].data], "mask"))[0]
+            mask = (await services.jobs.decode(_check, [masks[0].data], "mask"))[0]
             if mask != sizes[0]:
                 raise BadRequest("mask: must have the same dimensions as the first image")
         options = _options(req, sizes[0])
