@@ -109,7 +109,7 @@ async def test_flux_generate_runs_end_to_end(db_settings: Settings) -> None:
         hook = await hooks.next()
         assert json.loads(hook.body) == body
         assert (await ledger(gw, user_id))["totals"] == {"topup": 10, "freeze": 1,
-                                                         "settle": 1, "refund": 0}
+                                                         "settle": 1, "refund": 0, "overage": 0}
 
 
 async def test_flux_upstream_failure_is_refunded(db_settings: Settings) -> None:
@@ -122,7 +122,7 @@ async def test_flux_upstream_failure_is_refunded(db_settings: Settings) -> None:
         assert body["status"] == "FAILED" and body["message"].startswith("[Internal error]")
         assert body["data"]["imageUrl"] is None
         totals = (await ledger(gw, user_id))["totals"]
-        assert totals == {"topup": 10, "freeze": 4, "settle": 0, "refund": 4}
+        assert totals == {"topup": 10, "freeze": 4, "settle": 0, "refund": 4, "overage": 0}
 
 
 async def test_flux_deadline_fails_and_refunds(db_settings: Settings) -> None:
@@ -141,7 +141,7 @@ async def test_flux_deadline_fails_and_refunds(db_settings: Settings) -> None:
         body = await wait(client, "/flux/fetch", job_id)
         assert body["status"] == "FAILED" and body["message"] == "Job Timeout"
         totals = (await ledger(gw, user_id))["totals"]
-        assert totals == {"topup": 10, "freeze": 2, "settle": 0, "refund": 2}
+        assert totals == {"topup": 10, "freeze": 2, "settle": 0, "refund": 2, "overage": 0}
 
 
 async def test_flux_edits_bfl_format_and_every_fetch_transport(settings: Settings) -> None:
@@ -215,7 +215,7 @@ async def test_gpt_image_upstream_failure_is_refunded(db_settings: Settings) -> 
         assert body["status"] == "FAILED" and body["message"].startswith("[Internal error]")
         assert body["data"]["imageUrl"] is None and body["data"]["finishTime"]
         totals = (await ledger(gw, user_id))["totals"]
-        assert totals == {"topup": 10, "freeze": 2, "settle": 0, "refund": 2}
+        assert totals == {"topup": 10, "freeze": 2, "settle": 0, "refund": 2, "overage": 0}
 
 
 async def test_gpt_image_deadline_fails_and_refunds(db_settings: Settings) -> None:
@@ -233,7 +233,7 @@ async def test_gpt_image_deadline_fails_and_refunds(db_settings: Settings) -> No
         body = await wait(client, "/openai/gpt/fetch", job_id)
         assert body["status"] == "FAILED" and body["message"] == "Job Timeout"
         totals = (await ledger(gw, user_id))["totals"]
-        assert totals == {"topup": 10, "freeze": 4, "settle": 0, "refund": 4}
+        assert totals == {"topup": 10, "freeze": 4, "settle": 0, "refund": 4, "overage": 0}
 
 
 async def test_gpt_image_reference_images_are_downloaded(settings: Settings) -> None:
@@ -293,4 +293,4 @@ async def test_queued_jobs_of_both_products_cancel_and_list(settings: Settings) 
         assert flux_body["status"] == gpt_body["status"] == "FAILED"
         assert gpt_body["message"] == flux_body["message"] != ""
         totals = (await ledger(gw, user_id))["totals"]
-        assert totals == {"topup": 10, "freeze": 7, "settle": 0, "refund": 7}
+        assert totals == {"topup": 10, "freeze": 7, "settle": 0, "refund": 7, "overage": 0}

@@ -110,7 +110,7 @@ async def test_a_killed_workers_job_is_taken_over(tmp_path: Path, database: str 
         lines = (data / "local-upstream" / "submissions.log").read_text().splitlines()
         assert sum(1 for line in lines if line.startswith(job_id)) == 1
         assert ledger["data"]["totals"] == {"topup": 10, "freeze": price, "settle": price,
-                                            "refund": 0}
+                                            "refund": 0, "overage": 0}
         assert ledger["data"]["user"]["freeze_balance"] == 0
     finally:
         for proc in (first, second):

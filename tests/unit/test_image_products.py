@@ -185,7 +185,7 @@ def _form(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
 def test_multipart_forms_and_their_bounds() -> None:
     body, ctype = _form([("prompt", None, b"a cat"), ("image", "a.png", b"12345"),
                          ("image", "b.png", b"678")])
-    form = parse_multipart(body, ctype, max_file_bytes=10, max_files=2)
+    form = parse_multipart(bytearray(body), ctype, max_file_bytes=10, max_files=2)
     assert form.fields == {"prompt": "a cat"}
     assert [u.data for u in form.uploads("image")] == [b"12345", b"678"]
     with pytest.raises(PayloadTooLarge, match="image: file too large"):

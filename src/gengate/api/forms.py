@@ -5,7 +5,7 @@ by ``max_body_bytes``), with bounds on the number and size of parts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
@@ -113,7 +113,7 @@ class _Collector:
                                       self.headers.get("content-type", ""), data))
 
 
-def parse_multipart(body: bytes, content_type: str | None, *, max_file_bytes: int,
+def parse_multipart(body: bytes | bytearray, content_type: str | None, *, max_file_bytes: int,
                     max_files: int) -> Form:
     """The fields and files of a form body; 415 unless multipart, 400 when malformed,
     413 past ``max_file_bytes`` for one file or ``max_files`` files."""
@@ -122,7 +122,8 @@ def parse_multipart(body: bytes, content_type: str | None, *, max_file_bytes: in
     collector = _Collector(max_file_bytes, max_files)
     parser = MultipartParser(_boundary(content_type or ""), collector.callbacks())
     try:
-        parser.write(body)
+        # a bytearray is read in place (the parser only slices and searches it)
+        parser.write(cast(bytes, body))
         parser.finalize()
     except MultipartParseError:
         raise BadRequest("body: malformed multipart/form-data") from None

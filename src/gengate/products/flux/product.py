@@ -59,9 +59,10 @@ class FluxProduct(ImageProduct):
             ProductRoute("/flux/generate", POST, handlers.generate, FluxGenerateRequest,
                          "Submit a Flux image job"),
             ProductRoute("/flux/edits", POST, handlers.edits, FluxEditsForm,
-                         "Submit a Flux edit of one or more uploaded images (multipart)"),
+                         "Submit a Flux edit of one or more uploaded images (multipart)",
+                         images=True),
             *(ProductRoute(f"/bfl/v1/{model}", POST, handlers.bfl(model), BflRequest,
-                           f"Submit a {model} job in Black Forest Labs' format")
+                           f"Submit a {model} job in Black Forest Labs' format", images=True)
               for model in KONTEXT),
             ProductRoute("/flux/fetch", GET_POST, self.fetch_route(), FluxFetchRequest,
                          "Fetch a Flux job (free)"),
