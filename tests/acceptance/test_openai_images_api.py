@@ -30,7 +30,11 @@ def _settings(settings: Settings, **update: Any) -> Settings:
 
 
 def sdk(gw: Gateway, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key, **kwargs)
+    """The official SDK pointed at gengate; its HTTP client is closed with the gateway."""
+    http = httpx.AsyncClient(timeout=60.0)
+    gw._clients.append(http)
+    return openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key, http_client=http,
+                              **kwargs)
 
 
 def png(size: tuple[int, int], colour: str | tuple[int, ...], mode: str = "RGB") -> bytes:

@@ -293,7 +293,7 @@ class TtapiFront:
             raise MethodNotAllowed(f"method {method} not allowed; use {allowed}",
                                    headers={"Allow": allowed})
         call = Call(method, scope.get("query_string", b""), scope["headers"],
-                    hosted=route.hosted)
+                    hosted=route.hosted, sync=route.sync)
         rt = self._runtime()
         if route.auth:
             call.user_id = await admit_caller(rt, call, scope)

@@ -87,7 +87,7 @@ class OpenAIImagesRoutes:
                    fingerprint: bytes | None) -> Any:
         keyed = call.header(b"idempotency-key") is not None
         job = await services.jobs.submit(
-            self.product, call.submit(sync=True, fingerprint=fingerprint),
+            self.product, call.submit(fingerprint=fingerprint),
             JobRequest(action, options.model, options, prompt=prompt, inputs=inputs,
                        count=options.n))
         try:
