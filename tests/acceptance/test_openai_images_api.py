@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -29,12 +30,21 @@ def _settings(settings: Settings, **update: Any) -> Settings:
                                        "upstream_poll_interval": 0.02, **update})
 
 
+_OPEN: list[openai.AsyncOpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_sdks() -> AsyncIterator[None]:
+    yield
+    while _OPEN:
+        await _OPEN.pop().close()
+
+
 def sdk(gw: Gateway, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
-    """The official SDK pointed at gengate; its HTTP client is closed with the gateway."""
-    http = httpx.AsyncClient(timeout=60.0)
-    gw._clients.append(http)
-    return openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key, http_client=http,
-                              **kwargs)
+    """The official SDK pointed at gengate (closed after the test)."""
+    client = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key, **kwargs)
+    _OPEN.append(client)
+    return client
 
 
 def png(size: tuple[int, int], colour: str | tuple[int, ...], mode: str = "RGB") -> bytes:
