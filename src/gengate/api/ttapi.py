@@ -317,6 +317,8 @@ class TtapiFront:
             # the engine's own decode slots)
         elif method == "POST":
             call.body = await read_buffer(scope, receive, self._max_json_body)
+            if route.model is None:
+                call.data()  # no fields, but a body must still be a JSON object (415, 400)
         if route.sync:
             return await until_gone(route.handler(rt, call), receive)
         return await route.handler(rt, call)
