@@ -516,9 +516,11 @@ GengateClient = AsyncClient
 
 
 def job_id_of(answer: Mapping[str, Any]) -> str | None:
-    """The id of the job a submit answer names (``data.jobId`` or ``data.job_id``)."""
+    """The id of the job an answer names: ``data.jobId`` or ``data.job_id`` (a submit),
+    or ``jobId`` beside ``data`` (a synchronous route's answer, the job already ended)."""
     data = answer.get("data")
     job_id = (data.get("jobId") or data.get("job_id")) if isinstance(data, dict) else None
+    job_id = job_id or answer.get("jobId")
     return str(job_id) if job_id else None
 
 

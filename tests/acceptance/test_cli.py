@@ -35,7 +35,7 @@ EXAMPLES: dict[str, list[str]] = {
     "flux": ["generate", "a red fox in the snow", "--mode", "flux1-dev"],
     "gpt_image": ["generations", "a red fox in the snow"],
     "gemini_image": ["generate", "a red fox in the snow"],
-    "openai_images": ["generations", "a red fox in the snow"],
+    "openai_images": ["generations", "a red fox in the snow", "--response-format", "url"],
     "sora": ["generations", "a red fox in the snow"],
     "gemini_video": ["generations", "a red fox in the snow"],
     "suno": ["music", "--no-custom", "--no-instrumental", "--gpt-description-prompt",
@@ -146,6 +146,15 @@ def _registered() -> list[str]:
     return list(actions())
 
 
+#: products whose routes answer the result itself, with no job id to follow (OpenAI's
+#: ImagesResponse): no bar to draw; test_a_route_answering_its_result_prints_it covers them
+ANSWERS_ITS_RESULT = {"openai_images"}
+
+
+def _with_jobs() -> list[str]:
+    return [p for p in _registered() if p not in ANSWERS_ITS_RESULT]
+
+
 # -- every product ------------------------------------------------------------------------
 def test_every_product_has_an_example() -> None:
     missing = set(_registered()) - set(EXAMPLES)
@@ -154,7 +163,7 @@ def test_every_product_has_an_example() -> None:
         assert EXAMPLES[product][0] in actions()[product], (product, EXAMPLES[product])
 
 
-@pytest.mark.parametrize("product", _registered())
+@pytest.mark.parametrize("product", _with_jobs())
 def test_progress_bars_in_a_terminal(server: Server, product: str) -> None:
     _, key = server.user()
     ran = gg_tty(server, key, product, *EXAMPLES[product], "--interval", "0.1")
@@ -178,7 +187,7 @@ def test_several_jobs_each_with_its_bar(server: Server) -> None:
     assert ran.out.count("midjourney imagine 'a grey owl'") >= 2
 
 
-@pytest.mark.parametrize("product", _registered())
+@pytest.mark.parametrize("product", _with_jobs())
 def test_plain_lines_without_a_terminal(server: Server, product: str) -> None:
     _, key = server.user()
     ran = gg(server, key, product, *EXAMPLES[product], "--interval", "0.1")
@@ -193,7 +202,7 @@ def test_plain_lines_without_a_terminal(server: Server, product: str) -> None:
     assert ran.err == ""
 
 
-@pytest.mark.parametrize("product", _registered())
+@pytest.mark.parametrize("product", _with_jobs())
 def test_json_one_object_per_finished_job_and_downloads(server: Server, product: str,
                                                         tmp_path: Path) -> None:
     _, key = server.user()
@@ -356,3 +365,13 @@ def test_results_that_cannot_be_saved_are_one_line(server: Server, tmp_path: Pat
              "--out", str(blocked / "shots"))
     assert ran.status == 1
     assert "could not save the results" in _one_line(ran)
+
+
+@pytest.mark.parametrize("product", sorted(ANSWERS_ITS_RESULT & set(_registered())))
+def test_a_route_answering_its_result_prints_it(server: Server, product: str) -> None:
+    _, key = server.user()
+    ran = gg(server, key, product, *EXAMPLES[product])
+    assert ran.status == 0, ran.err
+    answer = json.loads(ran.out)
+    assert "http://" in json.dumps(answer)
+    assert ran.err == ""
