@@ -193,6 +193,17 @@ async def test_every_model_is_accepted_and_priced_once(settings: Settings) -> No
             assert queued["status"] == "ON_QUEUE" and queued["data"]["mv"] == mv
             assert queued["data"]["musics"] == [] and queued["data"]["progress"] == "0%"
         assert await _balance(client) == (100 - 6 * len(MODELS), 6 * len(MODELS))
+        # the OpenAPI document covers every path, the upload as a multipart form
+        doc = (await gw.http.get("/openapi.json")).json()
+        for path in ("/suno/v1/music", "/suno/v1/lyrics", "/suno/v1/extend",
+                     "/suno/v1/concat", "/suno/v1/upload"):
+            assert "post" in doc["paths"][path]
+        for path in ("/suno/v2/fetch", "/suno/v1/fetch"):
+            assert set(doc["paths"][path]) == {"get", "post"}
+        assert "multipart/form-data" in doc["paths"]["/suno/v1/upload"]["post"]["requestBody"][
+            "content"]
+        assert doc["components"]["schemas"]["SunoFetchBody"]["properties"]["status"][
+            "enum"] == ["ON_QUEUE", "SUCCESS", "FAILED"]
 
 
 async def test_failure_refunds_and_calls_back(settings: Settings) -> None:

@@ -112,7 +112,9 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {
+    """A JSON body, or the model's own ``media_type`` (``multipart/form-data`` uploads)."""
+    media = getattr(model, "media_type", "application/json")
+    return {"required": True, "content": {media: {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
 
 

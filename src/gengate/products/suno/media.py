@@ -23,7 +23,7 @@ __all__ = ["cover", "decode_audio", "encode_jpeg", "encode_mp3", "encode_mp4"]
 #: samples per frame handed to the encoders (a multiple of MP3's 1152)
 _CHUNK = 1152 * 8
 #: frames per second of the cover video: a still picture with a moving progress line
-_FPS = 2
+_FPS = 1
 
 
 def cover(prompt: str, title: str, seed: int, side: int) -> Image.Image:

@@ -31,6 +31,8 @@ __all__ = ["SONGS_PER_REQUEST", "SunoRenderer", "song_roles"]
 
 #: every music and extend request makes two songs, billed as one request
 SONGS_PER_REQUEST = 2
+#: the longest audio file an upload takes
+MAX_UPLOAD_SECONDS = 480
 _VOICES = ("Male", "Female")
 
 
@@ -52,6 +54,9 @@ class SunoRenderer:
                 "title": title_for(task.prompt), "text": write_lyrics(task.prompt, seed)})
         if task.action == "upload":
             audio = media.decode_audio(_first(task), "file")
+            if audio.shape[1] > MAX_UPLOAD_SECONDS * RATE:
+                raise ProviderError(f"[Invalid parameter] file: longer than "
+                                    f"{MAX_UPLOAD_SECONDS // 60} minutes")
             name = (options.file_name or "upload").rsplit(".", 1)[0][:80] or "upload"
             return _songs([(audio, name, "", "", options.seed)], scale)
         if task.action == "concat":
@@ -134,6 +139,7 @@ def _concat(task: ProviderTask) -> Audio:
 def _songs(songs: list[tuple[Any, ...]], scale: float) -> ProviderUpdate:
     large = max(128, int(1024 * scale))
     small = max(96, int(400 * scale))
+    movie = max(128, int(540 * scale)) // 2 * 2
     files: list[ResultFile] = []
     for index, song in enumerate(songs):
         audio, title, tags, lyrics, seed = song[:5]
@@ -147,6 +153,7 @@ def _songs(songs: list[tuple[Any, ...]], scale: float) -> ProviderUpdate:
             ResultFile(roles["audio"], media.encode_mp3(audio), None, "audio/mpeg", meta),
             ResultFile(roles["image"], media.encode_jpeg(picture, small), None, "image/jpeg"),
             ResultFile(roles["imageLarge"], media.encode_jpeg(picture), None, "image/jpeg"),
-            ResultFile(roles["video"], media.encode_mp4(picture, audio), None, "video/mp4"),
+            ResultFile(roles["video"], media.encode_mp4(picture.resize((movie, movie)), audio),
+                       None, "video/mp4"),
         ]
     return ProviderUpdate(TaskState.SUCCESS, progress=100, files=tuple(files))

@@ -4,7 +4,7 @@ fetch body, which is also the webhook body."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -85,6 +85,8 @@ class ConcatRequest(_Request):
 
 class UploadRequest(_Request):
     """POST /suno/v1/upload (multipart/form-data)"""
+
+    media_type: ClassVar[str] = "multipart/form-data"
 
     file: bytes = Field(description="The audio file (MP3, WAV, M4A, OGG, FLAC; up to "
                         "8 minutes)")
