@@ -87,7 +87,7 @@ class SwatchProduct(Product[SwatchOptions]):
             job = await services.jobs.submit(self, call.submit(), JobRequest(
                 action="generate", variant="basic", prompt=req.prompt,
                 options=SwatchOptions(side=req.side, colour=req.prompt.split()[-1])))
-            ended = await services.jobs.wait(call.user_id, job.id, timeout=2.0)
+            ended = await services.jobs.wait(call.user_id, job.id, timeout=5.0)
             return self.fetch_body(ended)
 
         return [ProductRoute("/swatch/generate", POST, generate, SwatchRequest,
@@ -98,7 +98,7 @@ class SwatchProduct(Product[SwatchOptions]):
                              "Fetch a swatch job")]
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
-        files = job.result.get("files") or [{}]
+        files = job.result.get("outputs") or [{}]
         return {"status": self.statuses.wire(job.status),
                 "message": job.message if job.status.terminal else None,
                 "jobId": job.id,
