@@ -136,7 +136,8 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """A JSON body, or the model's own ``media_type`` (``multipart/form-data`` uploads)."""
+    """The request body; a model may name another media type in ``media_type``
+    (``multipart/form-data`` for uploads)."""
     media = getattr(model, "media_type", "application/json")
     return {"required": True, "content": {media: {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}

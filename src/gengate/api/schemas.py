@@ -241,7 +241,8 @@ _URL = Field(min_length=1, max_length=MAX_URL_CHARS,
 _SECRET = Field(None, min_length=1, max_length=4096,
                 description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
 _APIKEY = Field(None, min_length=1, max_length=4096,
-                description="TTAPI key of a ttapi account; stored encrypted, never shown")
+                description="The key of a ttapi, bfl or openai account; stored encrypted, "
+                "never shown")
 _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
                   description="midjourney-proxy instance (Discord channel id) to use; "
                   "`channelId` is accepted as an alias")
@@ -282,7 +283,8 @@ class CreateAccountRequest(_AccountFields):
     provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
                           "adapter kind of some product: midjourney_proxy, ttapi, ...")
     baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS,
-                                description="Required except for `local`")
+                                description="Required except for `local`; `bfl` defaults to "
+                                "https://api.bfl.ai and `openai` to https://api.openai.com")
 
 
 class UpdateAccountRequest(_AccountFields):
