@@ -43,11 +43,13 @@ _FIELDS = {"audio": "audioUrl", "image": "imageUrl", "imageLarge": "imageLargeUr
 
 
 def _ttapi(ctx: AdapterContext) -> Provider:
-    from gengate.products.suno.providers.ttapi import SunoTtapiProvider
+    from gengate.products.suno.providers import ttapi
+    from gengate.providers.ttapi_relay import TtapiRelayProvider
 
-    return SunoTtapiProvider(ctx.base_url, api_key=ctx.secrets.get("apiKey", ""),
-                             http=ctx.http, poll_interval=ctx.poll_interval,
-                             timeout=ctx.timeout)
+    return TtapiRelayProvider(ctx.base_url, api_key=ctx.secrets.get("apiKey", ""),
+                              http=ctx.http, build=ttapi.build, fetch_path=ttapi.FETCH_PATH,
+                              read=ttapi.read, poll_interval=ctx.poll_interval,
+                              timeout=ctx.timeout)
 
 
 class SunoProduct(Product[SunoOptions]):

@@ -54,13 +54,6 @@ class TtapiProvider:
     #: TTAPI takes no caller-supplied id and lists no running tasks: a submit whose answer
     #: was lost cannot be found again
     finds_by_tag = False
-    #: the product's path prefix, its fetch endpoint and the account's info path (other
-    #: products' TTAPI adapters derive from this one and change these)
-    prefix = V1
-    fetch_endpoint = "fetch"
-    info_path = f"{V1}/info"
-    #: submit endpoints whose id names a parent task: a 404 there is the job's problem
-    parented = _PARENTED
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  poll_interval: float = 2.0, timeout: float = 30.0):
@@ -80,7 +73,7 @@ class TtapiProvider:
     # -- submit ---------------------------------------------------------------------------
 
     async def submit(self, task: ProviderTask) -> str:
-        endpoint, body = self._request(task)
+        endpoint, body = _request(task)
         payload = await self._call("POST", endpoint, json=body) or {}
         data = payload.get("data")
         job_id = (data.get("jobId") or data.get("job_id")) if isinstance(data, dict) else None
@@ -120,14 +113,14 @@ class TtapiProvider:
         """One task's state; None when the upstream does not know it."""
         async with self._fetches:
             try:
-                body = await self._call("GET", self.fetch_endpoint,
-                                        params={"jobId": upstream_id}, missing_ok=True)
+                body = await self._call("GET", "fetch", params={"jobId": upstream_id},
+                                        missing_ok=True)
             except ProviderError as exc:
                 return exc
         if body is None:
             self._progress.pop(upstream_id, None)
             return None
-        update = self._update(body)
+        update = _update(body)
         if update.state is TaskState.RUNNING:
             self._progress[upstream_id] = update.progress
         else:
@@ -138,7 +131,7 @@ class TtapiProvider:
 
     async def probe(self) -> None:
         """The key works, there is balance left, and (where the upstream says) a free slot."""
-        payload = await self._call("GET", self.info_path) or {}
+        payload = await self._call("GET", "info") or {}
         data = payload.get("data")
         if not isinstance(data, dict):
             raise ProviderError("[Bad response] the upstream answered no account info",
@@ -169,26 +162,14 @@ class TtapiProvider:
 
     # -- HTTP -----------------------------------------------------------------------------
 
-    def _request(self, task: ProviderTask) -> tuple[str, dict[str, Any]]:
-        """The endpoint and JSON body of a task's submit."""
-        return _request(task)
-
-    def _update(self, body: dict[str, Any]) -> ProviderUpdate:
-        """A fetch body as gengate's view of the task."""
-        return _update(body)
-
     async def _call(self, method: str, endpoint: str, *, json: Any = None,
                     params: dict[str, str] | None = None,
-                    files: dict[str, tuple[str, bytes, str]] | None = None,
                     missing_ok: bool = False) -> dict[str, Any] | None:
-        """One request (to ``prefix/endpoint``, or to ``endpoint`` when it is a path);
-        the envelope on success, None on a 404 where ``missing_ok``."""
-        path = endpoint if endpoint.startswith("/") else f"{self.prefix}/{endpoint}"
-        url = f"{self.base_url}{path}"
+        """One request; the envelope on success, None on a 404 where ``missing_ok``."""
+        url = f"{self.base_url}{V1}/{endpoint}"
         try:
             response = await self._http.request(method, url, json=json, params=params,
-                                                files=files, headers=self._headers,
-                                                timeout=self._timeout)
+                                                headers=self._headers, timeout=self._timeout)
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             # a request that left may have started a task the answer never told us about
@@ -201,9 +182,9 @@ class TtapiProvider:
             return None
         payload = _envelope(response)
         if response.status_code == 200 and payload is not None:
-            if payload.get("status") != "FAILED" or endpoint == self.fetch_endpoint:
+            if payload.get("status") != "FAILED" or endpoint == "fetch":
                 return payload
-        error = _failure(response, payload, endpoint, self.parented)
+        error = _failure(response, payload, endpoint)
         error = ProviderError(self._scrub(str(error)), kind=error.kind,
                               retry_after=error.retry_after)
         log.info("event=ttapi_failed endpoint=%s status=%s kind=%s", endpoint,
@@ -295,7 +276,7 @@ _ACCOUNT_FAILURES: dict[int, tuple[str, FailureKind]] = {
 
 
 def _failure(response: httpx.Response, payload: dict[str, Any] | None,
-             endpoint: str, parented: frozenset[str] = _PARENTED) -> ProviderError:
+             endpoint: str) -> ProviderError:
     """The ProviderError for a refused or broken request."""
     status = response.status_code
     message = payload.get("message") if payload else None
@@ -307,7 +288,7 @@ def _failure(response: httpx.Response, payload: dict[str, Any] | None,
     if payload is None or status >= 500 or (status != 200 and status < 400):
         return ProviderError(f"[Upstream unavailable] HTTP {status}: {upstream or 'no answer'}",
                              kind=FailureKind.UNAVAILABLE)
-    if status == 404 and endpoint not in parented:
+    if status == 404 and endpoint not in _PARENTED:
         return ProviderError(f"[Upstream unavailable] {endpoint} not found upstream: "
                              "check the account's base URL", kind=FailureKind.UNAVAILABLE)
     if "No available accounts" in upstream:
