@@ -18,6 +18,7 @@ from gengate.api.admin import ADMIN_ROUTES
 from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
+from gengate.api.videos import VideoFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
@@ -75,7 +76,9 @@ class GengateApp:
         self.web.state.openapi = None
         self.products = products if products is not None else builtin(settings)
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web,
+                              VideoFront(self._rt, settings.max_body_bytes,
+                                         TtapiFront(self._rt, settings.max_body_bytes,
+                                                    self.web, self.products),
                                          self.products))
 
     def _rt(self) -> Runtime:
