@@ -29,7 +29,7 @@ from gengate.service import JobService
 from gengate.status import StatusService
 from gengate.storage import LocalStorage
 from gengate.store import Store
-from gengate.store.channels import JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
@@ -133,12 +133,15 @@ class Runtime:
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker and dispatcher on other nodes' NOTIFY (PostgreSQL)."""
-        channels = {}
+        """Wake this node's worker, dispatcher and synchronous waiters on other nodes'
+        NOTIFY (PostgreSQL)."""
+        channels: dict[str, Callable[[], None]] = {}
         if self.worker is not None:
             channels[JOBS_CHANNEL] = self.worker.wake
         if self.dispatcher is not None:
             channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
+        if any(route.sync for _, route in self.products.routes().values()):
+            channels[ENDED_CHANNEL] = self.jobs.job_ended
         if channels and not self.store.db.is_sqlite:
             self._listener = asyncio.create_task(self.store.db.listen(channels))
 

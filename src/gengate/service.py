@@ -189,9 +189,10 @@ class JobService:
         self._ended = asyncio.Event()
 
     async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
-        """The job once it ended (synchronous routes). Woken by this node's worker; a job
-        finished by another node is seen at the next re-read (every second). Past
-        ``timeout``: 504 with the jobId, the job going on."""
+        """The job once it ended (synchronous routes). Woken by this node's worker, and on
+        PostgreSQL by the NOTIFY of a job that ended on another node; a re-read every
+        second covers a lost notification. Past ``timeout``: 504 with the jobId, the job
+        going on."""
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout
         while True:

@@ -226,7 +226,8 @@ class Engine(Protocol):
 
     async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
         """The job once it ended; :class:`~gengate.errors.GatewayTimeout` (504, the jobId
-        in ``data``) past ``timeout`` seconds, the job going on (synchronous routes)."""
+        in ``data``) past ``timeout`` seconds, the job going on (synchronous routes). Woken
+        in-process, and across nodes by PostgreSQL NOTIFY; never holds a connection."""
 
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""

@@ -8,6 +8,8 @@ from sqlalchemy import Connection
 JOBS_CHANNEL = "gengate_jobs"
 #: new or redelivered webhook notifications; dispatchers listen
 WEBHOOKS_CHANNEL = "gengate_webhooks"
+#: a job ended; API nodes serving synchronous routes listen (their waiters re-read)
+ENDED_CHANNEL = "gengate_job_ended"
 
 
 def notify(conn: Connection, channel: str) -> None:

@@ -13,7 +13,7 @@ from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFul
 from gengate.jobs import EngineOptions, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import outbox
-from gengate.store.channels import JOBS_CHANNEL, notify
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
 _LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
@@ -355,6 +355,7 @@ def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any
         return None
     job = row_to_job(row)
     outbox.enqueue(conn, job, "job.finished", now, bodies)
+    notify(conn, ENDED_CHANNEL)
     return job
 
 

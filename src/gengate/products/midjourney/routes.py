@@ -78,7 +78,7 @@ class _Handlers:
         job_id = data.get("jobId", data.get("job_id"))
         if not isinstance(job_id, str) or not job_id:
             raise BadRequest("jobId: is required")
-        return Raw(await sv.jobs.fetch_body(call.user_id, job_id))
+        return Raw(await sv.jobs.fetch_body(call.user_id, job_id, self.product.name))
 
     async def fetch_list(self, sv: Services, call: Call) -> Any:
         data = call.data()
