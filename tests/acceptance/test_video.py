@@ -279,3 +279,20 @@ async def test_openai_sdk_against_the_video_front(settings: Settings) -> None:
                                     headers={"Authorization": f"Bearer {key}"})
         assert gone.status_code == 405 and "error" in gone.json()
         await sdk.close()
+
+
+async def test_openapi_documents_the_video_paths(settings: Settings) -> None:
+    async with serve_gateway(settings, with_worker=False) as gw:
+        doc = (await gw.http.get("/openapi.json")).json()
+        for path, method in (("/sora/generations", "post"), ("/sora/fetch", "get"),
+                             ("/sora/fetch", "post"), ("/gemini/video/generations", "post"),
+                             ("/gemini/video/fetch", "get"), ("/v1/videos", "post"),
+                             ("/v1/videos/{video_id}", "get"),
+                             ("/v1/videos/{video_id}/content", "get")):
+            assert method in doc["paths"][path], (path, method)
+        schemas = doc["components"]["schemas"]
+        assert schemas["GeminivideoFetchBody"]["properties"]["status"]["enum"] == [
+            "RUNNING", "SUCCESS", "FAILED"]
+        assert schemas["SoraFetchBody"]["properties"]["status"]["enum"] == [
+            "PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]
+        assert "SoraGenerationRequest" in schemas and "VideoCreateRequest" in schemas
