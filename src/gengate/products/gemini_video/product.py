@@ -1,6 +1,6 @@
 """The Gemini video product (TTAPI's channel): ``POST /gemini/video/generations``,
 ``GET /gemini/video/fetch`` with its own status set (``RUNNING | SUCCESS | FAILED``) and
-snake_case ``data`` (``video_url``); the local video renderer."""
+snake_case ``data`` (``video_url``); the local video renderer; TTAPI relays it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gengate.products.base import (
     GET,
     POST,
     RUNNING_STATUSES,
+    AdapterContext,
     AdapterFactory,
     JobRequest,
     LocalRenderer,
@@ -32,6 +33,7 @@ from gengate.products.base import (
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
+    from gengate.providers.base import Provider, ProviderTask
 
 __all__ = ["PRODUCT", "GeminiVideoOptions", "GeminiVideoProduct", "GeminiVideoRequest"]
 
@@ -64,6 +66,26 @@ class GeminiVideoRequest(_Wire):
     hookUrl: str | None = Field(None, max_length=2048)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="gengate extension")
     timeout: int | None = None
+
+
+def gemini_body(task: ProviderTask) -> dict[str, Any]:
+    """TTAPI's fields for a Gemini video job."""
+    options = GeminiVideoOptions.from_json(task.options)
+    body: dict[str, Any] = {"prompt": task.prompt, "model": options.model,
+                            "aspect_ratio": options.aspect_ratio}
+    if options.reference_images:
+        body["reference_images"] = list(options.reference_images)
+    return body
+
+
+def _ttapi(ctx: AdapterContext) -> Provider:
+    from gengate.providers.ttapi_video import TtapiVideoProvider, TtapiVideoWire
+
+    wire = TtapiVideoWire("/gemini/video/generations", "/gemini/video/fetch", gemini_body,
+                          "video_url", "thumbnail_url")
+    return TtapiVideoProvider(wire, ctx.base_url, api_key=ctx.secrets.get("apiKey", ""),
+                              http=ctx.http, poll_interval=ctx.poll_interval,
+                              timeout=ctx.timeout)
 
 
 class GeminiVideoProduct(Product[GeminiVideoOptions]):
@@ -122,7 +144,7 @@ class GeminiVideoProduct(Product[GeminiVideoOptions]):
         return VideoRenderer()
 
     def adapters(self) -> Mapping[str, AdapterFactory]:
-        return {}
+        return {"ttapi": _ttapi}
 
 
 PRODUCT = GeminiVideoProduct()

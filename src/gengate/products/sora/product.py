@@ -1,5 +1,5 @@
 """The Sora product: TTAPI's routes, prices, statuses, fetch body, the local video
-renderer. It runs on the built-in ``local`` account (no upstream adapter yet)."""
+renderer and the upstream adapters (TTAPI relays Sora; OpenAI's video API is Sora's own)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gengate.products.base import (
     FOUR_STATUSES,
     GET_POST,
     POST,
+    AdapterContext,
     AdapterFactory,
     JobRequest,
     LocalRenderer,
@@ -30,6 +31,7 @@ from gengate.products.sora.wire import SoraGenerationRequest, fetch_body
 if TYPE_CHECKING:
     from gengate.api.call import Call
     from gengate.products.base import Engine
+    from gengate.providers.base import Provider
 
 __all__ = ["PRODUCT", "SoraProduct", "seed_of"]
 
@@ -39,6 +41,21 @@ PRICES: dict[str, float] = {"generations:sora-2": 3, "generations:sora-2-pro": 1
 
 def seed_of(job_id: str) -> int:
     return int(job_id.replace("-", "")[:8], 16)
+
+
+def _ttapi(ctx: AdapterContext) -> Provider:
+    from gengate.products.sora.providers.ttapi import sora_ttapi
+
+    return sora_ttapi(ctx.base_url, api_key=ctx.secrets.get("apiKey", ""), http=ctx.http,
+                      poll_interval=ctx.poll_interval, timeout=ctx.timeout)
+
+
+def _openai(ctx: AdapterContext) -> Provider:
+    from gengate.products.sora.providers.openai import SoraOpenAiProvider
+
+    return SoraOpenAiProvider(ctx.base_url, api_key=ctx.secrets.get("apiKey", ""),
+                              http=ctx.http, poll_interval=ctx.poll_interval,
+                              timeout=ctx.timeout)
 
 
 class SoraProduct(Product[SoraOptions]):
@@ -91,7 +108,7 @@ class SoraProduct(Product[SoraOptions]):
         return VideoRenderer()
 
     def adapters(self) -> Mapping[str, AdapterFactory]:
-        return {}
+        return {"ttapi": _ttapi, "openai": _openai}
 
 
 PRODUCT = SoraProduct()
