@@ -19,8 +19,11 @@ install: $(STAMP)
 run: install
 	GENGATE_LOCAL_DELAY=$${GENGATE_LOCAL_DELAY:-4} $(BIN)/gengate serve --demo
 
-## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true)
+## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true);
+## the browser test needs Debian's chromium, installed here when missing (as root)
 test: install
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
+	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
 	$(BIN)/python -m pytest -q
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
@@ -31,6 +34,7 @@ bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/video.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install
