@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean claude-cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,21 +19,35 @@ install: $(STAMP)
 run: install
 	GENGATE_LOCAL_DELAY=$${GENGATE_LOCAL_DELAY:-4} $(BIN)/gengate serve --demo
 
+## the Claude Code CLI for its end-to-end test, into .node/ (Node and npm from apt where
+## missing and this runs as root); the test skips loudly without it, fails under CI=true
+claude-cli:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }; } || true
+	@test -x .node/node_modules/.bin/claude || { command -v npm >/dev/null \
+	  && npm install --prefix .node --no-audit --no-fund --silent @anthropic-ai/claude-code; } \
+	  || echo "Claude Code CLI not installed: its test will skip"
+
 ## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true);
 ## the browser test needs Debian's chromium, installed here when missing (as root)
-test: install
+test: install claude-cli
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
 	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
 	$(BIN)/python -m pytest -q
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
-## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm)
+## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
+## for result copies to the object store); the cost of the largest accepted inputs (/healthz
+## latency, peak memory) against the idle server
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 	$(BIN)/python bench/video.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)

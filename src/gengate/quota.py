@@ -22,6 +22,7 @@ class LedgerKind(enum.StrEnum):
     FREEZE = "freeze"  #: price held at submit
     SETTLE = "settle"  #: held price spent on SUCCESS
     REFUND = "refund"  #: held price returned on FAILED
+    OVERAGE = "overage"  #: an LLM call's reported usage cost more than its hold
 
 
 def to_milli(amount: float) -> int:

@@ -1,15 +1,18 @@
 """Request rate limits: per API key (per second and per minute), and per client address for
 requests that carry no valid key.
 
-Counting is the ``limits`` library's sliding-window counter: in this process on the
-embedded default, or in Redis (one atomic script per check) when ``GENGATE_REDIS_URL`` is
-set, so that every API node counts against the same budget.
+Counting is a sliding-window counter (the current fixed window's count plus the previous
+window's, weighted by how much of it still overlaps the sliding window): in this process,
+with :class:`LocalCounter`, a dictionary and two integers per key, on the embedded default;
+in Redis, with the ``limits`` library (one atomic script per check), when
+``GENGATE_REDIS_URL`` is set, so that every API node counts against the same budget.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
@@ -18,7 +21,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from gengate.errors import RateLimited
 
-__all__ = ["Limits", "RateLimiter"]
+__all__ = ["Limits", "LocalCounter", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +42,44 @@ def _storage(redis_url: str | None) -> Storage:
     return RedisStorage(f"async+{scheme}://{rest}")
 
 
+class LocalCounter:
+    """In-process sliding-window counters: per (window, key), the start of the current
+    fixed window, its count and the previous window's count. Same arithmetic as the
+    ``limits`` library's sliding-window counter, without its storage layer: one
+    dictionary lookup per check, on the request path of every call."""
+
+    __slots__ = ("_windows", "_clock")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._windows: dict[tuple[int, str], list[float]] = {}
+        self._clock = clock
+
+    def hit(self, amount: int, seconds: int, key: str) -> float:
+        """Count one request if the window allows it: 0.0; else the seconds to wait."""
+        now = self._clock()
+        slot = self._windows.get((seconds, key))
+        start = now - now % seconds
+        if slot is None:
+            if len(self._windows) > 200_000:
+                self._windows.clear()
+            slot = self._windows[(seconds, key)] = [start, 0.0, 0.0]
+        elif slot[0] != start:
+            # the previous window is the current one only if it ended right now
+            slot[2] = slot[1] if start - slot[0] == seconds else 0.0
+            slot[0], slot[1] = start, 0.0
+        weight = 1.0 - (now - start) / seconds
+        if slot[2] * weight + slot[1] + 1 > amount:
+            return max(1.0, start + seconds - now)
+        slot[1] += 1
+        return 0.0
+
+
 class RateLimiter:
     def __init__(self, redis_url: str | None, default: Limits, per_ip_second: int):
         self.shared = bool(redis_url)
         self._storage = _storage(redis_url)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
+        self._local = None if redis_url else LocalCounter()
         self.default = default
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._ip = RateLimitItemPerSecond(per_ip_second) if per_ip_second else None
@@ -56,10 +92,16 @@ class RateLimiter:
         return item
 
     async def _hit(self, item: RateLimitItem, *identity: str) -> None:
-        if await self._limiter.hit(item, *identity):
+        if self._local is not None:
+            left = self._local.hit(item.amount, item.get_expiry(), ":".join(identity))
+            if not left:
+                return
+            wait = math.ceil(left)
+        elif await self._limiter.hit(item, *identity):
             return
-        stats = await self._limiter.get_window_stats(item, *identity)
-        wait = max(1, math.ceil(stats.reset_time - time.time()))
+        else:
+            stats = await self._limiter.get_window_stats(item, *identity)
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
             f"Too many requests: at most {item.amount} per {item.GRANULARITY.name}",
             headers={"Retry-After": str(wait)},

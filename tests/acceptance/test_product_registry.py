@@ -98,7 +98,7 @@ class SwatchProduct(Product[SwatchOptions]):
                              "Fetch a swatch job")]
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
-        files = job.result.get("files") or [{}]
+        files = job.result.get("outputs") or [{}]
         return {"status": self.statuses.wire(job.status),
                 "message": job.message if job.status.terminal else None,
                 "jobId": job.id,

@@ -267,9 +267,10 @@ async def test_openai_sdk_against_the_video_front(settings: Settings) -> None:
         assert bad.value.param == "seconds"
         with pytest.raises(openai.NotFoundError):
             await sdk.videos.retrieve("no-such-video")
-        with pytest.raises(openai.AuthenticationError):
-            await openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong",
-                                     max_retries=0).videos.retrieve(video.id)
+        async with openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key="wrong",
+                                      max_retries=0) as stranger:
+            with pytest.raises(openai.AuthenticationError):
+                await stranger.videos.retrieve(video.id)
         assert await _balance(gw, key) == (17, 0)
         raw = await gw.http.post("/v1/videos", json={"prompt": "a cat", "size": "1x1"},
                                  headers={"Authorization": f"Bearer {key}"})

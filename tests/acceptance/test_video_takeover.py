@@ -79,7 +79,8 @@ async def test_video_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                                      headers={"Authorization": f"Bearer {ADMIN}"})).json()
         submissions = (data / "local-upstream" / "submissions.log").read_text().split("\n")
         assert sum(1 for line in submissions if line.startswith(job_id)) == 1
-        assert ledger["data"]["totals"] == {"topup": 10, "freeze": 3, "settle": 3, "refund": 0}
+        assert ledger["data"]["totals"] == {"topup": 10, "freeze": 3, "settle": 3, "refund": 0,
+                                             "overage": 0}
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

@@ -11,7 +11,13 @@ from starlette.routing import Route
 
 from gengate.api import schemas as s
 from gengate.api.envelope import envelope_endpoint, ok
-from gengate.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
+from gengate.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from gengate.runtime import Runtime
 
 __all__ = ["ADMIN_ROUTES"]
@@ -30,8 +36,23 @@ def _runtime(request: Request) -> Runtime:
     return rt
 
 
+async def _read(request: Request) -> bytes:
+    """The body, read as it arrives and refused with 413 past the JSON body limit."""
+    limit = request.app.state.runtime.settings.max_json_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _body(request: Request, model: type[s._Wire]) -> Any:
-    raw = await request.body()
+    raw = await _read(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'}")

@@ -10,11 +10,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
+from gengate.api.cdn import serve_result
 from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
@@ -65,7 +65,7 @@ class GengateApp:
                 Route("/healthz", pages.healthz),
                 Route("/metrics", pages.metrics),
                 Route("/openapi.json", pages.openapi),
-                Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
+                Route("/cdn/{key:path}", serve_result, methods=["GET", "HEAD"], name="cdn"),
             ],
             exception_handlers={
                 GengateError: _error,
@@ -78,7 +78,10 @@ class GengateApp:
         self.front = LlmFront(self._rt, settings.max_body_bytes,
                               VideoFront(self._rt, settings.max_body_bytes,
                                          TtapiFront(self._rt, settings.max_body_bytes,
-                                                    self.web, self.products),
+                                                    settings.max_json_body_bytes, self.web,
+                                                    self.products,
+                                                    image_requests=settings.image_requests,
+                                                    image_body_seconds=settings.image_body_seconds),
                                          self.products))
 
     def _rt(self) -> Runtime:

@@ -18,6 +18,7 @@ _ERRORS = {
     "401": "Wrong TT-API-KEY or email is not activated.",
     "402": "Insufficient balance",
     "404": "Not found",
+    "408": "Request body not received in time (routes that take images)",
     "413": "Request body too large",
     "415": "Content-Type must be application/json",
     "429": "Too many requests",
@@ -54,7 +55,8 @@ _LLM = [
     ("/v1/messages", "post", "Anthropic Messages (stream: true for SSE); billed per token"),
     ("/v1/messages/count_tokens", "post", "Anthropic token count (free)"),
     ("/v1/chat/completions", "post", "OpenAI Chat Completions; billed per token"),
-    ("/v1/models", "get", "Models the LLM accounts serve"),
+    ("/v1/models", "get", "Models the LLM accounts serve (an empty list without accounts)"),
+    ("/v1/models/{model_id}", "get", "One model the LLM accounts serve; 404 for others"),
     ("/v1/usage", "get", "Your LLM calls, newest first (page, limit)"),
 ]
 
@@ -65,7 +67,9 @@ _PUBLIC = {
     "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
     "/metrics": ("text/plain", "Prometheus metrics"),
     "/openapi.json": ("application/json", "This document"),
-    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed)"),
+    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed); "
+                   "honours one byte Range; with an object store in redirect or public mode, "
+                   "a 307 to the object"),
 }
 
 _ENVELOPE = {
@@ -85,10 +89,12 @@ _FETCH = {
                    "enum": ["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]},
         "message": {"type": "string"},
         "jobId": {"type": "string"},
-        "data": {"type": "object", "properties": {k: {} for k in (
+        "data": {"type": "object", "properties": {**{k: {} for k in (
             "action", "jobId", "progress", "prompt", "quota", "mode", "discordImage",
             "cdnImage", "width", "height", "hookUrl", "components", "seed", "images",
-            "prompts", "submitTime", "finishTime")}},
+            "prompts", "submitTime", "finishTime")}, "expired": {
+            "type": "boolean", "description": "Present (true) when the retention period "
+            "deleted the result files: the URLs are null and message says so"}}},
     },
 }
 
@@ -124,7 +130,15 @@ def _public_paths() -> dict[str, Any]:
         if path.startswith("/cdn"):
             op["parameters"] = [{"name": "key", "in": "path", "required": True,
                                  "schema": {"type": "string"}}]
-            op["responses"]["404"] = {"description": "No such file"}
+            op["parameters"].append({"name": "Range", "in": "header", "required": False,
+                                     "schema": {"type": "string"}})
+            op["responses"].update({
+                "206": {"description": "The requested byte range", "content": {media: {}}},
+                "307": {"description": "Redirect to the object (presigned or public URL)"},
+                "404": {"description": "No such file"},
+                "416": {"description": "The range starts past the end of the file"}})
+            out[path] = {"get": op, "head": {**op, "summary": "The same, headers only"}}
+            continue
         out[path] = {"get": op}
     return out
 
@@ -238,6 +252,10 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
         paths.setdefault(path, {})[method] = {
             "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
             "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+        if "{model_id}" in path:
+            paths[path][method]["parameters"] = [{"name": "model_id", "in": "path",
+                                                  "required": True,
+                                                  "schema": {"type": "string"}}]
     if "sora" in products:
         paths.update(_video_paths(models))
     paths.update(_public_paths())

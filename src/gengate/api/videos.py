@@ -30,7 +30,7 @@ from gengate.llm.openai import OPENAI
 from gengate.products.registry import Registry
 from gengate.products.sora.options import OPENAI_SIZES, SoraOptions
 from gengate.products.sora.product import SoraProduct, seed_of
-from gengate.products.sora.wire import VideoCreateRequest, video_object
+from gengate.products.sora.wire import VideoCreateRequest, output_url, video_object
 from gengate.runtime import Runtime
 
 __all__ = ["VIDEO_PATHS", "VideoFront"]
@@ -103,9 +103,9 @@ class VideoFront:
             raise BadRequest("variant: must be video or thumbnail")
         if job.status is not JobStatus.SUCCESS:
             raise NotFound(f"video_id: video {job.id} is not completed")
-        for item in job.result.get("files") or ():
-            if item.get("role") == _VARIANTS[variant]:
-                return 302, b"", {"Location": str(item["url"]), "Cache-Control": "no-store"}
+        url = output_url(job, _VARIANTS[variant])
+        if url is not None:
+            return 302, b"", {"Location": url, "Cache-Control": "no-store"}
         raise NotFound(f"variant: video {job.id} has no {variant}")
 
     async def _job(self, rt: Runtime, user_id: int, video_id: str) -> Job:

@@ -338,6 +338,19 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
     notify(conn, JOBS_CHANNEL)
 
 
+def release_owned(conn: Connection, owner: str) -> int:
+    """Give back every job ``owner`` holds (a node starting again under its own name: its
+    previous run died holding them); returns how many."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(lease_owner=None, lease_expires_at=0.0)
+    )
+    if result.rowcount:
+        notify(conn, JOBS_CHANNEL)
+    return int(result.rowcount)
+
+
 def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],
          now: float, bodies: outbox.Bodies, *, user_id: int | None = None,
          status: JobStatus | None = None) -> Job | None:

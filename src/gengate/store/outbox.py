@@ -91,6 +91,17 @@ def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) ->
     ]
 
 
+def release_owned(conn: Connection, owner: str) -> int:
+    """Give back every delivery ``owner`` holds (its previous run died); returns how many."""
+    result = conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.lease_owner == owner,
+               webhook_deliveries.c.status == PENDING)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount)
+
+
 def record_attempt(conn: Connection, delivery: Delivery, owner: str, started: float,
                    duration_ms: float, status_code: int | None, error: str | None,
                    next_at: float | None, delivered: bool) -> bool:

@@ -121,10 +121,9 @@ class GeminiVideoProduct(Product[GeminiVideoOptions]):
         return submitted(job)
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
-        from gengate.products.sora.wire import quota_text
+        from gengate.products.sora.wire import output_url, quota_text
 
         options = self.options(job)
-        files = {f.get("role"): f.get("url") for f in job.result.get("files") or ()}
         return {
             "status": self.statuses.wire(job.status),
             "message": job.message if job.status is JobStatus.FAILED else "",
@@ -133,7 +132,8 @@ class GeminiVideoProduct(Product[GeminiVideoOptions]):
                 "jobId": job.id, "model": options.model, "prompt": job.prompt,
                 "aspect_ratio": options.aspect_ratio,
                 "reference_images": list(options.reference_images) or None,
-                "video_url": files.get("video"), "thumbnail_url": files.get("thumbnail"),
+                "video_url": output_url(job, "video"),
+                "thumbnail_url": output_url(job, "thumbnail"),
                 "quota": quota_text(job), "hookUrl": job.hook_url,
             },
         }

@@ -12,8 +12,8 @@ from gengate.jobs import Job, JobStatus
 from gengate.products.sora.options import SoraOptions
 from gengate.quota import from_milli
 
-__all__ = ["SoraGenerationRequest", "VideoCreateRequest", "fetch_body", "quota_text",
-           "video_object"]
+__all__ = ["SoraGenerationRequest", "VideoCreateRequest", "fetch_body", "output_url",
+           "quota_text", "video_object"]
 
 _URL = Field(None, max_length=2048)
 
@@ -60,9 +60,10 @@ def quota_text(job: Job) -> str:
     return f"{from_milli(job.charged()[1]):g}"
 
 
-def _file(job: Job, role: str) -> str | None:
-    for item in job.result.get("files") or ():
-        if item.get("role") == role:
+def output_url(job: Job, role: str) -> str | None:
+    """The URL of the stored result file of ``role`` (``video``, ``thumbnail``)."""
+    for item in job.result.get("outputs") or ():
+        if isinstance(item, dict) and item.get("role") == role:
             return str(item["url"])
     return None
 
@@ -77,7 +78,8 @@ def fetch_body(job: Job, statuses: Any) -> dict[str, Any]:
         "data": {
             "jobId": job.id, "model": options.model, "prompt": job.prompt,
             "referImages": list(options.refer_images) or None,
-            "videoUrl": _file(job, "video"), "thumbnailUrl": _file(job, "thumbnail"),
+            "videoUrl": output_url(job, "video"),
+            "thumbnailUrl": output_url(job, "thumbnail"),
             "duration": options.duration, "orientation": options.orientation,
             "size": f"{options.width}x{options.height}",
             "quota": quota_text(job), "finishTime": timestamp(job.finished_at),
