@@ -19,9 +19,11 @@ from __future__ import annotations
 import io
 import math
 import multiprocessing
+import os
 import random
 import tempfile
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,18 @@ def _encode(path: Path, scene: Image.Image, big: tuple[int, int], size: tuple[in
     return thumbnail
 
 
+def _follow_parent(parent: int) -> None:
+    """In a pool process: exit once the process that started it is gone (killed, say),
+    rather than linger as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gengate-parent-watch", daemon=True).start()
+
+
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -134,7 +148,8 @@ def _executor() -> ProcessPoolExecutor:
         if _pool is None:
             workers = max(1, min(2, multiprocessing.cpu_count()))
             # spawn: the API process runs threads and an event loop, which a fork would copy
-            _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_follow_parent, initargs=(os.getpid(),))
         return _pool
 
 
