@@ -297,3 +297,46 @@ async def test_openapi_documents_the_video_paths(settings: Settings) -> None:
         assert schemas["SoraFetchBody"]["properties"]["status"]["enum"] == [
             "PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]
         assert "SoraGenerationRequest" in schemas and "VideoCreateRequest" in schemas
+
+
+async def test_bad_input_to_the_openai_video_front(settings: Settings) -> None:
+    async with serve_gateway(settings, with_worker=False) as gw:
+        _, key = await gw.create_user(balance=20)
+        auth = {"Authorization": f"Bearer {key}"}
+
+        async def refused(response: httpx.Response, status: int, param: str | None) -> None:
+            assert response.status_code == status, response.text
+            error = response.json()["error"]
+            assert error["param"] == param and error["message"], error
+
+        await refused(await gw.http.post("/v1/videos", headers=auth, json={}), 400, "prompt")
+        await refused(await gw.http.post("/v1/videos", headers=auth,
+                                         json={"prompt": "x" * 32001}), 400, "prompt")
+        await refused(await gw.http.post("/v1/videos", headers=auth,
+                                         json={"prompt": "a", "model": "m" * 65}), 400, "model")
+        await refused(await gw.http.post("/v1/videos", content=b"[1]", headers={
+            **auth, "Content-Type": "application/json"}), 400, "body")
+        # a multipart form with a file that is not input_reference
+        await refused(await gw.http.post("/v1/videos", headers=auth, data={"prompt": "a"},
+                                         files={"video": ("v.mp4", b"x")}), 400, "video")
+        await refused(await gw.http.post("/v1/videos", content=b"prompt=a", headers={
+            **auth, "Content-Type": "text/plain"}), 415, None)
+        await refused(await gw.http.get("/v1/videos", headers=auth), 405, None)
+        await refused(await gw.http.get("/v1/videos/not-a-video/content", headers=auth),
+                      404, "video_id")
+        await refused(await gw.http.get("/v1/videos/" + "x" * 65, headers=auth),
+                      404, "video_id")
+        # another user's video is not found either; a queued video has no content yet
+        made = await gw.http.post("/v1/videos", headers=auth, json={"prompt": "a cat"})
+        video_id = made.json()["id"]
+        _, other = await gw.create_user(balance=5)
+        await refused(await gw.http.get(f"/v1/videos/{video_id}",
+                                        headers={"Authorization": f"Bearer {other}"}),
+                      404, "video_id")
+        await refused(await gw.http.get(f"/v1/videos/{video_id}/content", headers=auth),
+                      404, "video_id")
+        await refused(await gw.http.get(f"/v1/videos/{video_id}/content",
+                                        params={"variant": "spritesheet"}, headers=auth),
+                      400, "variant")
+        info = (await gw.client(key).get("/midjourney/v1/info")).json()["data"]
+        assert (info["balance"], info["freeze_balance"]) == (17, 3)  # only the one video

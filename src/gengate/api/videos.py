@@ -35,7 +35,8 @@ from gengate.runtime import Runtime
 
 __all__ = ["VIDEO_PATHS", "VideoFront"]
 
-_PATH = re.compile(r"^/v1/videos(?:/([A-Za-z0-9_-]{1,64})(/content)?)?$")
+_PATH = re.compile(r"^/v1/videos(?:/([^/]+)(/content)?)?$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: documented in the OpenAPI document: path -> (methods, request model, summary)
 VIDEO_PATHS: dict[str, tuple[tuple[str, ...], Any, str]] = {
     "/v1/videos": (("POST",), VideoCreateRequest, "Create a video (OpenAI's video API)"),
@@ -109,6 +110,8 @@ class VideoFront:
         raise NotFound(f"variant: video {job.id} has no {variant}")
 
     async def _job(self, rt: Runtime, user_id: int, video_id: str) -> Job:
+        if not _ID.fullmatch(video_id):
+            raise NotFound("video_id: no such video")
         try:
             return await rt.jobs.fetch(user_id, video_id, "sora")
         except NotFound:
@@ -150,13 +153,16 @@ async def _fields(call: Call, scope: dict[str, Any]) -> tuple[dict[str, Any], li
         raise BadRequest(f"body: invalid multipart form ({exc})") from None
     data: dict[str, Any] = {}
     inputs: list[bytes] = []
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if name != "input_reference":
-                raise BadRequest(f"{name}: only input_reference may be a file")
-            inputs.append(await value.read())
-        else:
-            data[name] = value
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "input_reference":
+                    raise BadRequest(f"{name}: only input_reference may be a file")
+                inputs.append(await value.read())
+            else:
+                data[name] = value
+    finally:
+        await form.close()
     if not data and not inputs:
         raise UnsupportedMediaType("body: an empty form")
     return data, inputs
