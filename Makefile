@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint clean claude-cli
+.PHONY: install run test fuzz bench lint clean claude-cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test: install claude-cli
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
 	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
 	$(BIN)/python -m pytest -q
+
+## a longer property-based run of every operation in /openapi.json (schemathesis) against a
+## real server: no 5xx, no answer the document does not allow (make test runs a short one)
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	GENGATE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:timeout \
+	  tests/acceptance/test_fuzz.py
 
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
 ## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk

@@ -101,18 +101,21 @@ def migrate(
         "tables, with this message")] = None,
 ) -> None:
     """Create or upgrade the database schema."""
+    from gengate.credentials import load_key
+    from gengate.datafiles import private_dir, private_sqlite_file
     from gengate.store import Store
     from gengate.store.migrate import new_revision
 
     async def main() -> str | None:
         settings = Settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        private_sqlite_file(settings.resolved_database_url())
         store = Store.open(settings.resolved_database_url(),
                            pool=settings.pool_sizes(api=False, worker=False))
         try:
             if new:
                 return await new_revision(store.db, new)
-            await store.migrate()
+            await store.migrate(load_key(settings.secret_key, settings.data_dir))
             return None
         finally:
             await store.close()

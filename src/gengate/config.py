@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     image_body_seconds: float = Field(
         60.0, gt=0, description="Seconds a request with images has to send its body once "
         "its turn came (408 past that)")
+    metrics_token: str | None = Field(
+        None, repr=False, description="Bearer token /metrics asks for; unset: /metrics is open"
+    )
     secret_key: str | None = Field(
         None, repr=False, description="Key(s) sealing upstream credentials at rest, "
         "comma-separated (the first seals, all open); default: a key file in the data directory"
@@ -73,6 +76,10 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(1200, ge=0, description="Requests per minute per API key")
     ip_rate_per_second: int = Field(
         20, ge=0, description="Requests per second per client address without a valid key"
+    )
+    admin_failures_per_minute: int = Field(
+        10, ge=0, description="Failed /admin sign-ins (wrong admin key) per minute per client "
+        "address before it gets 429; 0 = no limit"
     )
 
     # users

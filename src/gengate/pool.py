@@ -37,6 +37,8 @@ SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
 _SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
+#: where an account of these providers points unless told otherwise
+_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
 #: fields that may be sent as null: null clears them
 _NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
 OPERATOR = 0  #: owner of the operator's pool
@@ -223,12 +225,15 @@ class PoolService:
 
     def _products(self, names: builtins.list[str] | None, provider: str) -> str:
         """The products an account runs, checked against what its provider can run
-        (default: Midjourney where the provider runs it, else all the provider runs)."""
+        (default: Midjourney where the provider runs it, else all the provider runs but the
+        products that want to be named, :attr:`Product.opt_in_kinds`)."""
         able = [p.name for p in self.products
                 if provider == "local" or provider in p.adapters()]
         if names is None:
+            default = [p.name for p in self.products if provider in p.adapters()
+                       and provider not in p.opt_in_kinds]
             names = ["*"] if provider == "local" else (
-                ["midjourney"] if "midjourney" in able else able)
+                ["midjourney"] if "midjourney" in able else default)
         if not names:
             raise BadRequest("products: give at least one product")
         for name in names:
@@ -266,6 +271,8 @@ class PoolService:
             values["provider"] = provider
         if "name" in data:
             values["name"] = data["name"]
+        if creating and not data.get("baseUrl") and provider in _DEFAULT_URLS:
+            data = {**data, "baseUrl": _DEFAULT_URLS[provider]}
         if "baseUrl" in data and data["baseUrl"] is not None:
             NetGuard.parse(str(data["baseUrl"]), "baseUrl")
             values["base_url"] = str(data["baseUrl"]).rstrip("/")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 from gengate.errors import RateLimited
 
@@ -75,7 +75,8 @@ class LocalCounter:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str | None, default: Limits, per_ip_second: int):
+    def __init__(self, redis_url: str | None, default: Limits, per_ip_second: int,
+                 admin_failures_per_minute: int = 0):
         self.shared = bool(redis_url)
         self._storage = _storage(redis_url)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
@@ -83,6 +84,11 @@ class RateLimiter:
         self.default = default
         self._items: dict[tuple[str, int], RateLimitItem] = {}
         self._ip = RateLimitItemPerSecond(per_ip_second) if per_ip_second else None
+        self._admin = (RateLimitItemPerMinute(admin_failures_per_minute)
+                       if admin_failures_per_minute else None)
+        # failed sign-ins are few: counted exactly over the last minute, so a guesser gets
+        # no extra tries where two counting windows meet
+        self._exact = MovingWindowRateLimiter(self._storage)
 
     def _item(self, unit: str, amount: int) -> RateLimitItem:
         item = self._items.get((unit, amount))
@@ -121,6 +127,25 @@ class RateLimiter:
         """Count one request without a valid key from ``address``."""
         if self._ip is not None:
             await self._hit(self._ip, "ip", address)
+
+    async def _refuse_admin(self, item: RateLimitItem, address: str) -> None:
+        stats = await self._exact.get_window_stats(item, "admin", address)
+        raise RateLimited(
+            f"Too many requests: at most {item.amount} failed admin sign-ins per minute",
+            headers={"Retry-After": str(max(1, math.ceil(stats.reset_time - time.time())))},
+        )
+
+    async def check_admin_address(self, address: str) -> None:
+        """Refuse (429) an address that used up its failed admin sign-ins for now."""
+        if self._admin is not None and not await self._exact.test(self._admin, "admin",
+                                                                  address):
+            await self._refuse_admin(self._admin, address)
+
+    async def admin_failed(self, address: str) -> None:
+        """Count one failed admin sign-in from ``address``; 429 once over the limit."""
+        if self._admin is not None and not await self._exact.hit(self._admin, "admin",
+                                                                 address):
+            await self._refuse_admin(self._admin, address)
 
     async def ping(self) -> bool:
         return bool(await self._storage.check())

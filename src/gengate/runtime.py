@@ -16,6 +16,7 @@ from gengate.background import supervise
 from gengate.clock import Clock, SystemClock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox, load_key
+from gengate.datafiles import private_dir, private_sqlite_file
 from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
 from gengate.llm.relay import Relay, build_relay
@@ -77,7 +78,9 @@ class Runtime:
         (the process serves requests) only sizes the database pool."""
         return_large_buffers()  # request bodies and images: their memory goes back when freed
         clock = clock or SystemClock()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        private_sqlite_file(settings.resolved_database_url())
+        keys = load_key(settings.secret_key, settings.data_dir)
         if with_dispatcher is None:
             with_dispatcher = with_worker
         products = products if products is not None else builtin(settings)
@@ -85,14 +88,14 @@ class Runtime:
                            pool=settings.pool_sizes(api=with_api,
                                                     worker=with_worker or with_dispatcher))
         if migrate:
-            await store.migrate()
+            await store.migrate(keys)
         store.db.start_maintenance()
         if settings.local_account:
             await store.ensure_local_account({m.value: settings.local_slots for m in Mode},
                                              clock.now())
         stores = ResultStores.from_settings(settings)
         http = httpx.AsyncClient(follow_redirects=False, timeout=30.0)
-        box = CredentialBox(load_key(settings.secret_key, settings.data_dir))
+        box = CredentialBox(keys)
         local = LocalProvider(
             settings.data_dir / "local-upstream", delay=settings.local_delay,
             steps=settings.local_steps, fail_marker=settings.local_fail_marker,
@@ -111,7 +114,7 @@ class Runtime:
         identity = (NodeIdentity.acquire(settings.data_dir, settings.node_id)
                     if with_worker or with_dispatcher else None)
         node = identity.name if identity is not None else None
-        dispatcher = (Dispatcher(settings, store, clock, guard, metrics,
+        dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics,
                                  owner=f"{node}-hooks" if node else None)
                       if with_dispatcher else None)
         upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
@@ -150,10 +153,10 @@ class Runtime:
             dispatcher.start()
         limiter = RateLimiter(settings.redis_url,
                               Limits(settings.rate_per_second, settings.rate_per_minute),
-                              settings.ip_rate_per_second)
+                              settings.ip_rate_per_second, settings.admin_failures_per_minute)
         runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, products,
-                      WebhookService(store, clock, dispatcher),
+                      WebhookService(store, clock, dispatcher, box),
                       relay=build_relay(settings, store, clock), retention=retention,
                       identity=identity)
         runtime._listen()

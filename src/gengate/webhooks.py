@@ -30,6 +30,7 @@ from gengate.metrics import Metrics
 from gengate.netguard import NetGuard, Target
 from gengate.retry import RetryPolicy
 from gengate.store import Delivery, Store
+from gengate.store.outbox import Sealer
 
 __all__ = ["Dispatcher", "WebhookService"]
 
@@ -43,8 +44,10 @@ PURGE_EVERY = 3600.0
 
 class Dispatcher:
     def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard,
-                 metrics: Metrics | None = None, owner: str | None = None):
+                 box: Sealer, metrics: Metrics | None = None, owner: str | None = None):
         self.settings = settings
+        #: opens the users' sealed signing secrets
+        self.box = box
         self.store = store
         self.clock = clock
         self.guard = guard
@@ -94,7 +97,7 @@ class Dispatcher:
                 free = self.settings.webhook_concurrency - len(self._running)
                 if free > 0:
                     for delivery in await self.store.claim_deliveries(
-                            self.owner, free, self.clock.now(), lease):
+                            self.owner, free, self.clock.now(), lease, self.box):
                         task = spawn(self._deliver(delivery), f"gengate-hook-{delivery.id}")
                         self._running.add(task)
                         task.add_done_callback(self._finished)
@@ -184,13 +187,16 @@ class WebhookService:
     """What a user may do with their webhooks: the signing secret, the delivery log,
     redelivery."""
 
-    def __init__(self, store: Store, clock: Clock, dispatcher: Dispatcher | None):
+    def __init__(self, store: Store, clock: Clock, dispatcher: Dispatcher | None,
+                 box: Sealer):
         self.store = store
         self.clock = clock
         self.dispatcher = dispatcher
+        #: seals the signing secrets at rest
+        self.box = box
 
     async def secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.store.signing_secret(user_id, rotate)
+        return await self.store.signing_secret(user_id, self.box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:

@@ -81,7 +81,10 @@ async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                                      headers={"Authorization": f"Bearer {ADMIN}"})).json()
         submissions = (data / "local-upstream" / "submissions.log").read_text().split("\n")
         assert sum(1 for line in submissions if line.startswith(job_id)) == 1
-        assert ledger["data"]["totals"] == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+        assert ledger["data"]["totals"] == {
+            "topup": 10, "freeze": 2, "settle": 2, "refund": 0,
+            "overage": 0,
+        }
         assert ledger["data"]["user"]["balance"] == 8
         assert ledger["data"]["user"]["freeze_balance"] == 0
     finally:

@@ -23,15 +23,20 @@ from gengate.runtime import Runtime
 __all__ = ["ADMIN_ROUTES"]
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    """The runtime, once the request carries the admin key; an address that keeps sending
+    wrong keys is refused (429) for a while."""
     rt: Runtime = request.app.state.runtime
     key = rt.settings.admin_key
     if not key:
         raise Unauthorized("The admin API is disabled: set GENGATE_ADMIN_KEY")
+    address = request.client.host if request.client else "unknown"
+    await rt.limiter.check_admin_address(address)
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(),
                                                                 key.encode()):
+        await rt.limiter.admin_failed(address)
         raise Unauthorized("Wrong admin key")
     return rt
 
@@ -86,51 +91,51 @@ def _int_query(request: Request, name: str, default: int, high: int) -> int:
 
 
 async def create_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.CreateUserRequest = await _body(request, s.CreateUserRequest)
     return ok(await rt.admin.create_user(req.email, req.balance, req.max_queue))
 
 
 async def list_users(request: Request) -> Any:
-    return ok(await _runtime(request).admin.list())
+    return ok(await (await _runtime(request)).admin.list())
 
 
 async def get_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.admin.get(_user_id(request)))
 
 
 async def update_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.UpdateUserRequest = await _body(request, s.UpdateUserRequest)
     return ok(await rt.admin.update(_user_id(request), req.max_queue, req.active,
                                     req.rate_per_second, req.rate_per_minute))
 
 
 async def topup(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.TopUpRequest = await _body(request, s.TopUpRequest)
     return ok(await rt.admin.topup(_user_id(request), req.amount, req.note))
 
 
 async def issue_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.admin.issue_key(_user_id(request)))
 
 
 async def list_keys(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.admin.keys(_user_id(request)))
 
 
 async def revoke_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     await rt.admin.revoke_key(_user_id(request), _id(request, "key_id", "key"))
     return ok(None)
 
 
 async def ledger(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     limit = _int_query(request, "limit", 100, 1000)
     offset = _int_query(request, "offset", 0, 10**9)
     return ok(await rt.admin.ledger(_user_id(request), limit, offset))
@@ -141,34 +146,34 @@ def _account_id(request: Request) -> int:
 
 
 async def create_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.CreateAccountRequest)
     return ok(await rt.pool.create(req.model_dump(exclude_unset=True)))
 
 
 async def list_accounts(request: Request) -> Any:
-    return ok(await _runtime(request).pool.list())
+    return ok(await (await _runtime(request)).pool.list())
 
 
 async def get_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.pool.get(_account_id(request)))
 
 
 async def update_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.UpdateAccountRequest)
     return ok(await rt.pool.update(_account_id(request), req.model_dump(exclude_unset=True)))
 
 
 async def delete_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     await rt.pool.delete(_account_id(request))
     return ok(None)
 
 
 async def account_events(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     limit = _int_query(request, "limit", 50, 1000)
     return ok(await rt.pool.events(_account_id(request), limit=limit))
 

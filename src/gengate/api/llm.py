@@ -20,10 +20,10 @@ import orjson
 
 from gengate.api.envelope import ClientGone, read_body
 from gengate.api.errors import render_error
+from gengate.api.schemas import MAX_PAGE
 from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
-    MethodNotAllowed,
     NotFound,
 )
 from gengate.llm.anthropic import ANTHROPIC
@@ -98,11 +98,13 @@ class LlmFront:
         methods, protocol, handler = route
         if protocol is None:
             protocol = ANTHROPIC if _has(scope, b"anthropic-version") else OPENAI
+        if scope["method"] not in methods:
+            allowed = ", ".join(methods)
+            body = protocol.error_body(405, f"method {scope['method']} not allowed; use {allowed}")
+            await _send_bytes(send, 405, orjson.dumps(body), [_JSON, (b"allow", allowed.encode())])
+            return
         req = Request(scope, receive, send, protocol, self._runtime())
         try:
-            if scope["method"] not in methods:
-                raise MethodNotAllowed(f"method {scope['method']} not allowed",
-                                       headers={"Allow": ", ".join(methods)})
             # same keys, same per-key and per-address limits as the TTAPI front
             req.user_id = await admit_caller(req.rt, Call("", b"", scope["headers"]), scope)
             await handler(self, req)
@@ -219,12 +221,9 @@ class LlmFront:
 
     async def usage(self, req: Request) -> None:
         query = parse_query(req.scope.get("query_string", b""))
-        try:
-            page = max(1, int(query.get("page", "1")))
-            limit = min(500, max(1, int(query.get("limit", "50"))))
-        except ValueError:
-            raise BadRequest("page and limit must be integers") from None
-        rows = await req.relay.usage(req.user_id, page, limit + 1)
+        page = _int_param(query, "page", 1, MAX_PAGE)
+        limit = _int_param(query, "limit", 50, MAX_USAGE_LIMIT)
+        rows = await req.relay.usage(req.user_id, page, limit, peek=1)
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,
@@ -247,6 +246,20 @@ def _route(path: str) -> tuple[tuple[str, ...], Protocol | None, Handler] | None
     if found is None and path.startswith(_MODEL_PREFIX) and len(path) > len(_MODEL_PREFIX):
         return _GET, None, LlmFront.model
     return found
+
+
+#: the most rows one /v1/usage page lists
+MAX_USAGE_LIMIT = 500
+
+
+def _int_param(query: dict[str, str], name: str, default: int, high: int) -> int:
+    """A whole number from 1 to ``high``; anything else is refused, never clamped."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high):
+        raise BadRequest(f"{name}: must be an integer from 1 to {high}")
+    return int(raw)
 
 
 def _has(scope: dict[str, Any], name: bytes) -> bool:

@@ -28,6 +28,24 @@ _ERRORS = {
     "504": "A synchronous call's job is still running (data: its jobId)",
     "500": "Server error",
 }
+#: the LLM relay's answers besides 200: in the Anthropic or OpenAI error format, or the
+#: upstream's own answer passed through
+_LLM_ERRORS = {
+    "400": "Bad request", "401": "Wrong key", "402": "Insufficient balance",
+    "403": "Refused by the upstream", "404": "No such model, or no LLM accounts",
+    "409": "Conflict", "413": "Request body too large", "422": "Refused by the upstream",
+    "429": "Too many requests", "499": "Your in-progress calls reached max_queue",
+    "500": "Server error", "502": "The upstream failed", "503": "No upstream available",
+    "504": "The upstream timed out", "529": "The upstream is overloaded",
+}
+_LLM_BODY = {"type": "object", "required": ["model"],
+             "properties": {"model": {"type": "string", "minLength": 1}}}
+_USAGE_PARAMS = [
+    {"name": "page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": s.MAX_PAGE}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+]
 
 _ADMIN = [
     ("/admin/users", "post", s.CreateUserRequest, "Create a user and its first API key"),
@@ -118,8 +136,25 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {
+    """The request body; a model may name another media type in ``media_type``
+    (``multipart/form-data`` for uploads)."""
+    media = getattr(model, "media_type", "application/json")
+    return {"required": True, "content": {media: {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def _llm_operation(path: str, method: str, summary: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK"}}
+    for code, text in _LLM_ERRORS.items():
+        responses[code] = {"description": text}
+    op: dict[str, Any] = {"summary": summary, "tags": ["llm"], "responses": responses,
+                          "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+    if method == "post":
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": _LLM_BODY}}}
+    if path == "/v1/usage":
+        op["parameters"] = _USAGE_PARAMS
+    return op
 
 
 def _public_paths() -> dict[str, Any]:
@@ -139,6 +174,13 @@ def _public_paths() -> dict[str, Any]:
                 "416": {"description": "The range starts past the end of the file"}})
             out[path] = {"get": op, "head": {**op, "summary": "The same, headers only"}}
             continue
+        if path == "/healthz":
+            op["responses"]["503"] = _responses("Envelope")["500"] | {
+                "description": "The database or Redis does not answer"}
+        if path == "/metrics":
+            op["security"] = [{"MetricsBearer": []}, {}]
+            op["responses"]["401"] = _responses("Envelope")["401"] | {
+                "description": "GENGATE_METRICS_TOKEN is set and the request lacks it"}
         out[path] = {"get": op}
     return out
 
@@ -249,9 +291,7 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
                                  "schema": {"type": "integer"}} for p in params]
         paths.setdefault(path, {})[method] = op
     for path, method, summary in _LLM:
-        paths.setdefault(path, {})[method] = {
-            "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
-            "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+        paths.setdefault(path, {})[method] = _llm_operation(path, method, summary)
         if "{model_id}" in path:
             paths[path][method]["parameters"] = [{"name": "model_id", "in": "path",
                                                   "required": True,
@@ -260,8 +300,10 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
         paths.update(_video_paths(models))
     paths.update(_public_paths())
     for wire in sorted(models, key=lambda m: m.__name__):
-        schemas[wire.__name__] = wire.model_json_schema(
-            ref_template="#/components/schemas/{model}")
+        schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")
+        # what the models share (the Mode enum) becomes a schema of its own
+        schemas.update(schema.pop("$defs", {}))
+        schemas[wire.__name__] = schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "gengate", "version": __version__,
@@ -273,5 +315,7 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
             "XApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "AdminBearer": {"type": "http", "scheme": "bearer",
                             "description": "GENGATE_ADMIN_KEY"},
+            "MetricsBearer": {"type": "http", "scheme": "bearer",
+                              "description": "GENGATE_METRICS_TOKEN, where it is set"},
         }},
     }

@@ -22,6 +22,7 @@ from gengate.limits import (
     MAX_PROMPT_CHARS,
     MAX_URL_CHARS,
 )
+from gengate.quota import MAX_QUOTA
 
 __all__ = [
     "ActionRequest",
@@ -53,6 +54,15 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=False)
 
 
+#: a string with something besides white space in it (JSON Schema patterns are unanchored)
+NOT_BLANK = r"\S"
+
+#: the last page a listing serves: far past any real listing, and its offset stays a
+#: small integer for the database
+MAX_PAGE = 1_000_000
+_PAGE = Field(1, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE}")
+
+
 _MODE = Field(
     Mode.FAST,
     validation_alias=AliasChoices("mode", "model"),
@@ -63,7 +73,8 @@ _HOOK = Field(None, max_length=MAX_URL_CHARS,
               description="URL that receives the fetch body when the job ends")
 _UIMAGES = Field(False, description="Also store the four split images of a grid in `images`")
 _PROGRESS = Field(False, description="Also notify hookUrl at each progress step")
-_JOB_ID = Field(max_length=MAX_ID_CHARS, validation_alias=AliasChoices("jobId", "job_id"),
+_JOB_ID = Field(min_length=1, max_length=MAX_ID_CHARS,
+                validation_alias=AliasChoices("jobId", "job_id"),
                 description="The parent job")
 _FALLBACK = Field(False, description="gengate extension: a fast job may run in a relax slot "
                   "(charged relax's price) when no fast slot is free")
@@ -72,7 +83,7 @@ _FALLBACK = Field(False, description="gengate extension: a fast job may run in a
 class ImagineRequest(_Wire):
     """POST /midjourney/v1/imagine"""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS,
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=NOT_BLANK,
                         description="Midjourney prompt with its `--` parameters")
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
@@ -87,7 +98,7 @@ class ActionRequest(_Wire):
     """POST /midjourney/v1/action"""
 
     jobId: str = _JOB_ID
-    action: str = Field(max_length=MAX_ACTION_CHARS,
+    action: str = Field(min_length=1, max_length=MAX_ACTION_CHARS,
                         description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
@@ -164,7 +175,7 @@ class DeliveriesQuery(_Wire):
 
     jobId: str | None = Field(None, max_length=MAX_ID_CHARS,
                               validation_alias=AliasChoices("jobId", "job_id"))
-    page: int = Field(1, ge=1)
+    page: int = _PAGE
     limit: int = Field(20, ge=1, le=100)
 
 
@@ -177,7 +188,7 @@ class RedeliverRequest(_Wire):
 class FetchListQuery(_Wire):
     """GET (query) or POST (body) /midjourney/v1/fetch-list"""
 
-    page: int = Field(1, ge=1)
+    page: int = _PAGE
     limit: int = Field(10, ge=1, le=100)
     status: Literal["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED", "ALL"] = Field(
         "SUCCESS", description="Case-insensitive; ALL lists every status"
@@ -201,17 +212,18 @@ class JobsQuery(_Wire):
 class PromptCheckRequest(_Wire):
     """POST /midjourney/v1/promptCheck"""
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=NOT_BLANK)
 
 
 class CreateUserRequest(_Wire):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    balance: float = Field(0, ge=0)
+    balance: float = Field(0, ge=0, le=MAX_QUOTA, allow_inf_nan=False)
     max_queue: int | None = Field(None, ge=0)
 
 
 class TopUpRequest(_Wire):
-    amount: float
+    amount: float = Field(ge=-MAX_QUOTA, le=MAX_QUOTA, allow_inf_nan=False,
+                          description="Quota to add (negative removes); a multiple of 0.001")
     note: str = Field("", max_length=MAX_NOTE_CHARS)
 
 
@@ -224,11 +236,13 @@ class UpdateUserRequest(_Wire):
 
 _NAME = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
               description="Unique within the pool: letters, digits, `_`, `.`, `-`")
-_URL = Field(max_length=MAX_URL_CHARS, description="The upstream's base URL (http or https)")
+_URL = Field(min_length=1, max_length=MAX_URL_CHARS,
+             description="The upstream's base URL (http or https)")
 _SECRET = Field(None, min_length=1, max_length=4096,
                 description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
 _APIKEY = Field(None, min_length=1, max_length=4096,
-                description="TTAPI key of a ttapi account; stored encrypted, never shown")
+                description="The key of a ttapi, bfl or openai account; stored encrypted, "
+                "never shown")
 _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
                   description="midjourney-proxy instance (Discord channel id) to use; "
                   "`channelId` is accepted as an alias")
@@ -268,8 +282,9 @@ class CreateAccountRequest(_AccountFields):
     name: str = _NAME
     provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
                           "adapter kind of some product: midjourney_proxy, ttapi, ...")
-    baseUrl: str | None = Field(None, max_length=MAX_URL_CHARS,
-                                description="Required except for `local`")
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS,
+                                description="Required except for `local`; `bfl` defaults to "
+                                "https://api.bfl.ai and `openai` to https://api.openai.com")
 
 
 class UpdateAccountRequest(_AccountFields):
@@ -277,7 +292,7 @@ class UpdateAccountRequest(_AccountFields):
 
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=MAX_URL_CHARS)
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS)
 
 
 _USE_MODE = Field(description="1 relax, 2 fast, 3 turbo: the mode the account runs jobs in")
@@ -306,7 +321,7 @@ class HoldAccountUpdate(_Wire):
     accountId: int = _ACCOUNT_ID
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=MAX_URL_CHARS)
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS)
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
@@ -326,10 +341,14 @@ def validation_message(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "body"
     msg = err["msg"]
+    ctx = err.get("ctx") or {}
     if err["type"] == "missing":
         msg = "is required"
     elif err["type"] == "value_error":
         msg = str(err["ctx"]["error"])  # our own wording, without pydantic's "Value error, "
+    elif (err["type"] == "string_too_short" and ctx.get("min_length") == 1) or (
+            err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK):
+        msg = "must not be empty"
     return f"{loc}: {msg}"
 
 

@@ -283,5 +283,7 @@ class TtapiFront:
                 return await route.handler(rt, call)
         if method == "POST":
             call.body = await read_buffer(scope, receive, self._max_json_body)
+            if route.model is None:
+                call.data()  # no fields, but a body must still be a JSON object (415, 400)
         return await route.handler(rt, call)
 

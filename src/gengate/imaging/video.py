@@ -3,8 +3,9 @@
 
 The picture follows the prompt exactly as a Midjourney image does (its palette, mood and
 motifs); the camera then drifts across a larger painting of the scene and slowly zooms, on
-a path drawn from the seed, while the light breathes. Everything is deterministic from
-(prompt, seed, size, seconds): the same request gives the same bytes.
+a path drawn from the seed, while the light breathes. The picture is deterministic from
+(prompt, seed, size, seconds): every frame is drawn the same. The encoded bytes usually
+match too, but not always: two runs were seen to differ in a few frames' encoding.
 
 The MP4 is ``yuv420p``, H.264 High profile with the index (``moov``) at the front
 (``faststart``), which every browser's ``<video>`` plays and seeks.

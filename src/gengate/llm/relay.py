@@ -123,9 +123,10 @@ class Relay:
         #: account name -> (until, model ids its upstream lists)
         self._listed: dict[str, tuple[float, list[str]]] = {}
 
-    async def usage(self, user_id: int, page: int, limit: int) -> list[UsageRow]:
-        """A user's LLM calls, newest first."""
-        return await self.store.llm_usage(user_id, page, limit)
+    async def usage(self, user_id: int, page: int, limit: int,
+                    peek: int = 0) -> list[UsageRow]:
+        """A user's LLM calls, newest first (``peek`` more rows, to tell if there are)."""
+        return await self.store.llm_usage(user_id, page, limit, peek=peek)
 
     async def _money_many(self, items: list[_Money]) -> list[int | None | GengateError]:
         holds = [x for x in items if isinstance(x[0], int)]

@@ -46,8 +46,10 @@ class Store:
             return cls(Database(url), bodies)
         return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]), bodies)
 
-    async def migrate(self) -> None:
-        await migrate(self.db)
+    async def migrate(self, keys: list[str] | None = None) -> None:
+        """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
+        a migration moves under seal."""
+        await migrate(self.db, keys=keys)
 
     async def close(self) -> None:
         await self.db.close()
@@ -186,9 +188,9 @@ class Store:
         return await self.db.read(userrows.ledger_totals, user_id)
 
     # -- webhooks -----------------------------------------------------------------------
-    async def claim_deliveries(self, owner: str, limit: int, now: float,
-                               lease: float) -> list[Delivery]:
-        return await self.db.run(outbox.claim, owner, limit, now, lease)
+    async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
+                               box: outbox.Sealer) -> list[Delivery]:
+        return await self.db.run(outbox.claim, owner, limit, now, lease, box)
 
     async def release_deliveries(self, owner: str) -> int:
         return await self.db.run(outbox.release_owned, owner)
@@ -199,8 +201,9 @@ class Store:
         return await self.db.run(outbox.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
-    async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.db.run(outbox.signing_secret, user_id, rotate)
+    async def signing_secret(self, user_id: int, box: outbox.Sealer,
+                             rotate: bool = False) -> str:
+        return await self.db.run(outbox.signing_secret, user_id, box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
@@ -232,8 +235,9 @@ class Store:
             now: float) -> tuple[list[GengateError | None], list[int]]:
         return await self.db.run(llmrows.money_many, holds, settles, now)
 
-    async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
-        return await self.db.read(llmrows.usage_of, user_id, page, limit)
+    async def llm_usage(self, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[llmrows.UsageRow]:
+        return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
 
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)

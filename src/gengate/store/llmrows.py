@@ -145,12 +145,14 @@ def money_many(conn: Connection, holds: list[tuple[int, str, int]],
     return held, settled
 
 
-def usage_of(conn: Connection, user_id: int, page: int, limit: int) -> list[UsageRow]:
-    """A user's usage rows, newest first."""
+def usage_of(conn: Connection, user_id: int, page: int, limit: int,
+             peek: int = 0) -> list[UsageRow]:
+    """A user's usage rows, newest first: page ``page`` of ``limit`` rows, and ``peek``
+    rows of the next page (to tell whether there is one)."""
     rows = conn.execute(
         select(llm_usage).where(llm_usage.c.user_id == user_id)
         .order_by(llm_usage.c.started_at.desc(), llm_usage.c.id.desc())
-        .limit(limit).offset((page - 1) * limit)
+        .limit(limit + peek).offset((page - 1) * limit)
     )
     return [UsageRow(**r._mapping) for r in rows]
 

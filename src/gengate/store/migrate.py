@@ -13,10 +13,12 @@ from gengate.store.database import Database
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None,
+                   keys: list[str] | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["secret_keys"] = keys
     return cfg
 
 
@@ -24,15 +26,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
 MIGRATION_LOCK = 7_243_001
 
 
-def _upgrade(conn: Connection, revision: str) -> None:
+def _upgrade(conn: Connection, revision: str, keys: list[str] | None) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-    command.upgrade(alembic_config(conn), revision)
+    command.upgrade(alembic_config(conn, keys), revision)
 
 
-async def migrate(database: Database, revision: str = "head") -> None:
-    """Bring the schema up to ``revision``."""
-    await database.run(_upgrade, revision)
+async def migrate(database: Database, revision: str = "head",
+                  keys: list[str] | None = None) -> None:
+    """Bring the schema up to ``revision``; ``keys`` are the deployment's secret keys
+    (``gengate.credentials.load_key``), for migrations that seal stored secrets."""
+    await database.run(_upgrade, revision, keys)
 
 
 def _new_revision(conn: Connection, message: str) -> str:

@@ -40,8 +40,9 @@ users = Table(
     Column("in_flight", Integer, nullable=False, default=0),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
-    # Standard Webhooks signing secret ("whsec_..."), made on first use
-    Column("webhook_secret", String(64), nullable=True),
+    # Standard Webhooks signing secret ("whsec_..."), made on first use, sealed with the
+    # deployment's secret key (gengate.credentials)
+    Column("webhook_secret", String(512), nullable=True),
     # request limits of this user's keys; NULL: the deployment's defaults
     Column("rate_per_second", Integer, nullable=True),
     Column("rate_per_minute", Integer, nullable=True),

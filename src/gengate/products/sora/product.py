@@ -65,6 +65,8 @@ class SoraProduct(Product[SoraOptions]):
     statuses: ClassVar[StatusSet] = FOUR_STATUSES
     default_prices = PRICES
     fetch_path = "/sora/fetch"
+    #: an OpenAI account runs Sora only when it says so (it may be there for GPT image)
+    opt_in_kinds = frozenset({"openai"})
 
     def routes(self) -> Sequence[ProductRoute]:
         return [
