@@ -77,7 +77,8 @@ async def test_chromium_plays_and_seeks_a_sora_video(settings: Settings) -> None
                                        await request.header_value("range")))
 
                 page.on("requestfinished", record)
-                await page.goto(f"{gw.base_url}/status")  # same origin as /cdn
+                # a page of the same origin as /cdn (not /status: its CSP allows no media)
+                await page.goto(f"{gw.base_url}/healthz")
                 facts = await page.evaluate(PLAY_AND_SEEK, url)
             finally:
                 await browser.close()
