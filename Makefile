@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 	$(BIN)/python bench/video.py
 

@@ -119,13 +119,9 @@ class Runtime:
                       if with_dispatcher else None)
         upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
                               hosting_guard, products)
-        ended: list[Callable[[], None]] = []
-
         def on_event() -> None:
             if dispatcher is not None:
                 dispatcher.wake()
-            for wake in ended:
-                wake()
 
         worker = (
             Worker(settings, store, upstreams,
@@ -138,8 +134,9 @@ class Runtime:
         jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
                           admitter, guard, pool,
                           PriceTable(settings.hosting_price_table(products.prices(True))),
-                          products, settings.max_queue_per_product, upstreams)
-        ended.append(jobs.job_ended)
+                          products, settings.max_queue_per_product, upstreams, stores,
+                          settings.sync_timeout)
+        store.ended = jobs.ends.ended  # this node's job ends wake its synchronous waiters
         admin = AdminService(store, clock, jobs, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds, products)
         retention = None
@@ -163,18 +160,26 @@ class Runtime:
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker, dispatcher and synchronous waiters on other nodes'
-        NOTIFY (PostgreSQL)."""
-        channels: dict[str, Callable[[], None]] = {}
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY, and its
+        synchronous waiters on the end of their jobs wherever they ran (PostgreSQL)."""
+        channels: dict[str, Callable[[str | None], None]] = {}
         if self.worker is not None:
-            channels[JOBS_CHANNEL] = self.worker.wake
+            worker = self.worker
+            channels[JOBS_CHANNEL] = lambda _payload: worker.wake()
         if self.dispatcher is not None:
-            channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
+            dispatcher = self.dispatcher
+            channels[WEBHOOKS_CHANNEL] = lambda _payload: dispatcher.wake()
         if any(route.sync for _, route in self.products.routes().values()):
-            channels[ENDED_CHANNEL] = self.jobs.job_ended
+            channels[ENDED_CHANNEL] = self._job_ended
         if channels and not self.store.db.is_sqlite:
             db = self.store.db
             self._listener = supervise(lambda: db.listen(channels), "gengate-listen")
+
+    def _job_ended(self, job_id: str | None) -> None:
+        if job_id is None:
+            self.jobs.ends.recheck()  # (re)connected: a notification may have been missed
+        else:
+            self.jobs.ends.ended(job_id)
 
     async def close(self) -> None:
         if self._listener is not None:
