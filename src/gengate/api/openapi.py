@@ -238,6 +238,12 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
     return op
 
 
+#: what the video front can answer besides success (as OpenAI's error object): bad input,
+#: key, balance, unknown video, method, size, media type, rate limits, max_queue, start-up
+_VIDEO_ERRORS = ("400", "401", "402", "404", "405", "413", "415", "429", "499", "500",
+                 "503")
+
+
 def _video_paths(models: set[type[BaseModel]]) -> dict[str, Any]:
     """OpenAI's video API front (``gengate.api.videos``): OpenAI's schema and errors."""
     from gengate.api.videos import VIDEO_PATHS
@@ -255,11 +261,11 @@ def _video_paths(models: set[type[BaseModel]]) -> dict[str, Any]:
             op: dict[str, Any] = {
                 "summary": summary, "tags": ["sora"],
                 "security": [{"Bearer": []}, {"TTApiKey": []}, {"XApiKey": []}],
-                "responses": {"200": video, "400": error, "401": error, "404": error}}
+                "responses": {"200": video, **{code: error for code in _VIDEO_ERRORS}}}
             if path.endswith("/content"):
                 op["responses"] = {"302": {"description": "Redirect to the stored file "
                                            "(served with Range support)"},
-                                   "404": error}
+                                   **{code: error for code in _VIDEO_ERRORS}}
                 op["parameters"] = [{"name": "variant", "in": "query", "required": False,
                                      "schema": {"type": "string",
                                                 "enum": ["video", "thumbnail"]}}]
