@@ -29,6 +29,7 @@ BUILTIN: tuple[str, ...] = (
     "gengate.products.openai_images:PRODUCT",
     "gengate.products.sora:PRODUCT",
     "gengate.products.gemini_video:PRODUCT",
+    "gengate.products.suno:PRODUCT",
 )
 
 
