@@ -28,8 +28,11 @@ claude-cli:
 	  && npm install --prefix .node --no-audit --no-fund --silent @anthropic-ai/claude-code; } \
 	  || echo "Claude Code CLI not installed: its test will skip"
 
-## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true)
+## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true);
+## the browser test needs Debian's chromium, installed here when missing (as root)
 test: install claude-cli
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
+	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
 	$(BIN)/python -m pytest -q
 
 ## a longer property-based run of every operation in /openapi.json (schemathesis) against a
@@ -53,6 +56,7 @@ bench: install
 	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
+	$(BIN)/python bench/video.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

@@ -229,12 +229,15 @@ class PoolService:
 
     def _products(self, names: builtins.list[str] | None, provider: str) -> str:
         """The products an account runs, checked against what its provider can run
-        (default: Midjourney where the provider runs it, else all the provider runs)."""
+        (default: Midjourney where the provider runs it, else all the provider runs but the
+        products that want to be named, :attr:`Product.opt_in_kinds`)."""
         able = [p.name for p in self.products
                 if provider == "local" or provider in p.adapters()]
         if names is None:
+            default = [p.name for p in self.products if provider in p.adapters()
+                       and provider not in p.opt_in_kinds]
             names = ["*"] if provider == "local" else (
-                ["midjourney"] if "midjourney" in able else able)
+                ["midjourney"] if "midjourney" in able else default)
         if not names:
             raise BadRequest("products: give at least one product")
         for name in names:

@@ -146,7 +146,9 @@ class LocalStorage:
                 left -= len(chunk)
                 yield chunk
         finally:
-            await asyncio.to_thread(fh.close)
+            # closed here and now: a player that drops the connection mid-file leaves this
+            # generator to be finalized, possibly after the event loop is gone
+            fh.close()
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)

@@ -157,8 +157,8 @@ async def test_account_products_are_checked(settings: Settings) -> None:
         assert "a bfl account cannot run `gpt_image`" in wrong.json()["message"]
         unknown = await gw.http.post("/admin/accounts", headers=admin, json={
             "name": "t", "provider": "ttapi", "baseUrl": "https://x.example", "apiKey": "k",
-            "products": ["sora"]})
-        assert unknown.status_code == 400 and "cannot run `sora`" in unknown.json()["message"]
+            "products": ["luma"]})  # not a product here
+        assert unknown.status_code == 400 and "cannot run `luma`" in unknown.json()["message"]
         keyless = await gw.http.post("/admin/accounts", headers=admin,
                                      json={"name": "o", "provider": "openai"})
         assert keyless.status_code == 400 and "apiKey" in keyless.json()["message"]

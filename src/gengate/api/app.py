@@ -19,6 +19,7 @@ from gengate.api.envelope import send_raw
 from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
+from gengate.api.videos import VideoFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
@@ -113,11 +114,13 @@ class GengateApp:
         self.products = products if products is not None else builtin(settings)
         # the two fronts answer their own crashes; Starlette's routes get the guard
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes,
-                                         settings.max_json_body_bytes, self._web,
-                                         self.products,
-                                         image_requests=settings.image_requests,
-                                         image_body_seconds=settings.image_body_seconds))
+                              VideoFront(self._rt, settings.max_body_bytes,
+                                         TtapiFront(self._rt, settings.max_body_bytes,
+                                                    settings.max_json_body_bytes, self._web,
+                                                    self.products,
+                                                    image_requests=settings.image_requests,
+                                                    image_body_seconds=settings.image_body_seconds),
+                                         self.products))
 
     async def _web(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":

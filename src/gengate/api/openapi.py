@@ -238,6 +238,50 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
     return op
 
 
+#: what the video front can answer besides success (as OpenAI's error object): bad input,
+#: key, balance, unknown video, method, size, media type, rate limits, max_queue, start-up
+_VIDEO_ERRORS = ("400", "401", "402", "404", "405", "413", "415", "429", "499", "500",
+                 "503")
+
+
+def _video_paths(models: set[type[BaseModel]]) -> dict[str, Any]:
+    """OpenAI's video API front (``gengate.api.videos``): OpenAI's schema and errors."""
+    from gengate.api.videos import VIDEO_PATHS
+
+    error = {"description": "OpenAI's error object", "content": {"application/json": {
+        "schema": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"},
+            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}}}}
+    video = {"description": "OpenAI's Video object (id, object, model, status: queued | "
+             "in_progress | completed | failed, progress, created_at, completed_at, seconds, "
+             "size, error)", "content": {"application/json": {}}}
+    out: dict[str, Any] = {}
+    for path, (methods, model, summary) in VIDEO_PATHS.items():
+        for method in methods:
+            op: dict[str, Any] = {
+                "summary": summary, "tags": ["sora"],
+                "security": [{"Bearer": []}, {"TTApiKey": []}, {"XApiKey": []}],
+                "responses": {"200": video, **{code: error for code in _VIDEO_ERRORS}}}
+            if path.endswith("/content"):
+                op["responses"] = {"302": {"description": "Redirect to the stored file "
+                                           "(served with Range support)"},
+                                   **{code: error for code in _VIDEO_ERRORS}}
+                op["parameters"] = [{"name": "variant", "in": "query", "required": False,
+                                     "schema": {"type": "string",
+                                                "enum": ["video", "thumbnail"]}}]
+            if "{video_id}" in path:
+                op.setdefault("parameters", []).insert(0, {
+                    "name": "video_id", "in": "path", "required": True,
+                    "schema": {"type": "string"}})
+            if model is not None:
+                models.add(model)
+                op["requestBody"] = {"required": True, "content": {
+                    media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    for media in ("application/json", "multipart/form-data")}}
+            out.setdefault(path, {})[method.lower()] = op
+    return out
+
+
 def _fetch_name(product: str, products: Registry) -> str:
     if product == "midjourney":
         return "FetchBody"
@@ -277,6 +321,8 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
             paths[path][method]["parameters"] = [{"name": "model_id", "in": "path",
                                                   "required": True,
                                                   "schema": {"type": "string"}}]
+    if "sora" in products:
+        paths.update(_video_paths(models))
     paths.update(_public_paths())
     for wire in sorted(models, key=lambda m: m.__name__):
         schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -361,6 +361,9 @@ class Product(Generic[OptionsT]):
     timeouts: ClassVar[Mapping[Mode, tuple[int, int]]] = TIMEOUTS
     #: the product's fetch path (named in the product-neutral job listing)
     fetch_path: ClassVar[str] = ""
+    #: account provider kinds that run this product only when the account names it in
+    #: ``products`` (an ``openai`` account added for images does not take Sora videos)
+    opt_in_kinds: ClassVar[frozenset[str]] = frozenset()
 
     # the wire
     def routes(self) -> Sequence[ProductRoute]:
