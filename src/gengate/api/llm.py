@@ -29,7 +29,7 @@ from gengate.errors import (
 from gengate.llm.anthropic import ANTHROPIC
 from gengate.llm.openai import OPENAI
 from gengate.llm.protocol import Protocol, UpstreamReply, passed_headers
-from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply
+from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply, usage_history
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
 
@@ -223,7 +223,9 @@ class LlmFront:
         query = parse_query(req.scope.get("query_string", b""))
         page = _int_param(query, "page", 1, MAX_PAGE)
         limit = _int_param(query, "limit", 50, MAX_USAGE_LIMIT)
-        rows = await req.relay.usage(req.user_id, page, limit, peek=1)
+        relay = req.rt.relay
+        rows = (await relay.usage(req.user_id, page, limit, peek=1) if relay is not None
+                else await usage_history(req.rt.store, req.user_id, page, limit, peek=1))
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,

@@ -126,7 +126,7 @@ class Relay:
     async def usage(self, user_id: int, page: int, limit: int,
                     peek: int = 0) -> list[UsageRow]:
         """A user's LLM calls, newest first (``peek`` more rows, to tell if there are)."""
-        return await self.store.llm_usage(user_id, page, limit, peek=peek)
+        return await usage_history(self.store, user_id, page, limit, peek)
 
     async def _money_many(self, items: list[_Money]) -> list[int | None | GengateError]:
         holds = [x for x in items if isinstance(x[0], int)]
@@ -418,3 +418,10 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
                   retention_days=settings.llm_usage_retention_days)
     relay.start()
     return relay
+
+
+async def usage_history(store: Store, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[UsageRow]:
+    """A user's LLM calls, newest first: readable with no upstream account configured
+    (the history outlives the accounts that made it)."""
+    return await store.llm_usage(user_id, page, limit, peek=peek)
