@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from gengate.cli_results import results_app
 from gengate.config import Settings
 
 app = typer.Typer(help="gengate: a self-hosted TTAPI-compatible generation gateway",
@@ -21,6 +22,7 @@ app.add_typer(admin_app, name="admin")
 accounts_app = typer.Typer(help="The operator's upstream accounts (the pool jobs are routed to)",
                            no_args_is_help=True)
 admin_app.add_typer(accounts_app, name="accounts")
+app.add_typer(results_app, name="results")
 console = Console()
 
 KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",
@@ -52,9 +54,16 @@ def serve(
         from gengate.demo import attach_demo
 
         attach_demo(application, settings, console)
+    # uvicorn handles SIGTERM itself (a graceful shutdown), then raises it again once it has
+    # stopped; a stop that was asked for ends with status 0, as `gengate worker` does
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False, lifespan="on", proxy_headers=False)
+
+
+def _exit_cleanly(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> None:
@@ -62,7 +71,7 @@ def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> No
 
     async def main() -> None:
         runtime = await Runtime.start(Settings(), with_worker=with_worker,
-                                      with_dispatcher=with_dispatcher)
+                                      with_dispatcher=with_dispatcher, with_api=False)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,17 +102,21 @@ def migrate(
         "tables, with this message")] = None,
 ) -> None:
     """Create or upgrade the database schema."""
+    from gengate.credentials import load_key
+    from gengate.datafiles import private_dir, private_sqlite_file
     from gengate.store import Store
     from gengate.store.migrate import new_revision
 
     async def main() -> str | None:
         settings = Settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.resolved_database_url())
+        private_dir(settings.data_dir)
+        private_sqlite_file(settings.resolved_database_url())
+        store = Store.open(settings.resolved_database_url(),
+                           pool=settings.pool_sizes(api=False, worker=False))
         try:
             if new:
                 return await new_revision(store.db, new)
-            await store.migrate()
+            await store.migrate(load_key(settings.secret_key, settings.data_dir))
             return None
         finally:
             await store.close()
@@ -118,7 +131,7 @@ def _admin(fn: Any, part: str = "admin") -> Any:
     from gengate.runtime import Runtime
 
     async def main() -> Any:
-        runtime = await Runtime.start(Settings(), with_worker=False)
+        runtime = await Runtime.start(Settings(), with_worker=False, with_api=False)
         try:
             return await fn(getattr(runtime, part))
         finally:

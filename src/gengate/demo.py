@@ -11,6 +11,7 @@ import httpx
 from rich.console import Console
 
 from gengate.api.app import GengateApp
+from gengate.background import spawn
 from gengate.client import GengateClient
 from gengate.config import Settings
 from gengate.keys import hash_key
@@ -51,7 +52,7 @@ def attach_demo(application: GengateApp, settings: Settings, console: Console) -
         await original()
         assert application.runtime is not None
         key = await ensure_demo_key(application.runtime)
-        task = asyncio.create_task(_show(settings, key, console))
+        task = spawn(_show(settings, key, console), "gengate-demo")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

@@ -37,6 +37,8 @@ SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
 _SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
+#: where an account of these providers points unless told otherwise
+_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
 #: fields that may be sent as null: null clears them
 _NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
 OPERATOR = 0  #: owner of the operator's pool
@@ -266,6 +268,8 @@ class PoolService:
             values["provider"] = provider
         if "name" in data:
             values["name"] = data["name"]
+        if creating and not data.get("baseUrl") and provider in _DEFAULT_URLS:
+            data = {**data, "baseUrl": _DEFAULT_URLS[provider]}
         if "baseUrl" in data and data["baseUrl"] is not None:
             NetGuard.parse(str(data["baseUrl"]), "baseUrl")
             values["base_url"] = str(data["baseUrl"]).rstrip("/")

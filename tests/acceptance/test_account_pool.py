@@ -145,7 +145,7 @@ async def test_failover_on_each_error_class(settings: Settings, kind: str, state
             if kind == "rate_limited":
                 assert account["stateUntil"] is not None
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 @pytest.mark.parametrize(("switch", "state"), [("ban", "disabled"), ("captcha", "attention"),
@@ -190,7 +190,7 @@ async def test_task_failing_for_an_account_reason_moves_the_job(settings: Settin
             assert _imagines(first)[0] == "a lost lighthouse"
             assert "a lost lighthouse" in _imagines(second) + _imagines(first)[1:]
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 async def test_banned_mid_task_reroutes_without_a_second_charge(settings: Settings) -> None:
@@ -212,7 +212,7 @@ async def test_banned_mid_task_reroutes_without_a_second_charge(settings: Settin
             assert _imagines(second) == ["a long voyage"]
             assert (await _account(gw, bad["id"]))["state"] == "disabled"
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 async def test_cooling_then_recovery_by_probe(settings: Settings) -> None:
@@ -280,7 +280,7 @@ async def test_attention_account_recovers_when_its_probe_passes(settings: Settin
             body = await gw.wait(client, await _imagine(client, "a solved puzzle"))
             assert body["status"] == "SUCCESS"
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 4, "settle": 2, "refund": 2}
+            assert totals == {"topup": 10, "freeze": 4, "settle": 2, "refund": 2, "overage": 0}
 
 
 async def test_one_bulk_poll_per_account_per_interval(settings: Settings) -> None:
@@ -327,7 +327,7 @@ async def test_relax_fallback_when_fast_slots_are_full(settings: Settings) -> No
             plain = (await client.get(f"{V1}/fetch", params={"jobId": third})).json()
             assert (plain["data"]["mode"], plain["data"]["quota"]) == ("fast", "2")
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1}
+            assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1, "overage": 0}
 
 
 async def test_pacing_spaces_submissions_on_an_account(settings: Settings) -> None:

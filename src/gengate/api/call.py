@@ -27,7 +27,7 @@ class Call:
     method: str
     query: bytes
     headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
+    body: bytes | bytearray = b""
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
@@ -62,11 +62,11 @@ class Call:
     def data(self, *, forms: bool = False) -> dict[str, Any]:
         """The JSON body (POST) or the query string (GET) as a dict; with ``forms``, an
         url-encoded form body is accepted too (fetch routes take ``jobId`` either way)."""
-        if self.method == "GET" or not self.body.strip():
+        if self.method == "GET" or not self.body or self.body.isspace():
             return parse_query(self.query)
         ctype = self.content_type()
         if forms and ctype == _FORM:
-            return dict(parse_qsl(self.body.decode("latin-1")))
+            return dict(parse_qsl(bytes(self.body).decode("latin-1")))
         if ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType(
                 f"Content-Type must be application/json, got {ctype or 'none'}"

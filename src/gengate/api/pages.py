@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import secrets
 from typing import Any
 
 from prometheus_client import (
@@ -17,9 +18,21 @@ from starlette.responses import HTMLResponse, Response
 
 from gengate.api.envelope import json_response, ok
 from gengate.api.openapi import openapi_document
+from gengate.errors import Unauthorized
 from gengate.runtime import Runtime
 
 __all__ = ["healthz", "metrics", "openapi", "status_html", "status_json"]
+
+
+#: the status page loads nothing, runs no script and may not be framed
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 def _rt(request: Request) -> Runtime:
@@ -46,7 +59,7 @@ td,th{{padding:.4rem .8rem;border-bottom:1px solid #ddd;text-align:left}}
 <table><tr><th>product</th><th>status</th><th>avg seconds</th><th>success rate</th>
 <th>finished</th><th>queued</th><th>running</th><th>upstream slots in use</th></tr>{rows}
 </table></body></html>"""
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _row(mode: str, m: dict[str, Any]) -> str:
@@ -81,8 +94,18 @@ async def healthz(request: Request) -> Response:
     return json_response(ok({"database": "ok", "redis": redis, "worker": worker}))
 
 
+def _check_metrics_token(request: Request, token: str) -> None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(),
+                                                                token.encode()):
+        raise Unauthorized("/metrics needs Authorization: Bearer <GENGATE_METRICS_TOKEN>",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+
 async def metrics(request: Request) -> Response:
     rt = _rt(request)
+    if rt.settings.metrics_token:
+        _check_metrics_token(request, rt.settings.metrics_token)
     registry = CollectorRegistry()
     jobs = Gauge("gengate_jobs", "Live jobs by product, mode and status",
                  ["product", "mode", "status"], registry=registry)

@@ -9,6 +9,7 @@ handler from the :class:`~gengate.errors.GengateError` hierarchy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from gengate.api.envelope import (
     ClientGone,
     Raw,
     ok,
-    read_body,
+    read_buffer,
     send_json,
     send_raw,
 )
@@ -30,6 +31,7 @@ from gengate.api.keys import key_routes
 from gengate.errors import (
     BadRequest,
     MethodNotAllowed,
+    RequestTimeout,
     Unauthorized,
 )
 from gengate.keys import KeyForbidden
@@ -53,6 +55,8 @@ class Route:
     hosted: bool = False
     #: the product whose route it is (None: the engine's own)
     product: str | None = None
+    #: takes images: may read a body up to the larger limit
+    images: bool = False
 
 
 async def jobs_list(rt: Runtime, call: Call) -> Any:
@@ -203,11 +207,12 @@ def routes_of(products: Registry) -> dict[str, Route]:
     for path, (product, own) in products.routes().items():
         handler: Handler = own.handler
         table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
-                            product=product.name)
+                            product=product.name, images=own.images)
         if own.hosted:
             table[f"/hold{path}"] = Route(handler, own.methods, own.model,
                                           f"{own.summary} (on your own accounts)",
-                                          own.auth, hosted=True, product=product.name)
+                                          own.auth, hosted=True, product=product.name,
+                                          images=own.images)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")
@@ -236,14 +241,27 @@ async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
 
 
 class TtapiFront:
-    """Serves the products' and the engine's routes; anything else goes to ``fallback``."""
+    """Serves the products' and the engine's routes; anything else goes to ``fallback``.
+    A body is read up to ``max_image_body`` bytes on routes that take images,
+    ``max_json_body`` on the others.
 
-    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any,
-                 products: Registry):
+    Requests with images are served ``image_requests`` at a time (each is read, checked,
+    decoded and admitted before the next one's body is read): the memory they take is
+    bounded by that number, not by the number of clients. Their caller's queue and balance
+    are checked before the body is read, and the body must arrive within
+    ``image_body_seconds``, so that no one holds a turn for long.
+    """
+
+    def __init__(self, runtime: Callable[[], Runtime], max_image_body: int, max_json_body: int,
+                 fallback: Any, products: Registry, *, image_requests: int = 2,
+                 image_body_seconds: float = 60.0):
         self._runtime = runtime
-        self._max_body = max_body
+        self._max_image_body = max_image_body
+        self._max_json_body = max_json_body
         self._fallback = fallback
         self.routes = routes_of(products)
+        self._image_turns = asyncio.Semaphore(image_requests)
+        self._image_body_seconds = image_body_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -275,7 +293,22 @@ class TtapiFront:
             await admit_caller(rt, call, scope, route.product)
         else:
             await rt.limiter.check_address(rt.access.address(scope))
+        if route.images and method == "POST":
+            if route.product is not None:
+                await rt.jobs.precheck_any(call.user_id, rt.jobs.products.get(route.product),
+                                           scope["path"].rsplit("/", 1)[1])
+            async with self._image_turns:
+                try:
+                    async with asyncio.timeout(self._image_body_seconds):
+                        call.body = await read_buffer(scope, receive, self._max_image_body)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"Request body not received within {self._image_body_seconds:g} s"
+                    ) from None
+                return await route.handler(rt, call)
         if method == "POST":
-            call.body = await read_body(scope, receive, self._max_body)
+            call.body = await read_buffer(scope, receive, self._max_json_body)
+            if route.model is None:
+                call.data()  # no fields, but a body must still be a JSON object (415, 400)
         return await route.handler(rt, call)
 

@@ -23,6 +23,8 @@ __all__ = ["BUILTIN", "Registry", "builtin"]
 #: "module:attribute" of each built-in product object
 BUILTIN: tuple[str, ...] = (
     "gengate.products.midjourney:PRODUCT",
+    "gengate.products.flux:PRODUCT",
+    "gengate.products.gpt_image:PRODUCT",
 )
 
 

@@ -11,7 +11,16 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus
-from gengate.store import accountrows, claims, jobrows, keyrows, llmrows, outbox, userrows
+from gengate.store import (
+    accountrows,
+    claims,
+    jobrows,
+    keyrows,
+    llmrows,
+    outbox,
+    resultrows,
+    userrows,
+)
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.jobrows import Admission
@@ -39,11 +48,18 @@ class Store:
         self.bodies = bodies
 
     @classmethod
-    def open(cls, url: str, bodies: Bodies | None = None) -> Store:
-        return cls(Database(url), bodies)
+    def open(cls, url: str, bodies: Bodies | None = None, *,
+             pool: tuple[int, int] | None = None) -> Store:
+        """``bodies``: a job's fetch body (the products' registry); ``pool``: PostgreSQL
+        pool size and overflow (the defaults when None)."""
+        if pool is None:
+            return cls(Database(url), bodies)
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]), bodies)
 
-    async def migrate(self) -> None:
-        await migrate(self.db)
+    async def migrate(self, keys: list[str] | None = None) -> None:
+        """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
+        a migration moves under seal."""
+        await migrate(self.db, keys=keys)
 
     async def close(self) -> None:
         await self.db.close()
@@ -93,6 +109,30 @@ class Store:
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
+
+    async def release_owned(self, owner: str) -> int:
+        return await self.db.run(jobrows.release_owned, owner)
+
+    # -- result files (retention and moves) ----------------------------------------------
+    async def claim_expiring_results(self, cutoffs: dict[str, float | None],
+                                     default: float | None,
+                                     owner: str, now: float, lease: float,
+                                     batch: int) -> list[resultrows.Expiring]:
+        return await self.db.run(resultrows.claim_expiring, cutoffs, default, owner, now,
+                                 lease, batch)
+
+    async def mark_result_expired(self, job_id: str, owner: str, result: dict[str, Any],
+                                  now: float) -> bool:
+        return await self.db.run(resultrows.mark_expired, job_id, owner, result, now)
+
+    async def release_result_claim(self, job_id: str, owner: str) -> None:
+        await self.db.run(resultrows.release_claim, job_id, owner)
+
+    async def stored_results(self, after: str, limit: int) -> list[resultrows.StoredResult]:
+        return await self.db.read(resultrows.stored_results, after, limit)
+
+    async def switch_result(self, job_id: str, raw: str, result: dict[str, Any]) -> bool:
+        return await self.db.run(resultrows.switch_result, job_id, raw, result)
 
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
@@ -180,9 +220,12 @@ class Store:
         return await self.db.read(userrows.ledger_totals, user_id)
 
     # -- webhooks -----------------------------------------------------------------------
-    async def claim_deliveries(self, owner: str, limit: int, now: float,
-                               lease: float) -> list[Delivery]:
-        return await self.db.run(outbox.claim, owner, limit, now, lease)
+    async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
+                               box: outbox.Sealer) -> list[Delivery]:
+        return await self.db.run(outbox.claim, owner, limit, now, lease, box)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(outbox.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
@@ -190,8 +233,9 @@ class Store:
         return await self.db.run(outbox.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
-    async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.db.run(outbox.signing_secret, user_id, rotate)
+    async def signing_secret(self, user_id: int, box: outbox.Sealer,
+                             rotate: bool = False) -> str:
+        return await self.db.run(outbox.signing_secret, user_id, box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
@@ -218,8 +262,14 @@ class Store:
                               now: float) -> list[int]:
         return await self.db.run(llmrows.settle_many, items, now)
 
-    async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
-        return await self.db.read(llmrows.usage_of, user_id, page, limit)
+    async def llm_money_many(
+            self, holds: list[llmrows.Hold], settles: list[tuple[llmrows.UsageRow, int]],
+            now: float) -> tuple[list[GengateError | None], list[int]]:
+        return await self.db.run(llmrows.money_many, holds, settles, now)
+
+    async def llm_usage(self, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[llmrows.UsageRow]:
+        return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
 
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)

@@ -10,6 +10,8 @@ JOBS_CHANNEL = "gengate_jobs"
 WEBHOOKS_CHANNEL = "gengate_webhooks"
 #: a key was revoked, rotated or changed, or a user deactivated; API processes listen
 KEYS_CHANNEL = "gengate_keys"
+#: a job ended; API nodes serving synchronous routes listen (their waiters re-read)
+ENDED_CHANNEL = "gengate_job_ended"
 
 
 def notify(conn: Connection, channel: str) -> None:

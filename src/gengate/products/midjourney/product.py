@@ -158,10 +158,9 @@ async def _inputs(job: Job, parent: Job | None, io: TaskIO) -> list[bytes]:
     while (job.action.startswith("redo_") and source is not None and source.parent_id
            and source.result.get("kind") == ResultKind.UPSCALED.value):
         source = await io.job(source.parent_id)
-    key = source.result.get("key") if source is not None else None
-    if not key:
+    if source is None:
         raise ProviderError("[Bad response] the parent job has no stored image")
-    return [await io.stored(str(key)), *own]
+    return [await io.parent_file(source.result), *own]
 
 
 PRODUCT = MidjourneyProduct()
