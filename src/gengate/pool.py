@@ -40,7 +40,8 @@ HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
 #: where an account of these providers points unless told otherwise
 _DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
 #: fields that may be sent as null: null clears them
-_NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
+_NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "protocol", "secret",
+                       "apiKey"})
 OPERATOR = 0  #: owner of the operator's pool
 
 
@@ -130,6 +131,7 @@ class PoolService:
             "provider": a.provider,
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
+            "protocol": row.options.get("protocol"),
             "hasCredentials": bool(row.credentials),
             "products": list(a.products),
             "slots": dict(a.slots),
@@ -192,6 +194,7 @@ class PoolService:
             "provider": a.provider,
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
+            "protocol": row.options.get("protocol"),
             "hasCredentials": bool(row.credentials),
             "useMode": use_mode,
             "maxConcurrency": a.slots.get(mode, 0),
@@ -298,9 +301,10 @@ def _no_nulls(data: dict[str, Any]) -> None:
 
 
 def _options(data: dict[str, Any], current: AccountRow | None) -> str:
-    """The adapter's options (instance, poll interval) as stored: null clears one."""
+    """The adapter's options (instance, poll interval, midjourney-proxy protocol) as
+    stored: null clears one."""
     options = dict(current.options) if current else {}
-    for name in ("instanceId", "pollInterval"):
+    for name in ("instanceId", "pollInterval", "protocol"):
         if name in data:
             options[name] = data[name]
     return orjson.dumps({k: v for k, v in options.items() if v is not None}).decode()

@@ -420,3 +420,62 @@ async def test_a_timed_out_job_is_cancelled_upstream(settings: Settings) -> None
             async with asyncio.timeout(10):
                 while [t.status for t in only.tasks.values()] != ["CANCEL"]:
                     await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("flavor", ["trueai", "novicezk"])
+async def test_each_midjourney_proxy_runs_imagine_and_its_follow_ups(settings: Settings,
+                                                                      flavor: str) -> None:
+    """imagine, upscale, variation and reroll end to end on both projects (auto-detected);
+    only actions the account can run are offered, and one it cannot is refused unbilled."""
+    async with FakeMidjourneyProxy(flavor=flavor) as mj:
+        mj.add_account("secret-f", duration=0.05)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            await _add(gw, mj, "f", "secret-f")
+            user_id, key = await gw.create_user(balance=100, max_queue=10)
+            client = gw.client(key)
+            grid = await gw.wait(client, await _imagine(client, "a red barn --ar 3:2"))
+            assert grid["status"] == "SUCCESS", grid
+            done = {}
+            for action in ("upsample1", "variation2", "reroll"):
+                response = await client.post(f"{V1}/action",
+                                             json={"jobId": grid["jobId"], "action": action})
+                assert response.status_code == 200, response.text
+                done[action] = await gw.wait(client, response.json()["data"]["jobId"])
+                assert done[action]["status"] == "SUCCESS", done[action]
+            single = done["upsample1"]["data"]["components"]
+            assert "make_square" not in single  # neither project can run it
+            if flavor == "novicezk":
+                assert single == []
+            else:
+                assert "zoom_out_2" in single
+            refused = await client.post(f"{V1}/action", json={
+                "jobId": done["upsample1"]["jobId"], "action": "make_square"})
+            assert refused.status_code == 400
+            totals = await _ledger_totals(gw, user_id)
+            assert totals["freeze"] == totals["settle"] == 8 and totals["refund"] == 0
+
+
+async def test_an_accounts_protocol_is_an_option(settings: Settings) -> None:
+    async with FakeMidjourneyProxy(flavor="novicezk") as mj:
+        account = mj.add_account("secret-p", duration=0.05)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            bad = await gw.http.post("/admin/accounts", headers=_admin(gw), json={
+                "name": "p", "provider": "midjourney_proxy", "baseUrl": mj.base_url,
+                "secret": "secret-p", "protocol": "v2"})
+            assert bad.status_code == 400 and "protocol" in bad.json()["message"]
+            added = await _add(gw, mj, "p", "secret-p", protocol="novicezk")
+            assert added["protocol"] == "novicezk"
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            grid = await gw.wait(client, await _imagine(client, "a stone bridge"))
+            seed = await client.post(f"{V1}/seed", json={"jobId": grid["jobId"]})
+            body = await gw.wait(client, seed.json()["data"]["jobId"])
+            # novicezk has no image-seed route: never asked, failed without an illegal count
+            assert body["status"] == "FAILED"
+            assert body["message"].startswith("[Unsupported action]")
+            assert not any("image-seed" in path for _, path in account.requests)
+            info = (await client.get(f"{V1}/info")).json()["data"]
+            assert info["illegal_prompts_today"] == 0
+            cleared = await gw.http.patch(f"/admin/accounts/{added['id']}", headers=_admin(gw),
+                                          json={"protocol": None})
+            assert cleared.json()["data"]["protocol"] is None

@@ -17,7 +17,13 @@ from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, serve_gateway
 from tests.acceptance.test_billing import _ledger
 from tests.acceptance.test_llm_billing import _balanced
-from tests.acceptance.test_llm_relay import account, llm_settings, usage_rows
+from tests.acceptance.test_llm_relay import (  # noqa: F401 (the autouse fixture closes the clients)
+    _close_sdk_clients,
+    account,
+    llm_settings,
+    sdk,
+    usage_rows,
+)
 
 MSG: list[Any] = [{"role": "user", "content": "hi"}]
 BODY = {"model": "claude-fake-1", "max_tokens": 10, "messages": MSG}
@@ -66,7 +72,7 @@ async def test_429_and_529_answers_pass_unchanged_and_no_retry_after_is_invented
             assert r.json()["error"] == {"type": "overloaded_error", "message": "Overloaded"}
             assert "retry-after" not in r.headers
             # the SDK sees the upstream's error type (and would read its request id)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key, max_retries=0)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key, max_retries=0))
             up.plan = [(429, {"retry-after": "3"})]
             with pytest.raises(anthropic.RateLimitError) as caught:
                 await client.messages.create(model="claude-fake-1", max_tokens=10,
@@ -99,13 +105,13 @@ async def test_models_retrieve_with_both_sdks(settings: Settings) -> None:
                          account("o1", oup, kind="openai", models=["gpt-*"]))
         async with serve_gateway(s, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
             found = await client.models.retrieve("claude-fake-1")
             assert found.id == "claude-fake-1" and found.type == "model"
             assert (await client.models.retrieve("sonnet")).id == "sonnet"
             with pytest.raises(anthropic.NotFoundError):
                 await client.models.retrieve("claude-none")
-            oclient = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key)
+            oclient = sdk(openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key))
             model = await oclient.models.retrieve("gpt-fake-1")
             assert model.id == "gpt-fake-1" and model.object == "model"
             with pytest.raises(openai.NotFoundError):
@@ -117,9 +123,9 @@ async def test_models_retrieve_with_both_sdks(settings: Settings) -> None:
 async def test_models_without_upstreams_is_an_empty_list(settings: Settings) -> None:
     async with serve_gateway(settings, with_worker=False) as gw:
         _, key = await gw.create_user(balance=100)
-        client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+        client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
         assert [m async for m in client.models.list()] == []
-        oclient = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key)
+        oclient = sdk(openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key))
         assert (await oclient.models.list()).data == []
         r = await gw.http.get("/v1/models/claude-x", headers={
             "x-api-key": key, "anthropic-version": "2023-06-01"})

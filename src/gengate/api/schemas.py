@@ -293,6 +293,10 @@ _APIKEY = Field(None, min_length=1, max_length=4096,
 _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
                   description="midjourney-proxy instance (Discord channel id) to use; "
                   "`channelId` is accepted as an alias")
+_PROTOCOL = Field(None, description="midjourney-proxy project the account's server runs: "
+                  "`trueai` (trueai-org's fork), `novicezk` (the original), or `auto` "
+                  "(default: told from its tasks)")
+Protocol = Literal["auto", "trueai", "novicezk"]
 
 
 class _AccountFields(_Wire):
@@ -305,6 +309,7 @@ class _AccountFields(_Wire):
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
+    protocol: Protocol | None = _PROTOCOL
     slots: dict[Annotated[str, Field(max_length=16)], int] | None = Field(
         None, max_length=8,
         description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
@@ -354,6 +359,7 @@ class HoldAccountAdd(_Wire):
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
+    protocol: Protocol | None = _PROTOCOL
     useMode: Literal[1, 2, 3] = Field(2, description=_USE_MODE.description)
     maxConcurrency: int = Field(3, ge=1, le=50, description="Jobs at once (the plan's limit)")
     enabled: bool = True
@@ -372,6 +378,7 @@ class HoldAccountUpdate(_Wire):
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
+    protocol: Protocol | None = _PROTOCOL
     useMode: Literal[1, 2, 3] | None = None
     maxConcurrency: int | None = Field(None, ge=1, le=50)
     enabled: bool | None = None

@@ -55,7 +55,7 @@ def _proxy(ctx: AdapterContext) -> Provider:
     return MidjourneyProxyProvider(
         ctx.base_url, http=ctx.http, secret=ctx.secrets.get("secret"),
         instance_id=ctx.options.get("instanceId"), poll_interval=ctx.poll_interval,
-        timeout=ctx.timeout)
+        timeout=ctx.timeout, protocol=ctx.options.get("protocol"))
 
 
 def _ttapi(ctx: AdapterContext) -> Provider:
@@ -117,8 +117,9 @@ class MidjourneyProduct(Product[MidjourneyOptions]):
         images = await _inputs(job, parent if with_parent_image else None, io)
         spec = ACTIONS.get(job.action)
         options = self.options(job)
-        params = {"parent_seed": options.parent_seed} if options.parent_seed is not None \
-            else {}
+        params: dict[str, Any] = {"timeout": job.timeout}
+        if options.parent_seed is not None:
+            params["parent_seed"] = options.parent_seed
         return ProviderTask(
             job_id=job.id, action=job.action, prompt=job.prompt,
             mode=job.slot_mode or job.mode.value, seed=options.seed,

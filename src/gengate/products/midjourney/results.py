@@ -77,8 +77,17 @@ async def store_result(job: Job, update: ProviderUpdate, store: ResultIO) -> dic
         "discordImage": update.image_url or url, "width": width, "height": height,
         "aspect": list(imaging.aspect_of(info.size if kind is not ResultKind.GRID
                                          else (width // 2, height // 2))),
-        "components": components_for(kind,
-                                     version=str(MidjourneyOptions.from_json(job.params).version),
-                                     width=width, height=height, action=job.action),
+        "components": _offered(components_for(
+            kind, version=str(MidjourneyOptions.from_json(job.params).version),
+            width=width, height=height, action=job.action), update),
     })
     return result
+
+
+def _offered(components: list[str], update: ProviderUpdate) -> list[str]:
+    """The components the upstream account can run too, when it says which it can
+    (``data["actions"]``): an action it cannot run is never offered, so never charged."""
+    actions = update.data.get("actions")
+    if not isinstance(actions, list):
+        return components
+    return [c for c in components if c in actions]
