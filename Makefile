@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         30.0, gt=0, description="Seconds one request to an upstream account may take"
     )
+    sync_timeout: float = Field(
+        300.0, gt=0, description="Seconds a synchronous route (Gemini image, OpenAI images) "
+        "holds the request before answering 504 with the jobId; the job goes on"
+    )
 
     # the built-in local provider
     local_delay: float = Field(0.0, ge=0, description="Seconds the local provider takes per job")

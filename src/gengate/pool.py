@@ -38,7 +38,8 @@ SERVING_CACHE_SECONDS = 2.0
 _SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
 #: where an account of these providers points unless told otherwise
-_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com"}
+_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com",
+                 "google": "https://generativelanguage.googleapis.com"}
 #: fields that may be sent as null: null clears them
 _NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "protocol", "secret",
                        "apiKey"})

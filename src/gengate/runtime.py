@@ -124,13 +124,9 @@ class Runtime:
                       if with_dispatcher else None)
         upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
                               hosting_guard, products)
-        ended: list[Callable[[], None]] = []
-
         def on_event() -> None:
             if dispatcher is not None:
                 dispatcher.wake()
-            for wake in ended:
-                wake()
 
         worker = (
             Worker(settings, store, upstreams,
@@ -143,8 +139,9 @@ class Runtime:
         jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
                           admitter, guard, pool,
                           PriceTable(settings.hosting_price_table(products.prices(True))),
-                          products, settings.max_queue_per_product, upstreams)
-        ended.append(jobs.job_ended)
+                          products, settings.max_queue_per_product, upstreams, stores,
+                          settings.sync_timeout)
+        store.ended = jobs.ends.ended  # this node's job ends wake its synchronous waiters
         access = Access(store, clock, parse_networks(
             [p for p in settings.trusted_proxies.split(",") if p.strip()],
             "GENGATE_TRUSTED_PROXIES"), settings.key_poll_interval)
@@ -174,18 +171,29 @@ class Runtime:
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker, dispatcher and synchronous waiters on other nodes'
-        NOTIFY, and drop cached keys on a key change (PostgreSQL)."""
-        channels: dict[str, Callable[[], None]] = {KEYS_CHANNEL: self.access.invalidate}
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY, its synchronous
+        waiters on the end of their jobs wherever they ran, and drop cached keys on a key
+        change (PostgreSQL)."""
+        access = self.access
+        channels: dict[str, Callable[[str | None], None]] = {
+            KEYS_CHANNEL: lambda _payload: access.invalidate()}
         if self.worker is not None:
-            channels[JOBS_CHANNEL] = self.worker.wake
+            worker = self.worker
+            channels[JOBS_CHANNEL] = lambda _payload: worker.wake()
         if self.dispatcher is not None:
-            channels[WEBHOOKS_CHANNEL] = self.dispatcher.wake
+            dispatcher = self.dispatcher
+            channels[WEBHOOKS_CHANNEL] = lambda _payload: dispatcher.wake()
         if any(route.sync for _, route in self.products.routes().values()):
-            channels[ENDED_CHANNEL] = self.jobs.job_ended
+            channels[ENDED_CHANNEL] = self._job_ended
         if channels and not self.store.db.is_sqlite:
             db = self.store.db
             self._listener = supervise(lambda: db.listen(channels), "gengate-listen")
+
+    def _job_ended(self, job_id: str | None) -> None:
+        if job_id is None:
+            self.jobs.ends.recheck()  # (re)connected: a notification may have been missed
+        else:
+            self.jobs.ends.ended(job_id)
 
     async def close(self) -> None:
         await self.access.close()

@@ -13,7 +13,6 @@ off the event loop, a few at a time (:meth:`JobService.decode`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections import OrderedDict
@@ -28,7 +27,6 @@ from gengate.clock import Clock
 from gengate.errors import (
     BadRequest,
     Conflict,
-    GatewayTimeout,
     InsufficientBalance,
     NotFound,
     QueueFull,
@@ -40,7 +38,9 @@ from gengate.pool import PoolService
 from gengate.products.base import EngineOptions, JobRequest, Product, Submit
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
+from gengate.resultstores import ResultStores
 from gengate.store import Admission, Store, User
+from gengate.waiting import JobEnds
 
 __all__ = ["CANCEL_MESSAGE", "JobService", "Submit", "UpstreamCancel"]
 
@@ -75,12 +75,16 @@ class JobService:
                  admitter: Admitter, guard: NetGuard, pool: PoolService,
                  hosting_prices: PriceTable, products: Registry | None = None,
                  max_queue: Mapping[str, int] | None = None,
-                 upstream_cancel: UpstreamCancel | None = None):
+                 upstream_cancel: UpstreamCancel | None = None,
+                 stores: ResultStores | None = None, sync_timeout: float = 300.0):
         self.products = products if products is not None else builtin()
         #: per product: the most live jobs one user may have of it (499 past it)
         self.max_queue = dict(max_queue or {})
         self._upstream_cancel = upstream_cancel
-        self._ended = asyncio.Event()
+        #: the completion events synchronous routes wait on (woken through the store)
+        self.ends = JobEnds()
+        self._stores = stores
+        self._sync_timeout = sync_timeout
         self.store = store
         self.clock = clock
         self.prices = prices
@@ -171,6 +175,8 @@ class JobService:
             engine = replace(engine, hook_progress=True)
         if sub.request_hash:
             engine = replace(engine, request=sub.request_hash)
+        if sub.sync:
+            engine = replace(engine, sync=True)
         own = {k: v for k, v in request.options.to_json().items() if v is not None}
         params = engine.merged_into(own)
         now = self.clock.now()
@@ -178,7 +184,8 @@ class JobService:
             id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
             product=product.name, action=request.action, mode=lane,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=request.prompt,
-            quota=prices.price_milli(product.name, request.action, request.variant),
+            quota=prices.price_milli(product.name, request.action, request.variant)
+            * max(1, request.count),
             timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
             params=params, hosted=hosted, key_id=sub.key_id,
@@ -196,30 +203,22 @@ class JobService:
         """400 naming the field unless gengate may fetch ``url``."""
         await self.guard.check(url, field_name)
 
-    def job_ended(self) -> None:
-        """A job may have ended on this node: wake the synchronous waiters."""
-        self._ended.set()
-        self._ended = asyncio.Event()
+    @property
+    def sync_timeout(self) -> float:
+        """Seconds a synchronous route waits (``GENGATE_SYNC_TIMEOUT``)."""
+        return self._sync_timeout
+
+    async def stored(self, key: str, store: str | None = None) -> bytes:
+        """A stored result file's bytes (inline answers such as OpenAI's ``b64_json``)."""
+        if self._stores is None:
+            raise NotFound("file not found")
+        return await self._stores.get(key, store)
 
     async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
-        """The job once it ended (synchronous routes). Woken by this node's worker, and on
-        PostgreSQL by the NOTIFY of a job that ended on another node; a re-read every
-        second covers a lost notification. Past ``timeout``: 504 with the jobId, the job
-        going on."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + timeout
-        while True:
-            ended = self._ended
-            job = await self.fetch(user_id, job_id)
-            if job.status.terminal:
-                return job
-            left = until - loop.time()
-            if left <= 0:
-                raise GatewayTimeout(
-                    f"Timeout: job {job_id} is still running; fetch it later", data={
-                        "jobId": job_id, "job_id": job_id})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), min(left, 1.0))
+        """The job once it ended (synchronous routes), waiting on its completion event
+        (:mod:`gengate.waiting`): no polling, no connection held. Past ``timeout``: 504
+        with the jobId, the job going on."""
+        return await self.ends.wait(job_id, lambda: self.fetch(user_id, job_id), timeout)
 
     # -- reads --------------------------------------------------------------------------
     async def fetch(self, user_id: int, job_id: str, product: str | None = None) -> Job:
@@ -278,7 +277,6 @@ class JobService:
                                             self.clock.now())
             if ended is None:
                 continue
-            self.job_ended()
             self.forget(job_id)
             if job.status is JobStatus.ON_QUEUE and self._upstream_cancel is not None:
                 await self._upstream_cancel.cancel_job(ended)

@@ -80,7 +80,7 @@ async def test_gpt_image_on_an_openai_account(settings: Settings) -> None:
     async with FakeOpenAIImages(keys=("sk-secret",)) as openai, serve_gateway(front) as gw:
         account = await add_account(gw, {"name": "oai", "provider": "openai",
                                          "baseUrl": openai.base_url, "apiKey": "sk-secret"})
-        assert account["products"] == ["gpt_image"]
+        assert account["products"] == ["gpt_image", "openai_images"]
         _, key = await gw.create_user(balance=20)
         client = gw.client(key)
         done = await run(client, "/openai/gpt/generations", {

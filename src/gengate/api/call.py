@@ -33,6 +33,8 @@ class Call:
     hosted: bool = False
     #: the caller's API key (its id and limits), once authenticated
     key: KeyPolicy | None = None
+    #: came in on a synchronous route (its jobs are waited on)
+    sync: bool = False
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -92,17 +94,22 @@ class Call:
 
     def submit(self, *, hook_url: str | None = None, timeout: int | None = None,
                get_u_images: bool = False, hook_progress: bool = False,
-               relax_fallback: bool = False) -> Submit:
+               relax_fallback: bool = False, sync: bool | None = None,
+               fingerprint: bytes | None = None) -> Submit:
         """The common part of a submit request: who, where to call back, the
-        ``Idempotency-Key`` and what it stands for."""
+        ``Idempotency-Key`` and what it stands for (the body, or ``fingerprint`` where the
+        same request can arrive as different bytes: a multipart boundary). ``sync``: the
+        route waits for the job (default: whether the route is synchronous)."""
         key = self.header(b"idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
         # what the key stands for: a replay must repeat the request, not just the key
-        request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
+        seen = self.body if fingerprint is None else fingerprint
+        request = hashlib.sha256(seen).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, timeout, hook_url, get_u_images, key, hook_progress,
                       request, self.hosted, relax_fallback,
-                      self.key.key_id if self.key is not None else None)
+                      self.key.key_id if self.key is not None else None,
+                      self.sync if sync is None else sync)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:

@@ -14,7 +14,7 @@ import orjson
 
 from gengate.errors import GengateError
 
-__all__ = ["Rendered", "render_error", "ttapi_error"]
+__all__ = ["BodyShape", "Rendered", "render_error", "ttapi_error"]
 
 log = logging.getLogger("gengate.api")
 

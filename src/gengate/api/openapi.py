@@ -128,12 +128,27 @@ _FETCH = {
 }
 
 
-def _responses(ok_schema: str) -> dict[str, Any]:
+#: a synchronous route's 504
+_SYNC_TIMEOUT = (
+    "The job is still running after GENGATE_SYNC_TIMEOUT seconds (default 300). The body "
+    "names its jobId; the job goes on: fetch it later, receive its webhook, or send the same "
+    "request again with the same Idempotency-Key to wait on the same job. It is charged only "
+    "if it succeeds, once.")
+
+
+def _responses(ok_schema: str, route: Route | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"200": {"description": "OK", "content": {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}}
+    shape = route.error_shape if route is not None else None
     for code, text in _ERRORS.items():
-        out[code] = {"description": text, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+        if code == "504" and route is not None and route.sync:
+            text = _SYNC_TIMEOUT
+        if shape is None:
+            content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Envelope"}}
+        else:  # the route's own error format, shown by example
+            data = {"jobId": "7c1f3e0a-..."} if code in ("500", "504") else None
+            content = {"example": shape(int(code), text, data)}
+        out[code] = {"description": text, "content": {"application/json": content}}
     return out
 
 
@@ -211,7 +226,10 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
     tag = ("webhooks" if path.startswith("/webhooks") else
            "hosting" if path.startswith("/hold") else
            "keys" if path.startswith("/keys") else route.product or "jobs")
-    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
+    if isinstance(route.answer_model, type) and issubclass(route.answer_model, BaseModel):
+        models.add(route.answer_model)
+        ok_schema = route.answer_model.__name__
+    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema, route),
                           "tags": [tag]}
     if route.auth:
         op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
@@ -226,7 +244,8 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
         op.setdefault("parameters", []).append({
             "name": "Idempotency-Key", "in": "header", "required": False,
             "schema": {"type": "string", "maxLength": 255},
-            "description": "A retried submit with the same key returns the first job",
+            "description": "A retried submit with the same key returns the first job (a "
+                           "synchronous route waits on it again)",
         })
     return op
 

@@ -336,7 +336,8 @@ class CreateAccountRequest(_AccountFields):
                           "adapter kind of some product: midjourney_proxy, ttapi, ...")
     baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS,
                                 description="Required except for `local`; `bfl` defaults to "
-                                "https://api.bfl.ai and `openai` to https://api.openai.com")
+                                "https://api.bfl.ai, `openai` to https://api.openai.com and "
+                                "`google` to https://generativelanguage.googleapis.com")
 
 
 class UpdateAccountRequest(_AccountFields):

@@ -26,7 +26,7 @@ from gengate.api.envelope import (
     send_json,
     send_raw,
 )
-from gengate.api.errors import render_error
+from gengate.api.errors import BodyShape, render_error, ttapi_error
 from gengate.api.keys import key_routes
 from gengate.errors import (
     BadRequest,
@@ -55,6 +55,12 @@ class Route:
     hosted: bool = False
     #: the product whose route it is (None: the engine's own)
     product: str | None = None
+    #: the error body's shape (None: the TTAPI envelope)
+    error_shape: BodyShape | None = None
+    #: holds the request until its job ends (stops waiting if the client goes away)
+    sync: bool = False
+    #: documents the 200 answer (OpenAPI); None: the envelope or the fetch body
+    answer_model: Any = None
     #: takes images: may read a body up to the larger limit
     images: bool = False
 
@@ -207,17 +213,42 @@ def routes_of(products: Registry) -> dict[str, Route]:
     for path, (product, own) in products.routes().items():
         handler: Handler = own.handler
         table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
-                            product=product.name, images=own.images)
+                            product=product.name, error_shape=own.error_shape,
+                            sync=own.sync, answer_model=own.answer_model, images=own.images)
         if own.hosted:
             table[f"/hold{path}"] = Route(handler, own.methods, own.model,
                                           f"{own.summary} (on your own accounts)",
                                           own.auth, hosted=True, product=product.name,
-                                          images=own.images)
+                                          error_shape=own.error_shape, sync=own.sync,
+                                          answer_model=own.answer_model, images=own.images)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")
         table[path] = route
     return table
+
+
+async def until_gone(work: Awaitable[Any], receive: Any) -> Any:
+    """``work``'s result, unless the client disconnects first: then ``work`` is cancelled
+    (a synchronous route stops waiting; its job, admitted in its own transaction, goes on
+    and stays fetchable) and :class:`ClientGone` is raised."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (gone, task):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(gone, task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientGone()
+    return task.result()
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
@@ -277,7 +308,7 @@ class TtapiFront:
         except ClientGone:
             return
         except Exception as exc:  # noqa: BLE001 - every error is answered, in the envelope
-            out = render_error(exc, where=scope["path"])
+            out = render_error(exc, route.error_shape or ttapi_error, where=scope["path"])
             await send_raw(send, out.status, out.payload, out.headers)
 
     async def _handle(self, route: Route, scope: dict[str, Any], receive: Any) -> Any:
@@ -287,7 +318,7 @@ class TtapiFront:
             raise MethodNotAllowed(f"method {method} not allowed; use {allowed}",
                                    headers={"Allow": allowed})
         call = Call(method, scope.get("query_string", b""), scope["headers"],
-                    hosted=route.hosted)
+                    hosted=route.hosted, sync=route.sync)
         rt = self._runtime()
         if route.auth:
             await admit_caller(rt, call, scope, route.product)
@@ -305,10 +336,15 @@ class TtapiFront:
                     raise RequestTimeout(
                         f"Request body not received within {self._image_body_seconds:g} s"
                     ) from None
-                return await route.handler(rt, call)
-        if method == "POST":
+                if not route.sync:
+                    return await route.handler(rt, call)
+            # a synchronous route waits outside the turns (its decoding is bounded by
+            # the engine's own decode slots)
+        elif method == "POST":
             call.body = await read_buffer(scope, receive, self._max_json_body)
             if route.model is None:
                 call.data()  # no fields, but a body must still be a JSON object (415, 400)
+        if route.sync:
+            return await until_gone(route.handler(rt, call), receive)
         return await route.handler(rt, call)
 

@@ -83,6 +83,8 @@ class Submit:
     relax_fallback: bool = False
     #: the API key that submits it (its spend caps apply; usage is recorded per key)
     key_id: int | None = None
+    #: a synchronous route waits on the job (its end is announced to every node)
+    sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,9 @@ class JobRequest:
     parent: Job | None = None
     #: the job's id when the product needs it before admission (to derive a seed)
     job_id: str | None = None
+    #: how many of the priced unit the job makes (OpenAI's ``n`` images): its price is
+    #: this many times the price entry
+    count: int = 1
 
 
 # -- statuses ---------------------------------------------------------------------------
@@ -244,6 +249,13 @@ class Engine(Protocol):
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""
 
+    async def stored(self, key: str, store: str | None = None) -> bytes:
+        """A stored result file's bytes, by its :meth:`ResultIO.key` and the ``store`` the
+        result names (answers that carry images inline, e.g. OpenAI's ``b64_json``)."""
+
+    @property
+    def sync_timeout(self) -> float:
+        """Seconds a synchronous route waits (``GENGATE_SYNC_TIMEOUT``)."""
     async def precheck(self, product: Product[Any], sub: Submit, action: str, variant: str,
                        *, parent: Job | None = None) -> None:
         """499 or 402 now, before expensive work on a request's inputs (decoding images),
@@ -297,6 +309,12 @@ class ProductRoute:
     hosted: bool = False
     #: answers when the job ends (waits; 504 with the jobId past the sync timeout)
     sync: bool = False
+    #: the error body's shape, ``(status, message, data) -> body`` (None: the TTAPI
+    #: envelope; the OpenAI images routes answer OpenAI's error object)
+    error_shape: Callable[[int, str, Any], dict[str, Any]] | None = None
+    #: the pydantic model documenting the 200 answer where it is neither a submit's
+    #: envelope nor a fetch body (a synchronous route's answer; OpenAPI)
+    answer_model: Any = None
     #: takes images: its body may be as large as ``GENGATE_MAX_BODY_BYTES`` (others:
     #: ``GENGATE_MAX_JSON_BODY_BYTES``); such requests are served a few at a time, the
     #: caller's queue and balance checked before the body is read

@@ -25,6 +25,8 @@ BUILTIN: tuple[str, ...] = (
     "gengate.products.midjourney:PRODUCT",
     "gengate.products.flux:PRODUCT",
     "gengate.products.gpt_image:PRODUCT",
+    "gengate.products.gemini_image:PRODUCT",
+    "gengate.products.openai_images:PRODUCT",
 )
 
 

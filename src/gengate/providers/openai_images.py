@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,7 +33,11 @@ from gengate.providers.base import (
 )
 from gengate.providers.upstream_http import json_object, retry_after, scrub, transport_error
 
-__all__ = ["MODELS", "OpenAIImagesProvider", "openai_images_adapter"]
+__all__ = ["MODELS", "Build", "OpenAIImagesProvider", "openai_images_adapter"]
+
+#: a task as (``generations`` or ``edits``, fields, files)
+Build = Callable[[ProviderTask],
+                 tuple[str, dict[str, Any], list[tuple[str, tuple[str, bytes, str]]]]]
 
 #: GPT image model -> OpenAI Images model
 MODELS = {"gpt-4o-image": "gpt-image-1", "gpt-image-1": "gpt-image-1",
@@ -62,7 +67,13 @@ class OpenAIImagesProvider:
     finds_by_tag = False
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
-                 poll_interval: float = 1.0, timeout: float = 300.0):
+                 poll_interval: float = 1.0, timeout: float = 300.0,
+                 build: Build | None = None,
+                 read: Callable[[dict[str, Any] | None], ProviderUpdate] | None = None):
+        """``build`` / ``read``: the request of a task and the reading of the answer, for
+        another product than GPT image (default: :func:`build_request`, :func:`read_answer`)."""
+        self._build = build or build_request
+        self._read = read or read_answer
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.poll_interval = poll_interval
         self._key = api_key
@@ -75,7 +86,7 @@ class OpenAIImagesProvider:
         return f"OpenAIImagesProvider({self.base_url!r})"
 
     async def submit(self, task: ProviderTask) -> str:
-        request = build_request(task)  # refuses what OpenAI would refuse, before any call
+        request = self._build(task)  # refuses what OpenAI would refuse, before any call
         upstream_id = f"oai-{uuid.uuid4().hex}"
         self._running[upstream_id] = asyncio.create_task(self._run(*request))
         return upstream_id
@@ -147,7 +158,7 @@ class OpenAIImagesProvider:
             raise transport_error(exc, self._key) from None
         if response.status_code != 200:
             raise self._failure(response)
-        return read_answer(json_object(response))
+        return self._read(json_object(response))
 
     def _failure(self, response: httpx.Response) -> ProviderError:
         status = response.status_code

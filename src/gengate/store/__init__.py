@@ -6,6 +6,7 @@ The only package that imports SQLAlchemy. Every method is one transaction.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from gengate.accounts import Account, FailureKind, Transition
@@ -35,6 +36,10 @@ __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "KeyRow
 Claimed = claims.Claimed
 
 
+def _nobody(job_id: str) -> None:
+    """No one waits on jobs ending (the default :attr:`Store.ended`)."""
+
+
 class Store:
     """Async facade over the row functions; see ``jobrows`` and ``userrows``."""
 
@@ -46,6 +51,9 @@ class Store:
             bodies = builtin().fetch_body
         #: a job's fetch body in its product's shape (the webhook body)
         self.bodies = bodies
+        #: called with a job's id after the transaction that ended it committed (the
+        #: synchronous routes' waiters, :class:`gengate.waiting.JobEnds`)
+        self.ended: Callable[[str], None] = _nobody
 
     @classmethod
     def open(cls, url: str, bodies: Bodies | None = None, *,
@@ -84,7 +92,10 @@ class Store:
 
     async def claim(self, owner: str, limit: int, now: float, lease: float,
                     rng: random.Random) -> claims.Claimed:
-        return await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
+        claimed = await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
+        for job_id in claimed.failed:
+            self.ended(job_id)
+        return claimed
 
     async def requeue(self, job: Job, owner: str, orphan: str | None = None) -> bool:
         return await self.db.run(claims.requeue, job, owner, orphan)
@@ -136,17 +147,26 @@ class Store:
 
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
-        return await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
+        done = await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
+        if done:
+            self.ended(job_id)
+        return done
 
     async def fail(self, job_id: str, owner: str | None, message: str, now: float,
                    illegal_limit: int | None = None) -> bool:
-        return await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
+        done = await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
                                  illegal_limit)
+        if done:
+            self.ended(job_id)
+        return done
 
     async def cancel(self, job_id: str, user_id: int, status: JobStatus, message: str,
                      now: float) -> Job | None:
-        return await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
-                                 self.bodies)
+        job = await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
+                                self.bodies)
+        if job is not None:
+            self.ended(job_id)
+        return job
 
     async def overdue(self, now: float) -> list[str]:
         return await self.db.read(jobrows.overdue, now)

@@ -227,10 +227,12 @@ class Database:
         async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 
-    async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
-        """PostgreSQL: call ``channels[name]()`` on each ``NOTIFY name``, reconnecting after
-        a lost connection; returns only when cancelled. SQLite has nothing to listen to:
-        one process's wake-ups are in-process events, and polling covers the rest."""
+    async def listen(self, channels: dict[str, Callable[[str | None], None]]) -> None:
+        """PostgreSQL: call ``channels[name](payload)`` on each ``NOTIFY name`` (the payload
+        is ``None`` once after each (re)connection: anything notified while no one listened
+        must be looked for), reconnecting after a lost connection; returns only when
+        cancelled. SQLite has nothing to listen to: one process's wake-ups are in-process
+        events, and polling covers the rest."""
         if self.is_sqlite:
             return
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -245,9 +247,10 @@ class Database:
             conn.add_termination_listener(lambda _c, ev=lost: ev.set())
             try:
                 for name, callback in channels.items():
-                    await conn.add_listener(name, lambda *_a, cb=callback: cb())
+                    await conn.add_listener(
+                        name, lambda _c, _pid, _ch, payload, cb=callback: cb(payload or None))
                 for callback in channels.values():
-                    callback()  # anything notified while we were away is found by a look now
+                    callback(None)  # anything notified while we were away: look now
                 await lost.wait()
             finally:
                 if not conn.is_closed():

@@ -378,7 +378,8 @@ def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any
         return None
     job = row_to_job(row)
     outbox.enqueue(conn, job, "job.finished", now, bodies)
-    notify(conn, ENDED_CHANNEL)
+    if EngineOptions.of(job).sync:
+        notify(conn, ENDED_CHANNEL, job.id)  # wakes the node holding its request
     return job
 
 
