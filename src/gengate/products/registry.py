@@ -27,6 +27,7 @@ BUILTIN: tuple[str, ...] = (
     "gengate.products.gpt_image:PRODUCT",
     "gengate.products.gemini_image:PRODUCT",
     "gengate.products.openai_images:PRODUCT",
+    "gengate.products.suno:PRODUCT",
 )
 
 

@@ -1,10 +1,11 @@
 """A TTAPI-compatible upstream (the hosted TTAPI service, or another gengate) relaying a
-product other than Midjourney: Flux, GPT image.
+product other than Midjourney: Flux, GPT image, Suno.
 
 Each such product answers a job id at submit and is polled at its own fetch path with
 ``jobId``; the product says which path a task goes to and how (:class:`RelayRoute`), and
-where its fetch body keeps the result's URL. Failures become :class:`ProviderError` whose
-kind says whether the job or the account is at fault, as for Midjourney's TTAPI adapter.
+how its fetch body is read (default: one ``imageUrl``; Suno reads its songs). Failures
+become :class:`ProviderError` whose kind says whether the job or the account is at fault,
+as for Midjourney's TTAPI adapter.
 The key travels only in the ``TT-API-KEY`` header.
 """
 
@@ -61,10 +62,12 @@ class TtapiRelayProvider:
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  build: Callable[[ProviderTask], RelayRequest], fetch_path: str,
-                 poll_interval: float = 2.0, timeout: float = 30.0):
+                 poll_interval: float = 2.0, timeout: float = 30.0,
+                 read: Callable[[dict[str, Any]], ProviderUpdate] | None = None):
         self.base_url = base_url.rstrip("/")
         self.poll_interval = poll_interval
         self._build, self._fetch_path = build, fetch_path
+        self._read = read or read_fetch
         self._key = api_key
         self._headers = {"TT-API-KEY": api_key}
         self._http = http
@@ -130,7 +133,7 @@ class TtapiRelayProvider:
         payload = json_object(response)
         if response.status_code != 200 or payload is None:
             return self._failure(response, payload)
-        return read_fetch(payload)
+        return self._read(payload)
 
     async def probe(self) -> None:
         """The key works and there is balance left (``/midjourney/v1/info`` is TTAPI's one
