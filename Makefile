@@ -50,6 +50,7 @@ bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/keys.py --seconds 5 --rounds 4
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
 	$(BIN)/python bench/storage.py

@@ -5,11 +5,11 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from gengate.access import Access
 from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
-from gengate.keys import hash_key, new_key
+from gengate.keyring import KeyService
 from gengate.quota import from_milli, to_milli
-from gengate.service import JobService
 from gengate.store import Store, User
 
 __all__ = ["AdminService", "user_view"]
@@ -31,10 +31,12 @@ def user_view(user: User) -> dict[str, Any]:
 
 
 class AdminService:
-    def __init__(self, store: Store, clock: Clock, jobs: JobService, default_max_queue: int):
+    def __init__(self, store: Store, clock: Clock, keys: KeyService, access: Access,
+                 default_max_queue: int):
         self.store = store
         self.clock = clock
-        self.jobs = jobs
+        self.key_service = keys
+        self.access = access
         self.default_max_queue = default_max_queue
 
     async def create_user(self, email: str, balance: float = 0,
@@ -49,14 +51,14 @@ class AdminService:
         key = await self.issue_key(user.id)
         return {**user_view(user), "apiKey": key["apiKey"], "keyId": key["keyId"]}
 
-    async def issue_key(self, user_id: int) -> dict[str, Any]:
-        key = new_key()
-        key_id = await self.store.add_key(user_id, hash_key(key), key[:8], self.clock.now())
-        return {"userId": user_id, "keyId": key_id, "apiKey": key}
+    async def issue_key(self, user_id: int,
+                        limits: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Another key for the user, with optional limits (docs/keys.md)."""
+        return await self.key_service.create(user_id, limits or {})
 
     async def revoke_key(self, user_id: int, key_id: int) -> None:
-        digest = await self.store.revoke_key(user_id, key_id, self.clock.now())
-        self.jobs.forget_key(digest)
+        """Every API process stops accepting the key within a second."""
+        await self.key_service.revoke(user_id, key_id)
 
     async def topup(self, user_id: int, amount: float, note: str = "") -> dict[str, Any]:
         milli = to_milli(amount)
@@ -82,8 +84,8 @@ class AdminService:
         if active is not None:
             values["active"] = active
         user = await self.store.update_user(user_id, values)
-        if active is False or rate_per_second is not None or rate_per_minute is not None:
-            self.jobs.forget_key()
+        if active is not None or rate_per_second is not None or rate_per_minute is not None:
+            await self.access.changed()
         return user_view(user)
 
     async def get(self, user_id: int) -> dict[str, Any]:
@@ -93,11 +95,7 @@ class AdminService:
         return [user_view(u) for u in await self.store.list_users()]
 
     async def keys(self, user_id: int) -> builtins.list[dict[str, Any]]:
-        await self.store.get_user(user_id)
-        return [
-            {**k, "createdAt": timestamp(k["createdAt"]), "revokedAt": timestamp(k["revokedAt"])}
-            for k in await self.store.list_keys(user_id)
-        ]
+        return await self.key_service.list(user_id)
 
     async def ledger(self, user_id: int, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         user = await self.store.get_user(user_id)
@@ -108,7 +106,7 @@ class AdminService:
             "totals": {k: from_milli(v) for k, v in totals.items()},
             "entries": [
                 {"id": e.id, "jobId": e.job_id, "kind": e.kind, "amount": from_milli(e.amount),
-                 "note": e.note, "created_at": timestamp(e.created_at)}
+                 "note": e.note, "created_at": timestamp(e.created_at), "keyId": e.key_id}
                 for e in entries
             ],
         }

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
         "address before it gets 429; 0 = no limit"
     )
 
+    # API keys (docs/keys.md)
+    trusted_proxies: str = Field(
+        "", description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is "
+        "believed (for keys limited to addresses, and per-address limits); empty: none"
+    )
+    key_poll_interval: float = Field(
+        0.25, gt=0, le=1.0,
+        description="Seconds between checks for revoked or changed keys (each process)"
+    )
+
     # users
     default_max_queue: int = 10
     max_queue_per_product: dict[str, int] = Field(

@@ -34,7 +34,7 @@ async def ensure_demo_key(runtime: Runtime) -> str:
         key = str(created["apiKey"])
     else:
         key = key_file.read_text().strip() if key_file.exists() else ""
-        if not key or await runtime.store.user_by_key_hash(hash_key(key)) is None:
+        if not key or await runtime.store.key_by_hash(hash_key(key)) is None:
             key = str((await runtime.admin.issue_key(user.id))["apiKey"])
         if user.balance < 100_000:
             await runtime.admin.topup(user.id, DEMO_BALANCE, "demo top-up")

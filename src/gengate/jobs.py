@@ -172,6 +172,8 @@ class Job:
     submit_tag: str | None = None
     #: submits that may have started an upstream task (bounded by ``max_resends``)
     sends: int = 0
+    #: the API key that submitted it (``None``: from before keys were recorded)
+    key_id: int | None = None
 
     def charged(self) -> tuple[str, int]:
         """The mode the job runs in and the price it is charged on success: a fast job

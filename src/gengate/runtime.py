@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gengate.access import Access
 from gengate.admin import AdminService
 from gengate.admission import Admitter
 from gengate.background import supervise
@@ -19,6 +20,8 @@ from gengate.credentials import CredentialBox, load_key
 from gengate.datafiles import private_dir, private_sqlite_file
 from gengate.identity import NodeIdentity
 from gengate.jobs import Mode
+from gengate.keyring import KeyService
+from gengate.keys import parse_networks
 from gengate.llm.relay import Relay, build_relay
 from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
@@ -34,7 +37,7 @@ from gengate.retention import ResultRetention, RetentionPolicy
 from gengate.service import JobService
 from gengate.status import StatusService
 from gengate.store import Store
-from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, KEYS_CHANNEL, WEBHOOKS_CHANNEL
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
@@ -64,6 +67,8 @@ class Runtime:
     pool: PoolService
     products: Registry
     hooks: WebhookService
+    access: Access
+    keys: KeyService
     _listener: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     relay: Relay | None = None
     retention: ResultRetention | None = None
@@ -137,7 +142,13 @@ class Runtime:
                           products, settings.max_queue_per_product, upstreams, stores,
                           settings.sync_timeout)
         store.ended = jobs.ends.ended  # this node's job ends wake its synchronous waiters
-        admin = AdminService(store, clock, jobs, settings.default_max_queue)
+        access = Access(store, clock, parse_networks(
+            [p for p in settings.trusted_proxies.split(",") if p.strip()],
+            "GENGATE_TRUSTED_PROXIES"), settings.key_poll_interval)
+        await access.check_version()
+        access.start()
+        key_service = KeyService(store, clock, products.names, access.invalidate)
+        admin = AdminService(store, clock, key_service, access, settings.default_max_queue)
         status = StatusService(store, clock, settings.status_window_seconds, products)
         retention = None
         if worker is not None:
@@ -153,16 +164,19 @@ class Runtime:
                               settings.ip_rate_per_second, settings.admin_failures_per_minute)
         runtime = cls(settings, store, stores, http, jobs, admin, status, worker, dispatcher,
                       limiter, metrics, pool, products,
-                      WebhookService(store, clock, dispatcher, box),
+                      WebhookService(store, clock, dispatcher, box), access, key_service,
                       relay=build_relay(settings, store, clock), retention=retention,
                       identity=identity)
         runtime._listen()
         return runtime
 
     def _listen(self) -> None:
-        """Wake this node's worker and dispatcher on other nodes' NOTIFY, and its
-        synchronous waiters on the end of their jobs wherever they ran (PostgreSQL)."""
-        channels: dict[str, Callable[[str | None], None]] = {}
+        """Wake this node's worker and dispatcher on other nodes' NOTIFY, its synchronous
+        waiters on the end of their jobs wherever they ran, and drop cached keys on a key
+        change (PostgreSQL)."""
+        access = self.access
+        channels: dict[str, Callable[[str | None], None]] = {
+            KEYS_CHANNEL: lambda _payload: access.invalidate()}
         if self.worker is not None:
             worker = self.worker
             channels[JOBS_CHANNEL] = lambda _payload: worker.wake()
@@ -182,6 +196,7 @@ class Runtime:
             self.jobs.ends.ended(job_id)
 
     async def close(self) -> None:
+        await self.access.close()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)

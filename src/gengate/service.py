@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -30,24 +30,20 @@ from gengate.errors import (
     InsufficientBalance,
     NotFound,
     QueueFull,
-    Unauthorized,
 )
 from gengate.jobs import Job, JobStatus, Mode
-from gengate.keys import hash_key
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
 from gengate.products.base import EngineOptions, JobRequest, Product, Submit
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
-from gengate.ratelimit import Limits
 from gengate.resultstores import ResultStores
 from gengate.store import Admission, Store, User
 from gengate.waiting import JobEnds
 
-__all__ = ["CANCEL_MESSAGE", "JobService", "Principal", "Submit", "UpstreamCancel"]
+__all__ = ["CANCEL_MESSAGE", "JobService", "Submit", "UpstreamCancel"]
 
-_KEY_CACHE_SECONDS = 10.0
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
 #: the failure message of a job its owner cancelled
@@ -69,16 +65,6 @@ class UpstreamCancel(Protocol):
 
     async def cancel_job(self, job: Job) -> None:
         """Ask the upstream to stop the job's task (best effort)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """An authenticated caller: the user, which key (a hash prefix), and its limits
-    (``None``: the deployment's defaults)."""
-
-    user_id: int
-    key_id: str
-    limits: Limits | None
 
 
 class JobService:
@@ -106,7 +92,6 @@ class JobService:
         self.pool = pool
         self.admitter = admitter
         self.guard = guard
-        self._keys: dict[str, tuple[Principal, float]] = {}
         # bounds the threads (and the memory) that decoding images takes
         self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
         self._finished: OrderedDict[str, tuple[int, str, bytes, float]] = OrderedDict()
@@ -115,36 +100,6 @@ class JobService:
         self._read_job = (
             store.get_job if store.db.is_sqlite else BatchedLookup(store.get_jobs).get
         )
-
-    # -- auth ---------------------------------------------------------------------------
-    async def principal(self, raw_key: str | None) -> Principal:
-        """Who an API key belongs to, and the request limits that apply to it; or 401."""
-        if not raw_key:
-            raise Unauthorized()
-        digest = hash_key(raw_key)
-        cached = self._keys.get(digest)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        user = await self.store.user_by_key_hash(digest)
-        if user is None or not user.active:
-            self._keys.pop(digest, None)
-            raise Unauthorized()
-        if len(self._keys) > 100_000:
-            self._keys.clear()
-        limits = None
-        if user.rate_per_second is not None or user.rate_per_minute is not None:
-            limits = Limits(user.rate_per_second, user.rate_per_minute)
-        principal = Principal(user.id, digest[:16], limits)
-        self._keys[digest] = (principal, now + _KEY_CACHE_SECONDS)
-        return principal
-
-    def forget_key(self, key_hash: str | None = None) -> None:
-        """Drop a cached key (or all of them) after a revocation or a user's deactivation."""
-        if key_hash is None:
-            self._keys.clear()
-        else:
-            self._keys.pop(key_hash, None)
 
     # -- before the expensive part of a submit -------------------------------------------
     async def precheck(self, product: Product[Any], sub: Submit, action: str, variant: str,
@@ -233,7 +188,7 @@ class JobService:
             * max(1, request.count),
             timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
-            params=params, hosted=hosted,
+            params=params, hosted=hosted, key_id=sub.key_id,
         )
         return await self.admitter.admit(
             Admission(job, sub.idempotency_key, list(request.inputs),

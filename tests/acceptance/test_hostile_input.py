@@ -47,7 +47,7 @@ async def test_usage_pages_and_limits(gw: Gateway) -> None:
     client = gw.client(key)
     store, now = gw.runtime.store, time.time()
     ids = [f"llm_{i}" for i in range(5)]
-    assert await store.llm_hold_many([(user_id, i, 10) for i in ids], now) == [None] * 5
+    assert await store.llm_hold_many([(user_id, i, 10, None) for i in ids], now) == [None] * 5
     await store.llm_settle_many([
         (UsageRow(i, user_id, "m", "a", 1, 1, 0, 0, 10, "ok", now + n, 1), 10)
         for n, i in enumerate(ids)], now)

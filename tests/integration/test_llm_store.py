@@ -20,7 +20,8 @@ async def test_holds_and_settlements_balance(store: Store) -> None:  # noqa: F81
     now = time.time()
     user = await store.create_user("llm@example.com", 5000, 10, now)
     results = await store.llm_hold_many(
-        [(user.id, "llm_a", 2000), (user.id, "llm_b", 2000), (user.id, "llm_c", 2000)], now)
+        [(user.id, "llm_a", 2000, None), (user.id, "llm_b", 2000, None),
+         (user.id, "llm_c", 2000, None)], now)
     assert results[:2] == [None, None] and isinstance(results[2], InsufficientBalance)
     charged = await store.llm_settle_many(
         [(_usage("llm_a", user.id, 700), 2000), (_usage("llm_b", user.id, 9000), 2000)], now)
@@ -34,8 +35,8 @@ async def test_holds_and_settlements_balance(store: Store) -> None:  # noqa: F81
     rows = await store.llm_usage(user.id, 1, 10)
     assert sorted(r.cost for r in rows) == [700, 9000]
     # below zero: every hold is refused until a top-up
-    refused = await store.llm_hold_many([(user.id, "llm_d", 1)], now)
+    refused = await store.llm_hold_many([(user.id, "llm_d", 1, None)], now)
     assert isinstance(refused[0], InsufficientBalance)
     await store.topup(user.id, 4701, now)
-    assert await store.llm_hold_many([(user.id, "llm_e", 1)], now) == [None]
+    assert await store.llm_hold_many([(user.id, "llm_e", 1, None)], now) == [None]
     assert await store.llm_purge_usage(time.time() + 1) == 2

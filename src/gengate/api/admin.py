@@ -120,7 +120,37 @@ async def topup(request: Request) -> Any:
 
 async def issue_key(request: Request) -> Any:
     rt = await _runtime(request)
-    return ok(await rt.admin.issue_key(_user_id(request)))
+    req = await _body(request, s.KeyCreate)
+    return ok(await rt.admin.issue_key(_user_id(request), req.model_dump(exclude_unset=True)))
+
+
+def _key_id(request: Request) -> int:
+    return _id(request, "key_id", "keyId: key")
+
+
+async def get_key(request: Request) -> Any:
+    rt = await _runtime(request)
+    return ok(await rt.keys.get(_user_id(request), _key_id(request)))
+
+
+async def update_key(request: Request) -> Any:
+    rt = await _runtime(request)
+    req = await _body(request, s.KeyUpdate)
+    return ok(await rt.keys.update(_user_id(request), _key_id(request),
+                                   req.model_dump(exclude_unset=True)))
+
+
+async def rotate_key(request: Request) -> Any:
+    rt = await _runtime(request)
+    return ok(await rt.keys.rotate(_user_id(request), _key_id(request)))
+
+
+async def key_usage(request: Request) -> Any:
+    rt = await _runtime(request)
+    days = _int_query(request, "days", 30, 366)
+    if days < 1:
+        raise BadRequest("days: must be an integer from 1 to 366")
+    return ok(await rt.keys.usage(_user_id(request), days))
 
 
 async def list_keys(request: Request) -> Any:
@@ -188,7 +218,11 @@ ADMIN_ROUTES = [
     Route("/admin/users/{user_id}/topup", _E(topup), methods=["POST"]),
     Route("/admin/users/{user_id}/keys", _E(issue_key), methods=["POST"]),
     Route("/admin/users/{user_id}/keys", _E(list_keys), methods=["GET"]),
+    Route("/admin/users/{user_id}/keys/usage", _E(key_usage), methods=["GET"]),
+    Route("/admin/users/{user_id}/keys/{key_id}", _E(get_key), methods=["GET"]),
+    Route("/admin/users/{user_id}/keys/{key_id}", _E(update_key), methods=["PATCH"]),
     Route("/admin/users/{user_id}/keys/{key_id}", _E(revoke_key), methods=["DELETE"]),
+    Route("/admin/users/{user_id}/keys/{key_id}/rotate", _E(rotate_key), methods=["POST"]),
     Route("/admin/users/{user_id}/ledger", _E(ledger), methods=["GET"]),
     Route("/admin/accounts", _E(create_account), methods=["POST"]),
     Route("/admin/accounts", _E(list_accounts), methods=["GET"]),

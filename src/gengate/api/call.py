@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gengate.errors import BadRequest, UnsupportedMediaType
+from gengate.keys import KeyPolicy
 from gengate.products.base import Submit
 
 __all__ = ["Call", "parse_query"]
@@ -30,6 +31,8 @@ class Call:
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
+    #: the caller's API key (its id and limits), once authenticated
+    key: KeyPolicy | None = None
     #: came in on a synchronous route (its jobs are waited on)
     sync: bool = False
 
@@ -105,6 +108,7 @@ class Call:
         request = hashlib.sha256(seen).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, timeout, hook_url, get_u_images, key, hook_progress,
                       request, self.hosted, relax_fallback,
+                      self.key.key_id if self.key is not None else None,
                       self.sync if sync is None else sync)
 
 

@@ -26,6 +26,8 @@ from gengate.errors import (
     BadRequest,
     NotFound,
 )
+from gengate.keyring import LLM_PRODUCT
+from gengate.keys import KeyPolicy
 from gengate.llm.anthropic import ANTHROPIC
 from gengate.llm.openai import OPENAI
 from gengate.llm.protocol import Protocol, UpstreamReply, passed_headers
@@ -63,6 +65,7 @@ class Request:
     rt: Runtime
     user_id: int = 0
     started: bool = False
+    key: KeyPolicy | None = None
 
     @property
     def relay(self) -> Relay:
@@ -105,8 +108,12 @@ class LlmFront:
             return
         req = Request(scope, receive, send, protocol, self._runtime())
         try:
-            # same keys, same per-key and per-address limits as the TTAPI front
-            req.user_id = await admit_caller(req.rt, Call("", b"", scope["headers"]), scope)
+            # same keys, same per-key and per-address limits as the TTAPI front; every
+            # path but the usage list is the `llm` product
+            call = Call("", b"", scope["headers"])
+            principal = await admit_caller(req.rt, call, scope, None if handler is
+                                           LlmFront.usage else LLM_PRODUCT)
+            req.user_id, req.key = principal.user_id, principal.key
             await handler(self, req)
         except ClientGone:
             return
@@ -117,8 +124,10 @@ class LlmFront:
                     headers.append(_JSON)
                 await _send_bytes(send, exc.status_code, exc.body, headers)
         except Exception as exc:  # noqa: BLE001 - answered in the protocol's error shape
+            # a 401 in each protocol's own words for a key it does not know
             out = render_error(exc, lambda status, message, _data: req.protocol.error_body(
-                status, message), where=scope["path"], crash_message="internal error")
+                status, req.protocol.unauthorized if status == 401 else message),
+                where=scope["path"], crash_message="internal error")
             if not req.started:
                 raw = [_JSON, *((k.lower().encode(), v.encode())
                                 for k, v in out.headers.items())]
@@ -138,6 +147,8 @@ class LlmFront:
             value = body.get(name)
             if value is not None and (type(value) is not int or value < 1):
                 raise BadRequest(f"{name}: Input should be a positive integer")
+        if req.key is not None:
+            req.key.check_model(body["model"])
         return body, raw
 
     # -- handlers -------------------------------------------------------------------------
@@ -149,7 +160,8 @@ class LlmFront:
         if prep.stream and req.protocol is OPENAI:
             prep.client_usage = OPENAI.with_usage(body)
         relay = req.relay
-        call, found = await relay.begin(req.user_id, prep)
+        call, found = await relay.begin(req.user_id, prep,
+                                        req.key.key_id if req.key is not None else None)
         if not prep.stream:
             # one upstream answer, sent whole: no watcher for a client that goes away
             # mid-answer (there is no middle to stop); the call is settled either way
@@ -230,7 +242,8 @@ class LlmFront:
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,
                  "cache_read_input_tokens": r.cache_read_tokens, "cost": from_milli(r.cost),
-                 "status": r.status, "started_at": r.started_at, "duration_ms": r.duration_ms}
+                 "status": r.status, "started_at": r.started_at, "duration_ms": r.duration_ms,
+                 "key_id": r.key_id}
                 for r in rows[:limit]]
         await req.answer({"object": "list", "data": data, "page": page,
                           "has_more": len(rows) > limit})

@@ -15,8 +15,9 @@ __all__ = ["openapi_document"]
 
 _ERRORS = {
     "400": "Bad request: the message names the field",
-    "401": "Wrong TT-API-KEY or email is not activated.",
-    "402": "Insufficient balance",
+    "401": "Wrong TT-API-KEY or email is not activated. (unknown, revoked or expired key)",
+    "402": "Insufficient balance, or the API key's own spend cap (the message says which)",
+    "403": "The API key may not do this: the message names the rule (product, address)",
     "404": "Not found",
     "408": "Request body not received in time (routes that take images)",
     "413": "Request body too large",
@@ -53,9 +54,19 @@ _ADMIN = [
     ("/admin/users/{user_id}", "get", None, "One user"),
     ("/admin/users/{user_id}", "patch", s.UpdateUserRequest, "Set max_queue or active"),
     ("/admin/users/{user_id}/topup", "post", s.TopUpRequest, "Add quota (negative removes)"),
-    ("/admin/users/{user_id}/keys", "post", None, "Issue another API key"),
-    ("/admin/users/{user_id}/keys", "get", None, "List a user's keys (never the keys)"),
-    ("/admin/users/{user_id}/keys/{key_id}", "delete", None, "Revoke a key"),
+    ("/admin/users/{user_id}/keys", "post", s.KeyCreate,
+     "Issue another API key, with optional limits (its secret is shown once)"),
+    ("/admin/users/{user_id}/keys", "get", None,
+     "List a user's keys with their limits and spend (never the secrets)"),
+    ("/admin/users/{user_id}/keys/usage", "get", None,
+     "Spend per key per UTC day (`days`, default 30)"),
+    ("/admin/users/{user_id}/keys/{key_id}", "get", None, "One key"),
+    ("/admin/users/{user_id}/keys/{key_id}", "patch", s.KeyUpdate,
+     "Change a key's name or limits (null removes a limit)"),
+    ("/admin/users/{user_id}/keys/{key_id}", "delete", None,
+     "Revoke a key (every node stops accepting it within a second)"),
+    ("/admin/users/{user_id}/keys/{key_id}/rotate", "post", None,
+     "Give a key a new secret; the old one stops at once"),
     ("/admin/users/{user_id}/ledger", "get", None, "A user's ledger and totals"),
     ("/admin/accounts", "post", s.CreateAccountRequest,
      "Add an upstream account to the operator's pool"),
@@ -213,7 +224,8 @@ def _fetch_schema(statuses: list[str]) -> dict[str, Any]:
 def _operation(path: str, method: str, route: Route, ok_schema: str,
                models: set[type[BaseModel]]) -> dict[str, Any]:
     tag = ("webhooks" if path.startswith("/webhooks") else
-           "hosting" if path.startswith("/hold") else route.product or "jobs")
+           "hosting" if path.startswith("/hold") else
+           "keys" if path.startswith("/keys") else route.product or "jobs")
     if isinstance(route.answer_model, type) and issubclass(route.answer_model, BaseModel):
         models.add(route.answer_model)
         ok_schema = route.answer_model.__name__

@@ -8,6 +8,7 @@ bounded (:mod:`gengate.limits`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -39,6 +40,11 @@ __all__ = [
     "ImagineRequest",
     "InpaintRequest",
     "JobsQuery",
+    "KeyChange",
+    "KeyCreate",
+    "KeyRef",
+    "KeyUpdate",
+    "KeyUsageQuery",
     "PromptCheckRequest",
     "SeedRequest",
     "TopUpRequest",
@@ -232,6 +238,47 @@ class UpdateUserRequest(_Wire):
     active: bool | None = None
     rate_per_second: int | None = Field(None, ge=0, description="0 = no limit")
     rate_per_minute: int | None = Field(None, ge=0, description="0 = no limit")
+
+
+class KeyUpdate(_Wire):
+    """An API key's name and limits; each is optional, and ``null`` removes that limit
+    (docs/keys.md)."""
+
+    name: str | None = Field(None, max_length=64, description="A label for the key")
+    products: list[str] | None = Field(
+        None, max_length=64, description="Products the key may use (e.g. `midjourney`, `llm`); "
+        "null: all")
+    models: list[str] | None = Field(
+        None, max_length=64, description="LLM model patterns (`claude-*`) the key may use; "
+        "null: all")
+    cidrs: list[str] | None = Field(
+        None, max_length=256, description="Client addresses (CIDRs) the key may be used from; "
+        "null: any")
+    expiresAt: datetime | float | None = Field(
+        None, description="When the key stops working: ISO 8601 or epoch seconds; null: never")
+    capDay: float | None = Field(None, ge=0, description="Most quota the key may spend per "
+                                 "UTC day")
+    capMonth: float | None = Field(None, ge=0, description="Most quota per UTC month")
+    capTotal: float | None = Field(None, ge=0, description="Most quota in all")
+    ratePerSecond: int | None = Field(None, ge=0, description="Requests per second (0: none; "
+                                      "null: the user's)")
+    ratePerMinute: int | None = Field(None, ge=0, description="Requests per minute")
+
+
+class KeyCreate(KeyUpdate):
+    """A new API key; its secret is in the answer once and never again."""
+
+
+class KeyRef(_Wire):
+    keyId: int = Field(ge=1, lt=2**31, description="The key's id (see the key list)")
+
+
+class KeyChange(KeyUpdate):
+    keyId: int = Field(ge=1, lt=2**31, description="The key's id")
+
+
+class KeyUsageQuery(_Wire):
+    days: int = Field(30, ge=1, le=366, description="UTC days back from today")
 
 
 _NAME = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gengate.access import Principal
 from gengate.api import schemas as s
 from gengate.api.call import Call, parse_query
 from gengate.api.envelope import (
@@ -26,12 +27,14 @@ from gengate.api.envelope import (
     send_raw,
 )
 from gengate.api.errors import BodyShape, render_error, ttapi_error
+from gengate.api.keys import key_routes
 from gengate.errors import (
     BadRequest,
     MethodNotAllowed,
     RequestTimeout,
     Unauthorized,
 )
+from gengate.keys import KeyForbidden
 from gengate.products.registry import Registry
 from gengate.runtime import Runtime
 
@@ -68,6 +71,7 @@ async def jobs_list(rt: Runtime, call: Call) -> Any:
     req: s.JobsQuery = s.parse(s.JobsQuery, data)  # type: ignore[assignment]
     products = rt.jobs.products
     statuses: list[str] | None = None
+    _key_may_see(call, req.product)
     if req.product is not None:
         product = products.get(req.product)
         if req.status is not None:
@@ -89,9 +93,23 @@ async def jobs_list(rt: Runtime, call: Call) -> Any:
 _ENGINE_STATUSES = {"PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"}
 
 
+def _key_may_see(call: Call, product: str | None) -> None:
+    """A key limited to products reaches only their jobs on the engine's own routes."""
+    key = call.key
+    if key is None or key.products is None:
+        return
+    if product is None:
+        raise KeyForbidden(f"{key.label} is limited to products; give `product` "
+                           f"(rule: allowed products: {', '.join(key.products) or 'none'})")
+    key.check_product(product)
+
+
 async def jobs_cancel(rt: Runtime, call: Call) -> Any:
     """Cancel one of your jobs, whatever its product."""
-    job = await rt.jobs.cancel(call.user_id, call.job_id())
+    job_id = call.job_id()
+    if call.key is not None and call.key.products is not None:
+        _key_may_see(call, (await rt.jobs.fetch(call.user_id, job_id)).product)
+    job = await rt.jobs.cancel(call.user_id, job_id)
     return ok(rt.jobs.products.fetch_body(job))
 
 
@@ -182,6 +200,9 @@ def engine_routes() -> dict[str, Route]:
                                       "Remove an account"),
         "/hold/account/events": Route(hold_events, _BOTH, s.HoldAccountRef,
                                       "An account's health changes, newest first"),
+        # a user's own API keys (docs/keys.md)
+        **{path: Route(handler, methods, model, summary)
+           for path, (handler, methods, model, summary) in key_routes().items()},
     }
 
 
@@ -230,20 +251,24 @@ async def _disconnected(receive: Any) -> None:
         pass
 
 
-def _client(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any]) -> int:
-    """Authenticate and count the request against its key's limits (or its address's)."""
+async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
+                       product: str | None = None) -> Principal:
+    """Authenticate (401), check the key's address and product rules (403 naming the
+    rule), and count the request against its rate limits (or its address's)."""
     try:
-        principal = await rt.jobs.principal(call.api_key())
+        principal = await rt.access.principal(call.api_key())
     except Unauthorized:
-        await rt.limiter.check_address(_client(scope))
+        await rt.limiter.check_address(rt.access.address(scope))
         raise
-    await rt.limiter.check_key(principal.key_id, principal.limits)
-    return principal.user_id
+    key = principal.key
+    if key.networks is not None:
+        key.check_address(rt.access.address(scope))
+    if product is not None:
+        key.check_product(product)
+    await rt.limiter.check_key(principal.rate_id, principal.limits)
+    call.user_id = principal.user_id
+    call.key = key
+    return principal
 
 
 class TtapiFront:
@@ -296,9 +321,9 @@ class TtapiFront:
                     hosted=route.hosted, sync=route.sync)
         rt = self._runtime()
         if route.auth:
-            call.user_id = await admit_caller(rt, call, scope)
+            await admit_caller(rt, call, scope, route.product)
         else:
-            await rt.limiter.check_address(_client(scope))
+            await rt.limiter.check_address(rt.access.address(scope))
         if route.images and method == "POST":
             if route.product is not None:
                 await rt.jobs.precheck_any(call.user_id, rt.jobs.products.get(route.product),

@@ -53,8 +53,9 @@ def serve(
     # uvicorn handles SIGTERM itself (a graceful shutdown), then raises it again once it has
     # stopped; a stop that was asked for ends with status 0, as `gengate worker` does
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, lifespan="on")
+                access_log=False, lifespan="on", proxy_headers=False)
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:
@@ -168,20 +169,80 @@ def set_max_queue(user_id: int, max_queue: int) -> None:
 def set_rate(user_id: int,
              per_second: Annotated[int | None, typer.Option(help="0 = no limit")] = None,
              per_minute: Annotated[int | None, typer.Option(help="0 = no limit")] = None) -> None:
-    """Set the request limits of a user's keys (other nodes apply them within 10 s)."""
+    """Set the request limits of a user's keys (other nodes apply them within a second)."""
     _admin(lambda a: a.update(user_id, rate_per_second=per_second, rate_per_minute=per_minute))
 
 
+def _key_limits(name: str | None, products: list[str] | None, models: list[str] | None,
+                cidrs: list[str] | None, expires: str | None, cap_day: float | None,
+                cap_month: float | None, cap_total: float | None, per_second: int | None,
+                per_minute: int | None) -> dict[str, Any]:
+    """The limits given on the command line, as the API's fields (``none`` clears one)."""
+    from gengate.api import schemas
+
+    given = {"name": name, "products": products, "models": models, "cidrs": cidrs,
+             "expiresAt": expires, "capDay": cap_day, "capMonth": cap_month,
+             "capTotal": cap_total, "ratePerSecond": per_second, "ratePerMinute": per_minute}
+    fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    for k, v in list(fields.items()):
+        if v == "none" or v == ["none"]:
+            fields[k] = None
+    return schemas.parse(schemas.KeyUpdate, fields).model_dump(exclude_unset=True)
+
+
+ListOpt = Annotated[list[str] | None, typer.Option(help="repeat for each; `none` clears")]
+NameOpt = Annotated[str | None, typer.Option(help="a label for the key")]
+ExpiresOpt = Annotated[str | None, typer.Option(
+    help="ISO 8601 time or epoch seconds the key stops working; `none` clears")]
+CapOpt = Annotated[float | None, typer.Option(help="quota; clear with the API (null)")]
+RateOpt = Annotated[int | None, typer.Option(help="requests; 0 = no limit")]
+
+
 @admin_app.command("issue-key")
-def issue_key(user_id: int) -> None:
-    """Issue another API key for a user."""
-    _admin(lambda a: a.issue_key(user_id))
+def issue_key(user_id: int, name: NameOpt = None, product: ListOpt = None,
+              model: ListOpt = None, cidr: ListOpt = None, expires: ExpiresOpt = None,
+              cap_day: CapOpt = None, cap_month: CapOpt = None, cap_total: CapOpt = None,
+              per_second: RateOpt = None, per_minute: RateOpt = None) -> None:
+    """Issue another API key for a user, with optional limits (docs/keys.md); prints its
+    secret once."""
+    limits = _key_limits(name, product, model, cidr, expires, cap_day, cap_month, cap_total,
+                         per_second, per_minute)
+    _admin(lambda a: a.create(user_id, limits), "keys")
+
+
+@admin_app.command("keys")
+def keys(user_id: int) -> None:
+    """List a user's keys with their limits and spend (never the secrets)."""
+    _admin(lambda a: a.list(user_id), "keys")
+
+
+@admin_app.command("update-key")
+def update_key(user_id: int, key_id: int, name: NameOpt = None, product: ListOpt = None,
+               model: ListOpt = None, cidr: ListOpt = None, expires: ExpiresOpt = None,
+               cap_day: CapOpt = None, cap_month: CapOpt = None, cap_total: CapOpt = None,
+               per_second: RateOpt = None, per_minute: RateOpt = None) -> None:
+    """Change a key's name or limits; every node applies them within a second."""
+    limits = _key_limits(name, product, model, cidr, expires, cap_day, cap_month, cap_total,
+                         per_second, per_minute)
+    _admin(lambda a: a.update(user_id, key_id, limits), "keys")
+
+
+@admin_app.command("rotate-key")
+def rotate_key(user_id: int, key_id: int) -> None:
+    """Give a key a new secret (printed once); the old one stops working at once."""
+    _admin(lambda a: a.rotate(user_id, key_id), "keys")
 
 
 @admin_app.command("revoke-key")
 def revoke_key(user_id: int, key_id: int) -> None:
-    """Revoke one of a user's keys."""
-    _admin(lambda a: a.revoke_key(user_id, key_id))
+    """Revoke one of a user's keys; every node refuses it within a second."""
+    _admin(lambda a: a.revoke(user_id, key_id), "keys")
+
+
+@admin_app.command("key-usage")
+def key_usage(user_id: int, days: int = 30) -> None:
+    """Spend per key per UTC day."""
+    _admin(lambda a: a.usage(user_id, days), "keys")
 
 
 @admin_app.command("ledger")
@@ -208,7 +269,7 @@ def _account_fields(**given: Any) -> dict[str, Any]:
     from gengate.api import schemas
     from gengate.errors import GengateError
 
-    fields = {k: v for k, v in given.items() if v is not None}
+    fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     model = schemas.CreateAccountRequest if "provider" in fields else schemas.UpdateAccountRequest
     try:
         return schemas.parse(model, fields).model_dump(exclude_unset=True)

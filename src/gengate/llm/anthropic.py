@@ -29,6 +29,8 @@ def error_type(status: int) -> str:
 
 class AnthropicProtocol(Protocol):
     kind = "anthropic"
+    #: what Anthropic's API answers (type ``authentication_error``) for a bad key
+    unauthorized = "invalid x-api-key"
 
     def url(self, account: LlmAccount, path: str) -> str:
         return account.base_url + path

@@ -25,6 +25,8 @@ class OpenAIProtocol(Protocol):
     """Base URLs include the version, as the SDKs take them: ``https://host/v1``."""
 
     kind = "openai"
+    #: OpenAI answers a bad key with this message start and code ``invalid_api_key``
+    unauthorized = "Incorrect API key provided"
 
     def url(self, account: LlmAccount, path: str) -> str:
         return account.base_url + path.removeprefix("/v1")

@@ -80,6 +80,8 @@ class Protocol:
     """One wire protocol: how to call an account and how to speak errors to clients."""
 
     kind = ""
+    #: the message of a 401 (unknown, revoked or expired key) in this protocol
+    unauthorized = "invalid API key"
 
     def url(self, account: LlmAccount, path: str) -> str:
         raise NotImplementedError

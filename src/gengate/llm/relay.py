@@ -40,7 +40,7 @@ from gengate.llm.protocol import (
     passed_headers,
 )
 from gengate.store import Store
-from gengate.store.llmrows import UsageRow
+from gengate.store.llmrows import Hold, UsageRow
 
 __all__ = ["LlmCall", "Prepared", "Relay", "StreamReply"]
 
@@ -52,8 +52,8 @@ PURGE_EVERY = 3600.0
 #: seconds an upstream's model list is kept
 MODELS_TTL = 300.0
 Chunks = AsyncIterator[bytes]
-#: a hold (user id, request id, amount) or a settlement (usage row, amount held)
-_Money = tuple[int, str, int] | tuple[UsageRow, int]
+#: a hold (user id, request id, amount, key id) or a settlement (usage row, amount held)
+_Money = Hold | tuple[UsageRow, int]
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -100,6 +100,7 @@ class LlmCall:
     usage: Usage = field(default_factory=Usage)
     status: str = "failed"
     settled: bool = False
+    key_id: int | None = None
 
 
 class Relay:
@@ -173,8 +174,10 @@ class Relay:
             raise NotFound(f"model: {prep.model or '(none)'} is not available")
         return found
 
-    async def begin(self, user_id: int, prep: Prepared) -> tuple[LlmCall, list[Candidate]]:
-        """Hold the worst-case price of the call; 402 if the balance is short."""
+    async def begin(self, user_id: int, prep: Prepared,
+                    key_id: int | None = None) -> tuple[LlmCall, list[Candidate]]:
+        """Hold the worst-case price of the call; 402 if the balance (or the key's spend
+        cap) is short."""
         found = self.candidates(prep)
         price = self.prices.price(found[0].model)
         limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
@@ -182,8 +185,8 @@ class Relay:
         # the hold is an estimate only: the settlement charges what the upstream reports
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
-                       self.clock.now())
-        await self._money.submit((user_id, call.id, held))
+                       self.clock.now(), key_id=key_id)
+        await self._money.submit((user_id, call.id, held, key_id))
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
@@ -293,7 +296,7 @@ class Relay:
         row = UsageRow(call.id, call.user_id, call.model[:128], call.account, usage.input,
                        usage.output, usage.cache_write, usage.cache_read,
                        call.price.cost_milli(usage), call.status, call.started_at,
-                       int((time.perf_counter() - call.t0) * 1000))
+                       int((time.perf_counter() - call.t0) * 1000), call.key_id)
         try:
             await self._money.submit((row, call.held))
         except Exception:

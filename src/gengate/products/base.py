@@ -81,6 +81,8 @@ class Submit:
     hosted: bool = False
     #: a fast job may take a relax slot (at relax's price) when no fast slot is free
     relax_fallback: bool = False
+    #: the API key that submits it (its spend caps apply; usage is recorded per key)
+    key_id: int | None = None
     #: a synchronous route waits on the job (its end is announced to every node)
     sync: bool = False
 

@@ -12,16 +12,26 @@ from typing import Any
 from gengate.accounts import Account, FailureKind, Transition
 from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus
-from gengate.store import accountrows, claims, jobrows, llmrows, outbox, resultrows, userrows
+from gengate.store import (
+    accountrows,
+    claims,
+    jobrows,
+    keyrows,
+    llmrows,
+    outbox,
+    resultrows,
+    userrows,
+)
 from gengate.store.accountrows import AccountRow
 from gengate.store.database import Database
 from gengate.store.jobrows import Admission
+from gengate.store.keyrows import KeyRow
 from gengate.store.migrate import migrate
 from gengate.store.outbox import Bodies, Delivery
 from gengate.store.userrows import LedgerEntry, User
 
-__all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "LedgerEntry", "Store",
-           "User", "migrate"]
+__all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "KeyRow", "LedgerEntry",
+           "Store", "User", "migrate"]
 
 Claimed = claims.Claimed
 
@@ -189,17 +199,39 @@ class Store:
     async def update_user(self, user_id: int, values: dict[str, Any]) -> User:
         return await self.db.run(userrows.update_user, user_id, values)
 
-    async def add_key(self, user_id: int, key_hash: str, prefix: str, now: float) -> int:
-        return await self.db.run(userrows.add_key, user_id, key_hash, prefix, now)
+    # -- API keys ---------------------------------------------------------------------
+    async def create_key(self, user_id: int, key_hash: str, prefix: str, now: float,
+                         limits: dict[str, Any]) -> KeyRow:
+        return await self.db.run(keyrows.create, user_id, key_hash, prefix, now, limits)
 
-    async def list_keys(self, user_id: int) -> list[dict[str, Any]]:
-        return await self.db.read(userrows.list_keys, user_id)
+    async def get_key(self, user_id: int, key_id: int, now: float) -> KeyRow:
+        return await self.db.read(keyrows.get, user_id, key_id, now)
 
-    async def revoke_key(self, user_id: int, key_id: int, now: float) -> str:
-        return await self.db.run(userrows.revoke_key, user_id, key_id, now)
+    async def list_keys(self, user_id: int, now: float) -> list[KeyRow]:
+        return await self.db.read(keyrows.list_rows, user_id, now)
 
-    async def user_by_key_hash(self, key_hash: str) -> User | None:
-        return await self.db.read(userrows.user_by_key_hash, key_hash)
+    async def modify_key(self, user_id: int, key_id: int, limits: dict[str, Any],
+                         now: float) -> KeyRow:
+        return await self.db.run(keyrows.modify, user_id, key_id, limits, now)
+
+    async def rotate_key(self, user_id: int, key_id: int, key_hash: str, prefix: str,
+                         now: float) -> KeyRow:
+        return await self.db.run(keyrows.rotate, user_id, key_id, key_hash, prefix, now)
+
+    async def revoke_key(self, user_id: int, key_id: int, now: float) -> None:
+        await self.db.run(keyrows.revoke, user_id, key_id, now)
+
+    async def key_by_hash(self, key_hash: str) -> tuple[User, KeyRow] | None:
+        return await self.db.read(keyrows.key_by_hash, key_hash)
+
+    async def key_version(self) -> int:
+        return await self.db.read(keyrows.version)
+
+    async def keys_changed(self) -> int:
+        return await self.db.run(keyrows.bump_version)
+
+    async def key_spend(self, user_id: int, since: float) -> list[dict[str, Any]]:
+        return await self.db.read(keyrows.spend_by_day, user_id, since)
 
     async def ledger(self, user_id: int, limit: int, offset: int) -> list[LedgerEntry]:
         return await self.db.read(userrows.ledger_of, user_id, limit, offset)
@@ -242,7 +274,7 @@ class Store:
         return await self.db.read(outbox.next_due)
 
     # -- LLM relay ----------------------------------------------------------------------
-    async def llm_hold_many(self, holds: list[tuple[int, str, int]],
+    async def llm_hold_many(self, holds: list[llmrows.Hold],
                             now: float) -> list[GengateError | None]:
         return await self.db.run(llmrows.hold_many, holds, now)
 
@@ -251,7 +283,7 @@ class Store:
         return await self.db.run(llmrows.settle_many, items, now)
 
     async def llm_money_many(
-            self, holds: list[tuple[int, str, int]], settles: list[tuple[llmrows.UsageRow, int]],
+            self, holds: list[llmrows.Hold], settles: list[tuple[llmrows.UsageRow, int]],
             now: float) -> tuple[list[GengateError | None], list[int]]:
         return await self.db.run(llmrows.money_many, holds, settles, now)
 

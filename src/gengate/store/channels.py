@@ -8,6 +8,8 @@ from sqlalchemy import Connection, text
 JOBS_CHANNEL = "gengate_jobs"
 #: new or redelivered webhook notifications; dispatchers listen
 WEBHOOKS_CHANNEL = "gengate_webhooks"
+#: a key was revoked, rotated or changed, or a user deactivated; API processes listen
+KEYS_CHANNEL = "gengate_keys"
 #: a job a synchronous route waits on ended (payload: its id); API nodes serving
 #: synchronous routes listen
 ENDED_CHANNEL = "gengate_job_ended"

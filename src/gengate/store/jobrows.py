@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import EngineOptions, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
-from gengate.store import outbox
+from gengate.store import keyrows, outbox
 from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
@@ -64,6 +64,7 @@ def row_to_job(row: Any) -> Job:
         attempts=row.attempts,
         submit_tag=row.submit_tag,
         sends=row.sends,
+        key_id=row.key_id,
     )
 
 
@@ -91,6 +92,7 @@ def _job_values(job: Job, key: str | None) -> dict[str, Any]:
         "created_at": job.created_at,
         "idempotency_key": key,
         "hosted": job.hosted,
+        "key_id": job.key_id,
     }
 
 
@@ -147,6 +149,8 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
     state = {r.id: [r.balance, r.max_queue, r.in_flight, 0, 0] for r in conn.execute(stmt)}
     existing = _existing_by_key(conn, items)
     per_product = _live_per_product(conn, items)
+    # API keys' spend, counted (and checked against their caps) in this same transaction
+    spend = keyrows.SpendCaps(conn, (a.job.key_id for a in items if a.job.key_id), now)
     results: list[Job | GengateError] = []
     new_jobs: list[dict[str, Any]] = []
     freezes: list[dict[str, Any]] = []
@@ -175,6 +179,10 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         if st[0] < job.quota:
             results.append(InsufficientBalance())
             continue
+        capped = spend.take(job.key_id, int(job.quota))
+        if capped is not None:
+            results.append(capped)
+            continue
         if cap is not None:
             per_product[live_key] = per_product.get(live_key, 0) + 1
         st[0] -= job.quota
@@ -184,7 +192,8 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         if key:
             existing[(job.user_id, key)] = job
         new_jobs.append(_job_values(job, key))
-        freezes.append(_ledger_row(job.user_id, job.id, LedgerKind.FREEZE, job.quota, now))
+        freezes.append(_ledger_row(job.user_id, job.id, LedgerKind.FREEZE, job.quota, now,
+                                   key_id=job.key_id))
         blobs += [{"job_id": job.id, "idx": i, "data": d} for i, d in enumerate(item.inputs)]
         results.append(job)
     if new_jobs:
@@ -196,6 +205,7 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
             {"uid": uid, "delta": st[3], "in_flight": st[2]} for uid, st in state.items() if st[4]
         ]
         conn.execute(_ADMIT_USER, changed)
+        spend.save(conn)
         notify(conn, JOBS_CHANNEL)
     return results
 
@@ -250,9 +260,9 @@ _ADMIT_USER = (
 
 
 def _ledger_row(user_id: int, job_id: str | None, kind: LedgerKind, amount: float, now: float,
-                note: str = "") -> dict[str, Any]:
+                note: str = "", key_id: int | None = None) -> dict[str, Any]:
     return {"user_id": user_id, "job_id": job_id, "kind": kind.value, "amount": amount,
-            "note": note, "created_at": now}
+            "note": note, "created_at": now, "key_id": key_id}
 
 
 def job_inputs_of(conn: Connection, job_id: str) -> list[bytes]:
@@ -384,8 +394,7 @@ def succeed(conn: Connection, job_id: str, owner: str | None, result: dict[str, 
         return False
     # ran on a cheaper slot than asked for (relax fallback): charged that slot's price
     _, charge = job.charged()
-    _move_money(conn, job.user_id, job_id, LedgerKind.SETTLE, int(job.quota), now,
-                charge=charge)
+    _move_money(conn, job, LedgerKind.SETTLE, int(job.quota), now, charge=charge)
     return True
 
 
@@ -403,7 +412,7 @@ def fail(conn: Connection, job_id: str, owner: str | None, message: str, now: fl
         count = bump_counter(conn, job.user_id, "illegal_prompts", now)
         if count > illegal_limit:
             kind = LedgerKind.SETTLE
-    _move_money(conn, job.user_id, job_id, kind, int(job.quota), now)
+    _move_money(conn, job, kind, int(job.quota), now)
     return True
 
 
@@ -418,20 +427,22 @@ def cancel(conn: Connection, job_id: str, user_id: int, status: JobStatus, messa
     }, now, bodies, user_id=user_id, status=status)
     if job is None:
         return None
-    _move_money(conn, job.user_id, job_id, LedgerKind.REFUND, int(job.quota), now)
+    _move_money(conn, job, LedgerKind.REFUND, int(job.quota), now)
     return job
 
 
-def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, amount: int,
-                now: float, charge: int | None = None) -> None:
+def _move_money(conn: Connection, job: Job, kind: LedgerKind, amount: int, now: float,
+                charge: int | None = None) -> None:
     """Release a job's frozen ``amount``: spent (SETTLE) or returned (REFUND). A settle
-    of less than was frozen (``charge``) returns the rest as the job's refund."""
-    rows = [_ledger_row(user_id, job_id, kind, amount, now)]
+    of less than was frozen (``charge``) returns the rest as the job's refund. A refund
+    goes back to the submitting key's spend too."""
+    user_id, job_id, key_id = job.user_id, job.id, job.key_id
+    rows = [_ledger_row(user_id, job_id, kind, amount, now, key_id=key_id)]
     refund = amount if kind is LedgerKind.REFUND else 0
     if kind is LedgerKind.SETTLE and charge is not None and charge < amount:
-        rows = [_ledger_row(user_id, job_id, kind, charge, now),
+        rows = [_ledger_row(user_id, job_id, kind, charge, now, key_id=key_id),
                 _ledger_row(user_id, job_id, LedgerKind.REFUND, amount - charge, now,
-                            "ran in relax mode")]
+                            "ran in relax mode", key_id=key_id)]
         refund = amount - charge
     conn.execute(ledger.insert(), rows)
     conn.execute(
@@ -443,6 +454,8 @@ def _move_money(conn: Connection, user_id: int, job_id: str, kind: LedgerKind, a
             in_flight=users.c.in_flight - 1,
         )
     )
+    # rows locked in the order every transaction takes them: users, then keys
+    keyrows.give_back(conn, key_id, refund, job.created_at, now)
 
 
 def utc_day(now: float) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 
 from gengate.errors import GengateError, InsufficientBalance, NotFound
 from gengate.quota import LedgerKind
+from gengate.store import keyrows
 from gengate.store.jobrows import insert_many
 from gengate.store.tables import ledger, llm_usage, users
 
@@ -37,6 +38,8 @@ class UsageRow:
     status: str
     started_at: float
     duration_ms: int
+    #: the API key that made the call
+    key_id: int | None = None
 
 
 _MOVE = (
@@ -62,16 +65,20 @@ def _move(conn: Connection, moves: dict[int, tuple[int, int]]) -> None:
 
 
 def _entry(user_id: int, request_id: str, kind: LedgerKind, amount: int,
-           now: float) -> dict[str, Any]:
+           now: float, key_id: int | None) -> dict[str, Any]:
     return {"user_id": user_id, "job_id": request_id, "kind": kind.value, "amount": amount,
-            "note": "llm", "created_at": now}
+            "note": "llm", "created_at": now, "key_id": key_id}
 
 
-def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
-              now: float) -> list[GengateError | None]:
+#: one hold: (user id, request id, amount, the API key's id)
+Hold = tuple[int, str, int, int | None]
+
+
+def hold_many(conn: Connection, holds: list[Hold], now: float) -> list[GengateError | None]:
     """Freeze each call's worst-case price, in one transaction, each decided in order against the
-    balance the ones before it left (402 when short); returns each call's refusal, or None."""
-    uids = sorted({uid for uid, _, _ in holds})
+    balance the ones before it left (402 when short) and its key's spend caps; returns each
+    call's refusal, or None."""
+    uids = sorted({uid for uid, _, _, _ in holds})
     if conn.dialect.name == "sqlite":  # the write lock is already held: no FOR UPDATE
         marks = ", ".join("?" * len(uids))
         raw = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
@@ -81,23 +88,27 @@ def hold_many(conn: Connection, holds: list[tuple[int, str, int]],
         rows = conn.execute(select(users.c.id, users.c.balance).where(users.c.id.in_(uids))
                             .order_by(users.c.id).with_for_update())
         balance = {r.id: r.balance for r in rows}
+    spend = keyrows.SpendCaps(conn, (kid for _, _, _, kid in holds if kid), now)
     taken: dict[int, int] = {}
     entries: list[dict[str, Any]] = []
     results: list[GengateError | None] = []
-    for uid, request_id, amount in holds:
+    for uid, request_id, amount, key_id in holds:
         left = balance.get(uid)
         if left is None:
             results.append(NotFound("user not found"))
         elif left < amount or left <= 0:
             results.append(InsufficientBalance())
+        elif (capped := spend.take(key_id, amount)) is not None:
+            results.append(capped)
         else:
             balance[uid] = left - amount
             taken[uid] = taken.get(uid, 0) + amount
-            entries.append(_entry(uid, request_id, LedgerKind.FREEZE, amount, now))
+            entries.append(_entry(uid, request_id, LedgerKind.FREEZE, amount, now, key_id))
             results.append(None)
     if entries:
         insert_many(conn, ledger, entries)
         _move(conn, {uid: (-n, -n) for uid, n in taken.items()})
+        spend.save(conn)
     return results
 
 
@@ -116,12 +127,14 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
         cost = max(0, usage.cost)
         settled = min(cost, held)
         if settled:
-            entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, settled, now))
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, settled, now,
+                                  usage.key_id))
         if held - settled:
             entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - settled,
-                                  now))
+                                  now, usage.key_id))
         if cost > held:
-            entries.append(_entry(usage.user_id, usage.id, LedgerKind.OVERAGE, cost - held, now))
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.OVERAGE, cost - held, now,
+                                  usage.key_id))
         back, freed = moves.get(usage.user_id, (0, 0))
         moves[usage.user_id] = (back + held - cost, freed + held)
         row = {name: getattr(usage, name) for name in _USAGE_FIELDS}
@@ -131,11 +144,16 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
     if entries:
         insert_many(conn, ledger, entries)
     _move(conn, moves)
+    # rows locked in the order every transaction takes them: users, then keys; the key
+    # gets back what the hold left over, or counts the overage too
+    for usage, held in items:
+        keyrows.give_back(conn, usage.key_id, held - max(0, usage.cost), usage.started_at,
+                          now)
     insert_many(conn, llm_usage, usage_rows)
     return charged
 
 
-def money_many(conn: Connection, holds: list[tuple[int, str, int]],
+def money_many(conn: Connection, holds: list[Hold],
                settles: list[tuple[UsageRow, int]],
                now: float) -> tuple[list[GengateError | None], list[int]]:
     """Settlements, then holds, in one transaction (a finished call's refund is there

@@ -30,13 +30,32 @@ def _upgrade(conn: Connection, revision: str, keys: list[str] | None) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     command.upgrade(alembic_config(conn, keys), revision)
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows without their parents: {broken[:5]}")
+
+
+def _foreign_keys(conn: Connection, on: bool) -> None:
+    conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 async def migrate(database: Database, revision: str = "head",
                   keys: list[str] | None = None) -> None:
     """Bring the schema up to ``revision``; ``keys`` are the deployment's secret keys
     (``gengate.credentials.load_key``), for migrations that seal stored secrets."""
-    await database.run(_upgrade, revision, keys)
+    if not database.is_sqlite:
+        await database.run(_upgrade, revision, keys)
+        return
+    # SQLite alters a column by rebuilding its table (copy, drop, rename): with foreign
+    # keys on, dropping a table other rows refer to (users: keys, jobs) fails. They are
+    # off while migrating (the pragma only changes outside a transaction) and checked
+    # before the commit instead.
+    await database.read(_foreign_keys, False)
+    try:
+        await database.run(_upgrade, revision, keys)
+    finally:
+        await database.read(_foreign_keys, True)
 
 
 def _new_revision(conn: Connection, message: str) -> str:

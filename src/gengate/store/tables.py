@@ -57,6 +57,33 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # limits (docs/keys.md); NULL: no limit. Lists are JSON arrays.
+    Column("name", String(64), nullable=False, default="", server_default=""),
+    Column("products", Text, nullable=True),
+    Column("models", Text, nullable=True),
+    Column("cidrs", Text, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("rate_per_second", Integer, nullable=True),
+    Column("rate_per_minute", Integer, nullable=True),
+    # spend caps in milli-quota, and what the key spent in the current period, counted in
+    # the transaction that freezes the price (refunds give it back)
+    Column("cap_day", BigInteger, nullable=True),
+    Column("cap_month", BigInteger, nullable=True),
+    Column("cap_total", BigInteger, nullable=True),
+    Column("spent_day", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("spent_day_on", String(10), nullable=False, default="", server_default=""),
+    Column("spent_month", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("spent_month_on", String(7), nullable=False, default="", server_default=""),
+    Column("spent_total", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+#: one row: bumped by every change to a key (revoke, rotate, limits) or a user's standing;
+#: API processes poll it (and on PostgreSQL also LISTEN) to drop their cached keys
+key_state = Table(
+    "key_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False, default=0),
 )
 
 jobs = Table(
@@ -101,6 +128,8 @@ jobs = Table(
     # and how many submits may have started an upstream task for this job
     Column("submit_tag", String(64), nullable=True),
     Column("sends", Integer, nullable=False, default=0, server_default="0"),
+    # the API key that submitted it (NULL: before keys were recorded)
+    Column("key_id", Integer, nullable=True),
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
@@ -129,6 +158,7 @@ ledger = Table(
     Column("amount", BigInteger, nullable=False),
     Column("note", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
+    Column("key_id", Integer, nullable=True),
     # a second freeze, settle or refund of one job is impossible
     UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),
 )
@@ -195,6 +225,7 @@ llm_usage = Table(
     Column("status", String(16), nullable=False),
     Column("started_at", Float, nullable=False),
     Column("duration_ms", Integer, nullable=False),
+    Column("key_id", Integer, nullable=True),
     Index("ix_llm_usage_user_started", "user_id", "started_at"),
     Index("ix_llm_usage_started", "started_at"),
 )

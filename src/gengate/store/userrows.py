@@ -1,15 +1,15 @@
-"""User, API key and ledger rows."""
+"""User and ledger rows (API keys: ``keyrows``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from gengate.errors import Conflict, NotFound
 from gengate.quota import MAX_MILLI, MAX_QUOTA, LedgerKind
-from gengate.store.tables import api_keys, ledger, users
+from gengate.store.tables import ledger, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class LedgerEntry:
     amount: int
     note: str
     created_at: float
+    #: the API key behind the movement (``None``: a top-up, or from before keys were recorded)
+    key_id: int | None = None
 
 
 def _user(row: Any) -> User:
@@ -99,50 +101,6 @@ def update_user(conn: Connection, user_id: int, values: dict[str, Any]) -> User:
     return get_user(conn, user_id)
 
 
-def add_key(conn: Connection, user_id: int, key_hash: str, prefix: str, now: float) -> int:
-    get_user(conn, user_id)
-    row = conn.execute(
-        api_keys.insert().values(user_id=user_id, key_hash=key_hash, prefix=prefix,
-                                 created_at=now).returning(api_keys.c.id)
-    ).first()
-    assert row is not None
-    return int(row.id)
-
-
-def list_keys(conn: Connection, user_id: int) -> list[dict[str, Any]]:
-    stmt = select(api_keys).where(api_keys.c.user_id == user_id).order_by(api_keys.c.id)
-    return [
-        {"keyId": r.id, "prefix": r.prefix, "createdAt": r.created_at, "revokedAt": r.revoked_at}
-        for r in conn.execute(stmt)
-    ]
-
-
-def revoke_key(conn: Connection, user_id: int, key_id: int, now: float) -> str:
-    stmt = (
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id,
-               api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-        .returning(api_keys.c.key_hash)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        raise NotFound(f"key {key_id} of user {user_id} not found or already revoked")
-    return str(row.key_hash)
-
-
-_KEY_LOOKUP = (
-    select(users)
-    .join(api_keys, api_keys.c.user_id == users.c.id)
-    .where(api_keys.c.key_hash == bindparam("h"), api_keys.c.revoked_at.is_(None))
-)
-
-
-def user_by_key_hash(conn: Connection, key_hash: str) -> User | None:
-    row = conn.execute(_KEY_LOOKUP, {"h": key_hash}).first()
-    return _user(row) if row is not None else None
-
-
 def ledger_of(conn: Connection, user_id: int, limit: int, offset: int) -> list[LedgerEntry]:
     stmt = (
         select(ledger)
@@ -152,7 +110,7 @@ def ledger_of(conn: Connection, user_id: int, limit: int, offset: int) -> list[L
         .limit(limit)
     )
     return [
-        LedgerEntry(r.id, r.job_id, r.kind, r.amount, r.note, r.created_at)
+        LedgerEntry(r.id, r.job_id, r.kind, r.amount, r.note, r.created_at, r.key_id)
         for r in conn.execute(stmt)
     ]
 

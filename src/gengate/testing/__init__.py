@@ -99,7 +99,9 @@ async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, clock=clock, with_worker=with_worker,
                      with_dispatcher=with_dispatcher, products=products)
+    # as `gengate serve`: X-Forwarded-For is judged by GENGATE_TRUSTED_PROXIES
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            proxy_headers=False,
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
