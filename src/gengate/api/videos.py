@@ -91,7 +91,7 @@ class VideoFront:
                                    headers={"Allow": allowed})
         rt = self._runtime()
         call = Call(method, scope.get("query_string", b""), scope["headers"])
-        call.user_id = await admit_caller(rt, call, scope)
+        await admit_caller(rt, call, scope, "sora")  # sets call.user_id and call.key
         if video_id is None:
             call.body = await read_body(scope, receive, self._max_body)
             job = await self._create(rt, call, scope)
