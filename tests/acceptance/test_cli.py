@@ -36,8 +36,8 @@ EXAMPLES: dict[str, list[str]] = {
     "gpt_image": ["generations", "a red fox in the snow"],
     "gemini_image": ["generate", "a red fox in the snow"],
     "openai_images": ["generations", "a red fox in the snow", "--response-format", "url"],
-    "sora": ["generations", "a red fox in the snow"],
-    "gemini_video": ["generations", "a red fox in the snow"],
+    "sora": ["generations", "a red fox in the snow", "--model", "sora-2"],
+    "gemini_video": ["generations", "a red fox in the snow", "--aspect-ratio", "16:9"],
     "suno": ["music", "--no-custom", "--no-instrumental", "--gpt-description-prompt",
              "a song about a red fox"],
 }
