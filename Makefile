@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test bench lint clean chromium
+.PHONY: install run test fuzz bench lint clean claude-cli
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,18 +19,33 @@ install: $(STAMP)
 run: install
 	GENGATE_LOCAL_DELAY=$${GENGATE_LOCAL_DELAY:-4} $(BIN)/gengate serve --demo
 
-## Debian's Chromium for the console's browser tests, installed as root where it is missing
-## (elsewhere those tests skip loudly, and fail under CI=true)
-chromium:
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] \
-	  && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } || true
+## the Claude Code CLI for its end-to-end test, into .node/ (Node and npm from apt where
+## missing and this runs as root); the test skips loudly without it, fails under CI=true
+claude-cli:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get update -q >/dev/null; apt-get install -y -q nodejs npm >/dev/null; }; } || true
+	@test -x .node/node_modules/.bin/claude || { command -v npm >/dev/null \
+	  && npm install --prefix .node --no-audit --no-fund --silent @anthropic-ai/claude-code; } \
+	  || echo "Claude Code CLI not installed: its test will skip"
 
-## the whole test suite (PostgreSQL/Redis/Chromium tests skip loudly when absent, fail under CI=true)
-test: install chromium
+## the whole test suite (PostgreSQL/Redis tests skip loudly when absent, fail under CI=true);
+## the browser test needs Debian's chromium, installed here when missing (as root)
+test: install claude-cli
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
+	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
 	$(BIN)/python -m pytest -q
 
+## a longer property-based run of every operation in /openapi.json (schemathesis) against a
+## real server: no 5xx, no answer the document does not allow (make test runs a short one)
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	GENGATE_TEST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:timeout \
+	  tests/acceptance/test_fuzz.py
+
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
-## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm)
+## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
+## for result copies to the object store); the cost of the largest accepted inputs (/healthz
+## latency, peak memory) against the idle server
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
@@ -38,6 +53,11 @@ bench: install
 	$(BIN)/python bench/keys.py --seconds 5 --rounds 4
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
+	$(BIN)/python bench/video.py
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

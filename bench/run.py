@@ -1,4 +1,5 @@
-"""``make bench``: gengate's submit and fetch throughput next to a bare ASGI app, in one run.
+"""``make bench``: gengate's submit and fetch throughput, for Midjourney and Flux, next to a
+bare ASGI app, in one run.
 
 Every server runs as one uvicorn process (uvloop, httptools) on 127.0.0.1; wrk drives it
 with 2 threads and 64 connections. gengate runs on SQLite with ``--no-worker`` so that the
@@ -106,21 +107,33 @@ def _user(base: str) -> str:
                     {"Authorization": f"Bearer {ADMIN}"})["data"]["apiKey"])
 
 
-def bench_gengate(seconds: int) -> dict[str, dict[str, float]]:
-    """Submit, and fetch of a queued job, on an API-only server (so no rendering shares the
-    cores); then fetch of a finished job on a server with its worker, after it went idle."""
+#: product -> (submit path, wrk script, fetch path, body of the job whose fetch is timed)
+PRODUCTS = {
+    "midjourney": ("/midjourney/v1/imagine", "submit.lua", "/midjourney/v1/fetch",
+                   {"prompt": "fetch me"}),
+    "flux": ("/flux/generate", "flux_submit.lua", "/flux/fetch",
+             {"prompt": "fetch me", "mode": "flux1-dev"}),
+}
+
+
+def bench_gengate(seconds: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per product: submit, and fetch of a queued job, on an API-only server (so no
+    rendering shares the cores); then fetch of a finished job on a server with its worker,
+    after it went idle."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in PRODUCTS}
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
         proc = _serve(data, port, worker=False)
         try:
             wait_up(f"{base}/healthz", proc)
             key = _user(base)
-            submit = wrk(f"{base}/midjourney/v1/imagine", seconds, "submit.lua", {"GG_KEY": key})
-            job = call(f"{base}/midjourney/v1/imagine", {"prompt": "fetch me"},
-                       {"TT-API-KEY": key})["data"]["jobId"]
-            fetch = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua",
-                        {"GG_KEY": key})
+            for name, (submit_path, script, fetch_path, body) in PRODUCTS.items():
+                out[name]["submit"] = wrk(f"{base}{submit_path}", seconds, script,
+                                          {"GG_KEY": key})
+                job = call(f"{base}{submit_path}", body, {"TT-API-KEY": key})["data"]["jobId"]
+                out[name]["fetch"] = wrk(f"{base}{fetch_path}?jobId={job}", seconds,
+                                         "fetch.lua", {"GG_KEY": key})
         finally:
             stop(proc)
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
@@ -128,16 +141,16 @@ def bench_gengate(seconds: int) -> dict[str, dict[str, float]]:
         try:
             wait_up(f"{base}/healthz", proc)
             key = _user(base)
-            job = call(f"{base}/midjourney/v1/imagine", {"prompt": "fetch me"},
-                       {"TT-API-KEY": key})["data"]["jobId"]
-            while call(f"{base}/midjourney/v1/fetch?jobId={job}", None,
-                       {"TT-API-KEY": key})["status"] != "SUCCESS":
-                time.sleep(0.1)
-            finished = wrk(f"{base}/midjourney/v1/fetch?jobId={job}", seconds, "fetch.lua",
-                           {"GG_KEY": key})
+            for name, (submit_path, _, fetch_path, body) in PRODUCTS.items():
+                job = call(f"{base}{submit_path}", body, {"TT-API-KEY": key})["data"]["jobId"]
+                while call(f"{base}{fetch_path}?jobId={job}", None,
+                           {"TT-API-KEY": key})["status"] != "SUCCESS":
+                    time.sleep(0.1)
+                out[name]["fetch_finished"] = wrk(f"{base}{fetch_path}?jobId={job}", seconds,
+                                                  "fetch.lua", {"GG_KEY": key})
         finally:
             stop(proc)
-    return {"submit": submit, "fetch": fetch, "fetch_finished": finished}
+    return out
 
 
 def main() -> None:
@@ -151,20 +164,19 @@ def main() -> None:
     for n in range(1, args.rounds + 1):
         bare = bench_bare(args.seconds)
         gengate = bench_gengate(args.seconds)
-        row = {
-            "round": n, "bare_asgi": bare, **gengate,
-            "submit_ratio": gengate["submit"]["rps"] / bare["rps"],
-            "fetch_ratio": gengate["fetch"]["rps"] / bare["rps"],
-            "fetch_finished_ratio": gengate["fetch_finished"]["rps"] / bare["rps"],
-        }
+        row: dict[str, object] = {"round": n, "bare_asgi": bare}
+        line = [f"round {n}: bare ASGI {bare['rps']:,.0f} req/s"]
+        for name, figures in gengate.items():
+            row[name] = figures
+            for kind, label in (("submit", "submit"), ("fetch", "fetch queued job"),
+                                ("fetch_finished", "fetch finished job")):
+                ratio = figures[kind]["rps"] / bare["rps"]
+                row[f"{name}_{kind}_ratio"] = ratio
+                line.append(f"{name} {label} {figures[kind]['rps']:,.0f} req/s ({ratio:.0%} "
+                            f"of bare, p99 {figures[kind]['p99_ms']:.1f} ms, non-2xx "
+                            f"{figures[kind]['errors']:.0f})")
         rounds.append(row)
-        sub, fet, fin = gengate["submit"], gengate["fetch"], gengate["fetch_finished"]
-        print(f"round {n}: bare ASGI {bare['rps']:,.0f} req/s | submit {sub['rps']:,.0f} req/s "
-              f"({row['submit_ratio']:.0%} of bare, p99 {sub['p99_ms']:.1f} ms, non-2xx "
-              f"{sub['errors']}) | fetch queued job {fet['rps']:,.0f} req/s "
-              f"({row['fetch_ratio']:.0%}, p99 {fet['p99_ms']:.1f} ms) | fetch finished job "
-              f"{fin['rps']:,.0f} req/s ({row['fetch_finished_ratio']:.0%}, p99 "
-              f"{fin['p99_ms']:.1f} ms)", flush=True)
+        print("\n  ".join(line), flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(

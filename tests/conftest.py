@@ -3,11 +3,15 @@ services (PostgreSQL, Redis) that skip loudly where absent and fail under CI=tru
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,6 +21,33 @@ from gengate.config import Settings
 CI = os.environ.get("CI", "").lower() == "true"
 ADMIN_KEY = "test-admin-key"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def _no_unhandled_task_errors() -> Iterator[None]:
+    """Fail a test during which asyncio reported an error nobody handled: "Task exception
+    was never retrieved", "Future exception was never retrieved", an exception in a
+    callback. (Warnings already fail tests: pyproject's filterwarnings.)"""
+    collect = _Collect()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(collect)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collect)
+    if collect.records:
+        pytest.fail("asyncio reported unhandled errors:\n" + "\n".join(
+            f"{r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
+            for r in collect.records))
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +106,65 @@ async def fresh_postgres() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """An empty bucket on the tests' S3-compatible server (moto, over real HTTP)."""
+
+    endpoint: str
+    name: str
+    client: Any  # a boto3 S3 client, for what the tests check behind gengate's back
+
+    @property
+    def url(self) -> str:
+        return f"{self.endpoint}/{self.name}"
+
+    def settings(self, serve: str = "proxy") -> dict[str, Any]:
+        """The storage settings of a gengate that keeps its results in this bucket."""
+        return {"storage_url": self.url, "storage_access_key": S3_KEY,
+                "storage_secret_key": S3_SECRET, "storage_serve": serve,
+                "storage_public_url": self.url if serve == "public" else None}
+
+    def env(self, serve: str = "proxy") -> dict[str, str]:
+        return {f"GENGATE_{k.upper()}": str(v) for k, v in self.settings(serve).items()
+                if v is not None}
+
+    def keys(self) -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=self.name)
+        return sorted(o["Key"] for o in listing.get("Contents", []))
+
+    def make_public(self) -> None:
+        self.client.put_bucket_policy(Bucket=self.name, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{self.name}/*"}]}))
+
+
+S3_KEY, S3_SECRET = "gengate-test", "gengate-test-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free port of this machine, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request else
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Bucket:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint, aws_access_key_id=S3_KEY,
+                          aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+    name = f"results-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return S3Bucket(s3_endpoint, name, client)

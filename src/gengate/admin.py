@@ -68,9 +68,10 @@ class AdminService:
             user_id, None if password is None else hash_password(password))
 
     async def topup(self, user_id: int, amount: float, note: str = "") -> dict[str, Any]:
-        if amount == 0:
-            raise BadRequest("amount: must not be zero")
-        user = await self.store.topup(user_id, to_milli(amount), self.clock.now(), note)
+        milli = to_milli(amount)
+        if milli == 0:
+            raise BadRequest("amount: must not be zero (amounts count in steps of 0.001)")
+        user = await self.store.topup(user_id, milli, self.clock.now(), note)
         return user_view(user)
 
     async def update(self, user_id: int, max_queue: int | None = None,

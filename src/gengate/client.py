@@ -1,30 +1,328 @@
-"""A small async client for gengate's (and TTAPI's) Midjourney API."""
+"""gengate's Python client: every product's routes, asynchronous and synchronous.
+
+The client knows the products through the same contracts the server is built from
+(:mod:`gengate.products`): a product's actions are its routes, their fields its request
+models, so the client cannot ask for a route or a field the server does not have.
+
+::
+
+    from gengate.client import Client
+
+    with Client("http://127.0.0.1:8000", "gg-...") as gg:
+        job = gg.wait(gg.imagine("a red fox --ar 16:9"), timeout=600)
+        print(job.status, job.files())
+
+Errors are the server's own (:mod:`gengate.errors`): a 402 raises
+:class:`~gengate.errors.InsufficientBalance`, a 499 :class:`~gengate.errors.QueueFull`, and
+so on; a server that cannot be reached raises :class:`Unreachable`. Reads and submits that
+carry an ``Idempotency-Key`` (every submit made here does) are retried after a broken
+connection or a 502/503, as the contract makes those safe to repeat.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import mimetypes
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-__all__ = ["ApiError", "GengateClient"]
+from gengate import errors
+from gengate.errors import GengateError
+from gengate.products.base import Product, ProductRoute
+from gengate.products.registry import Registry, builtin
+
+__all__ = [
+    "Action",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "GengateClient",
+    "Job",
+    "ProgressCallback",
+    "Unreachable",
+    "WaitTimeout",
+    "actions",
+    "error_for",
+    "job_id_of",
+    "verify_webhook",
+]
+
+#: an error envelope, as the server's contract types it
+ApiError = GengateError
+
+_ERRORS: dict[int, type[GengateError]] = {
+    400: errors.BadRequest, 401: errors.Unauthorized, 402: errors.InsufficientBalance,
+    403: errors.Forbidden, 404: errors.NotFound, 405: errors.MethodNotAllowed,
+    408: errors.RequestTimeout, 409: errors.Conflict, 413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType, 429: errors.RateLimited, 499: errors.QueueFull,
+    500: errors.UpstreamError, 504: errors.GatewayTimeout,
+}
+#: answers after which a request is safe to send again (nothing was done)
+_RETRY_STATUS = frozenset({502, 503})
 
 
-class ApiError(Exception):
-    """The server answered an error envelope."""
+class Unreachable(Exception):
+    """The server could not be reached (refused, no such host, timed out)."""
 
-    def __init__(self, status_code: int, message: str):
-        super().__init__(f"HTTP {status_code}: {message}")
-        self.status_code = status_code
-        self.message = message
+    def __init__(self, base_url: str, reason: str):
+        self.base_url = base_url
+        self.reason = reason
+        super().__init__(f"cannot reach gengate at {base_url} ({reason})")
 
 
-class GengateClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0):
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
+class WaitTimeout(TimeoutError):
+    """:meth:`AsyncClient.wait` gave up; the job goes on (``job`` is its last state)."""
+
+    def __init__(self, job: Job, timeout: float):
+        self.job = job
+        super().__init__(f"job {job.id} still {job.status} after {timeout:g}s")
+
+
+def error_for(status_code: int, message: str, *, data: Any = None,
+              headers: Mapping[str, str] | None = None) -> GengateError:
+    """The :mod:`gengate.errors` instance for an error envelope."""
+    cls = _ERRORS.get(status_code, GengateError)
+    exc = cls(message, data=data, headers=dict(headers or {}))
+    exc.status_code = status_code
+    return exc
+
+
+# -- the products' actions, from their contracts ----------------------------------------
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One route of a product, as a client calls it."""
+
+    product: str
+    name: str
+    path: str
+    methods: frozenset[str]
+    model: Any
+    summary: str
+
+    @property
+    def method(self) -> str:
+        return "POST" if "POST" in self.methods else "GET"
+
+    @property
+    def multipart(self) -> bool:
+        """The route takes ``multipart/form-data`` (files uploaded as such)."""
+        return getattr(self.model, "media_type", "") == "multipart/form-data"
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The request model's fields (pydantic ``FieldInfo``), by wire name."""
+        return dict(self.model.model_fields) if self.model is not None else {}
+
+    def check(self, given: Mapping[str, Any]) -> None:
+        """A :class:`~gengate.errors.BadRequest` for a field the route does not have."""
+        if self.model is None:
+            unknown = list(given)
+        else:
+            known = set(self.fields)
+            for info in self.fields.values():
+                alias = info.validation_alias
+                known.update(getattr(alias, "choices", ()) or ())
+            unknown = [name for name in given if name not in known]
+        if unknown:
+            raise errors.BadRequest(f"{self.product} {self.name}: no field "
+                                    f"{', '.join(map(repr, unknown))}; it takes "
+                                    f"{', '.join(self.fields) or 'no fields'}")
+
+
+def _action_name(product: Product[Any], route: ProductRoute, taken: Mapping[str, Any]) -> str:
+    """The path's last part (``imagine``, ``generate``); its last two where two routes of
+    the product end alike (``4o-image-generations``); ``fetch`` for the product's fetch."""
+    if route.path == product.fetch_path:
+        return "fetch"
+    parts = route.path.strip("/").split("/")
+    name = parts[-1]
+    if name in taken or name == "fetch":
+        name = "-".join(parts[-2:])
+    return name
+
+
+def actions(registry: Registry | None = None) -> dict[str, dict[str, Action]]:
+    """product name -> action name -> :class:`Action`, from the products' route tables
+    (the action name is the path's last part: ``imagine``, ``generate``, ``fetch``)."""
+    out: dict[str, dict[str, Action]] = {}
+    for product in registry if registry is not None else builtin():
+        table: dict[str, Action] = {}
+        for route in product.routes():
+            if not route.auth:
+                continue
+            name = _action_name(product, route, table)
+            table[name] = Action(product.name, name, route.path, route.methods, route.model,
+                                 route.summary)
+        out[product.name] = table
+    return out
+
+
+# -- jobs -------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Job:
+    """A job as its product's fetch answers it."""
+
+    id: str
+    product: str
+    body: dict[str, Any]
+    #: the product's wire names for an ended job
+    success_status: str = "SUCCESS"
+    failed_status: str = "FAILED"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def status(self) -> str:
+        return str(self.body.get("status", ""))
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self.body.get("data")
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message") or "")
+
+    @property
+    def done(self) -> bool:
+        return self.status in (self.success_status, self.failed_status)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == self.success_status
+
+    @property
+    def progress(self) -> int | None:
+        """Percent done, where the product tells it."""
+        for source in (self.data, self.body):
+            value = source.get("progress")
+            if value is None or value == "":
+                continue
+            try:
+                return max(0, min(100, int(float(str(value).rstrip("%")))))
+            except ValueError:
+                continue
+        return 100 if self.succeeded else None
+
+    @property
+    def queue_position(self) -> int | None:
+        """The job's place in the queue, where the server tells it."""
+        for source in (self.data, self.body):
+            for key in ("queuePosition", "queue_position"):
+                if isinstance(source.get(key), int):
+                    return int(source[key])
+        return None
+
+    def files(self) -> list[str]:
+        """The result files' URLs, each once, in the order the body lists them."""
+        seen: dict[str, None] = {}
+
+        def walk(value: Any, key: str = "") -> None:
+            if isinstance(value, str):
+                if value.startswith(("http://", "https://")) and "hook" not in key.lower() \
+                        and "discord" not in key.lower():
+                    seen.setdefault(value)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, k)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item, key)
+
+        walk(self.data)
+        return list(seen)
+
+
+#: called with the job each time its fetch answer changes
+ProgressCallback = Callable[[Job], None]
+
+
+def _file_field(value: Any) -> Any:
+    """``@path`` (or a :class:`~pathlib.Path`, or bytes) as a data URL; anything else as is."""
+    if isinstance(value, str) and value.startswith("@"):
+        value = Path(value[1:])
+    if isinstance(value, Path):
+        kind = mimetypes.guess_type(value.name)[0] or "application/octet-stream"
+        value = f"data:{kind};base64,{base64.b64encode(value.read_bytes()).decode()}"
+    elif isinstance(value, bytes):
+        value = f"data:image/png;base64,{base64.b64encode(value).decode()}"
+    elif isinstance(value, list | tuple):
+        return [_file_field(item) for item in value]
+    return value
+
+
+#: a multipart body: its plain fields, and its files as (field, (name, bytes, type))
+Form = tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]
+
+
+def _form(fields: Mapping[str, Any]) -> Form:
+    """Fields as a multipart form: ``@path``, paths and bytes as file parts (a list: one
+    part each, under the same name), the others as text (booleans as true/false)."""
+    data: dict[str, str] = {}
+    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    for name, value in fields.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if item is None:
+                continue
+            if isinstance(item, str) and item.startswith("@"):
+                item = Path(item[1:])
+            if isinstance(item, Path):
+                kind = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
+                files.append((name, (item.name, item.read_bytes(), kind)))
+            elif isinstance(item, bytes):
+                files.append((name, (f"{name}.png", item, "image/png")))
+            else:
+                data[name] = str(item).lower() if isinstance(item, bool) else str(item)
+    return data, files
+
+
+class ProductActions:
+    """``client.product("flux").generate(prompt=...)``: one method per route of a product,
+    each returning the route's answer's ``jobId`` (or the whole answer for a route that
+    makes no job)."""
+
+    def __init__(self, client: AsyncClient, product: str):
+        self._client = client
+        self._product = product
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        table = self._client.actions.get(self._product, {})
+        action = table.get(name) or table.get(name.replace("_", "-"))
+        if action is None:
+            raise AttributeError(f"{self._product} has no action {name!r}; it has "
+                                 f"{', '.join(table)}")
+
+        async def call(**fields: Any) -> Any:
+            return await self._client.submit(self._product, action.name, **fields)
+
+        return call
+
+
+class AsyncClient:
+    """An asynchronous client of one gengate server and key."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0,
+                 retries: int = 2, registry: Registry | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.actions = actions(registry)
+        self._products = {p.name: p for p in (registry if registry is not None
+                                              else builtin())}
+        self._job_products: dict[str, str] = {}
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
+                                       transport=transport,
                                        headers={"TT-API-KEY": api_key})
 
-    async def __aenter__(self) -> GengateClient:
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -33,41 +331,318 @@ class GengateClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = await self._http.request(method, f"/midjourney/v1/{path}", **kwargs)
-        body: dict[str, Any] = response.json()
-        if response.status_code != 200:
-            raise ApiError(response.status_code, str(body.get("message")))
-        return body
+    # -- the wire -------------------------------------------------------------------------
+    async def request(self, method: str, path: str, *, json: Any = None,
+                      params: Mapping[str, Any] | None = None,
+                      form: Form | None = None,
+                      idempotency_key: str | None = None) -> dict[str, Any]:
+        """One call; the answer's body, or the server's error raised. Retried after a
+        broken connection or a 502/503 when safe: a read, or a write with an
+        Idempotency-Key (a refused connection always, as nothing was sent)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        safe = method == "GET" or idempotency_key is not None
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers,
+                    data=form[0] if form else None, files=form[1] if form else None)
+            except httpx.ConnectError as exc:
+                if last:
+                    raise Unreachable(self.base_url, _reason(exc)) from exc
+            except httpx.TransportError as exc:
+                if last or not safe:
+                    raise Unreachable(self.base_url, _reason(exc)) from exc
+            else:
+                if response.status_code in _RETRY_STATUS and safe and not last:
+                    pass
+                else:
+                    return _answer(response)
+            await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def imagine(self, prompt: str, *, mode: str = "fast", get_u_images: bool = True,
-                      **fields: Any) -> str:
-        body = await self._call("POST", "imagine", json={
-            "prompt": prompt, "mode": mode, "getUImages": get_u_images, **fields})
-        return str(body["data"]["jobId"])
+    def action_of(self, product: str, action: str) -> Action:
+        if product not in self.actions:
+            raise errors.NotFound(f"product: unknown product `{product}`; this client knows "
+                                  f"{', '.join(self.actions)}")
+        table = self.actions[product]
+        if action not in table:
+            raise errors.NotFound(f"{product}: no action `{action}`; it has "
+                                  f"{', '.join(table)}")
+        return table[action]
 
-    async def action(self, job_id: str, action: str, **fields: Any) -> str:
-        body = await self._call("POST", "action",
-                                json={"jobId": job_id, "action": action, **fields})
-        return str(body["data"]["jobId"])
+    async def call(self, product: str, action: str, /, **fields: Any) -> dict[str, Any]:
+        """A product's route with these fields (``@path`` values become data URLs);
+        the whole answer."""
+        route = self.action_of(product, action)
+        route.check(fields)
+        if route.multipart:
+            return await self.request("POST", route.path, form=_form(fields),
+                                      idempotency_key=str(uuid.uuid4()))
+        body = {k: _file_field(v) for k, v in fields.items() if v is not None}
+        if route.method == "GET":
+            params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in body.items()}
+            return await self.request("GET", route.path, params=params)
+        return await self.request("POST", route.path, json=body,
+                                  idempotency_key=str(uuid.uuid4()))
 
-    async def fetch(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", "fetch", params={"jobId": job_id})
+    async def submit(self, product: str, action: str, /, **fields: Any) -> Any:
+        """Submit a job; its ``jobId`` (a route that makes no job: its answer's data)."""
+        answer = await self.call(product, action, **fields)
+        job_id = job_id_of(answer)
+        if job_id is None:
+            return answer.get("data")
+        self._job_products[job_id] = product
+        return job_id
+
+    def product(self, name: str) -> ProductActions:
+        """One method per route of product ``name``."""
+        self.action_of(name, next(iter(self.actions.get(name, {})), ""))
+        return ProductActions(self, name)
+
+    # -- jobs ---------------------------------------------------------------------------
+    def _job(self, job_id: str, product: str, body: dict[str, Any]) -> Job:
+        statuses = self._products[product].statuses if product in self._products else None
+        job = Job(job_id, product, body)
+        if statuses is not None:
+            job.success_status, job.failed_status = statuses.success, statuses.failed
+        return job
+
+    async def fetch(self, job_id: str, product: str | None = None) -> Job:
+        """The job's fetch answer. Without ``product``, each product's fetch is asked in
+        turn (a fetch answers its own product's jobs only)."""
+        product = product or self._job_products.get(job_id)
+        candidates = [product] if product else list(self._products)
+        for name in candidates:
+            path = self._products[name].fetch_path if name in self._products else ""
+            if not path:
+                continue
+            try:
+                body = await self.request("GET", path, params={"jobId": job_id})
+            except errors.NotFound:
+                if product:
+                    raise
+                continue
+            self._job_products[job_id] = name
+            return self._job(job_id, name, body)
+        raise errors.NotFound(f"jobId: job {job_id} not found")
+
+    async def wait(self, job_id: str, *, product: str | None = None, timeout: float = 1500.0,
+                   interval: float = 1.0, on_progress: ProgressCallback | None = None) -> Job:
+        """Poll the job until it ends (SUCCESS or FAILED as its product spells them);
+        ``on_progress`` hears each change. :class:`WaitTimeout` past ``timeout`` seconds."""
+        started = time.monotonic()
+        deadline = started + timeout
+        last: dict[str, Any] | None = None
+        while True:
+            try:
+                job = await self.fetch(job_id, product)
+            except errors.RateLimited:
+                await asyncio.sleep(interval)
+                continue
+            product = job.product
+            job.started = started
+            if on_progress is not None and job.body != last:
+                on_progress(job)
+            last = job.body
+            if job.done:
+                return job
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(job, timeout)
+            await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+    async def run(self, product: str, action: str, /, *, timeout: float = 1500.0,
+                  interval: float = 1.0, on_progress: ProgressCallback | None = None,
+                  **fields: Any) -> Job:
+        """Submit and wait."""
+        job_id = await self.submit(product, action, **fields)
+        return await self.wait(job_id, product=product, timeout=timeout, interval=interval,
+                               on_progress=on_progress)
+
+    async def list_jobs(self, *, product: str | None = None, status: str | None = None,
+                   page: int = 1, limit: int = 10) -> list[dict[str, Any]]:
+        """Your jobs across products, newest first (``/jobs/list``)."""
+        params: dict[str, Any] = {"page": page, "limit": limit}
+        params.update({k: v for k, v in {"product": product, "status": status}.items() if v})
+        data = (await self.request("GET", "/jobs/list", params=params)).get("data")
+        return list(data) if isinstance(data, list) else []
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job of any product; the job as it now stands."""
+        body = await self.request("POST", "/jobs/cancel", json={"jobId": job_id})
+        data = body.get("data") or {}
+        product = self._job_products.get(job_id) or _product_of(data, self._products)
+        return self._job(job_id, product, data)
 
     async def info(self) -> dict[str, Any]:
-        return (await self._call("GET", "info"))["data"]  # type: ignore[no-any-return]
+        """Your balance, frozen quota, max_queue and jobs in progress."""
+        data = (await self.request("GET", "/midjourney/v1/info")).get("data")
+        return dict(data) if isinstance(data, dict) else {}
 
-    async def wait(self, job_id: str, *, interval: float = 1.0, timeout: float = 1500.0,
-                   on_update: Any = None) -> dict[str, Any]:
-        """Poll fetch until the job ends, as TTAPI's own sample code does."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            body = await self.fetch(job_id)
-            if on_update is not None:
-                on_update(body)
-            if body["status"] in ("SUCCESS", "FAILED"):
-                return body
-            if loop.time() > deadline:
-                raise TimeoutError(f"job {job_id} still {body['status']} after {timeout}s")
-            await asyncio.sleep(interval)
+    # -- Midjourney ----------------------------------------------------------------------
+    async def imagine(self, prompt: str, *, mode: str = "fast", get_u_images: bool = True,
+                      **fields: Any) -> str:
+        """Submit a Midjourney imagine job; its id."""
+        return str(await self.submit("midjourney", "imagine", prompt=prompt, mode=mode,
+                                     getUImages=get_u_images, **fields))
+
+    async def action(self, job_id: str, action: str, **fields: Any) -> str:
+        """Run a button (``upsample1``, ``variation2``, ``zoom_out_2``...) on a job."""
+        return str(await self.submit("midjourney", "action", jobId=job_id, action=action,
+                                     **fields))
+
+    async def blend(self, images: list[str | bytes | Path], *, dimensions: str = "SQUARE",
+                    mode: str = "fast", **fields: Any) -> str:
+        """Blend 2 to 5 images (data URLs, bytes or paths)."""
+        return str(await self.submit("midjourney", "blend", imgBase64Array=list(images),
+                                     dimensions=dimensions, mode=mode, **fields))
+
+    async def describe(self, image: str | bytes | Path, *, mode: str = "fast",
+                       **fields: Any) -> str:
+        """Four prompts for an image (a data URL, bytes, a path, or an https URL)."""
+        if isinstance(image, str) and image.startswith(("http://", "https://")):
+            return str(await self.submit("midjourney", "describe", url=image, mode=mode,
+                                         **fields))
+        return str(await self.submit("midjourney", "describe", base64=image, mode=mode,
+                                     **fields))
+
+    async def seed(self, job_id: str, **fields: Any) -> str:
+        """The seed of a finished job (a job of its own)."""
+        return str(await self.submit("midjourney", "seed", jobId=job_id, **fields))
+
+
+#: the former name of :class:`AsyncClient`
+GengateClient = AsyncClient
+
+
+def job_id_of(answer: Mapping[str, Any]) -> str | None:
+    """The id of the job an answer names: ``data.jobId`` or ``data.job_id`` (a submit),
+    or ``jobId`` beside ``data`` (a synchronous route's answer, the job already ended)."""
+    data = answer.get("data")
+    job_id = (data.get("jobId") or data.get("job_id")) if isinstance(data, dict) else None
+    job_id = job_id or answer.get("jobId")
+    return str(job_id) if job_id else None
+
+
+def _product_of(data: Mapping[str, Any], products: Mapping[str, Product[Any]]) -> str:
+    return str(data.get("product")) if data.get("product") in products else next(iter(products))
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code == 200 and isinstance(body, dict):
+        return body
+    message = (body.get("message") if isinstance(body, dict) else None) or \
+        response.reason_phrase or f"HTTP {response.status_code}"
+    data = body.get("data") if isinstance(body, dict) else None
+    raise error_for(response.status_code, str(message), data=data,
+                    headers=response.headers)
+
+
+class Client:
+    """The synchronous client: the methods of :class:`AsyncClient`, run on a private event
+    loop (not to be used from inside a running event loop)."""
+
+    def __init__(self, base_url: str, api_key: str, **options: Any):
+        self._loop = asyncio.new_event_loop()
+        self._async = AsyncClient(base_url, api_key, **options)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._async.aclose())
+            self._loop.close()
+
+    def _run(self, awaitable: Awaitable[Any]) -> Any:
+        async def run() -> Any:
+            return await awaitable
+
+        return self._loop.run_until_complete(run())
+
+    @property
+    def actions(self) -> dict[str, dict[str, Action]]:
+        return self._async.actions
+
+    def call(self, product: str, action: str, /, **fields: Any) -> dict[str, Any]:
+        return dict(self._run(self._async.call(product, action, **fields)))
+
+    def submit(self, product: str, action: str, /, **fields: Any) -> Any:
+        return self._run(self._async.submit(product, action, **fields))
+
+    def fetch(self, job_id: str, product: str | None = None) -> Job:
+        job: Job = self._run(self._async.fetch(job_id, product))
+        return job
+
+    def wait(self, job_id: str, *, product: str | None = None, timeout: float = 1500.0,
+             interval: float = 1.0, on_progress: ProgressCallback | None = None) -> Job:
+        job: Job = self._run(self._async.wait(job_id, product=product, timeout=timeout,
+                                              interval=interval, on_progress=on_progress))
+        return job
+
+    def run(self, product: str, action: str, /, *, timeout: float = 1500.0,
+            interval: float = 1.0, on_progress: ProgressCallback | None = None,
+            **fields: Any) -> Job:
+        job: Job = self._run(self._async.run(product, action, timeout=timeout,
+                                             interval=interval, on_progress=on_progress,
+                                             **fields))
+        return job
+
+    def list_jobs(self, *, product: str | None = None, status: str | None = None,
+             page: int = 1, limit: int = 10) -> list[dict[str, Any]]:
+        return list(self._run(self._async.list_jobs(product=product, status=status, page=page,
+                                               limit=limit)))
+
+    def cancel(self, job_id: str) -> Job:
+        job: Job = self._run(self._async.cancel(job_id))
+        return job
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._run(self._async.info()))
+
+    def imagine(self, prompt: str, *, mode: str = "fast", get_u_images: bool = True,
+                **fields: Any) -> str:
+        return str(self._run(self._async.imagine(prompt, mode=mode,
+                                                 get_u_images=get_u_images, **fields)))
+
+    def action(self, job_id: str, action: str, **fields: Any) -> str:
+        return str(self._run(self._async.action(job_id, action, **fields)))
+
+    def blend(self, images: list[str | bytes | Path], *, dimensions: str = "SQUARE",
+              mode: str = "fast", **fields: Any) -> str:
+        return str(self._run(self._async.blend(images, dimensions=dimensions, mode=mode,
+                                               **fields)))
+
+    def describe(self, image: str | bytes | Path, *, mode: str = "fast", **fields: Any) -> str:
+        return str(self._run(self._async.describe(image, mode=mode, **fields)))
+
+    def seed(self, job_id: str, **fields: Any) -> str:
+        return str(self._run(self._async.seed(job_id, **fields)))
+
+
+# -- webhooks ---------------------------------------------------------------------------
+def verify_webhook(secret: str, body: bytes | str, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The notification's JSON body once its Standard Webhooks signature
+    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``) checks out against
+    ``secret`` (``whsec_...``, from ``GET /webhooks/secret``); a
+    :class:`~gengate.errors.Unauthorized` otherwise (forged, altered, or older than 5
+    minutes)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        payload = Webhook(secret).verify(body, lowered)
+    except WebhookVerificationError as exc:
+        raise errors.Unauthorized(f"webhook: {exc}") from None
+    return dict(payload) if isinstance(payload, dict) else {"payload": payload}
+

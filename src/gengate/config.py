@@ -7,7 +7,7 @@ Every field can be set from the environment with the ``GENGATE_`` prefix, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,13 +30,39 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    node_id: str | None = Field(
+        None, min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._-]+$",
+        description="This process's identity in job leases; default: one kept in the data "
+        "directory, reused by the next process there after this one ends",
+    )
+
+    # PostgreSQL connections per process (unset: by the process's role, see pool_sizes)
+    db_pool_size: int | None = Field(
+        None, ge=1, description="Connections each process keeps in its pool"
+    )
+    db_max_overflow: int | None = Field(
+        None, ge=0, description="Connections a process may open beyond the pool under load"
+    )
 
     # security
     # secrets and URLs that may carry passwords stay out of reprs (and so out of logs)
     admin_key: str | None = Field(
         None, repr=False, description="Bearer key for /admin; unset disables /admin"
     )
-    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body accepted")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body of a route that takes "
+        "images (blend, describe, inpaint) and of an LLM request")
+    max_json_body_bytes: int = Field(
+        128 * 1024, ge=1024, description="Largest request body of every other route")
+    image_requests: int = Field(
+        2, ge=1, description="Requests with images (blend, describe, inpaint) read and "
+        "decoded at once; the others wait their turn before their body is read")
+    image_body_seconds: float = Field(
+        60.0, gt=0, description="Seconds a request with images has to send its body once "
+        "its turn came (408 past that)")
+    metrics_token: str | None = Field(
+        None, repr=False, description="Bearer token /metrics asks for; unset: /metrics is open"
+    )
     secret_key: str | None = Field(
         None, repr=False, description="Key(s) sealing upstream credentials at rest, "
         "comma-separated (the first seals, all open); default: a key file in the data directory"
@@ -50,6 +76,10 @@ class Settings(BaseSettings):
     rate_per_minute: int = Field(1200, ge=0, description="Requests per minute per API key")
     ip_rate_per_second: int = Field(
         20, ge=0, description="Requests per second per client address without a valid key"
+    )
+    admin_failures_per_minute: int = Field(
+        10, ge=0, description="Failed /admin sign-ins (wrong admin key) per minute per client "
+        "address before it gets 429; 0 = no limit"
     )
 
     # API keys (docs/keys.md)
@@ -108,6 +138,10 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         30.0, gt=0, description="Seconds one request to an upstream account may take"
     )
+    sync_timeout: float = Field(
+        300.0, gt=0, description="Seconds a synchronous route (Gemini image, OpenAI images) "
+        "holds the request before answering 504 with the jobId; the job goes on"
+    )
 
     # the built-in local provider
     local_delay: float = Field(0.0, ge=0, description="Seconds the local provider takes per job")
@@ -141,6 +175,38 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Days the delivery log keeps finished deliveries"
     )
 
+    # result storage: local disk by default, an S3-compatible object store when storage_url
+    # is set
+    storage_url: str | None = Field(
+        None, description="S3-compatible store for result files: "
+        "http(s)://endpoint[:port]/bucket[/prefix] (path style) or s3://bucket[/prefix] "
+        "(AWS); unset keeps results in the data directory"
+    )
+    storage_access_key: str | None = Field(None, repr=False, description="Access key id")
+    storage_secret_key: str | None = Field(None, repr=False, description="Secret access key")
+    storage_region: str = Field("us-east-1", description="Region of the bucket (R2: auto)")
+    storage_serve: Literal["proxy", "redirect", "public"] = Field(
+        "proxy", description="How result URLs reach the object store: gengate's /cdn streams "
+        "the object (proxy) or redirects to a presigned URL (redirect), or the URLs point at "
+        "storage_public_url (public)"
+    )
+    storage_public_url: str | None = Field(
+        None, description="Public or CDN base URL of the bucket (with storage_serve=public)"
+    )
+    storage_presign_seconds: int = Field(
+        300, ge=1, le=604800, description="Lifetime of a presigned URL (redirect mode)"
+    )
+    result_retention_days: float = Field(
+        0.0, ge=0, description="Days result files are kept after their job ends; 0 = forever"
+    )
+    result_retention: dict[str, float] = Field(
+        default_factory=dict, description="Per product name: days its result files are kept "
+        "(0 = forever); products not listed use result_retention_days"
+    )
+    result_retention_interval: float = Field(
+        3600.0, gt=0, description="Seconds between two retention passes of a worker"
+    )
+
     # prompts
     banned_words_file: Path | None = None
     illegal_prompt_daily_limit: int = 30
@@ -154,9 +220,14 @@ class Settings(BaseSettings):
         description="LLM upstream accounts, JSON list of objects with "
         "name, kind (anthropic|openai), base_url, api_key, models, priority, aliases",
     )
-    llm_prices: dict[str, dict[str, float]] = Field(
+    llm_prices_file: str | None = Field(
+        None, description="JSON file of LLM prices replacing the shipped list of the "
+        "providers' public prices (same format: gengate/data/llm_prices.json)"
+    )
+    llm_prices: dict[str, dict[str, Any] | None] = Field(
         default_factory=dict, description="model pattern -> quota per million tokens for "
-        "input, output, cache_write, cache_read; merged over the defaults"
+        "input, output, cache_write, cache_write_1h, cache_read (and long_context), merged "
+        "over the price file per field; null removes a pattern"
     )
     llm_usage_retention_days: float = Field(90, gt=0, description="Days usage rows are kept")
     llm_retries: int = Field(1, ge=0, description="Retries per account before failing over")
@@ -169,7 +240,15 @@ class Settings(BaseSettings):
         8192, ge=1, description="Output tokens held for calls that set no max_tokens"
     )
 
-    @field_validator("public_url")
+    @field_validator("result_retention")
+    @classmethod
+    def _no_negative_days(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, days in value.items() if days < 0)
+        if bad:
+            raise ValueError(f"retention days must be 0 or more: {', '.join(bad)}")
+        return value
+
+    @field_validator("public_url", "storage_public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -178,6 +257,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gengate.db').resolve()}"
+
+    def pool_sizes(self, *, api: bool, worker: bool) -> tuple[int, int]:
+        """PostgreSQL pool size and overflow of a process (docs/deploy.md has the sums): a
+        process with the API answers many requests at once, but group commit and batched
+        lookups make them share transactions; a worker-only process holds a connection only
+        for the moment of each job's or delivery's change; the settings override."""
+        size, overflow = (5, 5) if api else (3, 3)
+        if not api and not worker:
+            size, overflow = 1, 1  # an admin command
+        size = self.db_pool_size if self.db_pool_size is not None else size
+        overflow = self.db_max_overflow if self.db_max_overflow is not None else overflow
+        return size, overflow
 
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

@@ -1,6 +1,7 @@
 """Upstream credentials sealed at rest.
 
-Account secrets (a midjourney-proxy ``mj-api-secret``, a TTAPI key) are stored encrypted
+Account secrets (a midjourney-proxy ``mj-api-secret``, a TTAPI key) and users' webhook
+signing secrets are stored encrypted
 with Fernet (AES-128-CBC with an HMAC-SHA256 tag) under a key from configuration, and are
 opened only in the worker that talks to the upstream. The key setting may list several
 keys separated by commas: the first seals, all of them open, so a key is rotated by putting
@@ -39,6 +40,19 @@ class CredentialBox:
         if not clean:
             return None
         return self._fernet.encrypt(orjson.dumps(clean)).decode("ascii")
+
+    def seal_text(self, value: str) -> str:
+        """One secret (a webhook signing secret) sealed on its own."""
+        return self._fernet.encrypt(value.encode()).decode("ascii")
+
+    def open_text(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode()
+        except (InvalidToken, ValueError):
+            raise GengateError(
+                "[Internal error] a stored secret cannot be opened with the configured "
+                "secret key"
+            ) from None
 
     def rotate(self, token: str) -> str:
         """The same credentials sealed with the first key (after a key rotation)."""

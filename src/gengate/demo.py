@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
 
 import httpx
 from rich.console import Console
 
 from gengate.api.app import GengateApp
-from gengate.client import GengateClient
+from gengate.background import spawn
+from gengate.client import AsyncClient, Job
 from gengate.config import Settings
 from gengate.keys import hash_key
 from gengate.runtime import Runtime
@@ -56,7 +56,7 @@ def attach_demo(application: GengateApp, settings: Settings, console: Console) -
         await original()
         assert application.runtime is not None
         key = await ensure_demo_key(application.runtime)
-        task = asyncio.create_task(_show(settings, key, console))
+        task = spawn(_show(settings, key, console), "gengate-demo")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -89,30 +89,35 @@ async def _show(settings: Settings, key: str, console: Console) -> None:
         else:
             console.print("operator  set GENGATE_ADMIN_KEY to open the operator console")
         console.print()
-        async with GengateClient(base, key) as client:
+        async with AsyncClient(base, key) as client:
             job_id = await client.imagine(DEMO_PROMPT)
             console.print(f"submitted imagine [cyan]{DEMO_PROMPT}[/cyan]\njob {job_id}")
-            body = await client.wait(job_id, interval=0.5, on_update=lambda b: console.print(
-                f"  {b['status']:<14} progress {b['data']['progress']}"))
-        _summary(body, base, key, job_id, console)
+            job = await client.wait(job_id, interval=0.5, on_progress=lambda j: console.print(
+                f"  {j.status:<14} progress {j.progress}"))
+        _summary(job, base, key, console)
     except Exception:
         log.exception("event=demo_failed")
 
 
-def _summary(body: dict[str, Any], base: str, key: str, job_id: str, console: Console) -> None:
-    data = body["data"]
-    console.print(f"\n[green]{body['status']}[/green] {data['width']}x{data['height']} grid: "
-                  f"{data['cdnImage']}")
+def _summary(job: Job, base: str, key: str, console: Console) -> None:
+    """The job's result and commands to try next. Commands are printed unwrapped
+    (``soft_wrap``), whatever the terminal's width, so they paste as one line each."""
+    data = job.data
+
+    def line(text: str = "") -> None:
+        console.print(text, soft_wrap=True, highlight=False)
+
+    line(f"\n[green]{job.status}[/green] {data.get('width')}x{data.get('height')} grid: "
+         f"{data.get('cdnImage')}")
     for url in data.get("images") or []:
-        console.print(f"  {url}")
-    console.print(f"components: {', '.join(data.get('components') or [])}\n")
-    console.print("Try it yourself:")
-    console.print(
-        f"  curl -X POST {base}/midjourney/v1/imagine -H 'TT-API-KEY: {key}' "
-        "-H 'Content-Type: application/json' "
-        "-d '{\"prompt\":\"a cute kitten --ar 4:5\",\"mode\":\"fast\",\"getUImages\":true}'"
-    )
-    console.print(f"  curl '{base}/midjourney/v1/fetch?jobId={job_id}' -H 'TT-API-KEY: {key}'")
-    console.print(f"  GENGATE_API_KEY={key} .venv/bin/gengate imagine 'a red fox --ar 16:9'")
-    console.print(f"  status page: {base}/status   OpenAPI: {base}/openapi.json\n")
-    console.print("Press Ctrl+C to stop.")
+        line(f"  {url}")
+    line(f"components: {', '.join(data.get('components') or [])}\n")
+    line("Try it yourself:")
+    line(f"  curl -X POST {base}/midjourney/v1/imagine -H 'TT-API-KEY: {key}' "
+         "-H 'Content-Type: application/json' "
+         "-d '{\"prompt\":\"a cute kitten --ar 4:5\",\"mode\":\"fast\",\"getUImages\":true}'")
+    line(f"  curl '{base}/midjourney/v1/fetch?jobId={job.id}' -H 'TT-API-KEY: {key}'")
+    line(f"  GENGATE_API_KEY={key} GENGATE_BASE_URL={base} .venv/bin/gengate imagine "
+         "'a red fox --ar 16:9'")
+    line(f"  status page: {base}/status   OpenAPI: {base}/openapi.json\n")
+    line("Press Ctrl+C to stop.")

@@ -18,6 +18,7 @@ TTAPI envelope ``{"status": "FAILED", "message": ..., "data": null}``.
      ├── NotFound (404)
      ├── MethodNotAllowed (405)
      ├── Conflict (409)
+     ├── RequestTimeout (408)
      ├── PayloadTooLarge (413)
      ├── RateLimited (429)
      ├── QueueFull (499)
@@ -45,6 +46,8 @@ __all__ = [
     "PayloadTooLarge",
     "QueueFull",
     "RateLimited",
+    "RequestTimeout",
+    "StorageUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -122,6 +125,11 @@ class Conflict(GengateError):
     message = "Conflict"
 
 
+class RequestTimeout(GengateError):
+    status_code = 408
+    message = "Request body not received in time"
+
+
 class PayloadTooLarge(GengateError):
     status_code = 413
     message = "Request body too large"
@@ -145,3 +153,10 @@ class UpstreamError(GengateError):
 class GatewayTimeout(GengateError):
     status_code = 504
     message = "Timeout"
+
+
+class StorageUnavailable(GengateError):
+    """The object store holding result files did not answer as it should."""
+
+    status_code = 502
+    message = "[Internal error] the result store is unavailable"

@@ -116,6 +116,8 @@ class EngineOptions(Options):
     #: (account id, tag) of submits whose outcome is unknown: found and cancelled once
     #: the job ends
     orphans: tuple[list[Any], ...] | list[list[Any]] = ()
+    #: a synchronous route waits on the job: its end is announced on the ended channel
+    sync: bool = False
 
     @classmethod
     def of(cls, job: Job) -> EngineOptions:

@@ -54,9 +54,39 @@ class Target:
                 "extensions": {"sni_hostname": self.host}}
 
 
+#: IPv6 ranges that carry an IPv4 address a router or translator may deliver to: NAT64
+#: (RFC 6052 and RFC 8215) with the IPv4 address in the last 32 bits, 6to4 (RFC 3056) in
+#: bits 16-47, Teredo (RFC 4380) inverted in the last 32 bits, and IPv4-compatible (::/96)
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the forms that embed
+    one (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address; the server's is checked as well
+    if any(address in net for net in _NAT64) or (
+            address in _COMPATIBLE and int(address) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _refusal(address: IPAddress) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None and _refusal(address.teredo[0]):
+            return f"an address that embeds {address.teredo[0]}"
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            reason = _refusal(inner)
+            if reason:
+                return f"{reason} ({inner}, embedded)"
+            if address.ipv4_mapped is not None:
+                return None  # the IPv4 address itself, written as IPv6
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address"),
@@ -111,6 +141,8 @@ class NetGuard:
             raise BadRequest(f"{field}: must be an http or https URL")
         if parts.username or parts.password:
             raise BadRequest(f"{field}: must not carry credentials")
+        if port == 0:
+            raise BadRequest(f"{field}: port must be from 1 to 65535")
         return parts.scheme, parts.hostname.lower().rstrip("."), port or (
             443 if parts.scheme == "https" else 80)
 

@@ -37,8 +37,12 @@ SERVING_CACHE_SECONDS = 2.0
 #: which credential each provider takes, by wire name
 _SECRET_FIELD = {"midjourney_proxy": "secret", "ttapi": "apiKey"}
 HOSTED_PROVIDERS = ("midjourney_proxy", "ttapi")
+#: where an account of these providers points unless told otherwise
+_DEFAULT_URLS = {"bfl": "https://api.bfl.ai", "openai": "https://api.openai.com",
+                 "google": "https://generativelanguage.googleapis.com"}
 #: fields that may be sent as null: null clears them
-_NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "secret", "apiKey"})
+_NULLABLE = frozenset({"dailyCap", "instanceId", "pollInterval", "protocol", "secret",
+                       "apiKey"})
 OPERATOR = 0  #: owner of the operator's pool
 
 
@@ -128,6 +132,7 @@ class PoolService:
             "provider": a.provider,
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
+            "protocol": row.options.get("protocol"),
             "hasCredentials": bool(row.credentials),
             "products": list(a.products),
             "slots": dict(a.slots),
@@ -190,6 +195,7 @@ class PoolService:
             "provider": a.provider,
             "baseUrl": row.base_url,
             "instanceId": row.options.get("instanceId"),
+            "protocol": row.options.get("protocol"),
             "hasCredentials": bool(row.credentials),
             "useMode": use_mode,
             "maxConcurrency": a.slots.get(mode, 0),
@@ -223,12 +229,15 @@ class PoolService:
 
     def _products(self, names: builtins.list[str] | None, provider: str) -> str:
         """The products an account runs, checked against what its provider can run
-        (default: Midjourney where the provider runs it, else all the provider runs)."""
+        (default: Midjourney where the provider runs it, else all the provider runs but the
+        products that want to be named, :attr:`Product.opt_in_kinds`)."""
         able = [p.name for p in self.products
                 if provider == "local" or provider in p.adapters()]
         if names is None:
+            default = [p.name for p in self.products if provider in p.adapters()
+                       and provider not in p.opt_in_kinds]
             names = ["*"] if provider == "local" else (
-                ["midjourney"] if "midjourney" in able else able)
+                ["midjourney"] if "midjourney" in able else default)
         if not names:
             raise BadRequest("products: give at least one product")
         for name in names:
@@ -266,6 +275,8 @@ class PoolService:
             values["provider"] = provider
         if "name" in data:
             values["name"] = data["name"]
+        if creating and not data.get("baseUrl") and provider in _DEFAULT_URLS:
+            data = {**data, "baseUrl": _DEFAULT_URLS[provider]}
         if "baseUrl" in data and data["baseUrl"] is not None:
             NetGuard.parse(str(data["baseUrl"]), "baseUrl")
             values["base_url"] = str(data["baseUrl"]).rstrip("/")
@@ -294,9 +305,10 @@ def _no_nulls(data: dict[str, Any]) -> None:
 
 
 def _options(data: dict[str, Any], current: AccountRow | None) -> str:
-    """The adapter's options (instance, poll interval) as stored: null clears one."""
+    """The adapter's options (instance, poll interval, midjourney-proxy protocol) as
+    stored: null clears one."""
     options = dict(current.options) if current else {}
-    for name in ("instanceId", "pollInterval"):
+    for name in ("instanceId", "pollInterval", "protocol"):
         if name in data:
             options[name] = data[name]
     return orjson.dumps({k: v for k, v in options.items() if v is not None}).decode()

@@ -11,9 +11,13 @@ from collections.abc import Mapping
 
 from gengate.errors import BadRequest
 
-__all__ = ["LedgerKind", "PriceTable", "from_milli", "to_milli"]
+__all__ = ["MAX_MILLI", "MAX_QUOTA", "LedgerKind", "PriceTable", "from_milli", "to_milli"]
 
 MILLI = 1000
+#: the most quota one balance (and one top-up) may hold: whole milli amounts up to this stay
+#: exact integers in every database and in a JSON double
+MAX_QUOTA = 10**12
+MAX_MILLI = MAX_QUOTA * MILLI
 
 class LedgerKind(enum.StrEnum):
     """Money movements; each happens at most once per job."""
@@ -22,6 +26,7 @@ class LedgerKind(enum.StrEnum):
     FREEZE = "freeze"  #: price held at submit
     SETTLE = "settle"  #: held price spent on SUCCESS
     REFUND = "refund"  #: held price returned on FAILED
+    OVERAGE = "overage"  #: an LLM call's reported usage cost more than its hold
 
 
 def to_milli(amount: float) -> int:

@@ -10,16 +10,17 @@ from typing import Any
 
 import httpx
 
-from gengate.errors import GengateError
+from gengate.errors import GengateError, NotFound
 from gengate.jobs import Job
 from gengate.netguard import NetGuard, Target
 from gengate.products.base import ResultFile
 from gengate.products.registry import Registry, builtin
 from gengate.providers.base import ProviderError, ProviderUpdate
+from gengate.resultstores import ResultStores
 from gengate.retry import RetryPolicy
 from gengate.storage import Storage
 
-__all__ = ["JobFiles", "ResultWriter", "download"]
+__all__ = ["EXPIRED_PARENT", "JobFiles", "ResultWriter", "download", "result_files"]
 
 MAX_DOWNLOAD = 50 * 1024 * 1024
 
@@ -50,17 +51,56 @@ async def download(client: httpx.AsyncClient, url: str, *, user_link: bool = Fal
         raise ProviderError(f"{prefix} could not download {url}") from exc
 
 
+#: Midjourney's split grid images, named after the base key (results stored before
+#: ``files`` was kept derive their keys from them)
+SPLIT_SUFFIXES = ("tl", "tr", "bl", "br")
+
+#: an action on a job whose result files the retention pass deleted
+EXPIRED_PARENT = "[Bad request] the parent job's result files expired and were deleted"
+
+
+def result_files(result: dict[str, Any]) -> list[str]:
+    """The keys of every file a job's result stored (results before ``files``: derived
+    from ``key`` and the quadrant URLs)."""
+    files = result.get("files")
+    if isinstance(files, list):
+        return [str(f) for f in files]
+    key = result.get("key")
+    if not key:
+        return []
+    stem = str(key).removesuffix(".png")
+    quadrants = result.get("images") or []
+    return [str(key), *(f"{stem}{suffix}.png" for suffix in SPLIT_SUFFIXES[:len(quadrants)])]
+
+
 #: an upstream's CDN may blink: a result is fetched up to 3 times (about 1 s, then 4 s apart)
 FETCH_RETRY = RetryPolicy(attempts=3, base=1.0, factor=4.0)
 
 
 class ResultWriter:
     def __init__(self, storage: Storage, http: httpx.AsyncClient,
-                 retry: RetryPolicy = FETCH_RETRY, products: Registry | None = None):
+                 retry: RetryPolicy = FETCH_RETRY, products: Registry | None = None,
+                 stores: ResultStores | None = None):
         self.products = products if products is not None else builtin()
         self.storage = storage
         self.http = http
         self.retry = retry
+        self.stores = stores
+
+    async def read_back(self, result: dict[str, Any]) -> bytes:
+        """The stored image of an earlier job's ``result`` (an action's parent), from the
+        store that holds it."""
+        if result.get("expired"):
+            raise ProviderError(EXPIRED_PARENT)
+        key = result.get("key")
+        if not key:
+            raise ProviderError("[Bad response] the parent job has no stored image")
+        if self.stores is None:
+            return await self.storage.get(str(key))
+        try:
+            return await self.stores.get(str(key), result.get("store"))
+        except NotFound:
+            return await self.stores.get(str(key))
 
     async def fetch(self, url: str, guard: NetGuard | None) -> bytes:
         """A result file from ``url`` (bounded, retried; through ``guard`` if given)."""
@@ -118,6 +158,10 @@ class JobFiles:
         day = time.strftime("%Y%m%d", time.gmtime(job.created_at))
         ext = _EXTENSIONS.get(content_type, "bin")
         return f"{job.product}/{day}/{job.id}{suffix}.{ext}"
+
+    @property
+    def store_name(self) -> str:
+        return self._writer.storage.name
 
     async def save(self, job: Job, data: bytes, content_type: str, suffix: str = "") -> str:
         return await self._writer.storage.put(self.key(job, content_type, suffix), data,

@@ -3,23 +3,34 @@
 Submission order: check the request (prompt grammar, banned words, parent job, inputs),
 price it, then admit it atomically (``max_queue``, balance, freeze, insert) through the
 group-committing :class:`~gengate.admission.Admitter`.
+
+Requests that carry images are checked against the user's queue and balance first
+(:meth:`JobService.precheck`, a cheap read; the admission stays the authority), so a user
+who could not be admitted never makes the server decode anything; products decode images
+off the event loop, a few at a time (:meth:`JobService.decode`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
 from gengate.admission import Admitter
 from gengate.clock import Clock
-from gengate.errors import BadRequest, Conflict, GatewayTimeout, NotFound
+from gengate.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientBalance,
+    NotFound,
+    QueueFull,
+)
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
@@ -27,7 +38,9 @@ from gengate.pool import PoolService
 from gengate.products.base import EngineOptions, JobRequest, Product, Submit
 from gengate.products.registry import Registry, builtin
 from gengate.quota import PriceTable
+from gengate.resultstores import ResultStores
 from gengate.store import Admission, Store, User
+from gengate.waiting import JobEnds
 
 __all__ = ["CANCEL_MESSAGE", "JobService", "Submit", "UpstreamCancel"]
 
@@ -35,6 +48,14 @@ __all__ = ["CANCEL_MESSAGE", "JobService", "Submit", "UpstreamCancel"]
 FINISHED_CACHE = 20_000
 #: the failure message of a job its owner cancelled
 CANCEL_MESSAGE = "Cancelled by the user"
+#: images decoded at once (one 4096 x 4096 image takes about 50 MB while it is re-encoded)
+IMAGE_SLOTS = 1
+#: seconds a finished job's body is served from memory: its result files may still expire
+#: or move to another store (on any node), which changes the body
+FINISHED_TTL = 30.0
+
+T = TypeVar("T")
+
 
 class UpstreamCancel(Protocol):
     """Stopping a running job upstream (:class:`gengate.upstreams.Upstreams`)."""
@@ -54,12 +75,16 @@ class JobService:
                  admitter: Admitter, guard: NetGuard, pool: PoolService,
                  hosting_prices: PriceTable, products: Registry | None = None,
                  max_queue: Mapping[str, int] | None = None,
-                 upstream_cancel: UpstreamCancel | None = None):
+                 upstream_cancel: UpstreamCancel | None = None,
+                 stores: ResultStores | None = None, sync_timeout: float = 300.0):
         self.products = products if products is not None else builtin()
         #: per product: the most live jobs one user may have of it (499 past it)
         self.max_queue = dict(max_queue or {})
         self._upstream_cancel = upstream_cancel
-        self._ended = asyncio.Event()
+        #: the completion events synchronous routes wait on (woken through the store)
+        self.ends = JobEnds()
+        self._stores = stores
+        self._sync_timeout = sync_timeout
         self.store = store
         self.clock = clock
         self.prices = prices
@@ -67,12 +92,49 @@ class JobService:
         self.pool = pool
         self.admitter = admitter
         self.guard = guard
-        self._finished: OrderedDict[str, tuple[int, str, bytes]] = OrderedDict()
+        # bounds the threads (and the memory) that decoding images takes
+        self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
+        self._finished: OrderedDict[str, tuple[int, str, bytes, float]] = OrderedDict()
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
         self._read_job = (
             store.get_job if store.db.is_sqlite else BatchedLookup(store.get_jobs).get
         )
+
+    # -- before the expensive part of a submit -------------------------------------------
+    async def precheck(self, product: Product[Any], sub: Submit, action: str, variant: str,
+                       *, parent: Job | None = None) -> None:
+        """499 or 402 now if the job could not be admitted as things stand, before any
+        expensive work on its inputs. A cheap read; :meth:`submit` stays the authority."""
+        hosted = parent.hosted if parent is not None else sub.hosted
+        prices = self.hosting_prices if hosted else self.prices
+        await self._precheck(sub.user_id, product.name,
+                             prices.price_milli(product.name, action, variant))
+
+    async def precheck_any(self, user_id: int, product: Product[Any], action: str) -> None:
+        """499 or 402 if the user could not be admitted for ``action`` of ``product`` at
+        any of its lanes' prices: asked before a request's body (its images) is read."""
+        prices = []
+        for table in (self.prices, self.hosting_prices):
+            for lane in product.lanes:
+                try:
+                    prices.append(table.price_milli(product.name, action, lane.value))
+                except BadRequest:
+                    continue  # not priced so: admission says so
+        await self._precheck(user_id, product.name, min(prices, default=0))
+
+    async def _precheck(self, user_id: int, product: str, price: int) -> None:
+        user = await self.store.get_user(user_id)
+        if user.in_flight >= user.max_queue:
+            raise QueueFull(f"Insufficient queues for {product}: your in-progress jobs "
+                            f"reached max_queue ({user.max_queue})")
+        if user.balance < price:
+            raise InsufficientBalance()
+
+    async def decode(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` (decoding images) in a thread, a few at a time."""
+        async with self._image_slots:
+            return await asyncio.to_thread(fn, *args)
 
     async def _parent(self, user_id: int, parent_id: str) -> Job:
         """The caller's SUCCESS job ``parent_id``. A follow-up runs where its parent ran
@@ -113,6 +175,8 @@ class JobService:
             engine = replace(engine, hook_progress=True)
         if sub.request_hash:
             engine = replace(engine, request=sub.request_hash)
+        if sub.sync:
+            engine = replace(engine, sync=True)
         own = {k: v for k, v in request.options.to_json().items() if v is not None}
         params = engine.merged_into(own)
         now = self.clock.now()
@@ -120,7 +184,8 @@ class JobService:
             id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
             product=product.name, action=request.action, mode=lane,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=request.prompt,
-            quota=prices.price_milli(product.name, request.action, request.variant),
+            quota=prices.price_milli(product.name, request.action, request.variant)
+            * max(1, request.count),
             timeout=timeout, created_at=now, deadline=now + timeout, hook_url=hook_url,
             get_u_images=sub.get_u_images, parent_id=parent.id if parent else None,
             params=params, hosted=hosted, key_id=sub.key_id,
@@ -138,29 +203,22 @@ class JobService:
         """400 naming the field unless gengate may fetch ``url``."""
         await self.guard.check(url, field_name)
 
-    def job_ended(self) -> None:
-        """A job may have ended on this node: wake the synchronous waiters."""
-        self._ended.set()
-        self._ended = asyncio.Event()
+    @property
+    def sync_timeout(self) -> float:
+        """Seconds a synchronous route waits (``GENGATE_SYNC_TIMEOUT``)."""
+        return self._sync_timeout
+
+    async def stored(self, key: str, store: str | None = None) -> bytes:
+        """A stored result file's bytes (inline answers such as OpenAI's ``b64_json``)."""
+        if self._stores is None:
+            raise NotFound("file not found")
+        return await self._stores.get(key, store)
 
     async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
-        """The job once it ended (synchronous routes). Woken by this node's worker; a job
-        finished by another node is seen at the next re-read (every second). Past
-        ``timeout``: 504 with the jobId, the job going on."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + timeout
-        while True:
-            ended = self._ended
-            job = await self.fetch(user_id, job_id)
-            if job.status.terminal:
-                return job
-            left = until - loop.time()
-            if left <= 0:
-                raise GatewayTimeout(
-                    f"Timeout: job {job_id} is still running; fetch it later", data={
-                        "jobId": job_id, "job_id": job_id})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), min(left, 1.0))
+        """The job once it ended (synchronous routes), waiting on its completion event
+        (:mod:`gengate.waiting`): no polling, no connection held. Past ``timeout``: 504
+        with the jobId, the job going on."""
+        return await self.ends.wait(job_id, lambda: self.fetch(user_id, job_id), timeout)
 
     # -- reads --------------------------------------------------------------------------
     async def fetch(self, user_id: int, job_id: str, product: str | None = None) -> Job:
@@ -171,21 +229,28 @@ class JobService:
         return job
 
     async def fetch_body(self, user_id: int, job_id: str, product: str | None = None) -> bytes:
-        """The fetch body in the job's product's shape, serialized. A finished job never
-        changes again, so its body is kept (in a bounded LRU) and later fetches skip the
-        database; a live job is read every time."""
+        """The fetch body in the job's product's shape, serialized. A finished job changes
+        only when its result files expire or move, so its body is kept (in a bounded LRU,
+        for ``FINISHED_TTL`` seconds) and later fetches skip the database; a live job is
+        read every time."""
         cached = self._finished.get(job_id)
         if cached is not None and cached[0] == user_id and (
-                product is None or cached[1] == product):
+                product is None or cached[1] == product) and time.monotonic() < cached[3]:
             self._finished.move_to_end(job_id)
             return cached[2]
         job = await self.fetch(user_id, job_id, product)
         body = orjson.dumps(self.products.fetch_body(job))
         if job.status.terminal:
-            self._finished[job_id] = (user_id, job.product, body)
+            self._finished[job_id] = (user_id, job.product, body,
+                                      time.monotonic() + FINISHED_TTL)
+            self._finished.move_to_end(job_id)
             if len(self._finished) > FINISHED_CACHE:
                 self._finished.popitem(last=False)
         return body
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job's kept body (its result expired or moved on this node)."""
+        self._finished.pop(job_id, None)
 
     async def list_jobs(self, user_id: int, *, page: int, limit: int,
                         status: str | list[str] | None, ascending: bool,
@@ -212,7 +277,7 @@ class JobService:
                                             self.clock.now())
             if ended is None:
                 continue
-            self.job_ended()
+            self.forget(job_id)
             if job.status is JobStatus.ON_QUEUE and self._upstream_cancel is not None:
                 await self._upstream_cancel.cancel_job(ended)
             return ended

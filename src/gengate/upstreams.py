@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from gengate.accounts import FailureKind
+from gengate.background import spawn
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.credentials import CredentialBox
@@ -56,7 +57,7 @@ class BatchPoller:
             asyncio.get_running_loop().create_future())
         self._waiting.setdefault(upstream_id, []).append(future)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="gengate-batch-poll")
+            self._task = spawn(self._run(), "gengate-batch-poll")
         return await future
 
     async def _run(self) -> None:
@@ -89,13 +90,16 @@ class BatchPoller:
                 continue
             _settle(live, answers=answers)
 
-    def cancel(self) -> None:
-        """Stop (shutdown): waiting jobs are told, not left hanging."""
-        if self._task is not None:
-            self._task.cancel()
+    def cancel(self) -> asyncio.Task[None] | None:
+        """Stop (shutdown): waiting jobs are told, not left hanging; returns the polling
+        task, to be awaited before the provider is closed."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
         waiting, self._waiting = self._waiting, {}
         _settle(waiting, error=ProviderError("[Upstream unavailable] polling stopped",
                                              kind=FailureKind.UNAVAILABLE))
+        return task
 
 
 def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
@@ -297,8 +301,10 @@ class Upstreams:
         return False
 
     async def close(self) -> None:
-        for _, provider, poller in self._built.values():
-            poller.cancel()
+        polling = [poller.cancel() for _, _, poller in self._built.values()]
+        # a provider's client is closed only once nothing polls through it any more
+        await asyncio.gather(*(t for t in polling if t is not None), return_exceptions=True)
+        for _, provider, _ in self._built.values():
             if provider is not self.local:
                 await provider.close()
         self._built.clear()

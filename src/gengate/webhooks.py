@@ -22,6 +22,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from gengate import __version__
+from gengate.background import spawn, supervise
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import BadRequest
@@ -29,6 +30,7 @@ from gengate.metrics import Metrics
 from gengate.netguard import NetGuard, Target
 from gengate.retry import RetryPolicy
 from gengate.store import Delivery, Store
+from gengate.store.outbox import Sealer
 
 __all__ = ["Dispatcher", "WebhookService"]
 
@@ -42,8 +44,10 @@ PURGE_EVERY = 3600.0
 
 class Dispatcher:
     def __init__(self, settings: Settings, store: Store, clock: Clock, guard: NetGuard,
-                 metrics: Metrics | None = None):
+                 box: Sealer, metrics: Metrics | None = None, owner: str | None = None):
         self.settings = settings
+        #: opens the users' sealed signing secrets
+        self.box = box
         self.store = store
         self.clock = clock
         self.guard = guard
@@ -52,7 +56,8 @@ class Dispatcher:
             attempts=settings.webhook_attempts, base=settings.webhook_backoff,
             factor=settings.webhook_backoff_factor, cap=settings.webhook_backoff_max,
         )
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-hooks-{uuid.uuid4().hex[:6]}"
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-hooks-{uuid.uuid4().hex[:6]}"
+        self._reclaimed = False
         self.http = httpx.AsyncClient(
             follow_redirects=False, timeout=httpx.Timeout(settings.webhook_timeout),
             limits=httpx.Limits(max_connections=settings.webhook_concurrency),
@@ -65,7 +70,7 @@ class Dispatcher:
         self._next_purge = 0.0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="gengate-webhooks")
+        self._task = supervise(self._loop, "gengate-webhooks")
 
     def wake(self) -> None:
         self._wake.set()
@@ -83,14 +88,17 @@ class Dispatcher:
 
     async def _loop(self) -> None:
         lease = self.settings.webhook_timeout * 2 + 5
+        if not self._reclaimed:
+            await self.store.release_deliveries(self.owner)  # left by this node's last run
+            self._reclaimed = True
         while not self._stopping:
             self._wake.clear()
             try:
                 free = self.settings.webhook_concurrency - len(self._running)
                 if free > 0:
                     for delivery in await self.store.claim_deliveries(
-                            self.owner, free, self.clock.now(), lease):
-                        task = asyncio.create_task(self._deliver(delivery))
+                            self.owner, free, self.clock.now(), lease, self.box):
+                        task = spawn(self._deliver(delivery), f"gengate-hook-{delivery.id}")
                         self._running.add(task)
                         task.add_done_callback(self._finished)
                 await self._purge_if_due()
@@ -179,13 +187,16 @@ class WebhookService:
     """What a user may do with their webhooks: the signing secret, the delivery log,
     redelivery."""
 
-    def __init__(self, store: Store, clock: Clock, dispatcher: Dispatcher | None):
+    def __init__(self, store: Store, clock: Clock, dispatcher: Dispatcher | None,
+                 box: Sealer):
         self.store = store
         self.clock = clock
         self.dispatcher = dispatcher
+        #: seals the signing secrets at rest
+        self.box = box
 
     async def secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.store.signing_secret(user_id, rotate)
+        return await self.store.signing_secret(user_id, self.box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:

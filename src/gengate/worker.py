@@ -30,9 +30,11 @@ import random
 import socket
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
+from gengate.background import spawn, supervise
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
@@ -75,7 +77,8 @@ class Worker:
     def __init__(self, settings: Settings, store: Store, upstreams: Upstreams,
                  results: ResultWriter, clock: Clock, http: httpx.AsyncClient,
                  on_event: Callable[[], None] = lambda: None, guard: NetGuard | None = None,
-                 metrics: Metrics | None = None, products: Registry | None = None):
+                 metrics: Metrics | None = None, products: Registry | None = None,
+                 owner: str | None = None):
         self.products = products if products is not None else builtin()
         self.settings = settings
         self.store = store
@@ -88,7 +91,9 @@ class Worker:
         #: where downloads of user-given URLs may go (describe's ``url``)
         self.guard = guard or NetGuard()
         self.metrics = metrics or Metrics()
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        #: the name leases are held under (the node's identity, see gengate.identity)
+        self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._reclaimed = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -100,8 +105,8 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._claim_loop(), name="gengate-claim"),
-                       asyncio.create_task(self._renew_loop(), name="gengate-renew")]
+        self._tasks = [supervise(self._claim_loop, "gengate-claim"),
+                       supervise(self._renew_loop, "gengate-renew")]
 
     def wake(self) -> None:
         """New work may be waiting (or the clock moved): look now instead of at the next poll."""
@@ -113,12 +118,14 @@ class Worker:
         self._wake.set()
         for task in self._tasks:
             task.cancel()
-        if self._prober is not None:
-            self._prober.cancel()
+        prober = [self._prober] if self._prober is not None else []
+        for task in prober:
+            task.cancel()
         running = list(self._running.values())
         for task in running:
             task.cancel()
-        await asyncio.gather(*self._tasks, *running, return_exceptions=True)
+        # everything that may use the upstreams' clients has ended before they close
+        await asyncio.gather(*self._tasks, *prober, *running, return_exceptions=True)
         await self.upstreams.close()
 
     @property
@@ -127,6 +134,13 @@ class Worker:
 
     # -- loops --------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
+        if not self._reclaimed:
+            # jobs this node's previous run held when it died: take them back now rather
+            # than wait out their leases
+            released = await self.store.release_owned(self.owner)
+            self._reclaimed = True
+            if released:
+                log.info("event=leases_reclaimed owner=%s jobs=%d", self.owner, released)
         while not self._stopping:
             self._wake.clear()
             try:
@@ -152,9 +166,15 @@ class Worker:
         if claimed.failed:
             self.on_event()
         for job in claimed.jobs:
+            running = self._running.get(job.id)
+            if running is not None and not running.done():
+                # its lease lapsed while this worker was slow, and this claim renewed it:
+                # the job still runs here, never twice
+                log.info("event=lease_retaken job_id=%s owner=%s", job.id, self.owner)
+                continue
             log.info("event=job_claimed job_id=%s owner=%s resume=%s", job.id, self.owner,
                      job.upstream_id is not None)
-            task = asyncio.create_task(self._run(job), name=f"gengate-job-{job.id}")
+            task = spawn(self._run(job), name=f"gengate-job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._done, job.id))
 
@@ -203,7 +223,7 @@ class Worker:
                 self._prober is not None and not self._prober.done()):
             return
         self._probed_at = now
-        self._prober = asyncio.create_task(self._probe_pass(), name="gengate-probe")
+        self._prober = spawn(self._probe_pass(), name="gengate-probe")
 
     async def _probe_pass(self) -> None:
         try:
@@ -433,6 +453,9 @@ class _TaskFiles:
 
     async def stored(self, key: str) -> bytes:
         return await self._worker.results.storage.get(key)
+
+    async def parent_file(self, result: dict[str, Any]) -> bytes:
+        return await self._worker.results.read_back(result)
 
     async def download(self, url: str, field_name: str) -> bytes:
         try:

@@ -145,7 +145,7 @@ async def test_failover_on_each_error_class(settings: Settings, kind: str, state
             if kind == "rate_limited":
                 assert account["stateUntil"] is not None
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 @pytest.mark.parametrize(("switch", "state"), [("ban", "disabled"), ("captcha", "attention"),
@@ -190,7 +190,7 @@ async def test_task_failing_for_an_account_reason_moves_the_job(settings: Settin
             assert _imagines(first)[0] == "a lost lighthouse"
             assert "a lost lighthouse" in _imagines(second) + _imagines(first)[1:]
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 async def test_banned_mid_task_reroutes_without_a_second_charge(settings: Settings) -> None:
@@ -212,7 +212,7 @@ async def test_banned_mid_task_reroutes_without_a_second_charge(settings: Settin
             assert _imagines(second) == ["a long voyage"]
             assert (await _account(gw, bad["id"]))["state"] == "disabled"
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+            assert totals == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0, "overage": 0}
 
 
 async def test_cooling_then_recovery_by_probe(settings: Settings) -> None:
@@ -280,7 +280,7 @@ async def test_attention_account_recovers_when_its_probe_passes(settings: Settin
             body = await gw.wait(client, await _imagine(client, "a solved puzzle"))
             assert body["status"] == "SUCCESS"
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 4, "settle": 2, "refund": 2}
+            assert totals == {"topup": 10, "freeze": 4, "settle": 2, "refund": 2, "overage": 0}
 
 
 async def test_one_bulk_poll_per_account_per_interval(settings: Settings) -> None:
@@ -327,7 +327,7 @@ async def test_relax_fallback_when_fast_slots_are_full(settings: Settings) -> No
             plain = (await client.get(f"{V1}/fetch", params={"jobId": third})).json()
             assert (plain["data"]["mode"], plain["data"]["quota"]) == ("fast", "2")
             totals = await _ledger_totals(gw, user_id)
-            assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1}
+            assert totals == {"topup": 10, "freeze": 6, "settle": 5, "refund": 1, "overage": 0}
 
 
 async def test_pacing_spaces_submissions_on_an_account(settings: Settings) -> None:
@@ -420,3 +420,62 @@ async def test_a_timed_out_job_is_cancelled_upstream(settings: Settings) -> None
             async with asyncio.timeout(10):
                 while [t.status for t in only.tasks.values()] != ["CANCEL"]:
                     await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("flavor", ["trueai", "novicezk"])
+async def test_each_midjourney_proxy_runs_imagine_and_its_follow_ups(settings: Settings,
+                                                                      flavor: str) -> None:
+    """imagine, upscale, variation and reroll end to end on both projects (auto-detected);
+    only actions the account can run are offered, and one it cannot is refused unbilled."""
+    async with FakeMidjourneyProxy(flavor=flavor) as mj:
+        mj.add_account("secret-f", duration=0.05)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            await _add(gw, mj, "f", "secret-f")
+            user_id, key = await gw.create_user(balance=100, max_queue=10)
+            client = gw.client(key)
+            grid = await gw.wait(client, await _imagine(client, "a red barn --ar 3:2"))
+            assert grid["status"] == "SUCCESS", grid
+            done = {}
+            for action in ("upsample1", "variation2", "reroll"):
+                response = await client.post(f"{V1}/action",
+                                             json={"jobId": grid["jobId"], "action": action})
+                assert response.status_code == 200, response.text
+                done[action] = await gw.wait(client, response.json()["data"]["jobId"])
+                assert done[action]["status"] == "SUCCESS", done[action]
+            single = done["upsample1"]["data"]["components"]
+            assert "make_square" not in single  # neither project can run it
+            if flavor == "novicezk":
+                assert single == []
+            else:
+                assert "zoom_out_2" in single
+            refused = await client.post(f"{V1}/action", json={
+                "jobId": done["upsample1"]["jobId"], "action": "make_square"})
+            assert refused.status_code == 400
+            totals = await _ledger_totals(gw, user_id)
+            assert totals["freeze"] == totals["settle"] == 8 and totals["refund"] == 0
+
+
+async def test_an_accounts_protocol_is_an_option(settings: Settings) -> None:
+    async with FakeMidjourneyProxy(flavor="novicezk") as mj:
+        account = mj.add_account("secret-p", duration=0.05)
+        async with serve_gateway(_pool_settings(settings)) as gw:
+            bad = await gw.http.post("/admin/accounts", headers=_admin(gw), json={
+                "name": "p", "provider": "midjourney_proxy", "baseUrl": mj.base_url,
+                "secret": "secret-p", "protocol": "v2"})
+            assert bad.status_code == 400 and "protocol" in bad.json()["message"]
+            added = await _add(gw, mj, "p", "secret-p", protocol="novicezk")
+            assert added["protocol"] == "novicezk"
+            _, key = await gw.create_user(balance=10)
+            client = gw.client(key)
+            grid = await gw.wait(client, await _imagine(client, "a stone bridge"))
+            seed = await client.post(f"{V1}/seed", json={"jobId": grid["jobId"]})
+            body = await gw.wait(client, seed.json()["data"]["jobId"])
+            # novicezk has no image-seed route: never asked, failed without an illegal count
+            assert body["status"] == "FAILED"
+            assert body["message"].startswith("[Unsupported action]")
+            assert not any("image-seed" in path for _, path in account.requests)
+            info = (await client.get(f"{V1}/info")).json()["data"]
+            assert info["illegal_prompts_today"] == 0
+            cleared = await gw.http.patch(f"/admin/accounts/{added['id']}", headers=_admin(gw),
+                                          json={"protocol": None})
+            assert cleared.json()["data"]["protocol"] is None

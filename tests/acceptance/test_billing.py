@@ -53,7 +53,10 @@ async def test_info_arithmetic_across_success_failure_and_timeout(settings: Sett
         assert info["balance"] == 18 and info["freeze_balance"] == 0
         ledger = await _ledger(gw, user_id)
         _balanced(ledger)
-        assert ledger["totals"] == {"topup": 20, "freeze": 8, "settle": 2, "refund": 6}
+        assert ledger["totals"] == {
+            "topup": 20, "freeze": 8, "settle": 2, "refund": 6,
+            "overage": 0,
+        }
 
 
 async def test_402_and_499_charge_nothing(settings: Settings) -> None:

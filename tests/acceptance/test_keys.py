@@ -24,7 +24,12 @@ from gengate.config import Settings
 from gengate.errors import AUTH_MESSAGE
 from gengate.testing import FakeAnthropic, Gateway, free_port, serve_gateway
 from tests.acceptance.test_billing import _balanced, _ledger
-from tests.acceptance.test_llm_relay import account, llm_settings
+from tests.acceptance.test_llm_relay import (  # the fixture closes the SDK clients
+    _close_sdk_clients,  # noqa: F401
+    account,
+    llm_settings,
+    sdk,
+)
 from tests.conftest import fresh_postgres
 
 V1 = "/midjourney/v1"
@@ -159,16 +164,16 @@ async def test_expired_key_is_401_in_each_front_format(db_settings: Settings) ->
             listed = (await gw.http.get(f"/admin/users/{user_id}/keys",
                                         headers=_admin(gw))).json()["data"]
             assert listed[-1]["status"] == "expired"
-            claude = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=made["apiKey"],
-                                              max_retries=0)
+            claude = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=made["apiKey"],
+                                                  max_retries=0))
             with pytest.raises(anthropic.AuthenticationError) as denied:
                 await claude.messages.create(model="claude-fake-1", max_tokens=10,
                                              messages=MSG)
             assert denied.value.status_code == 401
             assert "'authentication_error'" in str(denied.value.body)
             assert "'invalid x-api-key'" in str(denied.value.body)
-            gpt = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=made["apiKey"],
-                                     max_retries=0)
+            gpt = sdk(openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=made["apiKey"],
+                                         max_retries=0))
             with pytest.raises(openai.AuthenticationError) as refused:
                 await gpt.chat.completions.create(model="gpt-fake", messages=MSG)
             assert refused.value.code == "invalid_api_key"
@@ -182,8 +187,8 @@ async def test_model_rule_and_llm_cap_in_the_protocols_format(db_settings: Setti
             user_id, _ = await gw.create_user(balance=100)
             made = await _key(gw, user_id, products=["llm"], models=["claude-fake-1*"],
                               capTotal=3)
-            claude = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=made["apiKey"],
-                                              max_retries=0)
+            claude = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=made["apiKey"],
+                                                  max_retries=0))
             with pytest.raises(anthropic.PermissionDeniedError) as denied:
                 await claude.messages.create(model="claude-fake-2", max_tokens=10,
                                              messages=MSG)

@@ -14,7 +14,13 @@ from gengate.clock import ManualClock
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
 from tests.acceptance.test_billing import _ledger
-from tests.acceptance.test_llm_relay import account, llm_settings, usage_rows
+from tests.acceptance.test_llm_relay import (  # noqa: F401 - the fixture closes sdk()'s clients
+    _close_sdk_clients,
+    account,
+    llm_settings,
+    sdk,
+    usage_rows,
+)
 
 PRICE = {"claude-fake-*": {"input": 300, "output": 1500, "cache_write": 375, "cache_read": 30}}
 MSG: list[Any] = [{"role": "user", "content": "hi"}]  # passed to both SDKs
@@ -24,7 +30,8 @@ def _balanced(ledger: dict[str, Any]) -> None:
     """balance and freeze_balance equal what the ledger says (exact in milli-quota)."""
     t, user = ledger["totals"], ledger["user"]
     milli = {k: round(v * 1000) for k, v in t.items()}
-    assert round(user["balance"] * 1000) == milli["topup"] - milli["freeze"] + milli["refund"]
+    assert round(user["balance"] * 1000) == \
+        milli["topup"] - milli["freeze"] + milli["refund"] - milli["overage"]
     assert round(user["freeze_balance"] * 1000) == \
         milli["freeze"] - milli["settle"] - milli["refund"]
 
@@ -40,7 +47,7 @@ async def test_every_token_class_is_billed_once_plain_and_streamed(settings: Set
         s = llm_settings(settings, account("a1", up)).model_copy(update={"llm_prices": PRICE})
         async with serve_gateway(s, with_worker=False) as gw:
             user_id, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
             await client.messages.create(model="claude-fake-1", max_tokens=4000, messages=MSG)
             async with client.messages.stream(model="claude-fake-1", max_tokens=4000,
                                               messages=MSG) as stream:
@@ -81,7 +88,8 @@ async def test_failover_before_the_first_byte(settings: Settings) -> None:
             update={"llm_cooldown_seconds": 0})  # so the stream tries "bad" again too
         async with serve_gateway(s, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key, max_retries=0)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key,
+                                                  max_retries=0))
             msg = await client.messages.create(model="claude-fake-1", max_tokens=10,
                                                messages=MSG)
             assert msg.content[0].type == "text" and msg.content[0].text
@@ -98,14 +106,14 @@ async def test_mid_stream_drop_is_the_protocols_error_event(settings: Settings) 
         s = llm_settings(settings, account("a1", up), account("o1", oup, kind="openai"))
         async with serve_gateway(s, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
             with pytest.raises(anthropic.APIStatusError) as caught:
                 async with client.messages.stream(model="claude-fake-1", max_tokens=10,
                                                   messages=MSG) as stream:
                     async for _ in stream:
                         pass
             assert "mid-stream" in str(caught.value)
-            oclient = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key)
+            oclient = sdk(openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key))
             with pytest.raises(openai.APIError):
                 async for _ in await oclient.chat.completions.create(
                         model="gpt-x", messages=MSG, stream=True):
@@ -145,7 +153,7 @@ async def test_usage_retention_deletes_old_rows(settings: Settings) -> None:
             update={"llm_usage_retention_days": 30})
         async with serve_gateway(s, clock=clock, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
             await client.messages.create(model="claude-fake-1", max_tokens=10, messages=MSG)
             assert gw.runtime.relay is not None
             clock.advance(29 * 86400)

@@ -3,7 +3,8 @@ base URL and key, against fake upstreams over real sockets."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar, cast
 
 import anthropic
 import httpx
@@ -13,6 +14,23 @@ import pytest
 from gengate.config import Settings
 from gengate.testing import FakeAnthropic, FakeOpenAI, Gateway, serve_gateway
 from gengate.testing.llm import FakeLlmUpstream
+
+SDK = TypeVar("SDK", anthropic.AsyncAnthropic, openai.AsyncOpenAI)
+#: the SDK clients the running test made: closed after it, on its event loop (left to
+#: the garbage collector, they leave sockets open and try to close on a closed loop)
+_clients: list[anthropic.AsyncAnthropic | openai.AsyncOpenAI] = []
+
+
+def sdk(client: SDK) -> SDK:
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+async def _close_sdk_clients() -> AsyncIterator[None]:
+    yield
+    while _clients:
+        await _clients.pop().close()
 
 
 def llm_settings(settings: Settings, *accounts: dict[str, Any]) -> Settings:
@@ -36,7 +54,7 @@ async def test_anthropic_sdk_plain_stream_tools_and_count(settings: Settings) ->
         s = llm_settings(settings, account("a1", up, aliases={"sonnet": "claude-fake-sonnet"}))
         async with serve_gateway(s, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key)
+            client = sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key=key))
             msg = await client.messages.create(
                 model="sonnet", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
                 extra_headers={"anthropic-beta": "fake-beta-1"})
@@ -88,7 +106,7 @@ async def test_openai_sdk_plain_stream_and_tools(settings: Settings) -> None:
         s = llm_settings(settings, account("o1", up, kind="openai", models=["gpt-*"]))
         async with serve_gateway(s, with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            client = openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key)
+            client = sdk(openai.AsyncOpenAI(base_url=f"{gw.base_url}/v1", api_key=key))
             done = await client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
             assert done.choices[0].message.content == "word0 word1 word2 "
@@ -157,7 +175,7 @@ async def test_errors_speak_each_protocol(settings: Settings) -> None:
                 assert r.status_code == 402 and r.json()["error"]["code"] == \
                     "insufficient_quota"
             with pytest.raises(anthropic.AuthenticationError):
-                await anthropic.AsyncAnthropic(base_url=gw.base_url, api_key="nope") \
+                await sdk(anthropic.AsyncAnthropic(base_url=gw.base_url, api_key="nope")) \
                     .messages.create(model="m", max_tokens=5, messages=[])
             assert "sk-up-a1" not in (await gw.http.get("/openapi.json")).text
 

@@ -127,7 +127,10 @@ async def test_takeover_finds_the_task_a_killed_worker_started(tmp_path: Path) -
         assert len(only.tasks) == 3
         assert sorted(t.status for t in only.tasks.values()) == ["SUCCESS"] * 3
         assert all(t.state and t.state.startswith(tuple(ids)) for t in only.tasks.values())
-        assert ledger["totals"] == {"topup": 10, "freeze": 6, "settle": 6, "refund": 0}
+        assert ledger["totals"] == {
+            "topup": 10, "freeze": 6, "settle": 6, "refund": 0,
+            "overage": 0,
+        }
 
 
 # -- a submit whose answer never comes ----------------------------------------------------
@@ -212,7 +215,7 @@ async def test_a_lost_task_is_resent_a_bounded_number_of_times(settings: Setting
         assert all("sent upstream 2 times" in b["message"] for b in bodies), bodies
         # one send and one resend per job, never more
         assert len(only.tasks) == 6
-        assert totals == {"topup": 20, "freeze": 6, "settle": 0, "refund": 6}
+        assert totals == {"topup": 20, "freeze": 6, "settle": 0, "refund": 6, "overage": 0}
 
 
 # -- the local renderer -------------------------------------------------------------------

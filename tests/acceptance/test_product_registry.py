@@ -87,7 +87,7 @@ class SwatchProduct(Product[SwatchOptions]):
             job = await services.jobs.submit(self, call.submit(), JobRequest(
                 action="generate", variant="basic", prompt=req.prompt,
                 options=SwatchOptions(side=req.side, colour=req.prompt.split()[-1])))
-            ended = await services.jobs.wait(call.user_id, job.id, timeout=2.0)
+            ended = await services.jobs.wait(call.user_id, job.id, timeout=5.0)
             return self.fetch_body(ended)
 
         return [ProductRoute("/swatch/generate", POST, generate, SwatchRequest,
@@ -98,7 +98,7 @@ class SwatchProduct(Product[SwatchOptions]):
                              "Fetch a swatch job")]
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
-        files = job.result.get("files") or [{}]
+        files = job.result.get("outputs") or [{}]
         return {"status": self.statuses.wire(job.status),
                 "message": job.message if job.status.terminal else None,
                 "jobId": job.id,
@@ -166,6 +166,8 @@ async def test_a_product_defined_here_runs_end_to_end(settings: Settings) -> Non
         # another product's fetch path does not show it; the neutral list shows both
         other = await client.get("/swatch/fetch", params={"jobId": "nope"})
         assert other.status_code == 404
+        elsewhere = await client.get("/midjourney/v1/fetch", params={"jobId": job_id})
+        assert elsewhere.status_code == 404
         listed = (await client.get("/jobs/list", params={"product": "swatch"})).json()["data"]
         assert [(j["product"], j["status"]) for j in listed] == [
             ("swatch", "FAILED"), ("swatch", "SUCCESS")]

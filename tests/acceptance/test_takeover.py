@@ -12,7 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from gengate.testing import free_port
+from gengate.clock import ManualClock
+from gengate.config import Settings
+from gengate.testing import free_port, serve_gateway
 
 ADMIN = "takeover-admin"
 
@@ -79,7 +81,10 @@ async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                                      headers={"Authorization": f"Bearer {ADMIN}"})).json()
         submissions = (data / "local-upstream" / "submissions.log").read_text().split("\n")
         assert sum(1 for line in submissions if line.startswith(job_id)) == 1
-        assert ledger["data"]["totals"] == {"topup": 10, "freeze": 2, "settle": 2, "refund": 0}
+        assert ledger["data"]["totals"] == {
+            "topup": 10, "freeze": 2, "settle": 2, "refund": 0,
+            "overage": 0,
+        }
         assert ledger["data"]["user"]["balance"] == 8
         assert ledger["data"]["user"]["freeze_balance"] == 0
     finally:
@@ -87,3 +92,28 @@ async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=10)
+
+
+async def test_a_worker_retaking_its_own_lapsed_lease_runs_the_job_once(
+        settings: Settings) -> None:
+    clock = ManualClock()
+    settings = settings.model_copy(update={"local_hang_marker": "HANGME"})
+    async with serve_gateway(settings, clock=clock) as gw:
+        assert gw.runtime.worker is not None
+        _, key = await gw.create_user(balance=20)
+        job_id = (await gw.client(key).post("/midjourney/v1/imagine", json={
+            "prompt": "a HANGME fox"})).json()["data"]["jobId"]
+        async with asyncio.timeout(10):
+            while (job := await gw.runtime.store.get_job(job_id)) is None or not job.upstream_id:
+                await asyncio.sleep(0.01)
+        # the worker was too slow to renew: its own claim finds the lease lapsed and takes
+        # the job again, while the job still runs here
+        clock.advance(settings.lease_seconds + 1)
+        gw.runtime.worker.wake()
+        async with asyncio.timeout(10):
+            while (job := await gw.runtime.store.get_job(job_id)) is None or job.attempts < 2:
+                await asyncio.sleep(0.01)
+        followers = [t for t in asyncio.all_tasks()
+                     if t.get_name() == f"gengate-job-{job_id}" and not t.done()]
+        assert len(followers) == 1
+        assert gw.runtime.worker.busy == 1

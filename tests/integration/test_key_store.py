@@ -16,6 +16,7 @@ from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus, Mode
 from gengate.keys import KeyCapReached, hash_key
 from gengate.store import Admission, Store
+from gengate.store.llmrows import UsageRow
 from gengate.store.migrate import migrate
 from tests.conftest import fresh_postgres
 
@@ -84,3 +85,24 @@ async def test_concurrent_admissions_pass_exactly_the_cap(old_store: Store) -> N
     shown = await old_store.get_key(user.id, key.id, time.time())
     assert shown.spent == {"total": 7000, "day": 7000, "month": 7000}
     assert (await old_store.get_user(user.id)).freeze_balance == 7000
+
+
+async def test_an_llm_overage_counts_against_the_key(old_store: Store) -> None:
+    # an LLM call that reported more than its hold: the ledger's overage row names the key,
+    # and the key's spend counts what the call really cost, past its cap if need be
+    await old_store.migrate()
+    now = time.time()
+    user = await old_store.create_user("over@example.com", 100_000, 10, now)
+    key = await old_store.create_key(user.id, hash_key("gg-over"), "gg-over0", now,
+                                     {"cap_total": 5000})
+    assert await old_store.llm_hold_many([(user.id, "llm_o", 4000, key.id)], now) == [None]
+    row = UsageRow("llm_o", user.id, "claude-x", "a1", 10, 5, 0, 0, 6000, "ok", now, 1, key.id)
+    assert await old_store.llm_settle_many([(row, 4000)], now) == [6000]
+    entries = await old_store.ledger(user.id, 10, 0)
+    assert {(e.kind, e.amount, e.key_id) for e in entries} == {
+        ("topup", 100_000, None), ("freeze", 4000, key.id), ("settle", 4000, key.id),
+        ("overage", 2000, key.id)}
+    shown = await old_store.get_key(user.id, key.id, time.time())
+    assert shown.spent == {"total": 6000, "day": 6000, "month": 6000}
+    refused = await old_store.llm_hold_many([(user.id, "llm_p", 1, key.id)], time.time())
+    assert isinstance(refused[0], KeyCapReached)

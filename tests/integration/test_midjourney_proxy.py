@@ -19,6 +19,7 @@ from PIL import Image, ImageChops, ImageDraw
 
 from gengate.accounts import FailureKind
 from gengate.products.midjourney import imaging
+from gengate.products.midjourney.prompt import is_illegal_prompt_failure
 from gengate.products.midjourney.providers.midjourney_proxy import (
     ACCOUNT_PREFIX,
     MidjourneyProxyProvider,
@@ -28,7 +29,7 @@ from gengate.products.midjourney.providers.midjourney_proxy import (
 )
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 from gengate.testing import free_port
-from gengate.testing.mjproxy import FakeMidjourneyProxy
+from gengate.testing.mjproxy import NOVICEZK, FakeMidjourneyProxy
 
 SECRET = "mj-secret-7f3a9c"
 OTHER = "mj-secret-other-51d2"
@@ -183,8 +184,10 @@ async def test_an_action_the_parent_has_no_button_for_is_the_jobs_fault(
         await provider.submit(job("upscale_subtle", parent=grid_id))
 
     assert caught.value.kind is FailureKind.JOB
-    assert str(caught.value) == ("[Invalid parameter] the upstream task has no button for "
-                                 "upscale_subtle")
+    # the upstream's limit, not the user's prompt: never an illegal-prompt count
+    assert str(caught.value) == ("[Unsupported action] the upstream offers no upscale_subtle "
+                                 "on this task")
+    assert not is_illegal_prompt_failure(str(caught.value))
 
 
 async def test_inpaint_confirms_the_modal_with_the_mask(mj: FakeMidjourneyProxy,
@@ -285,14 +288,14 @@ async def test_lost_tasks_are_left_out(mj: FakeMidjourneyProxy,
 async def test_failed_task_carries_the_reason(mj: FakeMidjourneyProxy,
                                               http: httpx.AsyncClient) -> None:
     account = mj.add_account(SECRET, duration=FAST)
-    account.fail_tasks("Invalid link")
+    account.fail_tasks("the reference image could not be fetched")
     provider = adapter(mj, http)
     upstream_id = await provider.submit(job())
 
     update = (await finish(provider, upstream_id))[upstream_id]
 
     assert update.state is TaskState.FAILED
-    assert update.message == "[Upstream failed] Invalid link"
+    assert update.message == "[Upstream failed] the reference image could not be fetched"
     assert failure_kind(update.message) is None
 
 
@@ -364,6 +367,8 @@ async def test_rate_limited_carries_retry_after(mj: FakeMidjourneyProxy,
         assert caught.value.retry_after == 7.0
 
 
+# both proxies answer "no instance" (code 3, 无可用的账号实例) whatever the reason; the
+# adapter then reads the reason from /mj/account/list
 @pytest.mark.parametrize(("switch", "kind", "words"), [
     ("ban", FailureKind.BANNED, "banned"),
     ("captcha", FailureKind.CAPTCHA, "CAPTCHA"),
@@ -380,19 +385,36 @@ async def test_account_states_refuse_submits(mj: FakeMidjourneyProxy, http: http
         await adapter(mj, http).submit(job())
 
     assert caught.value.kind is kind
-    assert str(caught.value).startswith(ACCOUNT_PREFIX) and words in str(caught.value)
+    assert words in str(caught.value)
     assert caught.value.kind.account_level
 
 
-async def test_banned_prompt_is_the_jobs_fault(mj: FakeMidjourneyProxy,
-                                               http: httpx.AsyncClient) -> None:
-    mj.add_account(SECRET)
-    with pytest.raises(ProviderError) as caught:
-        await adapter(mj, http).submit(job(prompt="a forbiddenword at dawn"))
+async def test_banned_prompt_is_the_jobs_fault(http: httpx.AsyncClient) -> None:
+    """novicezk refuses at submit with code 24 (SubmitController.java)."""
+    async with FakeMidjourneyProxy(flavor=NOVICEZK) as mj:
+        mj.add_account(SECRET)
+        with pytest.raises(ProviderError) as caught:
+            await adapter(mj, http).submit(job(prompt="a forbiddenword at dawn"))
 
     assert caught.value.kind is FailureKind.JOB and not caught.value.retryable
     assert str(caught.value).startswith("[Banned prompt detected]")
     assert "forbiddenword" in str(caught.value)
+    assert is_illegal_prompt_failure(str(caught.value))
+
+
+async def test_trueai_fails_a_banned_prompt_after_the_submit(mj: FakeMidjourneyProxy,
+                                                              http: httpx.AsyncClient) -> None:
+    """trueai-org takes the submit and fails the task with 可能包含敏感词 (DiscordService.cs):
+    a prompt-caused failure, counted, prefixed once."""
+    mj.add_account(SECRET, duration=FAST)
+    provider = adapter(mj, http)
+    upstream_id = await provider.submit(job(prompt="a forbiddenword at dawn"))
+
+    update = (await finish(provider, upstream_id))[upstream_id]
+
+    assert update.state is TaskState.FAILED and update.kind is FailureKind.JOB
+    assert update.message == "[Banned prompt detected] 可能包含敏感词"
+    assert is_illegal_prompt_failure(update.message)
 
 
 async def test_unknown_secret_and_wrong_instance(mj: FakeMidjourneyProxy,
@@ -623,7 +645,8 @@ async def test_fake_queues_then_refuses() -> None:
         assert first["code"] == 1 and first["result"]
         assert second["code"] == 22
         assert second["description"] == "In queue, there are 0 tasks ahead"
-        assert third == {"code": 23, "description": "Queue is full, please try later",
+        # trueai-org: code 9 (DiscordService.cs), not 23
+        assert third == {"code": 9, "description": "提交失败，队列已满，请稍后重试",
                          "result": None, "properties": {}}
         assert account.rejected_full == 1 and account.max_running == 1
 
@@ -673,13 +696,13 @@ async def test_fake_auth_and_isolation(mj: FakeMidjourneyProxy,
     assert anonymous.json() == {"code": 401, "description": "unauthorized"}
     other = await http.get(f"{mj.base_url}/mj/task/{task_id}/fetch",
                            headers={"mj-api-secret": OTHER})
-    assert other.status_code == 404
+    assert other.status_code == 204 and other.content == b""  # trueai-org: a null result
     listed = await http.post(f"{mj.base_url}/mj/task/list-by-condition",
                              json={"ids": [task_id]}, headers={"mj-api-secret": OTHER})
     assert listed.json() == []
     assert ("GET", "/mj/account/list", None) in mj.requests
     banned = await submit_raw(http, mj, "a FORBIDDENWORD here")
-    assert banned["code"] == 24 and banned["properties"]["bannedWord"] == "forbiddenword"
+    assert banned["code"] == 1  # trueai-org fails it later
 
 
 async def test_fake_buttons_follow_the_result_kind(mj: FakeMidjourneyProxy,
@@ -699,7 +722,8 @@ async def test_fake_buttons_follow_the_result_kind(mj: FakeMidjourneyProxy,
                              headers=headers)).json()
     assert single["action"] == "UPSCALE" and single["status"] == "SUCCESS"
     labels = {b["label"] for b in single["buttons"]}
-    assert {"Vary (Region)", "Zoom Out 2x", "Make Square", "Upscale (Subtle)"} <= labels
+    assert {"Vary (Region)", "Zoom Out 2x", "Upscale (Subtle)"} <= labels
+    assert "Make Square" not in labels  # trueai-org has no make_square action
 
     zoom = next(b["customId"] for b in single["buttons"] if b["label"] == "Custom Zoom")
     modal = await http.post(f"{mj.base_url}/mj/submit/action", headers=headers,

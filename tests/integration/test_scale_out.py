@@ -12,15 +12,25 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 
+from gengate.config import Settings
 from gengate.store import Store
 from gengate.testing import WebhookReceiver, free_port
+from tests.conftest import S3Bucket
 
 ADMIN = "scale-admin"
 JOBS = 2000
+#: PostgreSQL connections the cluster below may hold at once, by the default pool sizes
+#: (docs/deploy.md): two API processes, at most three workers alive at once (each with
+#: one LISTEN connection), this test's own store (2) and the counting connection (1):
+#: 44, so two runs side by side fit a default server's max_connections of 100
+_defaults = Settings()
+BUDGET = (2 * sum(_defaults.pool_sizes(api=True, worker=False))
+          + 3 * (sum(_defaults.pool_sizes(api=False, worker=True)) + 1) + 2 + 1)
 
 
 class Cluster:
@@ -42,17 +52,18 @@ class Cluster:
         self.logs = data.parent / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "gengate", *args], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "gengate", *args],
+                                env={**self.env, **(env or {})},
                                 stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs.append(proc)
         return proc
 
-    async def api(self) -> str:
+    async def api(self, env: dict[str, str] | None = None) -> str:
         port = free_port()
-        proc = self.start("serve", "--no-worker", "--port", str(port))
+        proc = self.start("serve", "--no-worker", "--port", str(port), env=env)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient() as http, asyncio.timeout(60):
             while True:
@@ -98,6 +109,36 @@ async def _failures(store: Store) -> Counter[str]:
     return await store.db.read(rows)
 
 
+class ConnectionPeak:
+    """The most connections to one database seen at once, sampled while it runs."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ConnectionPeak:
+        conn = await asyncpg.connect(self.url.replace("postgresql://", "postgres://"))
+        self._task = asyncio.create_task(self._sample(conn))
+        return self
+
+    async def _sample(self, conn: asyncpg.Connection) -> None:
+        name = self.url.rsplit("/", 1)[1]
+        try:
+            while True:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name)
+                self.peak = max(self.peak, int(count))
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
 async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
     from sqlalchemy import select
 
@@ -113,9 +154,9 @@ async def _ledger_per_job(store: Store) -> Counter[tuple[str, str]]:
 async def test_nodes_share_the_work_and_survive_a_killed_worker(
         pg_url: str, tmp_path: Path) -> None:
     cluster = Cluster(pg_url, tmp_path / "data")
-    store = Store.open(pg_url)
+    store = Store.open(pg_url, pool=(2, 0))
     try:
-        async with WebhookReceiver() as receiver:
+        async with WebhookReceiver() as receiver, ConnectionPeak(pg_url) as connections:
             apis = [await cluster.api(), await cluster.api()]
             victim = cluster.start("worker")
             cluster.start("worker")
@@ -157,6 +198,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
                     request = await receiver.next(timeout=60)
                     delivered.add(orjson.loads(request.body)["jobId"])
             assert delivered == set(ids)
+        assert connections.peak <= BUDGET, (connections.peak, BUDGET)
         ledger = await _ledger_per_job(store)
         for job_id in ids:
             assert ledger[(job_id, "freeze")] == 1 and ledger[(job_id, "settle")] == 1
@@ -204,3 +246,61 @@ async def test_concurrent_submits_across_nodes_hold_limits(pg_url: str,
             assert busy.count(200) == 7 and busy.count(499) == 53
     finally:
         cluster.stop()
+
+
+S3_JOBS = 120
+
+
+@pytest.mark.timeout(300)
+async def test_results_in_the_object_store_are_served_by_the_other_node(
+        pg_url: str, tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    """Workers write results to the bucket; an API node with a disk of its own serves
+    them (with Range), though another node took the jobs and a worker was killed."""
+    cluster = Cluster(pg_url, tmp_path / "workers")
+    cluster.env.update({**s3_bucket.env("proxy"), "GENGATE_SECRET_KEY": "scale-out-secret"})
+    store = Store.open(pg_url)
+    try:
+        apis = [await cluster.api({"GENGATE_DATA_DIR": str(tmp_path / f"api{i}")})
+                for i in range(2)]
+        victim = cluster.start("worker")
+        cluster.start("worker")
+        async with httpx.AsyncClient(timeout=60) as http:
+            user = (await http.post(f"{apis[0]}/admin/users", headers={
+                "Authorization": f"Bearer {ADMIN}"}, json={
+                "email": "s3@x.io", "balance": 10_000, "max_queue": 1000})).json()
+            key = {"TT-API-KEY": user["data"]["apiKey"]}
+            ids = []
+            for i in range(S3_JOBS):
+                response = await http.post(f"{apis[0]}/midjourney/v1/imagine", headers=key,
+                                           json={"prompt": f"object {i}",
+                                                 "getUImages": i % 2 == 0})
+                assert response.status_code == 200, response.text
+                ids.append(response.json()["data"]["jobId"])
+            async with asyncio.timeout(200):
+                while (await _statuses(store))["SUCCESS"] < S3_JOBS // 4:
+                    await asyncio.sleep(0.2)
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                cluster.start("worker")
+                while True:
+                    statuses = await _statuses(store)
+                    if statuses["SUCCESS"] + statuses["FAILED"] == S3_JOBS:
+                        break
+                    await asyncio.sleep(0.5)
+            assert statuses == Counter({"SUCCESS": S3_JOBS}), await _failures(store)
+            served = set()
+            for job_id in ids:
+                body = (await http.get(f"{apis[1]}/midjourney/v1/fetch", headers=key,
+                                       params={"jobId": job_id})).json()
+                for url in [body["data"]["cdnImage"], *(body["data"]["images"] or [])]:
+                    path = "/cdn/" + url.split("/cdn/", 1)[1]
+                    head = await http.get(f"{apis[1]}{path}", headers={"Range": "bytes=0-7"})
+                    assert head.status_code == 206 and head.content == b"\x89PNG\r\n\x1a\n"
+                    assert head.headers["content-type"] == "image/png"
+                    served.add(path.removeprefix("/cdn/"))
+        assert len(served) == S3_JOBS // 2 * 5 + S3_JOBS // 2
+        assert set(s3_bucket.keys()) == served
+        assert list(tmp_path.rglob("cdn/**/*.png")) == []
+    finally:
+        cluster.stop()
+        await store.close()

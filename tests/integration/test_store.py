@@ -88,7 +88,7 @@ async def test_claim_lease_takeover_and_money_once(store: Store) -> None:
     assert not await store.fail(jobs[0].id, None, "late", now + 34)
     assert await store.fail(jobs[1].id, None, "Job Timeout", now + 35)
     totals = await store.ledger_totals(user.id)
-    assert totals == {"topup": 10000, "freeze": 6000, "settle": 2000, "refund": 2000}
+    assert totals == {"topup": 10000, "freeze": 6000, "settle": 2000, "refund": 2000, "overage": 0}
     user = await store.get_user(user.id)
     assert user.balance == 10000 - 6000 + 2000 and user.freeze_balance == 2000
     assert user.in_flight == 1

@@ -269,3 +269,20 @@ async def test_the_key_never_leaks(up: Gateway, http: httpx.AsyncClient,
     texts += [repr(provider), repr(dead), caplog.text]
     assert all(key not in text for text in texts)
     assert "***" in str(errors[-1])
+
+
+async def test_the_slots_mode_and_the_jobs_timeout_reach_the_upstream(
+        up: Gateway, http: httpx.AsyncClient) -> None:
+    """A job placed in a relax slot runs as relax upstream whatever speed flag its prompt
+    had, and the upstream waits as long as the job does (not its own 300/600 s)."""
+    provider, _ = await provider_for(up, http)
+    relax = ProviderTask(job_id="local-job", action="imagine", prompt="a dune --fast",
+                         mode="relax", params={"timeout": 900})
+    upstream_id = await provider.submit(relax)
+    job = await up.runtime.store.get_job(upstream_id)
+    assert job is not None
+    assert job.mode.value == "relax" and job.timeout == 900
+    fast = ProviderTask(job_id="local-job-2", action="imagine", prompt="a dune", mode="fast",
+                        params={"timeout": 1000})
+    other = await up.runtime.store.get_job(await provider.submit(fast))
+    assert other is not None and other.mode.value == "fast" and other.timeout == 1000

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from gengate.llm.accounts import LlmAccount, LlmAccounts, retry_after_seconds
 from gengate.llm.anthropic import ANTHROPIC
-from gengate.llm.pricing import LlmPriceTable, Usage, merged_prices
+from gengate.llm.prices import price_table
+from gengate.llm.pricing import Usage
 from gengate.llm.protocol import EventSplitter
 
 
 def test_cost_per_token_class_rounds_up_once() -> None:
-    table = LlmPriceTable(merged_prices({}))
+    table = price_table(None, {})
     price = table.price("claude-sonnet-4-5")
     usage = Usage(input=1000, output=2000, cache_write=4000, cache_read=10000)
     assert price.cost_milli(usage) == 5100  # 5.1 quota

@@ -11,27 +11,53 @@ from starlette.routing import Route
 
 from gengate.api import schemas as s
 from gengate.api.envelope import envelope_endpoint, ok
-from gengate.errors import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
+from gengate.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from gengate.runtime import Runtime
 
 __all__ = ["ADMIN_ROUTES"]
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
+    """The runtime, once the request carries the admin key; an address that keeps sending
+    wrong keys is refused (429) for a while."""
     rt: Runtime = request.app.state.runtime
     key = rt.settings.admin_key
     if not key:
         raise Unauthorized("The admin API is disabled: set GENGATE_ADMIN_KEY")
+    address = request.client.host if request.client else "unknown"
+    await rt.limiter.check_admin_address(address)
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(),
                                                                 key.encode()):
+        await rt.limiter.admin_failed(address)
         raise Unauthorized("Wrong admin key")
     return rt
 
 
+async def _read(request: Request) -> bytes:
+    """The body, read as it arrives and refused with 413 past the JSON body limit."""
+    limit = request.app.state.runtime.settings.max_json_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _body(request: Request, model: type[s._Wire]) -> Any:
-    raw = await request.body()
+    raw = await _read(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'}")
@@ -65,42 +91,42 @@ def _int_query(request: Request, name: str, default: int, high: int) -> int:
 
 
 async def create_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.CreateUserRequest = await _body(request, s.CreateUserRequest)
     return ok(await rt.admin.create_user(req.email, req.balance, req.max_queue))
 
 
 async def list_users(request: Request) -> Any:
-    return ok(await _runtime(request).admin.list())
+    return ok(await (await _runtime(request)).admin.list())
 
 
 async def get_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.admin.get(_user_id(request)))
 
 
 async def update_user(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.UpdateUserRequest = await _body(request, s.UpdateUserRequest)
     return ok(await rt.admin.update(_user_id(request), req.max_queue, req.active,
                                     req.rate_per_second, req.rate_per_minute))
 
 
 async def topup(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.TopUpRequest = await _body(request, s.TopUpRequest)
     return ok(await rt.admin.topup(_user_id(request), req.amount, req.note))
 
 
 async def set_password(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req: s.PasswordRequest = await _body(request, s.PasswordRequest)
     await rt.admin.set_password(_user_id(request), req.password)
     return ok(None)
 
 
 async def issue_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.KeyCreate)
     return ok(await rt.admin.issue_key(_user_id(request), req.model_dump(exclude_unset=True)))
 
@@ -110,24 +136,24 @@ def _key_id(request: Request) -> int:
 
 
 async def get_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.keys.get(_user_id(request), _key_id(request)))
 
 
 async def update_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.KeyUpdate)
     return ok(await rt.keys.update(_user_id(request), _key_id(request),
                                    req.model_dump(exclude_unset=True)))
 
 
 async def rotate_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.keys.rotate(_user_id(request), _key_id(request)))
 
 
 async def key_usage(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     days = _int_query(request, "days", 30, 366)
     if days < 1:
         raise BadRequest("days: must be an integer from 1 to 366")
@@ -135,18 +161,18 @@ async def key_usage(request: Request) -> Any:
 
 
 async def list_keys(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.admin.keys(_user_id(request)))
 
 
 async def revoke_key(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     await rt.admin.revoke_key(_user_id(request), _id(request, "key_id", "key"))
     return ok(None)
 
 
 async def ledger(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     limit = _int_query(request, "limit", 100, 1000)
     offset = _int_query(request, "offset", 0, 10**9)
     return ok(await rt.admin.ledger(_user_id(request), limit, offset))
@@ -157,34 +183,34 @@ def _account_id(request: Request) -> int:
 
 
 async def create_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.CreateAccountRequest)
     return ok(await rt.pool.create(req.model_dump(exclude_unset=True)))
 
 
 async def list_accounts(request: Request) -> Any:
-    return ok(await _runtime(request).pool.list())
+    return ok(await (await _runtime(request)).pool.list())
 
 
 async def get_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     return ok(await rt.pool.get(_account_id(request)))
 
 
 async def update_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     req = await _body(request, s.UpdateAccountRequest)
     return ok(await rt.pool.update(_account_id(request), req.model_dump(exclude_unset=True)))
 
 
 async def delete_account(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     await rt.pool.delete(_account_id(request))
     return ok(None)
 
 
 async def account_events(request: Request) -> Any:
-    rt = _runtime(request)
+    rt = await _runtime(request)
     limit = _int_query(request, "limit", 50, 1000)
     return ok(await rt.pool.events(_account_id(request), limit=limit))
 

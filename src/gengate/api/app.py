@@ -10,14 +10,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Match, Route
 
 from gengate.api import pages
 from gengate.api.admin import ADMIN_ROUTES
+from gengate.api.cdn import serve_result
+from gengate.api.envelope import send_raw
 from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
+from gengate.api.videos import VideoFront
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.console import console_routes
@@ -35,13 +37,51 @@ async def _error(request: Request, exc: Exception) -> Response:
     return Response(out.payload, out.status, out.headers, media_type="application/json")
 
 
+def _allowed(request: Request) -> str:
+    """Every method some route of the path takes (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own (no such path, method): as the same kind of error."""
     assert isinstance(exc, HTTPException)
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
-    error = GengateError(message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
+    error = GengateError(message, headers=headers)
     error.status_code = exc.status_code
     return await _error(request, error)
+
+
+async def _answered(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Run ``app`` so that an exception still ends in a whole 500 envelope and is not
+    raised to the server, which would drop the keep-alive connection. (Starlette answers
+    500 through :func:`_error` and then raises again.) Only a crash in the middle of a
+    response body, which cannot be taken back, is left to the server."""
+    state = {"started": False, "done": False}
+
+    async def tracked(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            state["started"] = True
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            state["done"] = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracked)
+    except Exception as exc:
+        if state["done"]:
+            return  # answered (and logged by the handler that answered)
+        if state["started"]:
+            raise
+        out = render_error(exc, where=str(scope.get("path")))
+        await send_raw(send, out.status, out.payload, out.headers)
 
 
 class GengateApp:
@@ -55,8 +95,6 @@ class GengateApp:
         self.with_worker = with_worker
         self.with_dispatcher = with_dispatcher
         self.runtime: Runtime | None = None
-        cdn = settings.data_dir / "cdn"
-        cdn.mkdir(parents=True, exist_ok=True)
         self.web = Starlette(
             routes=[
                 *ADMIN_ROUTES,
@@ -65,7 +103,7 @@ class GengateApp:
                 Route("/healthz", pages.healthz),
                 Route("/metrics", pages.metrics),
                 Route("/openapi.json", pages.openapi),
-                Mount("/cdn", StaticFiles(directory=cdn, check_dir=False), name="cdn"),
+                Route("/cdn/{key:path}", serve_result, methods=["GET", "HEAD"], name="cdn"),
             ],
             exception_handlers={
                 GengateError: _error,
@@ -75,9 +113,21 @@ class GengateApp:
         )
         self.web.state.openapi = None
         self.products = products if products is not None else builtin(settings)
+        # the two fronts answer their own crashes; Starlette's routes get the guard
         self.front = LlmFront(self._rt, settings.max_body_bytes,
-                              TtapiFront(self._rt, settings.max_body_bytes, self.web,
+                              VideoFront(self._rt, settings.max_body_bytes,
+                                         TtapiFront(self._rt, settings.max_body_bytes,
+                                                    settings.max_json_body_bytes, self._web,
+                                                    self.products,
+                                                    image_requests=settings.image_requests,
+                                                    image_body_seconds=settings.image_body_seconds),
                                          self.products))
+
+    async def _web(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await _answered(self.web, scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
 
     def _rt(self) -> Runtime:
         if self.runtime is None:

@@ -27,12 +27,14 @@ class Call:
     method: str
     query: bytes
     headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
+    body: bytes | bytearray = b""
     user_id: int = 0
     #: came in under /hold: runs on the caller's own accounts
     hosted: bool = False
     #: the caller's API key (its id and limits), once authenticated
     key: KeyPolicy | None = None
+    #: came in on a synchronous route (its jobs are waited on)
+    sync: bool = False
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -62,11 +64,11 @@ class Call:
     def data(self, *, forms: bool = False) -> dict[str, Any]:
         """The JSON body (POST) or the query string (GET) as a dict; with ``forms``, an
         url-encoded form body is accepted too (fetch routes take ``jobId`` either way)."""
-        if self.method == "GET" or not self.body.strip():
+        if self.method == "GET" or not self.body or self.body.isspace():
             return parse_query(self.query)
         ctype = self.content_type()
         if forms and ctype == _FORM:
-            return dict(parse_qsl(self.body.decode("latin-1")))
+            return dict(parse_qsl(bytes(self.body).decode("latin-1")))
         if ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType(
                 f"Content-Type must be application/json, got {ctype or 'none'}"
@@ -92,17 +94,22 @@ class Call:
 
     def submit(self, *, hook_url: str | None = None, timeout: int | None = None,
                get_u_images: bool = False, hook_progress: bool = False,
-               relax_fallback: bool = False) -> Submit:
+               relax_fallback: bool = False, sync: bool | None = None,
+               fingerprint: bytes | None = None) -> Submit:
         """The common part of a submit request: who, where to call back, the
-        ``Idempotency-Key`` and what it stands for."""
+        ``Idempotency-Key`` and what it stands for (the body, or ``fingerprint`` where the
+        same request can arrive as different bytes: a multipart boundary). ``sync``: the
+        route waits for the job (default: whether the route is synchronous)."""
         key = self.header(b"idempotency-key")
         if key is not None and not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key: must be 1 to 255 characters")
         # what the key stands for: a replay must repeat the request, not just the key
-        request = hashlib.sha256(self.body).hexdigest()[:32] if key is not None else None
+        seen = self.body if fingerprint is None else fingerprint
+        request = hashlib.sha256(seen).hexdigest()[:32] if key is not None else None
         return Submit(self.user_id, timeout, hook_url, get_u_images, key, hook_progress,
                       request, self.hosted, relax_fallback,
-                      self.key.key_id if self.key is not None else None)
+                      self.key.key_id if self.key is not None else None,
+                      self.sync if sync is None else sync)
 
 
 def parse_query(raw: bytes) -> dict[str, str]:

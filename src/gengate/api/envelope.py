@@ -20,6 +20,7 @@ __all__ = [
     "json_response",
     "ok",
     "read_body",
+    "read_buffer",
     "send_json",
     "send_raw",
 ]
@@ -96,3 +97,22 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def read_buffer(scope: dict[str, Any], receive: Any, limit: int) -> bytearray:
+    """Like :func:`read_body`, into one growing buffer: a body of many megabytes is held
+    once, never as its chunks and their concatenation at the same time."""
+    buffer = bytearray()
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if len(buffer) + len(chunk) > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+        buffer += chunk
+        if not message.get("more_body", False):
+            return buffer

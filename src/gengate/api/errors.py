@@ -14,7 +14,7 @@ import orjson
 
 from gengate.errors import GengateError
 
-__all__ = ["Rendered", "render_error", "ttapi_error"]
+__all__ = ["BodyShape", "Rendered", "render_error", "ttapi_error"]
 
 log = logging.getLogger("gengate.api")
 
@@ -35,10 +35,11 @@ class Rendered:
 
 
 def render_error(exc: BaseException, shape: BodyShape = ttapi_error,
-                 where: str = "") -> Rendered:
-    """The response for ``exc`` in the front's ``shape``."""
+                 where: str = "", crash_message: str | None = None) -> Rendered:
+    """The response for ``exc`` in the front's ``shape`` (``crash_message``: what a
+    front says of an unexpected error; default, TTAPI's)."""
     if not isinstance(exc, GengateError):
         log.error("event=request_crashed path=%s", where, exc_info=exc)
-        exc = GengateError()
+        exc = GengateError(crash_message)
     body = shape(exc.status_code, exc.message, exc.data)
     return Rendered(exc.status_code, orjson.dumps(body), dict(exc.headers))

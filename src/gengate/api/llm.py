@@ -14,23 +14,24 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from gengate.api.envelope import ClientGone, read_body
 from gengate.api.errors import render_error
+from gengate.api.schemas import MAX_PAGE
 from gengate.api.ttapi import Call, admit_caller, parse_query
 from gengate.errors import (
     BadRequest,
-    MethodNotAllowed,
     NotFound,
 )
 from gengate.keyring import LLM_PRODUCT
 from gengate.keys import KeyPolicy
 from gengate.llm.anthropic import ANTHROPIC
 from gengate.llm.openai import OPENAI
-from gengate.llm.protocol import Protocol, UpstreamReply
-from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply
+from gengate.llm.protocol import Protocol, UpstreamReply, passed_headers
+from gengate.llm.relay import LlmCall, Prepared, Relay, StreamReply, usage_history
 from gengate.quota import from_milli
 from gengate.runtime import Runtime
 
@@ -93,18 +94,20 @@ class LlmFront:
         self._fallback = fallback
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        route = _ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        route = _route(scope["path"]) if scope["type"] == "http" else None
         if route is None:
             await self._fallback(scope, receive, send)
             return
         methods, protocol, handler = route
         if protocol is None:
             protocol = ANTHROPIC if _has(scope, b"anthropic-version") else OPENAI
+        if scope["method"] not in methods:
+            allowed = ", ".join(methods)
+            body = protocol.error_body(405, f"method {scope['method']} not allowed; use {allowed}")
+            await _send_bytes(send, 405, orjson.dumps(body), [_JSON, (b"allow", allowed.encode())])
+            return
         req = Request(scope, receive, send, protocol, self._runtime())
         try:
-            if scope["method"] not in methods:
-                raise MethodNotAllowed(f"method {scope['method']} not allowed",
-                                       headers={"Allow": ", ".join(methods)})
             # same keys, same per-key and per-address limits as the TTAPI front; every
             # path but the usage list is the `llm` product
             call = Call("", b"", scope["headers"])
@@ -117,12 +120,14 @@ class LlmFront:
         except UpstreamReply as exc:
             if not req.started:
                 headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-                await _send_bytes(send, exc.status_code, exc.body, headers or [_JSON])
+                if "content-type" not in exc.headers:
+                    headers.append(_JSON)
+                await _send_bytes(send, exc.status_code, exc.body, headers)
         except Exception as exc:  # noqa: BLE001 - answered in the protocol's error shape
             # a 401 in each protocol's own words for a key it does not know
             out = render_error(exc, lambda status, message, _data: req.protocol.error_body(
                 status, req.protocol.unauthorized if status == 401 else message),
-                where=scope["path"])
+                where=scope["path"], crash_message="internal error")
             if not req.started:
                 raw = [_JSON, *((k.lower().encode(), v.encode())
                                 for k, v in out.headers.items())]
@@ -138,6 +143,10 @@ class LlmFront:
             raise BadRequest("body: must be a JSON object")
         if not isinstance(body.get("model"), str) or not body["model"]:
             raise BadRequest("model: Field required")
+        for name in _TOKEN_LIMITS:
+            value = body.get(name)
+            if value is not None and (type(value) is not int or value < 1):
+                raise BadRequest(f"{name}: Input should be a positive integer")
         if req.key is not None:
             req.key.check_model(body["model"])
         return body, raw
@@ -146,7 +155,8 @@ class LlmFront:
     async def generate(self, req: Request) -> None:
         body, raw = await self._body(req)
         prep = Prepared(req.protocol, req.scope["path"], body, raw, req.scope["headers"],
-                        stream=body.get("stream") is True)
+                        stream=body.get("stream") is True,
+                        query=req.scope.get("query_string", b""))
         if prep.stream and req.protocol is OPENAI:
             prep.client_usage = OPENAI.with_usage(body)
         relay = req.relay
@@ -178,8 +188,7 @@ class LlmFront:
     async def _pump(self, req: Request, relay: Relay, call: LlmCall, found: Any,
                     prep: Prepared) -> None:
         response, first, rest = await relay.open(call, found, prep)
-        reply_headers = [(k.encode(), v.encode()) for k in prep.protocol.reply_headers
-                         if k != "content-type" and (v := response.headers.get(k))]
+        reply_headers = passed_headers(response.raw_headers)
         reply_headers.append((b"x-gengate-request-id", call.id.encode()))
         if not prep.stream:
             try:
@@ -202,28 +211,33 @@ class LlmFront:
 
     async def count_tokens(self, req: Request) -> None:
         body, raw = await self._body(req)
-        prep = Prepared(req.protocol, req.scope["path"], body, raw, req.scope["headers"])
+        prep = Prepared(req.protocol, req.scope["path"], body, raw, req.scope["headers"],
+                        query=req.scope.get("query_string", b""))
         result = await req.relay.count_tokens(prep)
         req.started = True
         await _send_bytes(req.send, 200, result, [_JSON])
 
     async def models(self, req: Request) -> None:
-        ids = await req.relay.models(req.protocol.kind)
-        data = [{"type": "model", "object": "model", "id": m, "display_name": m,
-                 "created_at": "2025-01-01T00:00:00Z", "created": 1735689600,
-                 "owned_by": "gengate"} for m in ids]
-        await req.answer({"object": "list", "data": data, "has_more": False,
-                          "first_id": ids[0] if ids else None,
+        ids = await req.rt.relay.models(req.protocol.kind) if req.rt.relay is not None else []
+        await req.answer({"object": "list", "data": [_model(m) for m in ids],
+                          "has_more": False, "first_id": ids[0] if ids else None,
                           "last_id": ids[-1] if ids else None})
+
+    async def model(self, req: Request) -> None:
+        """One model (``models.retrieve`` in both SDKs); 404 for one no account serves."""
+        wanted = unquote(req.scope["path"].removeprefix(_MODEL_PREFIX))
+        ids = await req.rt.relay.models(req.protocol.kind) if req.rt.relay is not None else []
+        if wanted not in ids:
+            raise NotFound(f"model: {wanted}")
+        await req.answer(_model(wanted))
 
     async def usage(self, req: Request) -> None:
         query = parse_query(req.scope.get("query_string", b""))
-        try:
-            page = max(1, int(query.get("page", "1")))
-            limit = min(500, max(1, int(query.get("limit", "50"))))
-        except ValueError:
-            raise BadRequest("page and limit must be integers") from None
-        rows = await req.relay.usage(req.user_id, page, limit + 1)
+        page = _int_param(query, "page", 1, MAX_PAGE)
+        limit = _int_param(query, "limit", 50, MAX_USAGE_LIMIT)
+        relay = req.rt.relay
+        rows = (await relay.usage(req.user_id, page, limit, peek=1) if relay is not None
+                else await usage_history(req.rt.store, req.user_id, page, limit, peek=1))
         data = [{"id": r.id, "model": r.model, "account": r.account,
                  "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
                  "cache_creation_input_tokens": r.cache_write_tokens,
@@ -235,11 +249,42 @@ class LlmFront:
                           "has_more": len(rows) > limit})
 
 
+def _model(name: str) -> dict[str, Any]:
+    """One model in both protocols' shapes at once (Anthropic's ``type``, ``display_name``
+    and ``created_at``; OpenAI's ``object``, ``created`` and ``owned_by``)."""
+    return {"type": "model", "object": "model", "id": name, "display_name": name,
+            "created_at": "2025-01-01T00:00:00Z", "created": 1735689600, "owned_by": "gengate"}
+
+
+def _route(path: str) -> tuple[tuple[str, ...], Protocol | None, Handler] | None:
+    found = _ROUTES.get(path)
+    if found is None and path.startswith(_MODEL_PREFIX) and len(path) > len(_MODEL_PREFIX):
+        return _GET, None, LlmFront.model
+    return found
+
+
+#: the most rows one /v1/usage page lists
+MAX_USAGE_LIMIT = 500
+
+
+def _int_param(query: dict[str, str], name: str, default: int, high: int) -> int:
+    """A whole number from 1 to ``high``; anything else is refused, never clamped."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high):
+        raise BadRequest(f"{name}: must be an integer from 1 to {high}")
+    return int(raw)
+
+
 def _has(scope: dict[str, Any], name: bytes) -> bool:
     return any(key == name for key, _ in scope["headers"])
 
 
 _POST, _GET = ("POST",), ("GET",)
+_MODEL_PREFIX = "/v1/models/"
+#: body fields that must be whole numbers of tokens when present (``true`` is not one)
+_TOKEN_LIMITS = ("max_tokens", "max_completion_tokens")
 _ROUTES: dict[str, tuple[tuple[str, ...], Protocol | None, Handler]] = {
     "/v1/messages": (_POST, ANTHROPIC, LlmFront.generate),
     "/v1/messages/count_tokens": (_POST, ANTHROPIC, LlmFront.count_tokens),

@@ -19,6 +19,7 @@ _ERRORS = {
     "402": "Insufficient balance, or the API key's own spend cap (the message says which)",
     "403": "The API key may not do this: the message names the rule (product, address)",
     "404": "Not found",
+    "408": "Request body not received in time (routes that take images)",
     "413": "Request body too large",
     "415": "Content-Type must be application/json",
     "429": "Too many requests",
@@ -28,6 +29,24 @@ _ERRORS = {
     "504": "A synchronous call's job is still running (data: its jobId)",
     "500": "Server error",
 }
+#: the LLM relay's answers besides 200: in the Anthropic or OpenAI error format, or the
+#: upstream's own answer passed through
+_LLM_ERRORS = {
+    "400": "Bad request", "401": "Wrong key", "402": "Insufficient balance",
+    "403": "Refused by the upstream", "404": "No such model, or no LLM accounts",
+    "409": "Conflict", "413": "Request body too large", "422": "Refused by the upstream",
+    "429": "Too many requests", "499": "Your in-progress calls reached max_queue",
+    "500": "Server error", "502": "The upstream failed", "503": "No upstream available",
+    "504": "The upstream timed out", "529": "The upstream is overloaded",
+}
+_LLM_BODY = {"type": "object", "required": ["model"],
+             "properties": {"model": {"type": "string", "minLength": 1}}}
+_USAGE_PARAMS = [
+    {"name": "page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": s.MAX_PAGE}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+]
 
 _ADMIN = [
     ("/admin/users", "post", s.CreateUserRequest, "Create a user and its first API key"),
@@ -67,7 +86,8 @@ _LLM = [
     ("/v1/messages", "post", "Anthropic Messages (stream: true for SSE); billed per token"),
     ("/v1/messages/count_tokens", "post", "Anthropic token count (free)"),
     ("/v1/chat/completions", "post", "OpenAI Chat Completions; billed per token"),
-    ("/v1/models", "get", "Models the LLM accounts serve"),
+    ("/v1/models", "get", "Models the LLM accounts serve (an empty list without accounts)"),
+    ("/v1/models/{model_id}", "get", "One model the LLM accounts serve; 404 for others"),
     ("/v1/usage", "get", "Your LLM calls, newest first (page, limit)"),
 ]
 
@@ -80,7 +100,9 @@ _PUBLIC = {
     "/healthz": ("application/json", "Readiness: 200 when the database (and Redis) answer"),
     "/metrics": ("text/plain", "Prometheus metrics"),
     "/openapi.json": ("application/json", "This document"),
-    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed)"),
+    "/cdn/{key}": ("image/png", "A stored result file (unguessable names, no key needed); "
+                   "honours one byte Range; with an object store in redirect or public mode, "
+                   "a 307 to the object"),
 }
 
 _ENVELOPE = {
@@ -100,20 +122,37 @@ _FETCH = {
                    "enum": ["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED"]},
         "message": {"type": "string"},
         "jobId": {"type": "string"},
-        "data": {"type": "object", "properties": {k: {} for k in (
+        "data": {"type": "object", "properties": {**{k: {} for k in (
             "action", "jobId", "progress", "prompt", "quota", "mode", "discordImage",
             "cdnImage", "width", "height", "hookUrl", "components", "seed", "images",
-            "prompts", "submitTime", "finishTime")}},
+            "prompts", "submitTime", "finishTime")}, "expired": {
+            "type": "boolean", "description": "Present (true) when the retention period "
+            "deleted the result files: the URLs are null and message says so"}}},
     },
 }
 
 
-def _responses(ok_schema: str) -> dict[str, Any]:
+#: a synchronous route's 504
+_SYNC_TIMEOUT = (
+    "The job is still running after GENGATE_SYNC_TIMEOUT seconds (default 300). The body "
+    "names its jobId; the job goes on: fetch it later, receive its webhook, or send the same "
+    "request again with the same Idempotency-Key to wait on the same job. It is charged only "
+    "if it succeeds, once.")
+
+
+def _responses(ok_schema: str, route: Route | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"200": {"description": "OK", "content": {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{ok_schema}"}}}}}
+    shape = route.error_shape if route is not None else None
     for code, text in _ERRORS.items():
-        out[code] = {"description": text, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+        if code == "504" and route is not None and route.sync:
+            text = _SYNC_TIMEOUT
+        if shape is None:
+            content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Envelope"}}
+        else:  # the route's own error format, shown by example
+            data = {"jobId": "7c1f3e0a-..."} if code in ("500", "504") else None
+            content = {"example": shape(int(code), text, data)}
+        out[code] = {"description": text, "content": {"application/json": content}}
     return out
 
 
@@ -127,8 +166,25 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {
+    """The request body; a model may name another media type in ``media_type``
+    (``multipart/form-data`` for uploads)."""
+    media = getattr(model, "media_type", "application/json")
+    return {"required": True, "content": {media: {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+def _llm_operation(path: str, method: str, summary: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK"}}
+    for code, text in _LLM_ERRORS.items():
+        responses[code] = {"description": text}
+    op: dict[str, Any] = {"summary": summary, "tags": ["llm"], "responses": responses,
+                          "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+    if method == "post":
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": _LLM_BODY}}}
+    if path == "/v1/usage":
+        op["parameters"] = _USAGE_PARAMS
+    return op
 
 
 def _public_paths() -> dict[str, Any]:
@@ -139,7 +195,22 @@ def _public_paths() -> dict[str, Any]:
         if path.startswith("/cdn"):
             op["parameters"] = [{"name": "key", "in": "path", "required": True,
                                  "schema": {"type": "string"}}]
-            op["responses"]["404"] = {"description": "No such file"}
+            op["parameters"].append({"name": "Range", "in": "header", "required": False,
+                                     "schema": {"type": "string"}})
+            op["responses"].update({
+                "206": {"description": "The requested byte range", "content": {media: {}}},
+                "307": {"description": "Redirect to the object (presigned or public URL)"},
+                "404": {"description": "No such file"},
+                "416": {"description": "The range starts past the end of the file"}})
+            out[path] = {"get": op, "head": {**op, "summary": "The same, headers only"}}
+            continue
+        if path == "/healthz":
+            op["responses"]["503"] = _responses("Envelope")["500"] | {
+                "description": "The database or Redis does not answer"}
+        if path == "/metrics":
+            op["security"] = [{"MetricsBearer": []}, {}]
+            op["responses"]["401"] = _responses("Envelope")["401"] | {
+                "description": "GENGATE_METRICS_TOKEN is set and the request lacks it"}
         out[path] = {"get": op}
     return out
 
@@ -159,7 +230,10 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
     tag = ("webhooks" if path.startswith("/webhooks") else
            "hosting" if path.startswith("/hold") else
            "keys" if path.startswith("/keys") else route.product or "jobs")
-    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema),
+    if isinstance(route.answer_model, type) and issubclass(route.answer_model, BaseModel):
+        models.add(route.answer_model)
+        ok_schema = route.answer_model.__name__
+    op: dict[str, Any] = {"summary": route.summary, "responses": _responses(ok_schema, route),
                           "tags": [tag]}
     if route.auth:
         op["security"] = [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]
@@ -174,9 +248,54 @@ def _operation(path: str, method: str, route: Route, ok_schema: str,
         op.setdefault("parameters", []).append({
             "name": "Idempotency-Key", "in": "header", "required": False,
             "schema": {"type": "string", "maxLength": 255},
-            "description": "A retried submit with the same key returns the first job",
+            "description": "A retried submit with the same key returns the first job (a "
+                           "synchronous route waits on it again)",
         })
     return op
+
+
+#: what the video front can answer besides success (as OpenAI's error object): bad input,
+#: key, balance, unknown video, method, size, media type, rate limits, max_queue, start-up
+_VIDEO_ERRORS = ("400", "401", "402", "404", "405", "413", "415", "429", "499", "500",
+                 "503")
+
+
+def _video_paths(models: set[type[BaseModel]]) -> dict[str, Any]:
+    """OpenAI's video API front (``gengate.api.videos``): OpenAI's schema and errors."""
+    from gengate.api.videos import VIDEO_PATHS
+
+    error = {"description": "OpenAI's error object", "content": {"application/json": {
+        "schema": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"},
+            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}}}}
+    video = {"description": "OpenAI's Video object (id, object, model, status: queued | "
+             "in_progress | completed | failed, progress, created_at, completed_at, seconds, "
+             "size, error)", "content": {"application/json": {}}}
+    out: dict[str, Any] = {}
+    for path, (methods, model, summary) in VIDEO_PATHS.items():
+        for method in methods:
+            op: dict[str, Any] = {
+                "summary": summary, "tags": ["sora"],
+                "security": [{"Bearer": []}, {"TTApiKey": []}, {"XApiKey": []}],
+                "responses": {"200": video, **{code: error for code in _VIDEO_ERRORS}}}
+            if path.endswith("/content"):
+                op["responses"] = {"302": {"description": "Redirect to the stored file "
+                                           "(served with Range support)"},
+                                   **{code: error for code in _VIDEO_ERRORS}}
+                op["parameters"] = [{"name": "variant", "in": "query", "required": False,
+                                     "schema": {"type": "string",
+                                                "enum": ["video", "thumbnail"]}}]
+            if "{video_id}" in path:
+                op.setdefault("parameters", []).insert(0, {
+                    "name": "video_id", "in": "path", "required": True,
+                    "schema": {"type": "string"}})
+            if model is not None:
+                models.add(model)
+                op["requestBody"] = {"required": True, "content": {
+                    media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    for media in ("application/json", "multipart/form-data")}}
+            out.setdefault(path, {})[method.lower()] = op
+    return out
 
 
 def _fetch_name(product: str, products: Registry) -> str:
@@ -213,13 +332,19 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
                                  "schema": {"type": "integer"}} for p in params]
         paths.setdefault(path, {})[method] = op
     for path, method, summary in _LLM:
-        paths.setdefault(path, {})[method] = {
-            "summary": summary, "tags": ["llm"], "responses": {"200": {"description": "OK"}},
-            "security": [{"TTApiKey": []}, {"Bearer": []}, {"XApiKey": []}]}
+        paths.setdefault(path, {})[method] = _llm_operation(path, method, summary)
+        if "{model_id}" in path:
+            paths[path][method]["parameters"] = [{"name": "model_id", "in": "path",
+                                                  "required": True,
+                                                  "schema": {"type": "string"}}]
+    if "sora" in products:
+        paths.update(_video_paths(models))
     paths.update(_public_paths())
     for wire in sorted(models, key=lambda m: m.__name__):
-        schemas[wire.__name__] = wire.model_json_schema(
-            ref_template="#/components/schemas/{model}")
+        schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")
+        # what the models share (the Mode enum) becomes a schema of its own
+        schemas.update(schema.pop("$defs", {}))
+        schemas[wire.__name__] = schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "gengate", "version": __version__,
@@ -231,5 +356,7 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
             "XApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
             "AdminBearer": {"type": "http", "scheme": "bearer",
                             "description": "GENGATE_ADMIN_KEY"},
+            "MetricsBearer": {"type": "http", "scheme": "bearer",
+                              "description": "GENGATE_METRICS_TOKEN, where it is set"},
         }},
     }

@@ -3,6 +3,7 @@ HTML status page is the console's: :mod:`gengate.console.status_page`)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from prometheus_client import (
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from gengate.api.envelope import json_response, ok
 from gengate.api.openapi import openapi_document
 from gengate.console.status_page import status_data
+from gengate.errors import Unauthorized
 from gengate.runtime import Runtime
 
 __all__ = ["healthz", "metrics", "openapi", "status_json"]
@@ -55,8 +57,18 @@ async def healthz(request: Request) -> Response:
     return json_response(ok({"database": "ok", "redis": redis, "worker": worker}))
 
 
+def _check_metrics_token(request: Request, token: str) -> None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(),
+                                                                token.encode()):
+        raise Unauthorized("/metrics needs Authorization: Bearer <GENGATE_METRICS_TOKEN>",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+
 async def metrics(request: Request) -> Response:
     rt = _rt(request)
+    if rt.settings.metrics_token:
+        _check_metrics_token(request, rt.settings.metrics_token)
     registry = CollectorRegistry()
     jobs = Gauge("gengate_jobs", "Live jobs by product, mode and status",
                  ["product", "mode", "status"], registry=registry)

@@ -2,18 +2,28 @@
 
 Unknown fields are accepted and ignored (third-party clients send extra ones). Aliases:
 ``model`` for ``mode`` and ``job_id`` for ``jobId``. The OpenAPI document is built from
-these models, so it always matches what the server accepts.
+these models, so it always matches what the server accepts. Every string and list field is
+bounded (:mod:`gengate.limits`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gengate.errors import BadRequest
 from gengate.jobs import Mode
+from gengate.limits import (
+    MAX_ACTION_CHARS,
+    MAX_ID_CHARS,
+    MAX_IMAGE_BASE64_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_URL_CHARS,
+)
+from gengate.quota import MAX_QUOTA
 
 __all__ = [
     "ActionRequest",
@@ -43,8 +53,20 @@ __all__ = [
 ]
 
 
+_Image = Annotated[str, Field(max_length=MAX_IMAGE_BASE64_CHARS)]
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=False)
+
+
+#: a string with something besides white space in it (JSON Schema patterns are unanchored)
+NOT_BLANK = r"\S"
+
+#: the last page a listing serves: far past any real listing, and its offset stays a
+#: small integer for the database
+MAX_PAGE = 1_000_000
+_PAGE = Field(1, ge=1, le=MAX_PAGE, description=f"1 to {MAX_PAGE}")
 
 
 _MODE = Field(
@@ -53,10 +75,13 @@ _MODE = Field(
     description="relax, fast or turbo; `model` is accepted as an alias",
 )
 _TIMEOUT = Field(None, description="Seconds, 300-1200; default and minimum 300 (600 in relax)")
-_HOOK = Field(None, description="URL that receives the fetch body when the job ends")
+_HOOK = Field(None, max_length=MAX_URL_CHARS,
+              description="URL that receives the fetch body when the job ends")
 _UIMAGES = Field(False, description="Also store the four split images of a grid in `images`")
 _PROGRESS = Field(False, description="Also notify hookUrl at each progress step")
-_JOB_ID = Field(validation_alias=AliasChoices("jobId", "job_id"), description="The parent job")
+_JOB_ID = Field(min_length=1, max_length=MAX_ID_CHARS,
+                validation_alias=AliasChoices("jobId", "job_id"),
+                description="The parent job")
 _FALLBACK = Field(False, description="gengate extension: a fast job may run in a relax slot "
                   "(charged relax's price) when no fast slot is free")
 
@@ -64,7 +89,8 @@ _FALLBACK = Field(False, description="gengate extension: a fast job may run in a
 class ImagineRequest(_Wire):
     """POST /midjourney/v1/imagine"""
 
-    prompt: str = Field(description="Midjourney prompt with its `--` parameters")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=NOT_BLANK,
+                        description="Midjourney prompt with its `--` parameters")
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
@@ -78,7 +104,8 @@ class ActionRequest(_Wire):
     """POST /midjourney/v1/action"""
 
     jobId: str = _JOB_ID
-    action: str = Field(description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
+    action: str = Field(min_length=1, max_length=MAX_ACTION_CHARS,
+                        description="upsample1..4, variation1..4, reroll, zoom_out_2, ...")
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -88,7 +115,8 @@ class ActionRequest(_Wire):
 class BlendRequest(_Wire):
     """POST /midjourney/v1/blend"""
 
-    imgBase64Array: list[str] = Field(description="2 to 5 images as data:image/...;base64,...")
+    imgBase64Array: list[_Image] = Field(
+        max_length=5, description="2 to 5 images as data:image/...;base64,...")
     dimensions: Literal["PORTRAIT", "SQUARE", "LANDSCAPE"] = "SQUARE"
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
@@ -97,12 +125,22 @@ class BlendRequest(_Wire):
     hookProgress: bool = _PROGRESS
     getUImages: bool = _UIMAGES
 
+    @field_validator("imgBase64Array", mode="before")
+    @classmethod
+    def _two_to_five(cls, value: object) -> object:
+        # counted before any item is looked at, with the contract's wording
+        if isinstance(value, list) and not 2 <= len(value) <= 5:
+            raise ValueError("give 2 to 5 images")
+        return value
+
 
 class DescribeRequest(_Wire):
     """POST /midjourney/v1/describe"""
 
-    base64: str | None = Field(None, description="The image; wins over `url`")
-    url: str | None = Field(None, description="Where to download the image")
+    base64: str | None = Field(None, max_length=MAX_IMAGE_BASE64_CHARS,
+                               description="The image; wins over `url`")
+    url: str | None = Field(None, max_length=MAX_URL_CHARS,
+                            description="Where to download the image")
     mode: Mode = _MODE
     relaxFallback: bool = _FALLBACK
     timeout: int | None = _TIMEOUT
@@ -123,8 +161,9 @@ class InpaintRequest(_Wire):
     """POST /midjourney/v1/inpaint (Vary Region)"""
 
     jobId: str = _JOB_ID
-    mask: str = Field(description="Base64 black-and-white mask, the image's size; white = redraw")
-    prompt: str | None = None
+    mask: str = Field(max_length=MAX_IMAGE_BASE64_CHARS,
+                      description="Base64 black-and-white mask, the image's size; white = redraw")
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)
     timeout: int | None = _TIMEOUT
     hookUrl: str | None = _HOOK
     hookProgress: bool = _PROGRESS
@@ -140,21 +179,22 @@ class FetchRequest(_Wire):
 class DeliveriesQuery(_Wire):
     """GET (query) or POST (body) /webhooks/deliveries"""
 
-    jobId: str | None = Field(None, validation_alias=AliasChoices("jobId", "job_id"))
-    page: int = Field(1, ge=1)
+    jobId: str | None = Field(None, max_length=MAX_ID_CHARS,
+                              validation_alias=AliasChoices("jobId", "job_id"))
+    page: int = _PAGE
     limit: int = Field(20, ge=1, le=100)
 
 
 class RedeliverRequest(_Wire):
     """POST /webhooks/redeliver"""
 
-    deliveryId: str
+    deliveryId: str = Field(max_length=MAX_ID_CHARS)
 
 
 class FetchListQuery(_Wire):
     """GET (query) or POST (body) /midjourney/v1/fetch-list"""
 
-    page: int = Field(1, ge=1)
+    page: int = _PAGE
     limit: int = Field(10, ge=1, le=100)
     status: Literal["PENDING_QUEUE", "ON_QUEUE", "SUCCESS", "FAILED", "ALL"] = Field(
         "SUCCESS", description="Case-insensitive; ALL lists every status"
@@ -178,18 +218,19 @@ class JobsQuery(_Wire):
 class PromptCheckRequest(_Wire):
     """POST /midjourney/v1/promptCheck"""
 
-    prompt: str
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, pattern=NOT_BLANK)
 
 
 class CreateUserRequest(_Wire):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    balance: float = Field(0, ge=0)
+    balance: float = Field(0, ge=0, le=MAX_QUOTA, allow_inf_nan=False)
     max_queue: int | None = Field(None, ge=0)
 
 
 class TopUpRequest(_Wire):
-    amount: float
-    note: str = ""
+    amount: float = Field(ge=-MAX_QUOTA, le=MAX_QUOTA, allow_inf_nan=False,
+                          description="Quota to add (negative removes); a multiple of 0.001")
+    note: str = Field("", max_length=MAX_NOTE_CHARS)
 
 
 class PasswordRequest(_Wire):
@@ -248,28 +289,36 @@ class KeyUsageQuery(_Wire):
 
 _NAME = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
               description="Unique within the pool: letters, digits, `_`, `.`, `-`")
-_URL = Field(max_length=2048, description="The upstream's base URL (http or https)")
+_URL = Field(min_length=1, max_length=MAX_URL_CHARS,
+             description="The upstream's base URL (http or https)")
 _SECRET = Field(None, min_length=1, max_length=4096,
                 description="midjourney-proxy `mj-api-secret`; stored encrypted, never shown")
 _APIKEY = Field(None, min_length=1, max_length=4096,
-                description="TTAPI key of a ttapi account; stored encrypted, never shown")
+                description="The key of a ttapi, bfl or openai account; stored encrypted, "
+                "never shown")
 _INSTANCE = Field(None, max_length=64, validation_alias=AliasChoices("instanceId", "channelId"),
                   description="midjourney-proxy instance (Discord channel id) to use; "
                   "`channelId` is accepted as an alias")
+_PROTOCOL = Field(None, description="midjourney-proxy project the account's server runs: "
+                  "`trueai` (trueai-org's fork), `novicezk` (the original), or `auto` "
+                  "(default: told from its tasks)")
+Protocol = Literal["auto", "trueai", "novicezk"]
 
 
 class _AccountFields(_Wire):
     """Fields an operator's account shares between create and update."""
 
-    products: list[str] | None = Field(
+    products: list[Annotated[str, Field(max_length=32)]] | None = Field(
         None, min_length=1, max_length=20, description="The products it runs, e.g. "
         "[\"midjourney\", \"flux\"]; default: Midjourney where the provider runs it "
         "(`local`: [\"*\"], every product)")
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
-    slots: dict[str, int] | None = Field(
-        None, description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
+    protocol: Protocol | None = _PROTOCOL
+    slots: dict[Annotated[str, Field(max_length=16)], int] | None = Field(
+        None, max_length=8,
+        description="Concurrent jobs per mode, e.g. {\"fast\": 12, \"relax\": 3}")
     priority: int | None = Field(None, ge=-1000, le=1000, description="Higher is tried first")
     weight: int | None = Field(None, ge=1, le=1000, description="Share among equals")
     enabled: bool | None = None
@@ -291,8 +340,10 @@ class CreateAccountRequest(_AccountFields):
     name: str = _NAME
     provider: str = Field("midjourney_proxy", max_length=32, description="local, or an "
                           "adapter kind of some product: midjourney_proxy, ttapi, ...")
-    baseUrl: str | None = Field(None, max_length=2048,
-                                description="Required except for `local`")
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS,
+                                description="Required except for `local`; `bfl` defaults to "
+                                "https://api.bfl.ai, `openai` to https://api.openai.com and "
+                                "`google` to https://generativelanguage.googleapis.com")
 
 
 class UpdateAccountRequest(_AccountFields):
@@ -300,7 +351,7 @@ class UpdateAccountRequest(_AccountFields):
 
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=2048)
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS)
 
 
 _USE_MODE = Field(description="1 relax, 2 fast, 3 turbo: the mode the account runs jobs in")
@@ -315,6 +366,7 @@ class HoldAccountAdd(_Wire):
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
+    protocol: Protocol | None = _PROTOCOL
     useMode: Literal[1, 2, 3] = Field(2, description=_USE_MODE.description)
     maxConcurrency: int = Field(3, ge=1, le=50, description="Jobs at once (the plan's limit)")
     enabled: bool = True
@@ -329,10 +381,11 @@ class HoldAccountUpdate(_Wire):
     accountId: int = _ACCOUNT_ID
     name: str | None = Field(None, min_length=1, max_length=40,
                              pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    baseUrl: str | None = Field(None, max_length=2048)
+    baseUrl: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS)
     secret: str | None = _SECRET
     apiKey: str | None = _APIKEY
     instanceId: str | None = _INSTANCE
+    protocol: Protocol | None = _PROTOCOL
     useMode: Literal[1, 2, 3] | None = None
     maxConcurrency: int | None = Field(None, ge=1, le=50)
     enabled: bool | None = None
@@ -349,8 +402,14 @@ def validation_message(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"]) or "body"
     msg = err["msg"]
+    ctx = err.get("ctx") or {}
     if err["type"] == "missing":
         msg = "is required"
+    elif err["type"] == "value_error":
+        msg = str(err["ctx"]["error"])  # our own wording, without pydantic's "Value error, "
+    elif (err["type"] == "string_too_short" and ctx.get("min_length") == 1) or (
+            err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == NOT_BLANK):
+        msg = "must not be empty"
     return f"{loc}: {msg}"
 
 

@@ -9,6 +9,7 @@ handler from the :class:`~gengate.errors.GengateError` hierarchy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,15 +22,16 @@ from gengate.api.envelope import (
     ClientGone,
     Raw,
     ok,
-    read_body,
+    read_buffer,
     send_json,
     send_raw,
 )
-from gengate.api.errors import render_error
+from gengate.api.errors import BodyShape, render_error, ttapi_error
 from gengate.api.keys import key_routes
 from gengate.errors import (
     BadRequest,
     MethodNotAllowed,
+    RequestTimeout,
     Unauthorized,
 )
 from gengate.keys import KeyForbidden
@@ -53,6 +55,14 @@ class Route:
     hosted: bool = False
     #: the product whose route it is (None: the engine's own)
     product: str | None = None
+    #: the error body's shape (None: the TTAPI envelope)
+    error_shape: BodyShape | None = None
+    #: holds the request until its job ends (stops waiting if the client goes away)
+    sync: bool = False
+    #: documents the 200 answer (OpenAPI); None: the envelope or the fetch body
+    answer_model: Any = None
+    #: takes images: may read a body up to the larger limit
+    images: bool = False
 
 
 async def jobs_list(rt: Runtime, call: Call) -> Any:
@@ -203,16 +213,42 @@ def routes_of(products: Registry) -> dict[str, Route]:
     for path, (product, own) in products.routes().items():
         handler: Handler = own.handler
         table[path] = Route(handler, own.methods, own.model, own.summary, own.auth,
-                            product=product.name)
+                            product=product.name, error_shape=own.error_shape,
+                            sync=own.sync, answer_model=own.answer_model, images=own.images)
         if own.hosted:
             table[f"/hold{path}"] = Route(handler, own.methods, own.model,
                                           f"{own.summary} (on your own accounts)",
-                                          own.auth, hosted=True, product=product.name)
+                                          own.auth, hosted=True, product=product.name,
+                                          error_shape=own.error_shape, sync=own.sync,
+                                          answer_model=own.answer_model, images=own.images)
     for path, route in engine_routes().items():
         if path in table:
             raise ValueError(f"path {path} is claimed by a product and the engine")
         table[path] = route
     return table
+
+
+async def until_gone(work: Awaitable[Any], receive: Any) -> Any:
+    """``work``'s result, unless the client disconnects first: then ``work`` is cancelled
+    (a synchronous route stops waiting; its job, admitted in its own transaction, goes on
+    and stays fetchable) and :class:`ClientGone` is raised."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (gone, task):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(gone, task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientGone()
+    return task.result()
+
+
+async def _disconnected(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
@@ -236,14 +272,27 @@ async def admit_caller(rt: Runtime, call: Call, scope: dict[str, Any],
 
 
 class TtapiFront:
-    """Serves the products' and the engine's routes; anything else goes to ``fallback``."""
+    """Serves the products' and the engine's routes; anything else goes to ``fallback``.
+    A body is read up to ``max_image_body`` bytes on routes that take images,
+    ``max_json_body`` on the others.
 
-    def __init__(self, runtime: Callable[[], Runtime], max_body: int, fallback: Any,
-                 products: Registry):
+    Requests with images are served ``image_requests`` at a time (each is read, checked,
+    decoded and admitted before the next one's body is read): the memory they take is
+    bounded by that number, not by the number of clients. Their caller's queue and balance
+    are checked before the body is read, and the body must arrive within
+    ``image_body_seconds``, so that no one holds a turn for long.
+    """
+
+    def __init__(self, runtime: Callable[[], Runtime], max_image_body: int, max_json_body: int,
+                 fallback: Any, products: Registry, *, image_requests: int = 2,
+                 image_body_seconds: float = 60.0):
         self._runtime = runtime
-        self._max_body = max_body
+        self._max_image_body = max_image_body
+        self._max_json_body = max_json_body
         self._fallback = fallback
         self.routes = routes_of(products)
+        self._image_turns = asyncio.Semaphore(image_requests)
+        self._image_body_seconds = image_body_seconds
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -259,7 +308,7 @@ class TtapiFront:
         except ClientGone:
             return
         except Exception as exc:  # noqa: BLE001 - every error is answered, in the envelope
-            out = render_error(exc, where=scope["path"])
+            out = render_error(exc, route.error_shape or ttapi_error, where=scope["path"])
             await send_raw(send, out.status, out.payload, out.headers)
 
     async def _handle(self, route: Route, scope: dict[str, Any], receive: Any) -> Any:
@@ -269,13 +318,33 @@ class TtapiFront:
             raise MethodNotAllowed(f"method {method} not allowed; use {allowed}",
                                    headers={"Allow": allowed})
         call = Call(method, scope.get("query_string", b""), scope["headers"],
-                    hosted=route.hosted)
+                    hosted=route.hosted, sync=route.sync)
         rt = self._runtime()
         if route.auth:
             await admit_caller(rt, call, scope, route.product)
         else:
             await rt.limiter.check_address(rt.access.address(scope))
-        if method == "POST":
-            call.body = await read_body(scope, receive, self._max_body)
+        if route.images and method == "POST":
+            if route.product is not None:
+                await rt.jobs.precheck_any(call.user_id, rt.jobs.products.get(route.product),
+                                           scope["path"].rsplit("/", 1)[1])
+            async with self._image_turns:
+                try:
+                    async with asyncio.timeout(self._image_body_seconds):
+                        call.body = await read_buffer(scope, receive, self._max_image_body)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"Request body not received within {self._image_body_seconds:g} s"
+                    ) from None
+                if not route.sync:
+                    return await route.handler(rt, call)
+            # a synchronous route waits outside the turns (its decoding is bounded by
+            # the engine's own decode slots)
+        elif method == "POST":
+            call.body = await read_buffer(scope, receive, self._max_json_body)
+            if route.model is None:
+                call.data()  # no fields, but a body must still be a JSON object (415, 400)
+        if route.sync:
+            return await until_gone(route.handler(rt, call), receive)
         return await route.handler(rt, call)
 

@@ -4,7 +4,7 @@ request, and an SSE splitter that keeps at most one partial event in memory."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -22,6 +22,7 @@ __all__ = [
     "UpstreamReply",
     "UpstreamResponse",
     "UpstreamTransportError",
+    "passed_headers",
 ]
 
 #: client headers never sent upstream (auth is the account's, framing is the client's)
@@ -33,12 +34,20 @@ _DROP = frozenset({
 
 
 class UpstreamReply(GengateError):
-    """An upstream's own error answer (4xx), passed to the client as it came."""
+    """An upstream's own error answer, passed to the client as it came (status, body and
+    the headers :func:`passed_headers` keeps) when no other account answers instead.
 
-    def __init__(self, status: int, body: bytes, headers: Mapping[str, str] | None = None):
+    ``failover``: another account may answer instead (429, 529, 5xx); ``retry``: the same
+    account may be asked again first (5xx).
+    """
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str] | None = None,
+                 *, failover: bool = False, retry: bool = False):
         super().__init__(f"upstream answered {status}", headers=dict(headers or {}))
         self.status_code = status
         self.body = body
+        self.failover = failover
+        self.retry = retry
 
 
 class UpstreamFailed(GengateError):
@@ -51,14 +60,28 @@ class UpstreamFailed(GengateError):
         self.retryable = retryable
 
 
+#: upstream response headers a client sees with a relayed answer (success or error): the
+#: upstream's request id, its rate-limit state and its own Retry-After, never invented
+_PASSED = frozenset({b"request-id", b"x-request-id", b"retry-after"})
+_PASSED_PREFIXES = (b"anthropic-ratelimit-", b"x-ratelimit-")
+
+
+def passed_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream headers relayed to the client, names lower-cased."""
+    out = []
+    for name, value in raw:
+        low = name.lower()
+        if low in _PASSED or low.startswith(_PASSED_PREFIXES):
+            out.append((low, value))
+    return out
+
+
 class Protocol:
     """One wire protocol: how to call an account and how to speak errors to clients."""
 
     kind = ""
     #: the message of a 401 (unknown, revoked or expired key) in this protocol
     unauthorized = "invalid API key"
-    #: headers sent to the client with a relayed answer
-    reply_headers = ("content-type", "request-id", "x-request-id", "retry-after")
 
     def url(self, account: LlmAccount, path: str) -> str:
         raise NotImplementedError
@@ -111,6 +134,10 @@ class UpstreamResponse:
     def headers(self) -> Mapping[str, str]:
         """Case-insensitive."""
         return self._response.headers
+
+    @property
+    def raw_headers(self) -> Iterable[tuple[bytes, bytes]]:
+        return self._response.raw_headers
 
     async def aread(self) -> bytes:
         try:

@@ -19,13 +19,15 @@ from typing import Any
 
 import orjson
 
+from gengate.background import supervise
 from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.errors import GengateError, NotFound
 from gengate.llm.accounts import Candidate, LlmAccount, LlmAccounts, retry_after_seconds
 from gengate.llm.anthropic import ANTHROPIC
 from gengate.llm.openai import OPENAI
-from gengate.llm.pricing import LlmPriceTable, ModelPrice, Usage, merged_prices
+from gengate.llm.prices import price_table
+from gengate.llm.pricing import LlmPriceTable, ModelPrice, Usage
 from gengate.llm.protocol import (
     EventSplitter,
     Protocol,
@@ -35,6 +37,7 @@ from gengate.llm.protocol import (
     UpstreamResponse,
     UpstreamTransportError,
     event_data,
+    passed_headers,
 )
 from gengate.store import Store
 from gengate.store.llmrows import Hold, UsageRow
@@ -49,6 +52,8 @@ PURGE_EVERY = 3600.0
 #: seconds an upstream's model list is kept
 MODELS_TTL = 300.0
 Chunks = AsyncIterator[bytes]
+#: a hold (user id, request id, amount, key id) or a settlement (usage row, amount held)
+_Money = Hold | tuple[UsageRow, int]
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -63,6 +68,11 @@ class Prepared:
     headers: list[tuple[bytes, bytes]]
     stream: bool = False
     client_usage: bool = True  # OpenAI streams: did the client ask for the usage chunk
+    query: bytes = b""  # the client's query string, passed upstream as it came
+
+    def url(self, account: LlmAccount) -> str:
+        url = self.protocol.url(account, self.path)
+        return f"{url}?{self.query.decode('latin-1')}" if self.query else url
 
     @property
     def model(self) -> str:
@@ -107,27 +117,30 @@ class Relay:
         self.default_max_tokens = default_max_tokens
         self.retention_days = retention_days
         self._purger: asyncio.Task[None] | None = None
-        # the hold before a call and the settlement after it are group-committed: calls
-        # that start (or end) together share one transaction
-        self._holds: GroupCommit[Hold, None] = GroupCommit(self._hold_many)
-        self._settles: GroupCommit[tuple[UsageRow, int], int] = GroupCommit(self._settle_many)
+        # the holds before calls and the settlements after them are group-committed
+        # together: the calls that start and end in one turn of the loop share one
+        # transaction
+        self._money: GroupCommit[_Money, int | None] = GroupCommit(self._money_many)
         #: account name -> (until, model ids its upstream lists)
         self._listed: dict[str, tuple[float, list[str]]] = {}
 
-    async def usage(self, user_id: int, page: int, limit: int) -> list[UsageRow]:
-        """A user's LLM calls, newest first."""
-        return await self.store.llm_usage(user_id, page, limit)
+    async def usage(self, user_id: int, page: int, limit: int,
+                    peek: int = 0) -> list[UsageRow]:
+        """A user's LLM calls, newest first (``peek`` more rows, to tell if there are)."""
+        return await usage_history(self.store, user_id, page, limit, peek)
 
-    async def _hold_many(self, holds: list[Hold]) -> list[GengateError | None]:
-        return await self.store.llm_hold_many(holds, self.clock.now())
-
-    async def _settle_many(self, items: list[tuple[UsageRow, int]]) -> list[int | GengateError]:
-        return list(await self.store.llm_settle_many(items, self.clock.now()))
+    async def _money_many(self, items: list[_Money]) -> list[int | None | GengateError]:
+        holds = [x for x in items if isinstance(x[0], int)]
+        settles = [x for x in items if isinstance(x[0], UsageRow)]
+        held, settled = await self.store.llm_money_many(
+            holds, settles, self.clock.now())
+        held_it, settled_it = iter(held), iter(settled)
+        return [next(held_it) if isinstance(x[0], int) else next(settled_it) for x in items]
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         if self._purger is None:
-            self._purger = asyncio.create_task(self._purge_loop())
+            self._purger = supervise(self._purge_loop, "gengate-llm-purge")
 
     async def close(self) -> None:
         if self._purger is not None:
@@ -169,10 +182,11 @@ class Relay:
         price = self.prices.price(found[0].model)
         limit = prep.body.get("max_tokens") or prep.body.get("max_completion_tokens")
         max_tokens = limit if isinstance(limit, int) and limit > 0 else self.default_max_tokens
+        # the hold is an estimate only: the settlement charges what the upstream reports
         held = price.hold_milli(len(prep.raw) // 2 + 16, max_tokens)
         call = LlmCall(f"llm_{os.urandom(16).hex()}", user_id, prep.model, held, price,
                        self.clock.now(), key_id=key_id)
-        await self._holds.submit((user_id, call.id, held, key_id))
+        await self._money.submit((user_id, call.id, held, key_id))
         return call, found
 
     async def open(self, call: LlmCall, found: list[Candidate],
@@ -200,6 +214,13 @@ class Relay:
                     if not exc.retryable:
                         break
                     continue
+                except UpstreamReply as exc:
+                    if not exc.failover:
+                        raise
+                    last = exc  # relayed as it came if no other account answers
+                    if not exc.retry:
+                        break
+                    continue
                 self.accounts.recover(cand.account.name)
                 return cand, response, first, rest
             else:
@@ -209,7 +230,7 @@ class Relay:
     async def _try(self, cand: Candidate,
                    prep: Prepared) -> tuple[UpstreamResponse, bytes, Chunks | None]:
         proto, account = prep.protocol, cand.account
-        url = proto.url(account, prep.path)
+        url = prep.url(account)
         headers = proto.headers(account, prep.headers)
         try:
             response = await self.http.post(url, headers, prep.payload(cand.model))
@@ -237,29 +258,34 @@ class Relay:
             raise
 
     async def _refused(self, cand: Candidate, response: UpstreamResponse) -> None:
-        """Turn an upstream error status into the right error (and cooldown)."""
+        """Turn an upstream error status into the right error (and cooldown). The
+        upstream's own answer (status, body, request id, rate-limit headers) is what the
+        client sees, unless another account answers instead; a Retry-After is relayed only
+        when the upstream sent one."""
         status = response.status_code
         name = cand.account.name
         log.warning("event=llm_upstream_status account=%s status=%s", name, status)
-        if status in (429, 529):
-            wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
-            self.accounts.cool_down(name, time.monotonic() + wait)
-            headers = {"Retry-After": str(max(1, round(wait)))}
-            message = "rate limited upstream" if status == 429 else "Overloaded"
-            raise UpstreamFailed(message, status, headers, retryable=False)
         if status in (401, 403):
             self.accounts.cool_down(name, time.monotonic() + self.cooldown * 6)
             raise UpstreamFailed("upstream account refused", 502, retryable=False)
-        if status >= 500 or status < 400:
-            raise UpstreamFailed(f"upstream error {status}", 502 if status != 504 else 504)
+        if status < 400:
+            raise UpstreamFailed(f"upstream error {status}", 502)
+        if status in (429, 529):
+            wait = retry_after_seconds(response.headers.get("retry-after"), self.cooldown)
+            self.accounts.cool_down(name, time.monotonic() + wait)
         body = b""
         async for chunk in response.aiter_bytes():
             body += chunk
             if len(body) > _MAX_ERROR_BODY:
                 break
-        keep = {k: v for k in ("content-type", "retry-after")
-                if (v := response.headers.get(k)) is not None}
-        raise UpstreamReply(status, body[:_MAX_ERROR_BODY], keep)
+        keep = {k.decode("latin-1"): v.decode("latin-1")
+                for k, v in passed_headers(response.raw_headers)}
+        kind = response.headers.get("content-type")
+        if kind is not None:
+            keep["content-type"] = kind
+        raise UpstreamReply(status, body[:_MAX_ERROR_BODY], keep,
+                            failover=status in (429, 529) or status >= 500,
+                            retry=status >= 500 and status != 529)
 
     async def finish(self, call: LlmCall) -> None:
         """Settle the call: charge the usage seen, refund the rest, record the row."""
@@ -272,7 +298,7 @@ class Relay:
                        call.price.cost_milli(usage), call.status, call.started_at,
                        int((time.perf_counter() - call.t0) * 1000), call.key_id)
         try:
-            await self._settles.submit((row, call.held))
+            await self._money.submit((row, call.held))
         except Exception:
             log.exception("event=llm_settle_failed request=%s", call.id)
 
@@ -388,9 +414,17 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
         return None
     accounts = LlmAccounts(LlmAccount.parse(raw) for raw in settings.llm_accounts)
     http = UpstreamClient(settings.llm_connect_timeout, settings.llm_read_timeout)
-    relay = Relay(store, clock, accounts, LlmPriceTable(merged_prices(settings.llm_prices)), http,
+    prices = price_table(settings.llm_prices_file, settings.llm_prices)
+    relay = Relay(store, clock, accounts, prices, http,
                   retries=settings.llm_retries, cooldown=settings.llm_cooldown_seconds,
                   default_max_tokens=settings.llm_default_max_tokens,
                   retention_days=settings.llm_usage_retention_days)
     relay.start()
     return relay
+
+
+async def usage_history(store: Store, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[UsageRow]:
+    """A user's LLM calls, newest first: readable with no upstream account configured
+    (the history outlives the accounts that made it)."""
+    return await store.llm_usage(user_id, page, limit, peek=peek)

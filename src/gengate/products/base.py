@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from gengate.providers.base import Provider, ProviderTask, ProviderUpdate
     from gengate.store import User
 
+_T = TypeVar("_T")
+
 __all__ = [
     "THREE_STATUSES",
     "FOUR_STATUSES",
@@ -81,6 +83,8 @@ class Submit:
     relax_fallback: bool = False
     #: the API key that submits it (its spend caps apply; usage is recorded per key)
     key_id: int | None = None
+    #: a synchronous route waits on the job (its end is announced to every node)
+    sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,9 @@ class JobRequest:
     parent: Job | None = None
     #: the job's id when the product needs it before admission (to derive a seed)
     job_id: str | None = None
+    #: how many of the priced unit the job makes (OpenAI's ``n`` images): its price is
+    #: this many times the price entry
+    count: int = 1
 
 
 # -- statuses ---------------------------------------------------------------------------
@@ -163,6 +170,10 @@ class ResultIO(Protocol):
     def key(self, job: Job, content_type: str, suffix: str = "") -> str:
         """The storage key :meth:`save` uses: ``<product>/<day>/<jobId><suffix>.<ext>``."""
 
+    @property
+    def store_name(self) -> str:
+        """The store that :meth:`save` writes to (kept in the result as ``store``)."""
+
     async def save(self, job: Job, data: bytes, content_type: str, suffix: str = "") -> str:
         """Store ``data`` under :meth:`key`; its public URL."""
 
@@ -178,6 +189,10 @@ class TaskIO(Protocol):
 
     async def stored(self, key: str) -> bytes:
         """A stored result file by key."""
+
+    async def parent_file(self, result: dict[str, Any]) -> bytes:
+        """The stored file of an earlier job's ``result`` (its ``key``, in its ``store``);
+        a ProviderError when its retention deleted it."""
 
     async def download(self, url: str, field_name: str) -> bytes:
         """A user-given URL, checked against the outbound guard ([Invalid link!] if not)."""
@@ -228,10 +243,26 @@ class Engine(Protocol):
 
     async def wait(self, user_id: int, job_id: str, timeout: float) -> Job:
         """The job once it ended; :class:`~gengate.errors.GatewayTimeout` (504, the jobId
-        in ``data``) past ``timeout`` seconds, the job going on (synchronous routes)."""
+        in ``data``) past ``timeout`` seconds, the job going on (synchronous routes). Woken
+        in-process, and across nodes by PostgreSQL NOTIFY; never holds a connection."""
 
     async def check_url(self, url: str, field_name: str) -> None:
         """400 naming ``field_name`` unless gengate may fetch ``url`` (reference images)."""
+
+    async def stored(self, key: str, store: str | None = None) -> bytes:
+        """A stored result file's bytes, by its :meth:`ResultIO.key` and the ``store`` the
+        result names (answers that carry images inline, e.g. OpenAI's ``b64_json``)."""
+
+    @property
+    def sync_timeout(self) -> float:
+        """Seconds a synchronous route waits (``GENGATE_SYNC_TIMEOUT``)."""
+    async def precheck(self, product: Product[Any], sub: Submit, action: str, variant: str,
+                       *, parent: Job | None = None) -> None:
+        """499 or 402 now, before expensive work on a request's inputs (decoding images),
+        if the job could not be admitted as things stand; ``submit`` stays the authority."""
+
+    async def decode(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` (decoding input images) in a thread, a few at a time."""
 
     async def list_jobs(self, user_id: int, *, page: int, limit: int,
                         status: str | list[str] | None, ascending: bool,
@@ -278,6 +309,16 @@ class ProductRoute:
     hosted: bool = False
     #: answers when the job ends (waits; 504 with the jobId past the sync timeout)
     sync: bool = False
+    #: the error body's shape, ``(status, message, data) -> body`` (None: the TTAPI
+    #: envelope; the OpenAI images routes answer OpenAI's error object)
+    error_shape: Callable[[int, str, Any], dict[str, Any]] | None = None
+    #: the pydantic model documenting the 200 answer where it is neither a submit's
+    #: envelope nor a fetch body (a synchronous route's answer; OpenAPI)
+    answer_model: Any = None
+    #: takes images: its body may be as large as ``GENGATE_MAX_BODY_BYTES`` (others:
+    #: ``GENGATE_MAX_JSON_BODY_BYTES``); such requests are served a few at a time, the
+    #: caller's queue and balance checked before the body is read
+    images: bool = False
 
 
 def submitted(job: Job) -> dict[str, Any]:
@@ -322,6 +363,9 @@ class Product(Generic[OptionsT]):
     timeouts: ClassVar[Mapping[Mode, tuple[int, int]]] = TIMEOUTS
     #: the product's fetch path (named in the product-neutral job listing)
     fetch_path: ClassVar[str] = ""
+    #: account provider kinds that run this product only when the account names it in
+    #: ``products`` (an ``openai`` account added for images does not take Sora videos)
+    opt_in_kinds: ClassVar[frozenset[str]] = frozenset()
 
     # the wire
     def routes(self) -> Sequence[ProductRoute]:
@@ -365,19 +409,21 @@ class Product(Generic[OptionsT]):
                            io: ResultIO) -> dict[str, Any]:
         """Copy the result's files into gengate's storage; the job's ``result`` (what
         :meth:`fetch_body` reads back). Default: every file saved, ``files`` listed by
-        role with its URL."""
-        files = []
+        role with its URL under ``outputs``; their storage keys under ``files``."""
+        outputs, keys = [], []
         for i, item in enumerate(update.files):
             data = await io.load(item)
             suffix = "" if i == 0 else f"-{item.role}"
             url = await io.save(job, data, item.content_type, suffix)
-            files.append({"role": item.role, "url": url, "source": item.url or url,
-                          **dict(item.meta)})
-        if not files:
+            keys.append(io.key(job, item.content_type, suffix))
+            outputs.append({"role": item.role, "url": url, "source": item.url or url,
+                            **dict(item.meta)})
+        if not outputs:
             from gengate.providers.base import ProviderError
 
             raise ProviderError("[Bad response] the upstream returned no file")
-        return {"files": files}
+        # ``files`` and ``store``: what retention deletes and ``results move`` moves
+        return {"outputs": outputs, "files": keys, "store": io.store_name, **update.data}
 
     def renderer(self) -> LocalRenderer:
         raise NotImplementedError

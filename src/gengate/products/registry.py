@@ -23,6 +23,13 @@ __all__ = ["BUILTIN", "Registry", "builtin"]
 #: "module:attribute" of each built-in product object
 BUILTIN: tuple[str, ...] = (
     "gengate.products.midjourney:PRODUCT",
+    "gengate.products.flux:PRODUCT",
+    "gengate.products.gpt_image:PRODUCT",
+    "gengate.products.gemini_image:PRODUCT",
+    "gengate.products.openai_images:PRODUCT",
+    "gengate.products.sora:PRODUCT",
+    "gengate.products.gemini_video:PRODUCT",
+    "gengate.products.suno:PRODUCT",
 )
 
 

@@ -6,6 +6,7 @@ The only package that imports SQLAlchemy. Every method is one transaction.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from gengate.accounts import Account, FailureKind, Transition
@@ -19,6 +20,7 @@ from gengate.store import (
     keyrows,
     llmrows,
     outbox,
+    resultrows,
     userrows,
 )
 from gengate.store.accountrows import AccountRow
@@ -35,6 +37,10 @@ __all__ = ["AccountRow", "Admission", "Claimed", "Database", "Delivery", "KeyRow
 Claimed = claims.Claimed
 
 
+def _nobody(job_id: str) -> None:
+    """No one waits on jobs ending (the default :attr:`Store.ended`)."""
+
+
 class Store:
     """Async facade over the row functions; see ``jobrows`` and ``userrows``."""
 
@@ -46,13 +52,23 @@ class Store:
             bodies = builtin().fetch_body
         #: a job's fetch body in its product's shape (the webhook body)
         self.bodies = bodies
+        #: called with a job's id after the transaction that ended it committed (the
+        #: synchronous routes' waiters, :class:`gengate.waiting.JobEnds`)
+        self.ended: Callable[[str], None] = _nobody
 
     @classmethod
-    def open(cls, url: str, bodies: Bodies | None = None) -> Store:
-        return cls(Database(url), bodies)
+    def open(cls, url: str, bodies: Bodies | None = None, *,
+             pool: tuple[int, int] | None = None) -> Store:
+        """``bodies``: a job's fetch body (the products' registry); ``pool``: PostgreSQL
+        pool size and overflow (the defaults when None)."""
+        if pool is None:
+            return cls(Database(url), bodies)
+        return cls(Database(url, pool_size=pool[0], max_overflow=pool[1]), bodies)
 
-    async def migrate(self) -> None:
-        await migrate(self.db)
+    async def migrate(self, keys: list[str] | None = None) -> None:
+        """Bring the schema up to date; ``keys`` (the secret keys) seal the secrets that
+        a migration moves under seal."""
+        await migrate(self.db, keys=keys)
 
     async def close(self) -> None:
         await self.db.close()
@@ -77,7 +93,10 @@ class Store:
 
     async def claim(self, owner: str, limit: int, now: float, lease: float,
                     rng: random.Random) -> claims.Claimed:
-        return await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
+        claimed = await self.db.run(claims.claim, owner, limit, now, lease, rng, self.bodies)
+        for job_id in claimed.failed:
+            self.ended(job_id)
+        return claimed
 
     async def requeue(self, job: Job, owner: str, orphan: str | None = None) -> bool:
         return await self.db.run(claims.requeue, job, owner, orphan)
@@ -103,19 +122,52 @@ class Store:
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)
 
+    async def release_owned(self, owner: str) -> int:
+        return await self.db.run(jobrows.release_owned, owner)
+
+    # -- result files (retention and moves) ----------------------------------------------
+    async def claim_expiring_results(self, cutoffs: dict[str, float | None],
+                                     default: float | None,
+                                     owner: str, now: float, lease: float,
+                                     batch: int) -> list[resultrows.Expiring]:
+        return await self.db.run(resultrows.claim_expiring, cutoffs, default, owner, now,
+                                 lease, batch)
+
+    async def mark_result_expired(self, job_id: str, owner: str, result: dict[str, Any],
+                                  now: float) -> bool:
+        return await self.db.run(resultrows.mark_expired, job_id, owner, result, now)
+
+    async def release_result_claim(self, job_id: str, owner: str) -> None:
+        await self.db.run(resultrows.release_claim, job_id, owner)
+
+    async def stored_results(self, after: str, limit: int) -> list[resultrows.StoredResult]:
+        return await self.db.read(resultrows.stored_results, after, limit)
+
+    async def switch_result(self, job_id: str, raw: str, result: dict[str, Any]) -> bool:
+        return await self.db.run(resultrows.switch_result, job_id, raw, result)
+
     async def succeed(self, job_id: str, owner: str | None, result: dict[str, Any],
                       now: float) -> bool:
-        return await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
+        done = await self.db.run(jobrows.succeed, job_id, owner, result, now, self.bodies)
+        if done:
+            self.ended(job_id)
+        return done
 
     async def fail(self, job_id: str, owner: str | None, message: str, now: float,
                    illegal_limit: int | None = None) -> bool:
-        return await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
+        done = await self.db.run(jobrows.fail, job_id, owner, message, now, self.bodies,
                                  illegal_limit)
+        if done:
+            self.ended(job_id)
+        return done
 
     async def cancel(self, job_id: str, user_id: int, status: JobStatus, message: str,
                      now: float) -> Job | None:
-        return await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
-                                 self.bodies)
+        job = await self.db.run(jobrows.cancel, job_id, user_id, status, message, now,
+                                self.bodies)
+        if job is not None:
+            self.ended(job_id)
+        return job
 
     async def overdue(self, now: float) -> list[str]:
         return await self.db.read(jobrows.overdue, now)
@@ -219,9 +271,12 @@ class Store:
         return await self.db.read(consolerows.daily_history, since)
 
     # -- webhooks -----------------------------------------------------------------------
-    async def claim_deliveries(self, owner: str, limit: int, now: float,
-                               lease: float) -> list[Delivery]:
-        return await self.db.run(outbox.claim, owner, limit, now, lease)
+    async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,
+                               box: outbox.Sealer) -> list[Delivery]:
+        return await self.db.run(outbox.claim, owner, limit, now, lease, box)
+
+    async def release_deliveries(self, owner: str) -> int:
+        return await self.db.run(outbox.release_owned, owner)
 
     async def record_attempt(self, delivery: Delivery, owner: str, started: float,
                              duration_ms: float, status_code: int | None, error: str | None,
@@ -229,8 +284,9 @@ class Store:
         return await self.db.run(outbox.record_attempt, delivery, owner, started,
                                  duration_ms, status_code, error, next_at, delivered)
 
-    async def signing_secret(self, user_id: int, rotate: bool = False) -> str:
-        return await self.db.run(outbox.signing_secret, user_id, rotate)
+    async def signing_secret(self, user_id: int, box: outbox.Sealer,
+                             rotate: bool = False) -> str:
+        return await self.db.run(outbox.signing_secret, user_id, box, rotate)
 
     async def deliveries(self, user_id: int, job_id: str | None, page: int,
                          limit: int) -> list[dict[str, Any]]:
@@ -257,8 +313,14 @@ class Store:
                               now: float) -> list[int]:
         return await self.db.run(llmrows.settle_many, items, now)
 
-    async def llm_usage(self, user_id: int, page: int, limit: int) -> list[llmrows.UsageRow]:
-        return await self.db.read(llmrows.usage_of, user_id, page, limit)
+    async def llm_money_many(
+            self, holds: list[llmrows.Hold], settles: list[tuple[llmrows.UsageRow, int]],
+            now: float) -> tuple[list[GengateError | None], list[int]]:
+        return await self.db.run(llmrows.money_many, holds, settles, now)
+
+    async def llm_usage(self, user_id: int, page: int, limit: int,
+                        peek: int = 0) -> list[llmrows.UsageRow]:
+        return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
 
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 #: new or released jobs; workers listen
 JOBS_CHANNEL = "gengate_jobs"
@@ -10,10 +10,18 @@ JOBS_CHANNEL = "gengate_jobs"
 WEBHOOKS_CHANNEL = "gengate_webhooks"
 #: a key was revoked, rotated or changed, or a user deactivated; API processes listen
 KEYS_CHANNEL = "gengate_keys"
+#: a job a synchronous route waits on ended (payload: its id); API nodes serving
+#: synchronous routes listen
+ENDED_CHANNEL = "gengate_job_ended"
 
 
-def notify(conn: Connection, channel: str) -> None:
+def notify(conn: Connection, channel: str, payload: str | None = None) -> None:
     """Wake listeners on other nodes when this transaction commits (PostgreSQL only; on
     SQLite the one process wakes itself)."""
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name != "postgresql":
+        return
+    if payload is None:
         conn.exec_driver_sql(f"NOTIFY {channel}")
+    else:
+        conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                     {"channel": channel, "payload": payload})

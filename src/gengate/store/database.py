@@ -4,12 +4,21 @@ Store functions are plain synchronous functions taking a SQLAlchemy ``Connection
 SQLite (the embedded default) they run inline on the event loop's thread: a local WAL
 database answers in microseconds, and handing each query to a thread would cost more than
 the query. On PostgreSQL they run through the async engine (asyncpg) with ``run_sync``.
+
+SQLite's write-ahead log is checkpointed by a background thread, never by a request: a
+PASSIVE checkpoint every second, and, once the log passes :data:`WAL_TRUNCATE_AT`, a
+TRUNCATE checkpoint that empties it. A steady stream of writes never leaves a PASSIVE
+checkpoint a moment to finish the log (each one ends behind the newest frame), so without
+the second step the log grows for as long as the load lasts. While the short TRUNCATE step
+runs, writers wait on an asyncio gate (the event loop keeps serving everything else) instead
+of blocking the loop on SQLite's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -21,6 +30,8 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from gengate.background import supervise
 
 T = TypeVar("T")
 
@@ -37,18 +48,35 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     # checkpoints (the only writes that wait for the disk) run off the event loop instead
     cur.execute("PRAGMA wal_autocheckpoint=0")
+    # a log that restarted on its own (a quiet moment) is cut back to this size
+    cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cur.close()
 
 
-#: seconds between background WAL checkpoints on SQLite
+#: seconds between background PASSIVE checkpoints of the WAL on SQLite
 CHECKPOINT_EVERY = 1.0
+#: seconds between looks at the size of the WAL
+WAL_CHECK_EVERY = 0.1
+#: a WAL this large is checkpointed to its end and truncated to zero bytes (under a load
+#: at full speed it grows by tens of MB a second while the checkpoint copies)
+WAL_TRUNCATE_AT = 8 * 1024 * 1024
+#: ``PRAGMA journal_size_limit``: bytes a WAL is cut back to when it restarts
+JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
+#: seconds the checkpoint's connection waits for other connections' locks
+CHECKPOINT_BUSY_TIMEOUT = 1.0
+#: PostgreSQL connections when the caller does not say (the settings size them by role)
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 5
 
 
 class Database:
     """One database, opened from a URL (``sqlite:///path`` or ``postgresql://...``)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 max_overflow: int = DEFAULT_MAX_OVERFLOW):
         self.url = make_url(url)
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
@@ -56,6 +84,14 @@ class Database:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        #: cleared while a TRUNCATE checkpoint runs: SQLite writers wait here
+        self._writable = asyncio.Event()
+        self._writable.set()
+        #: a checkpoint thread is running (close waits for it)
+        self.checkpointing = False
+        #: TRUNCATE checkpoints done (the WAL emptied under load)
+        self.wal_truncations = 0
         if self.is_sqlite:
             self._open_sqlite()
         else:
@@ -77,7 +113,8 @@ class Database:
         url = self.url.set(drivername="postgresql+asyncpg")
         # no pre-ping: a dead connection surfaces as an error and is replaced, while a ping
         # would cost every request a round trip
-        self._async = create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+        self._async = create_async_engine(url, pool_size=self.pool_size,
+                                          max_overflow=self.max_overflow, pool_recycle=1800)
         #: reads need no transaction: no BEGIN and no ROLLBACK round trips
         self._reader = self._async.execution_options(isolation_level="AUTOCOMMIT")
 
@@ -88,35 +125,81 @@ class Database:
         return self._conn
 
     def start_maintenance(self) -> None:
-        """SQLite: checkpoint the WAL in a thread every second, so the event loop never
-        waits for the disk (the connection itself has automatic checkpoints off)."""
+        """SQLite: checkpoint the WAL in a thread, so the event loop never waits for the
+        disk (the connection itself has automatic checkpoints off)."""
         if self.is_sqlite and self._checkpointer is None:
-            self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+            self._stop.clear()
+            self._checkpointer = supervise(self._checkpoint_loop, "gengate-checkpoint")
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a thread; when cancelled, still wait for the thread to end (it
+        cannot be stopped, and it may be using what the caller is about to close)."""
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            while not work.done():
+                try:
+                    await asyncio.wait([work])
+                except asyncio.CancelledError:
+                    continue
+            raise
+
+    async def _stopped(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def _checkpoint_loop(self) -> None:
         path = self.url.database
         if not path or path == ":memory:":
             return
-        conn = await asyncio.to_thread(sqlite3.connect, path, check_same_thread=False)
-        running: asyncio.Future[Any] | None = None
+        wal = f"{path}-wal"
+        conn = await self._in_thread(_checkpoint_connection, path)
+        loop = asyncio.get_running_loop()
+        passive_due = loop.time() + CHECKPOINT_EVERY
         try:
-            while True:
-                await asyncio.sleep(CHECKPOINT_EVERY)
-                running = asyncio.ensure_future(
-                    asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)"))
+            while not await self._stopped(WAL_CHECK_EVERY):
                 try:
-                    await asyncio.shield(running)
+                    if await self._in_thread(_wal_size, wal) >= WAL_TRUNCATE_AT:
+                        await self._truncate(conn)
+                    elif loop.time() >= passive_due:
+                        passive_due = loop.time() + CHECKPOINT_EVERY
+                        await self._checkpoint(conn, "PASSIVE")
                 except sqlite3.Error as exc:
                     log.warning("event=checkpoint_failed error=%s", exc)
         finally:
-            # closing the connection while its thread still checkpoints crashes the process
-            if running is not None:
-                await asyncio.gather(running, return_exceptions=True)
+            # every thread call above has ended (_in_thread waits even when cancelled):
+            # nothing uses the connection any more
             conn.close()
+
+    async def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
+        """Whether the checkpoint went to the end of the log (it did not if another
+        connection kept it busy)."""
+        self.checkpointing = True
+        try:
+            return await self._in_thread(_checkpoint, conn, mode)
+        finally:
+            self.checkpointing = False
+
+    async def _truncate(self, conn: sqlite3.Connection) -> None:
+        """Empty the WAL: a PASSIVE pass copies almost all of it while writes go on, then
+        writers wait (asynchronously) for the short rest of the copy and the truncation."""
+        await self._checkpoint(conn, "PASSIVE")
+        self._writable.clear()
+        try:
+            if await self._checkpoint(conn, "TRUNCATE"):
+                self.wal_truncations += 1
+        finally:
+            self._writable.set()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one transaction and return its result."""
         if self.is_sqlite:
+            if not self._writable.is_set():
+                await self._writable.wait()
             return self.run_sync(fn, *args)
         assert self._async is not None
         async with self._async.begin() as conn:
@@ -144,10 +227,12 @@ class Database:
         async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 
-    async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
-        """PostgreSQL: call ``channels[name]()`` on each ``NOTIFY name``, reconnecting after
-        a lost connection; returns only when cancelled. SQLite has nothing to listen to:
-        one process's wake-ups are in-process events, and polling covers the rest."""
+    async def listen(self, channels: dict[str, Callable[[str | None], None]]) -> None:
+        """PostgreSQL: call ``channels[name](payload)`` on each ``NOTIFY name`` (the payload
+        is ``None`` once after each (re)connection: anything notified while no one listened
+        must be looked for), reconnecting after a lost connection; returns only when
+        cancelled. SQLite has nothing to listen to: one process's wake-ups are in-process
+        events, and polling covers the rest."""
         if self.is_sqlite:
             return
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -162,9 +247,10 @@ class Database:
             conn.add_termination_listener(lambda _c, ev=lost: ev.set())
             try:
                 for name, callback in channels.items():
-                    await conn.add_listener(name, lambda *_a, cb=callback: cb())
+                    await conn.add_listener(
+                        name, lambda _c, _pid, _ch, payload, cb=callback: cb(payload or None))
                 for callback in channels.values():
-                    callback()  # anything notified while we were away is found by a look now
+                    callback(None)  # anything notified while we were away: look now
                 await lost.wait()
             finally:
                 if not conn.is_closed():
@@ -172,7 +258,9 @@ class Database:
 
     async def close(self) -> None:
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
+            # the checkpoint thread finishes what it is doing before its connection, and
+            # then this one, are closed under it
+            self._stop.set()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
         if self._conn is not None:
@@ -184,3 +272,20 @@ class Database:
             self._sync.dispose()
         if self._async is not None:
             await self._async.dispose()
+
+
+def _checkpoint_connection(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, timeout=CHECKPOINT_BUSY_TIMEOUT, isolation_level=None,
+                           check_same_thread=False)
+
+
+def _wal_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _checkpoint(conn: sqlite3.Connection, mode: str) -> bool:
+    busy, _log, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    return not busy

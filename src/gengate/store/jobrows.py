@@ -13,7 +13,7 @@ from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFul
 from gengate.jobs import EngineOptions, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import keyrows, outbox
-from gengate.store.channels import JOBS_CHANNEL, notify
+from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, notify
 from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
 
 _LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
@@ -348,6 +348,19 @@ def release(conn: Connection, job_id: str, owner: str) -> None:
     notify(conn, JOBS_CHANNEL)
 
 
+def release_owned(conn: Connection, owner: str) -> int:
+    """Give back every job ``owner`` holds (a node starting again under its own name: its
+    previous run died holding them); returns how many."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.lease_owner == owner, jobs.c.status == JobStatus.ON_QUEUE.value)
+        .values(lease_owner=None, lease_expires_at=0.0)
+    )
+    if result.rowcount:
+        notify(conn, JOBS_CHANNEL)
+    return int(result.rowcount)
+
+
 def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any],
          now: float, bodies: outbox.Bodies, *, user_id: int | None = None,
          status: JobStatus | None = None) -> Job | None:
@@ -365,6 +378,8 @@ def _end(conn: Connection, job_id: str, owner: str | None, values: dict[str, Any
         return None
     job = row_to_job(row)
     outbox.enqueue(conn, job, "job.finished", now, bodies)
+    if EngineOptions.of(job).sync:
+        notify(conn, ENDED_CHANNEL, job.id)  # wakes the node holding its request
     return job
 
 

@@ -249,8 +249,9 @@ _SAVE = (
 def give_back(conn: Connection, key_id: int | None, amount: int, spent_at: float,
               now: float) -> None:
     """A refund: the key spent ``amount`` less than was counted at ``spent_at``; each
-    period that is still the current one gets it back."""
-    if key_id is None or amount <= 0:
+    period that is still the current one gets it back. A negative ``amount`` (an LLM
+    call's overage) is counted the same way, as spent."""
+    if key_id is None or amount == 0:
         return
     values: dict[str, Any] = {"spent_total": api_keys.c.spent_total - amount}
     for period in ("day", "month"):
@@ -266,18 +267,20 @@ def _minus_if(column: Any, on: Any, period: str, amount: int) -> Any:
 
 
 def spend_by_day(conn: Connection, user_id: int, since: float) -> list[dict[str, Any]]:
-    """Per key and UTC day since ``since``: what was charged (settled) and refunded."""
+    """Per key and UTC day since ``since``: what was charged (settled, and an LLM call's
+    overage) and how many requests."""
+    charged = (LedgerKind.SETTLE.value, LedgerKind.OVERAGE.value)
     stmt = (
         select(ledger.c.key_id, ledger.c.kind, ledger.c.amount, ledger.c.created_at)
         .where(ledger.c.user_id == user_id, ledger.c.created_at >= since,
-               ledger.c.kind.in_([LedgerKind.SETTLE.value, LedgerKind.FREEZE.value]))
+               ledger.c.kind.in_([*charged, LedgerKind.FREEZE.value]))
     )
     out: dict[tuple[int | None, str], dict[str, Any]] = {}
     for row in conn.execute(stmt):
         day = day_of(row.created_at)
         entry = out.setdefault((row.key_id, day), {"keyId": row.key_id, "day": day,
                                                    "spent": 0, "requests": 0})
-        if row.kind == LedgerKind.SETTLE.value:
+        if row.kind in charged:
             entry["spent"] += int(row.amount)
         else:
             entry["requests"] += 1

@@ -1,6 +1,6 @@
 """LLM relay rows: the hold before a call, its settlement after, and per-call usage.
 
-One call moves money in two transactions: :func:`hold_many` freezes the worst-case price
+One call moves money in two transactions: :func:`hold_many` freezes an estimated price
 under the users' row locks (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite), so
 concurrent calls cannot overdraw; :func:`settle_many` charges the real cost, refunds the rest
 and writes the usage row, together. Calls that start or end together share the
@@ -21,7 +21,7 @@ from gengate.store import keyrows
 from gengate.store.jobrows import insert_many
 from gengate.store.tables import ledger, llm_usage, users
 
-__all__ = ["UsageRow", "hold_many", "purge_usage", "settle_many", "usage_of"]
+__all__ = ["UsageRow", "hold_many", "money_many", "purge_usage", "settle_many", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +113,27 @@ def hold_many(conn: Connection, holds: list[Hold], now: float) -> list[GengateEr
 
 
 def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float) -> list[int]:
-    """Charge each call's cost (at most its hold), refund the rest and record its usage
-    row, in one transaction; returns each amount charged."""
+    """Charge each call's cost, refund what the hold left over and record its usage row,
+    in one transaction; returns each amount charged.
+
+    The cost is what the upstream reported, whatever the hold: a call that cost more than
+    its hold is charged the hold (``settle``) and the difference from the balance
+    (``overage``), which may leave the balance below zero; the next hold is then refused
+    (402) until a top-up.
+    """
     entries, usage_rows, charged = [], [], []
     moves: dict[int, tuple[int, int]] = {}
     for usage, held in items:
-        cost = max(0, min(usage.cost, held))
-        if cost:
-            entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, cost, now,
+        cost = max(0, usage.cost)
+        settled = min(cost, held)
+        if settled:
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.SETTLE, settled, now,
                                   usage.key_id))
-        if held - cost:
-            entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - cost, now,
+        if held - settled:
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.REFUND, held - settled,
+                                  now, usage.key_id))
+        if cost > held:
+            entries.append(_entry(usage.user_id, usage.id, LedgerKind.OVERAGE, cost - held, now,
                                   usage.key_id))
         back, freed = moves.get(usage.user_id, (0, 0))
         moves[usage.user_id] = (back + held - cost, freed + held)
@@ -134,20 +144,33 @@ def settle_many(conn: Connection, items: list[tuple[UsageRow, int]], now: float)
     if entries:
         insert_many(conn, ledger, entries)
     _move(conn, moves)
-    # rows locked in the order every transaction takes them: users, then keys
+    # rows locked in the order every transaction takes them: users, then keys; the key
+    # gets back what the hold left over, or counts the overage too
     for usage, held in items:
-        cost = max(0, min(usage.cost, held))
-        keyrows.give_back(conn, usage.key_id, held - cost, usage.started_at, now)
+        keyrows.give_back(conn, usage.key_id, held - max(0, usage.cost), usage.started_at,
+                          now)
     insert_many(conn, llm_usage, usage_rows)
     return charged
 
 
-def usage_of(conn: Connection, user_id: int, page: int, limit: int) -> list[UsageRow]:
-    """A user's usage rows, newest first."""
+def money_many(conn: Connection, holds: list[Hold],
+               settles: list[tuple[UsageRow, int]],
+               now: float) -> tuple[list[GengateError | None], list[int]]:
+    """Settlements, then holds, in one transaction (a finished call's refund is there
+    for the next call's hold): what :func:`settle_many` and :func:`hold_many` return."""
+    settled = settle_many(conn, settles, now) if settles else []
+    held = hold_many(conn, holds, now) if holds else []
+    return held, settled
+
+
+def usage_of(conn: Connection, user_id: int, page: int, limit: int,
+             peek: int = 0) -> list[UsageRow]:
+    """A user's usage rows, newest first: page ``page`` of ``limit`` rows, and ``peek``
+    rows of the next page (to tell whether there is one)."""
     rows = conn.execute(
         select(llm_usage).where(llm_usage.c.user_id == user_id)
         .order_by(llm_usage.c.started_at.desc(), llm_usage.c.id.desc())
-        .limit(limit).offset((page - 1) * limit)
+        .limit(limit + peek).offset((page - 1) * limit)
     )
     return [UsageRow(**r._mapping) for r in rows]
 

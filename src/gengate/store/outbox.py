@@ -8,7 +8,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
@@ -53,18 +53,33 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def signing_secret(conn: Connection, user_id: int, rotate: bool = False) -> str:
+#: how a signing secret is kept: Fernet-sealed (see ``gengate.credentials``); a plain
+#: ``whsec_`` value is one written before secrets were sealed
+PLAIN_PREFIX = "whsec_"
+
+
+class Sealer(Protocol):
+    def seal_text(self, value: str) -> str: ...
+    def open_text(self, token: str) -> str: ...
+
+
+def signing_secret(conn: Connection, user_id: int, box: Sealer, rotate: bool = False) -> str:
+    """The user's signing secret (made on first use, or anew with ``rotate``); stored
+    sealed with ``box``."""
     row = conn.execute(select(users.c.webhook_secret).where(users.c.id == user_id)).first()
     if row is None:
         raise NotFound(f"user {user_id} not found")
-    if row.webhook_secret and not rotate:
-        return str(row.webhook_secret)
+    stored = row.webhook_secret
+    if stored and not rotate:
+        return str(stored) if stored.startswith(PLAIN_PREFIX) else box.open_text(stored)
     secret = new_secret()
-    conn.execute(update(users).where(users.c.id == user_id).values(webhook_secret=secret))
+    conn.execute(update(users).where(users.c.id == user_id)
+                 .values(webhook_secret=box.seal_text(secret)))
     return secret
 
 
-def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) -> list[Delivery]:
+def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
+          box: Sealer) -> list[Delivery]:
     due = and_(
         webhook_deliveries.c.status == PENDING,
         webhook_deliveries.c.next_attempt_at <= now,
@@ -83,12 +98,23 @@ def claim(conn: Connection, owner: str, limit: int, now: float, lease: float) ->
         .values(lease_owner=owner, lease_expires_at=now + lease)
         .returning(*webhook_deliveries.c)
     ).all()
-    secrets_by_user = {uid: signing_secret(conn, uid) for uid in {r.user_id for r in rows}}
+    secrets_by_user = {uid: signing_secret(conn, uid, box) for uid in {r.user_id for r in rows}}
     return [
         Delivery(r.id, r.job_id, r.user_id, r.event, r.url, r.body.encode(), r.attempts,
                  secrets_by_user[r.user_id])
         for r in rows
     ]
+
+
+def release_owned(conn: Connection, owner: str) -> int:
+    """Give back every delivery ``owner`` holds (its previous run died); returns how many."""
+    result = conn.execute(
+        update(webhook_deliveries)
+        .where(webhook_deliveries.c.lease_owner == owner,
+               webhook_deliveries.c.status == PENDING)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount)
 
 
 def record_attempt(conn: Connection, delivery: Delivery, owner: str, started: float,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -39,8 +40,9 @@ users = Table(
     Column("in_flight", Integer, nullable=False, default=0),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
-    # Standard Webhooks signing secret ("whsec_..."), made on first use
-    Column("webhook_secret", String(64), nullable=True),
+    # Standard Webhooks signing secret ("whsec_..."), made on first use, sealed with the
+    # deployment's secret key (gengate.credentials)
+    Column("webhook_secret", String(512), nullable=True),
     # request limits of this user's keys; NULL: the deployment's defaults
     Column("rate_per_second", Integer, nullable=True),
     Column("rate_per_minute", Integer, nullable=True),
@@ -120,6 +122,10 @@ jobs = Table(
     Column("slot_mode", String(16), nullable=True),
     # submitted through /hold: runs only on the user's own accounts
     Column("hosted", Boolean, nullable=False, default=False, server_default="0"),
+    # the retention pass: when the result files were deleted, and which node is deleting them
+    Column("result_expired_at", Float, nullable=True),
+    Column("result_claim_owner", String(64), nullable=True),
+    Column("result_claim_until", Float, nullable=True),
     # the tag of a submit sent upstream whose task id is not recorded yet ("submitting"),
     # and how many submits may have started an upstream task for this job
     Column("submit_tag", String(64), nullable=True),
@@ -130,6 +136,10 @@ jobs = Table(
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
     Index("ix_jobs_account_status", "account_id", "status"),
+    # the retention pass's scan: results not expired yet, oldest first
+    Index("ix_jobs_results_live", "status", "finished_at",
+          postgresql_where=text("result_expired_at IS NULL"),
+          sqlite_where=text("result_expired_at IS NULL")),
 )
 
 job_inputs = Table(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from gengate.errors import Conflict, NotFound
-from gengate.quota import LedgerKind
+from gengate.quota import MAX_MILLI, MAX_QUOTA, LedgerKind
 from gengate.store.tables import ledger, users
 
 
@@ -83,6 +83,8 @@ def topup(conn: Connection, user_id: int, amount: int, now: float, note: str = "
     user = get_user(conn, user_id)
     if user.balance + amount < 0:
         raise Conflict("amount: would make the balance negative")
+    if user.balance + amount > MAX_MILLI:
+        raise Conflict(f"amount: would make the balance larger than {MAX_QUOTA}")
     conn.execute(ledger.insert(), [{
         "user_id": user_id, "job_id": None, "kind": LedgerKind.TOPUP.value, "amount": amount,
         "note": note, "created_at": now,

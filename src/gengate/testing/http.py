@@ -17,13 +17,15 @@ class LocalServer:
 
     port: int = 0
     _server: asyncio.base_events.Server | None = None
+    _handlers: set[asyncio.Task[Any]] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Any:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+        self._handlers = set()
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
                                                   backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -35,6 +37,25 @@ class LocalServer:
             if sys.version_info >= (3, 13):  # Server.close_clients() is new in 3.13
                 self._server.close_clients()
         await self._server.wait_closed()
+        # connections still open end here, not when the event loop shuts down
+        handlers = list(self._handlers or ())
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None and self._handlers is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # the server is stopping. Python 3.11's stream server asks a cancelled handler
+            # for its exception, which raises in its callback: end as a handler that
+            # returned instead
+            writer.close()
+        finally:
+            self._handlers.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError

@@ -6,6 +6,23 @@ serves ``/v1/chat/completions``. Token counts, delays and failures are attribute
 ``plan`` is consumed one entry per request (a status code, ``(status, {headers})``,
 ``"close"`` to drop the connection before answering, ``"drop"`` to drop a stream after its
 first events, ``"hang"`` to never answer); afterwards requests succeed.
+
+What the real APIs do, and the fakes therefore do too:
+
+- every answer carries the upstream's request id (Anthropic ``request-id``, OpenAI
+  ``x-request-id``) and its rate-limit state (Anthropic ``anthropic-ratelimit-requests-*``
+  and ``-tokens-*``, OpenAI ``x-ratelimit-*-requests`` and ``-tokens``): Anthropic API docs,
+  "Errors" (request id) and "Rate limits" (response headers); OpenAI API reference,
+  "Debugging requests" and "Rate limits";
+- errors are ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with 429
+  ``rate_limit_error`` and 529 ``overloaded_error`` (Anthropic "Errors"), OpenAI's
+  ``{"error": {"message", "type", "param", "code"}}`` (OpenAI "Error codes"); a
+  ``Retry-After`` goes only where the plan gives one (the APIs send it with 429s, not
+  with every error);
+- the model answers a request that offers ``tools`` with a ``tool_use`` (``tool_calls``)
+  unless the conversation's last turn already carries the tools' results, which it then
+  answers with text: a scripted stand-in for a model's choice. ``tool_call`` names the
+  tool and its input (default: the first tool offered, ``{"q": "x"}``).
 """
 
 from __future__ import annotations
@@ -47,6 +64,7 @@ class FakeLlmUpstream(LocalServer):
         self.cache_write_tokens, self.cache_read_tokens = cache_write_tokens, cache_read_tokens
         self.chunks, self.first_byte_delay, self.chunk_delay = chunks, first_byte_delay, chunk_delay
         self.plan = list(plan or [])
+        self.tool_call: tuple[str, dict[str, Any]] | None = None
         self.record = record
         self.requests: list[UpstreamRequest] = []
         self.disconnected = asyncio.Event()  # a client went away in the middle of a stream
@@ -103,13 +121,15 @@ class FakeLlmUpstream(LocalServer):
               extra: dict[str, str] | None = None) -> None:
         head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'X')}",
                 "content-type: application/json", f"content-length: {len(payload)}",
-                *(f"{k}: {v}" for k, v in (extra or {}).items())]
+                *self.meta_headers(), *(f"{k}: {v}" for k, v in (extra or {}).items())]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
 
     async def _stream(self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader,
                       body: dict[str, Any], drop: bool) -> bool:
+        meta = "".join(f"{h}\r\n" for h in self.meta_headers()).encode()
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n\r\n")
+                     b"transfer-encoding: chunked\r\ncache-control: no-cache\r\n" + meta
+                     + b"\r\n")
         for n, event in enumerate(self.events(body)):
             if n and self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
@@ -129,8 +149,27 @@ class FakeLlmUpstream(LocalServer):
 
     #: what ``GET /v1/models`` lists
     models: tuple[str, ...] = ()
+    #: the request id of the latest answer
+    request_id = ""
+
+    def wants_tool(self, body: dict[str, Any]) -> bool:
+        """Offered tools, and the last turn is not their results."""
+        messages = body.get("messages") or [{}]
+        last = messages[-1] if isinstance(messages[-1], dict) else {}
+        content = last.get("content")
+        answered = last.get("role") == "tool" or (isinstance(content, list) and any(
+            isinstance(c, dict) and c.get("type") == "tool_result" for c in content))
+        return bool(body.get("tools")) and not answered
+
+    def tool(self, body: dict[str, Any], name_of: Any) -> tuple[str, dict[str, Any]]:
+        if self.tool_call is not None:
+            return self.tool_call
+        return name_of(body["tools"][0]), {"q": "x"}
 
     # protocol-specific
+    def meta_headers(self) -> list[str]:
+        raise NotImplementedError
+
     def error(self, status: int) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -160,15 +199,34 @@ class FakeAnthropic(FakeLlmUpstream):
         return {"data": data, "has_more": False, "first_id": self.models[0],
                 "last_id": self.models[-1]}
 
+    def meta_headers(self) -> list[str]:
+        self.request_id = f"req_fake{next(self._ids)}"
+        return [f"request-id: {self.request_id}",
+                "anthropic-ratelimit-requests-limit: 4000",
+                "anthropic-ratelimit-requests-remaining: 3999",
+                "anthropic-ratelimit-requests-reset: 2026-01-01T00:00:01Z",
+                "anthropic-ratelimit-tokens-limit: 400000",
+                "anthropic-ratelimit-tokens-remaining: 399000",
+                "anthropic-ratelimit-tokens-reset: 2026-01-01T00:00:01Z"]
+
     def error(self, status: int) -> dict[str, Any]:
         kind = {429: "rate_limit_error", 529: "overloaded_error", 401: "authentication_error",
                 400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-        return {"type": "error", "error": {"type": kind, "message": f"fake upstream {status}"}}
+        message = "Overloaded" if status == 529 else f"fake upstream {status}"
+        return {"type": "error", "error": {"type": kind, "message": message},
+                "request_id": f"req_fake_error{status}"}
 
-    def usage(self, output: int) -> dict[str, int]:
+    #: of the cache writes, how many were 1-hour ones (the usage object's
+    #: ``cache_creation`` split; Anthropic docs, "Prompt caching")
+    cache_write_1h_tokens = 0
+
+    def usage(self, output: int) -> dict[str, Any]:
+        hour = self.cache_write_1h_tokens
         return {"input_tokens": self.input_tokens, "output_tokens": output,
                 "cache_creation_input_tokens": self.cache_write_tokens,
-                "cache_read_input_tokens": self.cache_read_tokens}
+                "cache_read_input_tokens": self.cache_read_tokens,
+                "cache_creation": {"ephemeral_5m_input_tokens": self.cache_write_tokens - hour,
+                                   "ephemeral_1h_input_tokens": hour}}
 
     def _message(self, body: dict[str, Any], content: list[Any], stop: str | None,
                  output: int) -> dict[str, Any]:
@@ -179,23 +237,24 @@ class FakeAnthropic(FakeLlmUpstream):
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path.endswith("/count_tokens"):
             return {"input_tokens": self.input_tokens}
-        if body.get("tools"):
-            tool = body["tools"][0]["name"]
-            content = [{"type": "tool_use", "id": "toolu_fake1", "name": tool,
-                        "input": {"q": "x"}}]
+        if self.wants_tool(body):
+            tool, args = self.tool(body, lambda t: t["name"])
+            content = [{"type": "tool_use", "id": "toolu_fake1", "name": tool, "input": args}]
             return self._message(body, content, "tool_use", self.output_tokens)
         text = "".join(self.texts())
         return self._message(body, [{"type": "text", "text": text}], "end_turn",
                              self.output_tokens)
 
     def events(self, body: dict[str, Any]) -> list[bytes]:
-        tool = body["tools"][0]["name"] if body.get("tools") else None
+        tool = self.tool(body, lambda t: t["name"]) if self.wants_tool(body) else None
         start = self._message(body, [], None, 1)
         out = [_sse("message_start", {"type": "message_start", "message": start})]
         if tool:
-            block = {"type": "tool_use", "id": "toolu_fake1", "name": tool, "input": {}}
+            block = {"type": "tool_use", "id": "toolu_fake1", "name": tool[0], "input": {}}
+            args = orjson.dumps(tool[1]).decode()
+            cut = len(args) // 2
             deltas = [{"type": "input_json_delta", "partial_json": part}
-                      for part in ('{"q": ', '"x"}')]
+                      for part in (args[:cut], args[cut:])]
         else:
             block = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": t} for t in self.texts()]
@@ -222,8 +281,16 @@ class FakeOpenAI(FakeLlmUpstream):
         return {"object": "list", "data": [{"id": m, "object": "model", "created": 1735689600,
                                             "owned_by": "fake"} for m in self.models]}
 
+    def meta_headers(self) -> list[str]:
+        self.request_id = f"req_fake{next(self._ids)}"
+        return [f"x-request-id: {self.request_id}", "x-ratelimit-limit-requests: 5000",
+                "x-ratelimit-remaining-requests: 4999", "x-ratelimit-reset-requests: 12ms",
+                "x-ratelimit-limit-tokens: 800000", "x-ratelimit-remaining-tokens: 799000",
+                "x-ratelimit-reset-tokens: 75ms"]
+
     def error(self, status: int) -> dict[str, Any]:
-        return {"error": {"message": f"fake upstream {status}", "type": "server_error",
+        kind = "rate_limit_exceeded" if status == 429 else "server_error"
+        return {"error": {"message": f"fake upstream {status}", "type": kind,
                           "param": None, "code": None}}
 
     def usage(self) -> dict[str, Any]:
@@ -234,11 +301,11 @@ class FakeOpenAI(FakeLlmUpstream):
                 "prompt_tokens_details": {"cached_tokens": cached}}
 
     def _tool_calls(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
-        if not body.get("tools"):
+        if not self.wants_tool(body):
             return None
-        name = body["tools"][0]["function"]["name"]
+        name, args = self.tool(body, lambda t: t["function"]["name"])
         return [{"index": 0, "id": "call_fake1", "type": "function",
-                 "function": {"name": name, "arguments": '{"q": "x"}'}}]
+                 "function": {"name": name, "arguments": orjson.dumps(args).decode()}}]
 
     def reply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         calls = self._tool_calls(body)

@@ -19,8 +19,17 @@ from typing import Any, Protocol
 import orjson
 from PIL import Image
 
-__all__ = ["AFTER_ACCEPT", "FAILURES", "LIST_LIMIT", "FakeMjAccount", "FakeMjTask", "Reply",
-           "code_reply", "failure_reply", "json_reply"]
+__all__ = ["AFTER_ACCEPT", "FAILURES", "FLAVORS", "LIST_LIMIT", "NO_INSTANCE", "NOVICEZK", "TRUEAI",
+           "FakeMjAccount", "FakeMjTask", "Reply", "code_reply", "failure_reply", "json_reply",
+           "queue_full_reply"]
+
+#: the two midjourney-proxy projects the fake can behave as
+TRUEAI = "trueai"  #: github.com/trueai-org/midjourney-proxy (C#)
+NOVICEZK = "novicezk"  #: github.com/novicezk/midjourney-proxy (Java, the open-source original)
+FLAVORS = frozenset({TRUEAI, NOVICEZK})
+#: what both answer a submit when no account instance can take it: code 3 (NOT_FOUND)
+#: (trueai-org: Midjourney.Services/TaskService.cs; novicezk: service/TaskServiceImpl.java)
+NO_INSTANCE = "无可用的账号实例"
 
 #: the kinds of :meth:`FakeMjAccount.fail_next`
 FAILURES = frozenset({"rate_limited", "unavailable", "queue_full", "auth", "drop", "malformed",
@@ -38,6 +47,7 @@ class Host(Protocol):
     """What an account needs of the server that hosts it."""
 
     clock: Callable[[], float]
+    flavor: str
 
     def register(self, account: FakeMjAccount, task: FakeMjTask) -> None: ...
 
@@ -126,8 +136,8 @@ def _single_buttons(h: str) -> list[Button]:
         Button(f"MJ::CustomZoom::{h}", "Custom Zoom", "🔍",
                 Follow("zoom_out", "ZOOM", 2.0, modal=True)),
         *pans,
-        Button(f"MJ::JOB::make_square::1::{h}::SOLO", "Make Square", "↔️",
-                Follow("make_square", "ZOOM")),
+        # no Make Square: trueai-org's SubmitController.Action knows no make_square customId
+        # (its unknown ones answer code 4 "未知的 Action 类型"), so the fake never shows one
     ]
 
 
@@ -163,6 +173,7 @@ class FakeMjTask:
         return f"{zlib.crc32(self.id.encode()):08x}-{self.id[-6:]}"
 
     def buttons(self) -> list[Button]:
+        """trueai-org's buttons (TaskInfo.Buttons); novicezk's Task has none."""
         if self.status != "SUCCESS":
             return []
         if self.result == "grid":
@@ -202,6 +213,10 @@ class FakeMjAccount:
 
     def __repr__(self) -> str:  # never the secret
         return f"FakeMjAccount(instance_id={self.instance_id!r})"
+
+    @property
+    def flavor(self) -> str:
+        return self._server.flavor
 
     # ----------------------------------------------------------------------- switches
 
@@ -326,7 +341,15 @@ class FakeMjAccount:
             return code_reply(22, f"In queue, there are {ahead} tasks ahead", task.id,
                               numberOfQueues=ahead + 1, discordInstanceId=self.instance_id)
         self.rejected_full += 1
-        return code_reply(23, "Queue is full, please try later")
+        return queue_full_reply(self._server.flavor)
+
+    def refuse_later(self, task: FakeMjTask, reason: str) -> Reply:
+        """Take the submit (code 1) and fail the task at once with ``reason``: trueai-org
+        checks banned words after the submit and fails the task with "可能包含敏感词"
+        (Midjourney.Services/DiscordService.cs, BannedPromptException)."""
+        self._accept(task)
+        self._end(task, self._server.clock(), "FAILURE", reason)
+        return code_reply(1, "Submit success", task.id)
 
     def _accept(self, task: FakeMjTask) -> None:
         self.tasks[task.id] = task
@@ -381,4 +404,13 @@ def failure_reply(account: FakeMjAccount, kind: str,
     if kind == "malformed":
         return Reply(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
     account.rejected_full += 1
-    return code_reply(23, "Queue is full, please try later")
+    return queue_full_reply(account.flavor)
+
+
+def queue_full_reply(flavor: str) -> Reply:
+    """A full queue: trueai-org answers code 9 (FAILURE) "提交失败，队列已满，请稍后重试"
+    (Midjourney.Services/DiscordService.cs); novicezk code 23 (QUEUE_REJECTED)
+    "队列已满，请稍后尝试" (loadbalancer/DiscordInstanceImpl.java)."""
+    if flavor == TRUEAI:
+        return code_reply(9, "提交失败，队列已满，请稍后重试")
+    return code_reply(23, "队列已满，请稍后尝试")

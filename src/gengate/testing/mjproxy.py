@@ -41,7 +41,11 @@ from gengate.products.midjourney.renderer import render
 from gengate.testing.http import LocalServer, read_request
 from gengate.testing.mjaccounts import (
     AFTER_ACCEPT,
+    FLAVORS,
+    NO_INSTANCE,
+    NOVICEZK,
     RUNNING,
+    TRUEAI,
     UNAUTHORIZED,
     FakeMjAccount,
     FakeMjTask,
@@ -51,24 +55,46 @@ from gengate.testing.mjaccounts import (
     json_reply,
 )
 
-__all__ = ["FakeMidjourneyProxy", "FakeMjAccount", "FakeMjTask"]
+__all__ = ["BANNED", "NOVICEZK", "TRUEAI", "FakeMidjourneyProxy", "FakeMjAccount",
+           "FakeMjTask"]
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 #: blend's ``dimensions`` and the aspect each one renders at
 _DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 _BASE64_KEYS = ("base64Array", "base64", "maskBase64")
 _TASK_PATH = re.compile(r"^/mj/task/([^/]+)/(fetch|image-seed|cancel)$")
+#: routes only trueai-org's proxy has (SubmitController.cs, TaskController.cs); novicezk's
+#: controllers (SubmitController.java, TaskController.java) have none of them
+_TRUEAI_ONLY = frozenset({"/mj/submit/action", "/mj/submit/modal"})
+_TRUEAI_ONLY_TASK = frozenset({"image-seed", "cancel"})
+#: novicezk's follow-up routes (SubmitController.java: change, simple-change); trueai-org's
+#: SubmitController.cs has neither
+_CHANGE = frozenset({"/mj/submit/change", "/mj/submit/simple-change"})
+#: novicezk's /change: the actions it takes, the parents it takes them on
+_CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
+_CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
+_SIMPLE = re.compile(r"^\s*(\S+)\s+(?:([UV])([1-4])|(R))\s*$", re.IGNORECASE)
 
 
 class FakeMidjourneyProxy(LocalServer):
     """The HTTP/1.1 server (keep-alive) and the accounts it hosts.
 
+    ``flavor`` picks the project it behaves as: ``"trueai"`` (trueai-org's fork: buttons,
+    ``/mj/submit/action``, modal, image-seed, cancel; a full queue is code 9, an unknown
+    task's fetch 204 with no body, banned prompts fail after the submit) or ``"novicezk"``
+    (the original: no buttons, follow-ups through ``/mj/submit/change`` and
+    ``simple-change``, ``accountFilter`` ignored, a full queue is code 23, an unknown
+    task's fetch 200 with an empty body, banned prompts refused with code 24).
     ``requests`` records every request as ``(method, path, secret or None)``.
     """
 
     def __init__(self, *, banned_words: Iterable[str] = ("forbiddenword",),
-                 scale: float = 0.25, clock: Callable[[], float] = time.time):
+                 scale: float = 0.25, clock: Callable[[], float] = time.time,
+                 flavor: str = TRUEAI):
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}; one of {sorted(FLAVORS)}")
+        self.flavor = flavor
         self.banned_words = {w.lower() for w in banned_words}
         self.scale = scale
         self.clock = clock
@@ -108,7 +134,7 @@ class FakeMidjourneyProxy(LocalServer):
                 if reply is None:
                     return
                 head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'X')}",
-                        f"content-type: {reply.content_type}",
+                        *([f"content-type: {reply.content_type}"] if reply.body else []),
                         f"content-length: {len(reply.body)}",
                         *(f"{k}: {v}" for k, v in reply.headers)]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
@@ -154,12 +180,17 @@ class FakeMidjourneyProxy(LocalServer):
         if path == "/mj/account/list" and method == "GET":
             return json_reply([account.account_json()])
         match = _TASK_PATH.match(path)
-        if match is None:
-            return json_reply({"code": 404, "description": "not found"}, 404)
+        if match is None or (self.flavor == NOVICEZK and match[2] in _TRUEAI_ONLY_TASK):
+            return self.no_route(path)
         task = account.find(match[1])
         what = match[2]
         if what == "fetch":
-            return json_reply(self.task_json(task)) if task else json_reply(None, 404)
+            if task is not None:
+                return json_reply(self.task_json(task))
+            # an unknown id is no 404: trueai-org's TaskController.Fetch returns a null
+            # ActionResult<TaskInfo>, which ASP.NET answers 204 with no body; novicezk's
+            # TaskController.fetch returns null, which Spring answers 200 with no body
+            return Reply(204 if self.flavor == TRUEAI else 200, b"")
         if task is None:
             return code_reply(3, "task not found")
         if what == "image-seed":
@@ -169,6 +200,15 @@ class FakeMidjourneyProxy(LocalServer):
         if account.cancel(task):
             return code_reply(1, "success", task.id)
         return code_reply(4, f"task is already {task.status}")
+
+    def no_route(self, path: str) -> Reply:
+        """A route the project does not have: Spring's JSON error body (novicezk), or
+        ASP.NET's empty 404 (trueai-org)."""
+        if self.flavor == NOVICEZK:
+            return json_reply({"timestamp": _iso(self.clock()), "status": 404,
+                               "error": "Not Found", "path": f"/mj{path.removeprefix('/mj')}"},
+                              404)
+        return Reply(404, b"")
 
     # ------------------------------------------------------------------------ submits
 
@@ -194,18 +234,23 @@ class FakeMidjourneyProxy(LocalServer):
         if state is not None and (not isinstance(state, str) or len(state) > 255):
             # trueai-org refuses a state over 255 characters (SubmitController)
             return code_reply(4, "state is longer than 255 characters")
-        reason = account.unavailable_reason()
-        if reason is not None:
-            return code_reply(3, f"No available account instance: {reason}")
-        wanted = (data.get("accountFilter") or {}).get("instanceId")
-        if wanted and wanted != account.instance_id:
-            return code_reply(3, f"No available account instance: no instance {wanted}")
         handlers = {"/mj/submit/imagine": self._imagine, "/mj/submit/blend": self._blend,
-                    "/mj/submit/describe": self._describe, "/mj/submit/action": self._action,
-                    "/mj/submit/modal": self._modal}
+                    "/mj/submit/describe": self._describe}
+        if self.flavor == TRUEAI:
+            handlers.update({"/mj/submit/action": self._action, "/mj/submit/modal": self._modal})
+        else:
+            handlers.update({"/mj/submit/change": self._change,
+                             "/mj/submit/simple-change": self._simple_change})
         handler = handlers.get(path)
         if handler is None:
-            return json_reply({"code": 404, "description": "not found"}, 404)
+            return self.no_route(path)
+        if account.unavailable_reason() is not None:
+            return code_reply(3, NO_INSTANCE)
+        wanted = (data.get("accountFilter") or {}).get("instanceId")
+        # only trueai-org routes by accountFilter (SubmitController.cs); novicezk's DTOs
+        # have no such field and Jackson drops it
+        if self.flavor == TRUEAI and wanted and wanted != account.instance_id:
+            return code_reply(3, NO_INSTANCE)
         try:
             return handler(account, data)
         except BadRequest as exc:
@@ -230,13 +275,16 @@ class FakeMidjourneyProxy(LocalServer):
         if not isinstance(prompt, str) or not prompt.strip():
             return code_reply(4, "prompt cannot be empty")
         word = self._banned_word(prompt)
-        if word is not None:
-            return code_reply(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
+        if word is not None and self.flavor == NOVICEZK:
+            # novicezk refuses at submit (SubmitController.imagine, BannedPromptUtils)
+            return code_reply(24, BANNED, None, promptEn=prompt, bannedWord=word)
         images = [_image_arg(v, f"base64Array[{i}]")
                   for i, v in enumerate(_list(data.get("base64Array")))]
         seed = _int_param(prompt, "seed") or zlib.crc32(prompt.encode())
         task = self._new("IMAGINE", "imagine", prompt, seed, _aspect_param(prompt), data,
                          inputs=images)
+        if word is not None:  # trueai-org: accepted, then failed (DiscordService.cs)
+            return account.refuse_later(task, BANNED)
         return account.admit(task)
 
     def _blend(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
@@ -280,6 +328,47 @@ class FakeMidjourneyProxy(LocalServer):
                          finalPrompt=parent.prompt, remix=True)
         return account.admit(task)
 
+    def _change(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
+        """novicezk's SubmitController.change: ``taskId``, ``action`` and ``index``."""
+        if not str(data.get("taskId") or "").strip():
+            return code_reply(4, "taskId不能为空")
+        action = str(data.get("action") or "").upper()
+        if action not in _CHANGE_ACTIONS:
+            return code_reply(4, "action参数错误")
+        parent = account.find(str(data["taskId"]))
+        if parent is None:
+            return code_reply(3, "关联任务不存在或已失效")
+        if parent.status != "SUCCESS":
+            return code_reply(4, "关联任务状态错误")
+        if parent.action not in _CHANGE_PARENTS:
+            return code_reply(4, "关联任务不允许执行变化")
+        index = data.get("index")
+        if action != "REROLL" and index not in (1, 2, 3, 4):
+            return code_reply(4, "index参数错误")  # Discord refuses a missing index
+        if action == "UPSCALE":
+            kind, result = f"upsample{index}", "single"
+        elif action == "VARIATION":
+            kind, result = f"variation{index}", "grid"
+        else:
+            kind, result = "reroll", "grid"
+        seed = parent.seed + 1 if action == "REROLL" else parent.seed
+        task = self._new(action, kind, parent.prompt, seed, parent.aspect, data,
+                         arg=None if action == "REROLL" else index, result=result,
+                         parent=parent)
+        return account.admit(task)
+
+    def _simple_change(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
+        """novicezk's simple-change: ``content`` is ``"<id> U1"``, ``"<id> V3"`` or
+        ``"<id> R"`` (ConvertUtils.convertChangeParams)."""
+        match = _SIMPLE.match(str(data.get("content") or ""))
+        if match is None:
+            return code_reply(4, "content参数错误")
+        letter = (match[2] or "R").upper()
+        action = {"U": "UPSCALE", "V": "VARIATION", "R": "REROLL"}[letter]
+        index = int(match[3]) if match[3] else None
+        return self._change(account, {**data, "taskId": match[1], "action": action,
+                                      "index": index})
+
     def _modal(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         task = account.find(str(data.get("taskId", "")))
         if task is None:
@@ -288,9 +377,8 @@ class FakeMidjourneyProxy(LocalServer):
             return code_reply(4, f"task status is {task.status}, not MODAL")
         prompt = data.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            word = self._banned_word(prompt)
-            if word is not None:
-                return code_reply(24, "Banned prompt", None, promptEn=prompt, bannedWord=word)
+            if self._banned_word(prompt) is not None:
+                return account.refuse_later(task, BANNED)  # as imagine (DiscordService.cs)
             task.prompt = prompt
         if task.kind == "inpaint":
             if not data.get("maskBase64"):
@@ -360,8 +448,19 @@ class FakeMidjourneyProxy(LocalServer):
             "failReason": task.fail_reason if status in ("FAILURE", "CANCEL") else None,
             "state": task.state,
             "properties": {"finalPrompt": prompt, "discordInstanceId": account.instance_id},
-            "buttons": [b.json() for b in task.buttons()],
+            # novicezk's Task has no buttons field (support/Task.java)
+            **({"buttons": [b.json() for b in task.buttons()]} if self.flavor == TRUEAI
+               else {}),
         }
+
+
+#: both projects' text for a banned prompt (novicezk: SubmitController.java, code 24;
+#: trueai-org: DiscordService.cs, the task's failReason)
+BANNED = "可能包含敏感词"
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(seconds))
 
 
 def _without_base64(data: dict[str, Any]) -> dict[str, Any]:
@@ -404,8 +503,9 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
-async def _serve_forever(port: int, secrets: list[str], duration: float, core_size: int) -> None:
-    fake = FakeMidjourneyProxy(scale=1.0)
+async def _serve_forever(port: int, secrets: list[str], duration: float, core_size: int,
+                         flavor: str = TRUEAI) -> None:
+    fake = FakeMidjourneyProxy(scale=1.0, flavor=flavor)
     fake.port = port
     for secret in secrets:
         fake.add_account(secret, core_size=core_size, duration=duration)
@@ -427,9 +527,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="an account's mj-api-secret (repeat for more accounts)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per task")
     parser.add_argument("--core-size", type=int, default=3, help="tasks running at once")
+    parser.add_argument("--flavor", choices=sorted(FLAVORS), default=TRUEAI,
+                        help="the midjourney-proxy project to behave as")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, args.secret, args.duration, args.core_size))
+        asyncio.run(_serve_forever(args.port, args.secret, args.duration, args.core_size,
+                                   args.flavor))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ naming the caller's label; invalid arguments from the caller (a zoom factor of 9
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import math
@@ -97,13 +96,15 @@ def _open_formats() -> tuple[str, ...]:
 
 
 def decode_image(data: bytes, label: str, *, max_pixels: int = 40_000_000,
-                 mode: str = "RGB") -> Image.Image:
+                 mode: str = "RGB", shrink_to: int | None = None) -> Image.Image:
     """Decode image bytes (PNG, JPEG, WebP, GIF, BMP, TIFF, AVIF) into a loaded image.
 
     `mode` is ``"RGB"`` (transparency flattened onto white) or ``"L"`` for masks (transparency
     counts as black). EXIF orientation is applied. Raises ``BadRequest("<label> is not a valid
     image")`` for anything Pillow rejects and ``BadRequest("<label> is too large")`` above
-    `max_pixels` (checked before the pixels are decoded).
+    `max_pixels` (checked before the pixels are decoded). With `shrink_to`, an image whose
+    longer side is larger is reduced by a whole factor until it is not (a box filter; the
+    full-size pixels are let go at once).
     """
     if mode not in _GRID_MODES:
         raise ValueError(f"mode must be 'RGB' or 'L', not {mode!r}")
@@ -118,9 +119,12 @@ def decode_image(data: bytes, label: str, *, max_pixels: int = 40_000_000,
     try:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
-        return _flatten(image, mode)
+        decoded = _flatten(image, mode)
     except Exception as exc:
         raise errors.BadRequest(f"{label} is not a valid image") from exc
+    if shrink_to is not None and max(decoded.size) > shrink_to:
+        decoded = decoded.reduce(-(-max(decoded.size) // shrink_to))
+    return decoded
 
 
 def _flatten(image: Image.Image, mode: str) -> Image.Image:
@@ -131,17 +135,19 @@ def _flatten(image: Image.Image, mode: str) -> Image.Image:
         background = (255, 255, 255, 255) if mode == "RGB" else (0, 0, 0, 255)
         image = Image.alpha_composite(Image.new("RGBA", image.size, background),
                                       image.convert("RGBA"))
-    return image.convert(mode)
+    return image if image.mode == mode else image.convert(mode)
 
 
 def decode_base64_image(value: str, label: str, *, require_prefix: bool | None = None,
-                        max_pixels: int = 40_000_000, mode: str = "RGB") -> Image.Image:
+                        max_pixels: int = 40_000_000, mode: str = "RGB",
+                        max_bytes: int | None = None) -> Image.Image:
     """Decode ``data:image/<fmt>;base64,<payload>`` or bare base64 into an image.
 
     `require_prefix`: ``None`` accepts both forms, ``True`` only data URLs, ``False`` only bare
     base64. Whitespace, missing padding and the URL-safe alphabet are tolerated. Raises
     ``BadRequest("<label> is not valid base64")`` for malformed payloads, then whatever
-    :func:`decode_image` raises.
+    :func:`decode_image` raises. Past `max_bytes` (decoded; checked on the text's length
+    before decoding) it raises ``BadRequest("<label> is too large: ...")``.
     """
     if not isinstance(value, str) or not value.strip():
         raise errors.BadRequest(f"{label} is empty")
@@ -159,7 +165,12 @@ def decode_base64_image(value: str, label: str, *, require_prefix: bool | None =
                 f"{label} is not valid base64: expected data:image/<format>;base64,<data>")
         if not media.startswith("image/"):
             raise errors.BadRequest(f"{label} is not an image data URL")
-    return decode_image(_b64decode(text, label), label, max_pixels=max_pixels, mode=mode)
+    if max_bytes is not None and len(text) > (max_bytes + 2) // 3 * 4 * 77 // 76 + 64:
+        raise errors.BadRequest(f"{label} is too large: at most {max_bytes} bytes")
+    data = _b64decode(text, label)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise errors.BadRequest(f"{label} is too large: at most {max_bytes} bytes")
+    return decode_image(data, label, max_pixels=max_pixels, mode=mode)
 
 
 def _b64decode(text: str, label: str) -> bytes:
@@ -168,7 +179,8 @@ def _b64decode(text: str, label: str) -> bytes:
         compact = compact.replace("-", "+").replace("_", "/")
     compact += "=" * (-len(compact) % 4)
     try:
-        data = base64.b64decode(compact, validate=True)
+        # straight from the (ASCII) text, without an encoded copy of it
+        data = binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise errors.BadRequest(f"{label} is not valid base64") from exc
     if not data:
@@ -181,11 +193,12 @@ def encode_png(image: Image.Image) -> bytes:
     same bytes. Modes PNG cannot hold are converted to RGB."""
     if image.mode not in _PNG_MODES:
         image = image.convert("RGB")
-    if image.info:
-        image = image.copy()
-        image.info = {}
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    info, image.info = image.info, {}  # left out of the file, without copying the pixels
+    try:
+        image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    finally:
+        image.info = info
     return buffer.getvalue()
 
 

@@ -55,7 +55,7 @@ def _proxy(ctx: AdapterContext) -> Provider:
     return MidjourneyProxyProvider(
         ctx.base_url, http=ctx.http, secret=ctx.secrets.get("secret"),
         instance_id=ctx.options.get("instanceId"), poll_interval=ctx.poll_interval,
-        timeout=ctx.timeout)
+        timeout=ctx.timeout, protocol=ctx.options.get("protocol"))
 
 
 def _ttapi(ctx: AdapterContext) -> Provider:
@@ -117,8 +117,9 @@ class MidjourneyProduct(Product[MidjourneyOptions]):
         images = await _inputs(job, parent if with_parent_image else None, io)
         spec = ACTIONS.get(job.action)
         options = self.options(job)
-        params = {"parent_seed": options.parent_seed} if options.parent_seed is not None \
-            else {}
+        params: dict[str, Any] = {"timeout": job.timeout}
+        if options.parent_seed is not None:
+            params["parent_seed"] = options.parent_seed
         return ProviderTask(
             job_id=job.id, action=job.action, prompt=job.prompt,
             mode=job.slot_mode or job.mode.value, seed=options.seed,
@@ -158,10 +159,9 @@ async def _inputs(job: Job, parent: Job | None, io: TaskIO) -> list[bytes]:
     while (job.action.startswith("redo_") and source is not None and source.parent_id
            and source.result.get("kind") == ResultKind.UPSCALED.value):
         source = await io.job(source.parent_id)
-    key = source.result.get("key") if source is not None else None
-    if not key:
+    if source is None:
         raise ProviderError("[Bad response] the parent job has no stored image")
-    return [await io.stored(str(key)), *own]
+    return [await io.parent_file(source.result), *own]
 
 
 PRODUCT = MidjourneyProduct()

@@ -11,7 +11,10 @@ from PIL import Image
 from gengate.products.midjourney import imaging
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 
-__all__ = ["MidjourneyRenderer", "render"]
+__all__ = ["INPUT_SIDE", "MidjourneyRenderer", "render"]
+
+#: longest side of the copies blend and describe draw from (a blend's tiles are about 512)
+INPUT_SIDE = 1024
 
 
 class MidjourneyRenderer:
@@ -23,9 +26,12 @@ class MidjourneyRenderer:
         if action == "seed":
             return ProviderUpdate(TaskState.SUCCESS, progress=100,
                                   seed=str(task.params.get("parent_seed", task.seed)))
+        # blend and describe draw from small copies: one full-size input in memory at a time
+        shrink = INPUT_SIDE if action in ("blend", "describe") else None
         inputs = [
             imaging.decode_image(data, f"input {i}",
-                                 mode="L" if action == "inpaint" and i == 1 else "RGB")
+                                 mode="L" if action == "inpaint" and i == 1 else "RGB",
+                                 shrink_to=shrink)
             for i, data in enumerate(task.images)
         ]
         if action == "describe":

@@ -16,10 +16,9 @@ from gengate.products.midjourney import imaging
 from gengate.products.midjourney.actions import ACTIONS, ResultKind, components_for
 from gengate.products.midjourney.options import MidjourneyOptions
 from gengate.providers.base import ProviderError, ProviderUpdate
+from gengate.results import SPLIT_SUFFIXES
 
 __all__ = ["SPLIT_SUFFIXES", "result_kind", "store_result"]
-
-SPLIT_SUFFIXES = ("tl", "tr", "bl", "br")
 
 
 def result_kind(action: str) -> ResultKind:
@@ -64,19 +63,31 @@ async def store_result(job: Job, update: ProviderUpdate, store: ResultIO) -> dic
     except (OSError, ValueError) as exc:
         raise ProviderError("[Bad response] the upstream returned a broken image") from exc
     url = await store.save(job, data, "image/png")
+    key = store.key(job, "image/png")
+    files = [key]
     if split:
+        files += [store.key(job, "image/png", suffix) for suffix in SPLIT_SUFFIXES]
         result["images"] = [
             await store.save(job, part, "image/png", suffix)
             for suffix, part in zip(SPLIT_SUFFIXES, info.parts, strict=True)
         ]
     width, height = info.size
     result.update({
-        "key": store.key(job, "image/png"), "cdnImage": url,
+        "key": key, "store": store.store_name, "files": files, "cdnImage": url,
         "discordImage": update.image_url or url, "width": width, "height": height,
         "aspect": list(imaging.aspect_of(info.size if kind is not ResultKind.GRID
                                          else (width // 2, height // 2))),
-        "components": components_for(kind,
-                                     version=str(MidjourneyOptions.from_json(job.params).version),
-                                     width=width, height=height, action=job.action),
+        "components": _offered(components_for(
+            kind, version=str(MidjourneyOptions.from_json(job.params).version),
+            width=width, height=height, action=job.action), update),
     })
     return result
+
+
+def _offered(components: list[str], update: ProviderUpdate) -> list[str]:
+    """The components the upstream account can run too, when it says which it can
+    (``data["actions"]``): an action it cannot run is never offered, so never charged."""
+    actions = update.data.get("actions")
+    if not isinstance(actions, list):
+        return components
+    return [c for c in components if c in actions]

@@ -3,6 +3,7 @@ paths again under ``/hold`` run on the caller's own accounts)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from gengate.api import schemas as s
@@ -11,7 +12,15 @@ from gengate.api.envelope import Raw, ok
 from gengate.clock import timestamp
 from gengate.errors import BadRequest
 from gengate.jobs import JobStatus
-from gengate.products.base import GET, GET_POST, POST, ProductRoute, Services, submitted
+from gengate.products.base import (
+    GET,
+    GET_POST,
+    POST,
+    ProductRoute,
+    Services,
+    Submit,
+    submitted,
+)
 from gengate.products.midjourney import prompt as prompts
 from gengate.products.midjourney.wire import list_item
 from gengate.quota import from_milli
@@ -24,6 +33,33 @@ __all__ = ["routes"]
 _DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 _STATUS_CODES = {str(status.code): status.value for status in JobStatus}
 V1 = "/midjourney/v1"
+
+
+def _submit_of(call: Call, req: Any) -> Submit:
+    """The common part of a Midjourney submit (fields its models may lack default)."""
+    return call.submit(hook_url=req.hookUrl, timeout=req.timeout,
+                       get_u_images=getattr(req, "getUImages", False),
+                       hook_progress=req.hookProgress,
+                       relax_fallback=getattr(req, "relaxFallback", False))
+
+
+#: bodies up to this size are parsed on the event loop; an image route's larger ones in a thread
+_INLINE_BODY = 64 * 1024
+
+
+async def _parse_images(call: Call, model: type[s._Wire]) -> tuple[Any, Submit]:
+    """An image route's request and submit: megabytes of JSON are parsed (and hashed, for an
+    Idempotency-Key) off the event loop."""
+
+    def parse() -> tuple[Any, Submit]:
+        req = s.parse(model, call.data())
+        found = req, _submit_of(call, req)
+        call.body = b""  # parsed and hashed: the images live on in `req` alone
+        return found
+
+    if len(call.body) <= _INLINE_BODY:
+        return parse()
+    return await asyncio.to_thread(parse)
 
 
 class _Handlers:
@@ -47,18 +83,13 @@ class _Handlers:
         return submitted(await self.subs.action(sv.jobs, sub, req.jobId, req.action))
 
     async def blend(self, sv: Services, call: Call) -> Any:
-        req: s.BlendRequest = s.parse(s.BlendRequest, call.data())  # type: ignore
-        sub = call.submit(hook_url=req.hookUrl, timeout=req.timeout,
-                          get_u_images=req.getUImages, hook_progress=req.hookProgress,
-                          relax_fallback=req.relaxFallback)
+        req, sub = await _parse_images(call, s.BlendRequest)
         job = await self.subs.blend(sv.jobs, sub, req.imgBase64Array,
                                     _DIMENSIONS[req.dimensions], req.mode)
         return submitted(job)
 
     async def describe(self, sv: Services, call: Call) -> Any:
-        req: s.DescribeRequest = s.parse(s.DescribeRequest, call.data())  # type: ignore
-        sub = call.submit(hook_url=req.hookUrl, timeout=req.timeout,
-                          hook_progress=req.hookProgress, relax_fallback=req.relaxFallback)
+        req, sub = await _parse_images(call, s.DescribeRequest)
         return submitted(await self.subs.describe(sv.jobs, sub, req.base64, req.url, req.mode))
 
     async def seed(self, sv: Services, call: Call) -> Any:
@@ -68,9 +99,7 @@ class _Handlers:
         return submitted(await self.subs.seed(sv.jobs, sub, req.jobId))
 
     async def inpaint(self, sv: Services, call: Call) -> Any:
-        req: s.InpaintRequest = s.parse(s.InpaintRequest, call.data())  # type: ignore
-        sub = call.submit(hook_url=req.hookUrl, timeout=req.timeout,
-                          get_u_images=req.getUImages, hook_progress=req.hookProgress)
+        req, sub = await _parse_images(call, s.InpaintRequest)
         return submitted(await self.subs.inpaint(sv.jobs, sub, req.jobId, req.mask, req.prompt))
 
     async def fetch(self, sv: Services, call: Call) -> Any:
@@ -78,7 +107,9 @@ class _Handlers:
         job_id = data.get("jobId", data.get("job_id"))
         if not isinstance(job_id, str) or not job_id:
             raise BadRequest("jobId: is required")
-        return Raw(await sv.jobs.fetch_body(call.user_id, job_id))
+        req: s.FetchRequest = s.parse(s.FetchRequest, data)  # type: ignore[assignment]
+        job_id = req.jobId
+        return Raw(await sv.jobs.fetch_body(call.user_id, job_id, self.product.name))
 
     async def fetch_list(self, sv: Services, call: Call) -> Any:
         data = call.data()
@@ -112,7 +143,7 @@ class _Handlers:
 
     async def prompt_check(self, sv: Services, call: Call) -> Any:
         req: s.PromptCheckRequest = s.parse(s.PromptCheckRequest, call.data())  # type: ignore
-        self.subs.check_prompt(req.prompt)
+        await self.subs.check_prompt(req.prompt)
         return ok(prompts.PROMPT_CHECK_OK)
 
     async def status(self, sv: Services, call: Call) -> Any:
@@ -129,13 +160,13 @@ def routes(product: MidjourneyProduct) -> list[ProductRoute]:
         ProductRoute(f"{V1}/action", POST, h.action, s.ActionRequest,
                      "Run a button action on a job", hosted=True),
         ProductRoute(f"{V1}/blend", POST, h.blend, s.BlendRequest, "Blend 2 to 5 images",
-                     hosted=True),
+                     hosted=True, images=True),
         ProductRoute(f"{V1}/describe", POST, h.describe, s.DescribeRequest, "Describe an image",
-                     hosted=True),
+                     hosted=True, images=True),
         ProductRoute(f"{V1}/seed", POST, h.seed, s.SeedRequest, "Get the seed of a job",
                      hosted=True),
         ProductRoute(f"{V1}/inpaint", POST, h.inpaint, s.InpaintRequest,
-                     "Vary a region of an image", hosted=True),
+                     "Vary a region of an image", hosted=True, images=True),
         ProductRoute(f"{V1}/fetch", GET_POST, h.fetch, s.FetchRequest, "Fetch a job (free)",
                      hosted=True),
         ProductRoute(f"{V1}/fetch-list", GET_POST, h.fetch_list, s.FetchListQuery,

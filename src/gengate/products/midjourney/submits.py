@@ -12,6 +12,7 @@ from typing import Any
 
 from gengate.errors import BadRequest
 from gengate.jobs import Job, Mode
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS
 from gengate.products.base import Engine, JobRequest, Product, Submit
 from gengate.products.midjourney import imaging
 from gengate.products.midjourney import prompt as prompts
@@ -37,10 +38,25 @@ class Submissions:
     rules: prompts.PromptRules = field(default_factory=prompts.PromptRules)
     word_filter: prompts.WordFilter = field(default_factory=prompts.WordFilter.default)
 
-    def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+    async def check_prompt(self, prompt: str) -> prompts.ParsedPrompt:
+        """The checked prompt (grammar and banned words), or 400.
+
+        Every check is linear in the prompt, and the longest prompt takes a few milliseconds,
+        so it runs on the event loop (a thread would make the loop wait for the interpreter
+        lock several times over). A permutation prompt is filtered once per expansion: other
+        requests run between two expansions."""
         if not prompt or not prompt.strip():
             raise BadRequest("prompt: must not be empty")
-        return prompts.check_prompt(prompt, self.rules, self.word_filter)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise BadRequest(f"prompt: must be at most {MAX_PROMPT_CHARS} characters")
+        parsed = prompts.parse_prompt(prompt, self.rules)
+        if not parsed.permutations:
+            self.word_filter.check(parsed.text)
+            return parsed
+        for variant in parsed.permutations:
+            await asyncio.sleep(0)
+            self.word_filter.check(variant.text)
+        return parsed
 
     async def _admit(self, engine: Engine, sub: Submit, job_id: str, action: str, mode: Mode,
                      prompt: str, options: MidjourneyOptions, *, parent: Job | None = None,
@@ -51,7 +67,7 @@ class Submissions:
         return await engine.submit(self.product, sub, request)
 
     async def imagine(self, engine: Engine, sub: Submit, prompt: str, mode: Mode) -> Job:
-        parsed = self.check_prompt(prompt)
+        parsed = await self.check_prompt(prompt)
         if parsed.permutations:
             raise BadRequest(
                 f"prompt: permutation prompts expand to {len(parsed.permutations)} jobs; "
@@ -98,11 +114,12 @@ class Submissions:
         parent = await engine.parent(sub.user_id, parent_id)
         if "inpaint" not in (parent.result.get("components") or []):
             raise BadRequest("jobId: inpaint needs an upscaled (single image) job")
-        size = (parent.result.get("width"), parent.result.get("height"))
-        mask_png = await asyncio.to_thread(_decode_mask, mask, size)
         text = parent.prompt
         if prompt and prompt.strip():
-            text = self.check_prompt(prompt).canonical
+            text = (await self.check_prompt(prompt)).canonical
+        await engine.precheck(self.product, sub, "inpaint", parent.mode.value, parent=parent)
+        size = (parent.result.get("width"), parent.result.get("height"))
+        mask_png = await engine.decode(_decode_mask, mask, size)
         job_id = str(uuid.uuid4())
         options = _inherit(parent, "inpaint", job_id)
         return await self._admit(engine, sub, job_id, "inpaint", parent.mode, text, options,
@@ -112,7 +129,8 @@ class Submissions:
                     aspect: tuple[int, int], mode: Mode) -> Job:
         if not 2 <= len(images) <= 5:
             raise BadRequest("imgBase64Array: give 2 to 5 images")
-        pngs = await asyncio.to_thread(_decode_all, images, "imgBase64Array")
+        await engine.precheck(self.product, sub, "blend", mode.value)
+        pngs = await engine.decode(_decode_all, images, "imgBase64Array")
         job_id = str(uuid.uuid4())
         options = MidjourneyOptions(version=self.rules.default_version, aspect=list(aspect),
                                     seed=_seed_from(job_id))
@@ -125,7 +143,8 @@ class Submissions:
                                     seed=_seed_from(job_id))
         inputs: list[bytes] = []
         if base64:
-            inputs = await asyncio.to_thread(_decode_all, [base64], "base64")
+            await engine.precheck(self.product, sub, "describe", mode.value)
+            inputs = await engine.decode(_decode_all, [base64], "base64")
         elif url:
             await engine.check_url(url, "url")
             options = dataclasses.replace(options, url=url)
@@ -154,13 +173,15 @@ def _decode_all(values: list[str], field: str) -> list[bytes]:
         label = f"{field}[{i}]" if len(values) > 1 or field.endswith("Array") else field
         if not isinstance(value, str) or not value:
             raise BadRequest(f"{label}: must be a base64 image")
-        image = imaging.decode_base64_image(value, label)
+        image = imaging.decode_base64_image(value, label, max_bytes=MAX_IMAGE_BYTES,
+                                            max_pixels=MAX_IMAGE_PIXELS)
         out.append(imaging.encode_png(image))
     return out
 
 
 def _decode_mask(value: str, size: tuple[Any, Any]) -> bytes:
-    mask = imaging.decode_base64_image(value, "mask", mode="L")
+    mask = imaging.decode_base64_image(value, "mask", mode="L", max_bytes=MAX_IMAGE_BYTES,
+                                       max_pixels=MAX_IMAGE_PIXELS)
     if mask.size != size:
         raise BadRequest(
             f"mask: must be {size[0]}x{size[1]} like the job's image, got "

@@ -9,7 +9,7 @@ from gengate.clock import timestamp
 from gengate.jobs import Job, JobStatus
 from gengate.quota import from_milli
 
-__all__ = ["fetch_body", "list_item"]
+__all__ = ["expired_message", "fetch_body", "list_item"]
 
 
 def _prompt_field(job: Job) -> str:
@@ -19,12 +19,26 @@ def _prompt_field(job: Job) -> str:
     return job.prompt
 
 
+def expired_message(result: dict[str, Any]) -> str:
+    days = result.get("retentionDays")
+    kept = f" after {days:g} days" if isinstance(days, int | float) else ""
+    return f"The result files of this job expired{kept} and were deleted"
+
+
+def _live(result: dict[str, Any]) -> dict[str, Any]:
+    """A result whose files the retention pass deleted shows no URLs: they would be dead."""
+    if not result.get("expired"):
+        return result
+    return {**result, "cdnImage": None, "discordImage": None, "images": None}
+
+
 def fetch_body(job: Job) -> dict[str, Any]:
-    """``{"status", "message", "jobId", "data"}`` exactly as fetch and webhooks send it."""
-    result = job.result
+    """``{"status", "message", "jobId", "data"}`` exactly as fetch and webhooks send it;
+    a job whose result files expired says so in ``message`` and ``data.expired``."""
+    result = _live(job.result)
     failed = job.status is JobStatus.FAILED
     mode, quota = job.charged()
-    data = {
+    data: dict[str, Any] = {
         "action": job.action,
         "jobId": job.id,
         "progress": None if failed else str(job.progress),
@@ -43,14 +57,18 @@ def fetch_body(job: Job) -> dict[str, Any]:
         "submitTime": timestamp(job.created_at),
         "finishTime": timestamp(job.finished_at),
     }
-    return {"status": job.status.value, "message": job.message, "jobId": job.id, "data": data}
+    message = job.message
+    if result.get("expired"):
+        data["expired"] = True
+        message = expired_message(result)
+    return {"status": job.status.value, "message": message, "jobId": job.id, "data": data}
 
 
 def list_item(job: Job) -> dict[str, Any]:
     """A ``fetch-list`` item: snake_case keys and an integer status."""
-    result = job.result
+    result = _live(job.result)
     mode, quota = job.charged()
-    return {
+    item: dict[str, Any] = {
         "job_id": job.id,
         "model": mode,
         "action": job.action,
@@ -71,3 +89,6 @@ def list_item(job: Job) -> dict[str, Any]:
         "created_at": timestamp(job.created_at),
         "finished_at": timestamp(job.finished_at),
     }
+    if result.get("expired"):
+        item.update(expired=True, message=expired_message(result))
+    return item

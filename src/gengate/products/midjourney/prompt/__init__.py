@@ -80,13 +80,15 @@ class PromptRules:
 
     ``versions`` are the ``--v`` values, ``niji_versions`` the ``--niji`` values, both normalized
     (``"6.0"`` is ``"6"``). ``default_version`` applies when a prompt names none.
-    ``max_permutations`` caps how many prompts one ``{a, b}`` permutation prompt may expand to.
+    ``max_permutations`` caps how many prompts one ``{a, b}`` permutation prompt may expand to,
+    ``max_expanded_chars`` how many characters they may hold together (each is checked).
     """
 
     versions: tuple[str, ...] = ("5", "5.1", "5.2", "6", "6.1", "7")
     niji_versions: tuple[str, ...] = ("5", "6")
     default_version: str = "7"
     max_permutations: int = 40
+    max_expanded_chars: int = 24_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "versions", _normalized(self.versions))
@@ -204,9 +206,11 @@ def parse_prompt(prompt: str, rules: PromptRules | None = None) -> ParsedPrompt:
     text = _normalize(prompt if isinstance(prompt, str) else "")
     if "{" not in text and "}" not in text:
         return _parse_plain(text, rules)
+    expanded = _expand(text, rules.max_permutations)
+    if sum(map(len, expanded)) > rules.max_expanded_chars:
+        raise error(f"Permutations expand to more than {rules.max_expanded_chars} characters")
     variants = tuple(
-        _parse_plain(_normalize(variant.replace("\\,", ",")), rules)
-        for variant in _expand(text, rules.max_permutations)
+        _parse_plain(_normalize(variant.replace("\\,", ",")), rules) for variant in expanded
     )
     return replace(variants[0], canonical=text, permutations=variants)
 

@@ -139,6 +139,7 @@ class WordFilter:
         self._words: dict[str, list[_Term]] = {}  # collapsed word -> one-word terms
         self._phrases: dict[tuple[str, ...], list[_Term]] = {}  # collapsed words -> phrases
         self._heads: set[str] = set()  # collapsed first words of phrases
+        self._prefixes: set[str] = set()  # every prefix of a one-word term's index key
         self._entries: list[str] = []
         self._clean: set[str] = set()  # tokens seen that are no word, and start no phrase
         self._longest = 1
@@ -159,7 +160,9 @@ class WordFilter:
                 self._heads.add(stem[0])
                 self._phrases.setdefault((*stem, _collapse(last)), []).append(term)
             else:
-                self._words.setdefault(_collapse(last), []).append(term)
+                key = _collapse(last)
+                self._words.setdefault(key, []).append(term)
+                self._prefixes.update(key[:end] for end in range(1, len(key) + 1))
 
     @classmethod
     def from_text(cls, text: str) -> WordFilter:
@@ -235,9 +238,6 @@ class WordFilter:
                 return term.entry
         return None
 
-    def _word(self, word: str) -> str | None:
-        return self._match(_collapse(word), word)
-
     def _find_phrase(self, mains: list[str], keys: list[str]) -> str | None:
         for start, head in enumerate(keys):
             if head not in self._heads:
@@ -256,12 +256,38 @@ class WordFilter:
             if len(main) == 1:
                 run.append(main)
                 continue
-            for start in range(len(run) - 2):
-                for end in range(start + 3, min(len(run), start + _MAX_SPELLED) + 1):
-                    word = "".join(run[start:end])
-                    if (hit := self._word(word) or self._word(word.translate(_LEET))):
-                        return hit
+            if len(run) >= 3:
+                hit = self._spelled_in(run)
+                if hit:
+                    return hit
             run = []
+        return None
+
+    def _spelled_in(self, run: list[str]) -> str | None:
+        """The first word spelled by 3 to ``_MAX_SPELLED`` letters in a row of ``run``.
+
+        Linear in ``len(run)``: from each letter the window grows one letter at a time and
+        stops as soon as its index key starts no banned word (most windows stop at once).
+        """
+        decoded = [letter.translate(_LEET) for letter in run]
+        spellings = (run, decoded) if decoded != run else (run,)
+        words, prefixes = self._words, self._prefixes
+        for start in range(len(run) - 2):
+            for letters in spellings:
+                key = last = ""
+                listed = False
+                for end in range(start, min(len(letters), start + _MAX_SPELLED)):
+                    letter = letters[end]
+                    if letter != last:
+                        key += letter
+                        last = letter
+                        if key not in prefixes:
+                            break
+                        listed = key in words
+                    if listed and end - start >= 2:
+                        hit = self._match(key, "".join(letters[start : end + 1]))
+                        if hit:
+                            return hit
         return None
 
 

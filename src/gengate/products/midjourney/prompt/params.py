@@ -250,7 +250,9 @@ def _aspect(raw: str, version: Version) -> tuple[int, int]:
     return width, height
 
 
-URL_RE = re.compile(r"<?(https?://[^\s/?#<>]+[^\s<>]*)>?", re.IGNORECASE)
+# Possessive: the host part never gives characters back, so a token that is no URL fails in
+# one pass (a greedy split of the two runs would be tried at every position).
+URL_RE = re.compile(r"<?+(https?://[^\s/?#<>]++[^\s<>]*+)>?", re.IGNORECASE)
 
 
 def url_of(token: str) -> str | None:

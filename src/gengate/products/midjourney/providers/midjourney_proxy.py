@@ -1,12 +1,23 @@
 """The ``midjourney_proxy`` upstream: one account of a midjourney-proxy server.
 
-Speaks the REST protocol of novicezk's midjourney-proxy with trueai-org's additions:
-``/mj/submit/imagine|blend|describe`` start work, follow-up actions press one of the parent
-task's ``buttons`` through ``/mj/submit/action`` (buttons that need more input, such as
-Vary (Region), answer code 21 with a task in ``MODAL`` that ``/mj/submit/modal`` confirms),
-and ``/mj/task/list-by-condition`` polls every running task of the account in one request.
-The seed of a finished task comes from ``/mj/task/{id}/image-seed``; a ``seed`` job has no
-upstream task of its own, so its id is ``seed:<parent id>``.
+Speaks both projects of that name, told apart per account (``protocol``: ``auto``, the
+default, ``trueai`` or ``novicezk``):
+
+- trueai-org's fork: ``/mj/submit/imagine|blend|describe`` start work, follow-up actions
+  press one of the parent task's ``buttons`` through ``/mj/submit/action`` (buttons that need
+  more input, such as Vary (Region), answer code 21 with a task in ``MODAL`` that
+  ``/mj/submit/modal`` confirms); the seed of a finished task comes from
+  ``/mj/task/{id}/image-seed``; ``accountFilter`` pins the Discord instance.
+- novicezk's original: the same three submits, but tasks carry no ``buttons`` and the only
+  follow-ups are U1-U4, V1-V4 and reroll of a grid, through ``/mj/submit/change``
+  (``taskId``, ``action`` UPSCALE|VARIATION|REROLL, ``index``); it has no action, modal,
+  image-seed or cancel route and ignores ``accountFilter``.
+
+``auto`` tells them apart by the parent task: a task with a ``buttons`` field comes from
+trueai-org's fork. Both poll every running task of the account in one request
+(``/mj/task/list-by-condition``). A ``seed`` job has no upstream task of its own, so its id
+is ``seed:<parent id>``. A finished task's update names the follow-up actions the account
+can run on it (``data["actions"]``), so that no other is offered or charged.
 
 Every failure becomes a :class:`ProviderError` here, with a public message that starts with
 a bracketed class (``[Upstream busy]``, ``[Banned prompt detected]``...) and the
@@ -36,8 +47,8 @@ import httpx
 from gengate.accounts import FailureKind
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 
-__all__ = ["ACCOUNT_PREFIX", "BUTTONS", "MidjourneyProxyProvider", "classify", "failure_kind",
-           "with_mode"]
+__all__ = ["ACCOUNT_PREFIX", "BUTTONS", "PROTOCOLS", "UNSUPPORTED", "MidjourneyProxyProvider",
+           "classify", "failure_kind", "with_mode"]
 
 #: messages of account-level task failures start with this (see the module's docstring)
 ACCOUNT_PREFIX = "[Upstream account] "
@@ -45,6 +56,26 @@ ACCOUNT_PREFIX = "[Upstream account] "
 SEED_PREFIX = "seed:"
 #: the most ids in one list-by-condition request
 CHUNK = 100
+#: ``protocol`` values of an account
+PROTOCOLS = ("auto", "trueai", "novicezk")
+#: messages of actions the account's proxy cannot run start with this: the upstream's
+#: limit, not the user's prompt (never an illegal-prompt count)
+UNSUPPORTED = "[Unsupported action] "
+#: novicezk's /mj/submit/change: our action -> (action, index)
+CHANGES: dict[str, tuple[str, int | None]] = {
+    **{f"upsample{n}": ("UPSCALE", n) for n in range(1, 5)},
+    **{f"variation{n}": ("VARIATION", n) for n in range(1, 5)},
+    "reroll": ("REROLL", None),
+}
+#: the upstream actions novicezk's /change takes a parent of (SubmitController.change)
+_CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
+#: the titles of Midjourney's own failures that the prompt causes; trueai-org stores them as
+#: "title, description", novicezk as "[title] description"
+_PROMPT_TITLES = ("Banned prompt detected", "Banned prompt", "Invalid parameter",
+                  "Invalid link!", "Invalid link", "Image denied", "Invalid prompt")
+#: trueai-org fails a task whose prompt holds a banned word with this (DiscordService.cs)
+_SENSITIVE = "可能包含敏感词"
+_BRACKETED = re.compile(r"^\[[^\[\]]{1,80}\] ?")
 
 #: our action name -> the customId prefix of the button that does it
 BUTTONS: dict[str, str] = {
@@ -68,6 +99,8 @@ BUTTONS: dict[str, str] = {
     "inpaint": "MJ::Inpaint::",
 }
 
+#: what ``_request`` answers, with ``missing_ok``, for a route the proxy does not have
+NO_ROUTE: Any = object()
 _RUNNING = frozenset({"NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL"})
 #: transport failures that happen before a request leaves: the upstream never saw it
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -165,8 +198,11 @@ class MidjourneyProxyProvider:
 
     def __init__(self, base_url: str, *, http: httpx.AsyncClient, secret: str | None = None,
                  instance_id: str | None = None, poll_interval: float = 2.0,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, protocol: str | None = None):
+        if (protocol or "auto") not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         self.base_url = base_url.rstrip("/")
+        self.protocol = protocol or "auto"
         self.instance_id = instance_id
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -175,14 +211,26 @@ class MidjourneyProxyProvider:
 
     def __repr__(self) -> str:
         return (f"MidjourneyProxyProvider({self.base_url!r}, "
-                f"instance_id={self.instance_id!r})")
+                f"instance_id={self.instance_id!r}, protocol={self.protocol!r})")
+
+    def _speaks(self, task: Mapping[str, Any]) -> str:
+        """The account's protocol: configured, or told by a task of its own (only
+        trueai-org's tasks have ``buttons``)."""
+        if self.protocol != "auto":
+            return self.protocol
+        return "trueai" if "buttons" in task else "novicezk"
 
     # ------------------------------------------------------------------------ transport
 
     async def _request(self, method: str, path: str, body: Any = None, *,
                        missing_ok: bool = False) -> Any:
-        """The upstream's JSON answer (``None`` for a 404 when ``missing_ok``); every
-        transport or HTTP failure becomes a :class:`ProviderError` of the right kind.
+        """The upstream's JSON answer; every transport or HTTP failure becomes a
+        :class:`ProviderError` of the right kind.
+
+        With ``missing_ok``, a 404 (a route the proxy does not have) is :data:`NO_ROUTE`,
+        and an answer with no body is ``None``: an unknown task's fetch is 204 with no body
+        on trueai-org's proxy (a null ``ActionResult``) and 200 with an empty body on
+        novicezk's (Spring's null), neither of them the account's fault.
 
         A failure after the request may have been sent (a read timeout, a connection
         dropped before the answer) is ``uncertain``: the upstream may have acted on it."""
@@ -201,8 +249,10 @@ class MidjourneyProxyProvider:
                 uncertain=not isinstance(exc, _UNSENT)) from exc
         status = response.status_code
         if status == 404 and missing_ok:
-            return None
+            return NO_ROUTE
         self._check_status(status, response)
+        if missing_ok and (status == 204 or not response.content.strip()):
+            return None
         try:
             return response.json()
         except ValueError as exc:
@@ -253,21 +303,42 @@ class MidjourneyProxyProvider:
                 raise ProviderError("[Upstream unavailable] the midjourney-proxy accepted "
                                     "the task without an id", kind=FailureKind.UNAVAILABLE)
             return dict(reply)
-        raise self._refusal(code, str(reply.get("description") or ""),
-                            reply.get("properties") or {})
+        raise await self._why(code, reply)
+
+    async def _why(self, code: Any, reply: Mapping[str, Any]) -> ProviderError:
+        """The error of a refused submit; for "no instance" (code 3), the reason the
+        account list gives (banned, CAPTCHA, moderation...), which both proxies keep
+        out of the submit's answer."""
+        error = self._refusal(code, str(reply.get("description") or ""),
+                              reply.get("properties") or {})
+        if code == 3:
+            try:
+                await self.probe()
+            except ProviderError as exc:
+                if exc.kind.account_level:
+                    return exc
+        return error
 
     @staticmethod
     def _refusal(code: Any, description: str, properties: Mapping[str, Any]) -> ProviderError:
-        if code == 23:
+        """A refused submit, by its code (both projects' ReturnCode): the description is
+        the proxy's own text, Chinese in both, so it only decorates the message."""
+        if code == 23:  # QUEUE_REJECTED: novicezk's full queue
             return ProviderError(f"[Upstream busy] {description or 'the queue is full'}",
                                  kind=FailureKind.QUEUE_FULL)
-        if code == 24:
+        if code == 9:  # FAILURE: trueai-org's full queue, or another fault of its own
+            return ProviderError(f"[Upstream busy] {description or 'the upstream failed'}",
+                                 kind=FailureKind.QUEUE_FULL)
+        if code == 3:  # NOT_FOUND: no account instance can take it (无可用的账号实例)
+            return ProviderError(f"[Upstream unavailable] {description or 'no instance'}",
+                                 kind=FailureKind.UNAVAILABLE)
+        if code == 24:  # BANNED_PROMPT
             word = properties.get("bannedWord") if isinstance(properties, Mapping) else None
             detail = f"`{word}` is not allowed" if word else description or "banned prompt"
             return ProviderError(f"[Banned prompt detected] {detail}", kind=FailureKind.JOB)
-        if code == 4:
-            return ProviderError(f"[Invalid parameter] {description or 'validation failed'}",
-                                 kind=FailureKind.JOB)
+        if code == 4:  # VALIDATION_ERROR of what gengate sent: not the user's prompt
+            return ProviderError(f"[Upstream failed] the upstream refused the request: "
+                                 f"{description or 'validation failed'}", kind=FailureKind.JOB)
         return _error(classify(description), description or f"upstream code {code}")
 
     # ---------------------------------------------------------------------------- submit
@@ -302,12 +373,9 @@ class MidjourneyProxyProvider:
         return task.parent_upstream_id
 
     async def _press(self, task: ProviderTask) -> str:
-        """A follow-up action: press the parent's button for it, then confirm the modal
-        when the upstream waits for one."""
-        prefix = BUTTONS.get(task.action)
-        if prefix is None:
-            raise ProviderError(f"[Invalid parameter] the midjourney-proxy cannot run "
-                                f"{task.action}")
+        """A follow-up action: on trueai-org's proxy, press the parent's button for it,
+        then confirm the modal when the upstream waits for one; on novicezk's, ask
+        ``/mj/submit/change`` for it."""
         if task.action == "inpaint" and not task.images:
             raise ProviderError("[Invalid parameter] inpaint needs a mask")
         parent_id = self._parent(task)
@@ -315,12 +383,16 @@ class MidjourneyProxyProvider:
         if not isinstance(parent, Mapping):
             raise ProviderError("[Upstream failed] the upstream no longer knows the parent "
                                 "task", kind=FailureKind.JOB)
-        custom_id = next((str(b["customId"]) for b in parent.get("buttons") or []
-                          if isinstance(b, Mapping)
-                          and str(b.get("customId", "")).startswith(prefix)), None)
+        if self._speaks(parent) == "novicezk":
+            return await self._change(task, parent_id, parent)
+        prefix = BUTTONS.get(task.action)
+        custom_id = None if prefix is None else next(
+            (str(b["customId"]) for b in parent.get("buttons") or []
+             if isinstance(b, Mapping) and str(b.get("customId", "")).startswith(prefix)),
+            None)
         if custom_id is None:
-            raise ProviderError(f"[Invalid parameter] the upstream task has no button for "
-                                f"{task.action}", kind=FailureKind.JOB)
+            raise ProviderError(f"{UNSUPPORTED}the upstream offers no {task.action} on this "
+                                "task", kind=FailureKind.JOB)
         reply = await self._submit("/mj/submit/action",
                                    {"taskId": parent_id, "customId": custom_id}, task.mode,
                                    task.tag)
@@ -328,6 +400,27 @@ class MidjourneyProxyProvider:
         if reply["code"] == 21 and await self._is_modal(reply, task_id):
             await self._confirm(task, task_id)
         return task_id
+
+    async def _change(self, task: ProviderTask, parent_id: str,
+                      parent: Mapping[str, Any]) -> str:
+        """novicezk's follow-up: U1-U4, V1-V4 or reroll of a grid (SubmitController.change)."""
+        change = CHANGES.get(task.action)
+        if change is None or parent.get("action") not in _CHANGE_PARENTS:
+            raise ProviderError(f"{UNSUPPORTED}this midjourney-proxy (novicezk) cannot run "
+                                f"{task.action} on this task", kind=FailureKind.JOB)
+        action, index = change
+        body: dict[str, Any] = {"taskId": parent_id, "action": action}
+        if index is not None:
+            body["index"] = index
+        if task.tag:
+            body["state"] = task.tag
+        reply = await self._request("POST", "/mj/submit/change", body)
+        if not isinstance(reply, Mapping) or "code" not in reply:
+            raise ProviderError("[Upstream unavailable] the midjourney-proxy answered "
+                                "without a code", kind=FailureKind.UNAVAILABLE)
+        if reply.get("code") in (1, 21, 22) and reply.get("result"):
+            return str(reply["result"])
+        raise await self._why(reply.get("code"), reply)
 
     async def _confirm(self, task: ProviderTask, task_id: str) -> None:
         """Confirm a task waiting in ``MODAL`` with the job's prompt (and mask)."""
@@ -392,18 +485,18 @@ class MidjourneyProxyProvider:
             wanted = set(chunk)
             for item in found:
                 if isinstance(item, Mapping) and str(item.get("id")) in wanted:
-                    answer[str(item["id"])] = self._update(item)
+                    answer[str(item["id"])] = self._update(item, self._speaks(item))
         seed_updates = await asyncio.gather(*(self._seed(i) for i in seeds))
         answer.update({i: u for i, u in zip(seeds, seed_updates, strict=True) if u})
         return answer
 
     @staticmethod
-    def _update(item: Mapping[str, Any]) -> ProviderUpdate:
+    def _update(item: Mapping[str, Any], protocol: str) -> ProviderUpdate:
         status = item.get("status")
         if status in _RUNNING:
             return ProviderUpdate(TaskState.RUNNING, progress=_progress(item.get("progress")))
         if status == "SUCCESS":
-            return _success(item)
+            return _success(item, _actions(item, protocol))
         if status == "CANCEL":
             return ProviderUpdate(TaskState.FAILED,
                                   message="[Cancelled] the upstream cancelled the task")
@@ -413,7 +506,14 @@ class MidjourneyProxyProvider:
 
     async def _seed(self, upstream_id: str) -> ProviderUpdate | None:
         parent = upstream_id.removeprefix(SEED_PREFIX)
-        reply = await self._request("GET", f"/mj/task/{parent}/image-seed", missing_ok=True)
+        if self.protocol == "novicezk":
+            reply: Any = NO_ROUTE
+        else:
+            reply = await self._request("GET", f"/mj/task/{parent}/image-seed",
+                                        missing_ok=True)
+        if reply is NO_ROUTE:  # novicezk's proxy has no image-seed route
+            return ProviderUpdate(TaskState.FAILED, message=f"{UNSUPPORTED}this "
+                                  "midjourney-proxy (novicezk) cannot tell a task's seed")
         if not isinstance(reply, Mapping) or reply.get("code") == 3:
             return None  # the upstream lost the parent
         code = reply.get("code")
@@ -439,8 +539,8 @@ class MidjourneyProxyProvider:
 
     async def cancel(self, upstream_id: str) -> None:
         """Best effort: a task that cannot be cancelled ends by itself."""
-        if upstream_id.startswith(SEED_PREFIX):
-            return
+        if upstream_id.startswith(SEED_PREFIX) or self.protocol == "novicezk":
+            return  # novicezk's proxy has no cancel route
         try:
             await self._request("POST", f"/mj/task/{upstream_id}/cancel", {})
         except ProviderError:
@@ -461,14 +561,43 @@ _ACCOUNT_REASON = re.compile(
 
 
 def _failed(reason: str) -> ProviderUpdate:
-    """A task that ended without a result: the account's fault or the job's."""
+    """A task that ended without a result: the account's fault or the job's.
+
+    Midjourney's own failures keep their bracketed title (novicezk stores
+    ``"[" + title + "] " + description``, ErrorMessageHandler.java; trueai-org
+    ``title + ", " + description``, DiscordWebSocketService.cs), so TTAPI clients that match
+    it, and the illegal-prompt rule, see ``[Banned prompt detected] ...`` once, unprefixed.
+    """
     kind = classify(reason) if _ACCOUNT_REASON.search(reason) else FailureKind.JOB
     if kind.account_level:
         return ProviderUpdate(TaskState.FAILED, message=f"{ACCOUNT_PREFIX}{reason}", kind=kind)
-    return ProviderUpdate(TaskState.FAILED, message=f"[Upstream failed] {reason}")
+    return ProviderUpdate(TaskState.FAILED, message=_job_message(reason))
 
 
-def _success(item: Mapping[str, Any]) -> ProviderUpdate:
+def _job_message(reason: str) -> str:
+    text = reason.strip()
+    if _BRACKETED.match(text):
+        return text
+    if _SENSITIVE in text:
+        return f"[Banned prompt detected] {text}"
+    for title in _PROMPT_TITLES:
+        if text.startswith(title) and text[len(title):len(title) + 1] in (",", ":", ""):
+            return f"[{title}] {text[len(title) + 1:].strip()}".rstrip()
+    return f"[Upstream failed] {text}"
+
+
+def _actions(item: Mapping[str, Any], protocol: str) -> list[str]:
+    """The follow-up actions the account can run on a finished task: those of its buttons
+    (trueai-org), or U1-U4, V1-V4 and reroll of a grid (novicezk's /change)."""
+    if protocol == "novicezk":
+        return list(CHANGES) if item.get("action") in _CHANGE_PARENTS else []
+    ids = [str(b.get("customId", "")) for b in item.get("buttons") or []
+           if isinstance(b, Mapping)]
+    return [name for name, prefix in BUTTONS.items()
+            if any(i.startswith(prefix) for i in ids)]
+
+
+def _success(item: Mapping[str, Any], actions: list[str]) -> ProviderUpdate:
     prompt = item.get("prompt") or (item.get("properties") or {}).get("finalPrompt") or ""
     if item.get("action") == "DESCRIBE":
         prompts = tuple(_MARKER.sub("", part).strip() for part in str(prompt).split("\n\n")
@@ -478,7 +607,8 @@ def _success(item: Mapping[str, Any]) -> ProviderUpdate:
     if not url:
         return ProviderUpdate(TaskState.FAILED,
                               message="[Upstream failed] the upstream finished without an image")
-    return ProviderUpdate(TaskState.SUCCESS, progress=100, image_url=str(url))
+    return ProviderUpdate(TaskState.SUCCESS, progress=100, image_url=str(url),
+                          data={"actions": actions})
 
 
 def _instance_error(instance: Mapping[str, Any]) -> ProviderError:

@@ -200,10 +200,19 @@ class TtapiProvider:
 
 
 def _request(task: ProviderTask) -> tuple[str, dict[str, Any]]:
-    """The endpoint and body for a task, in TTAPI's field names."""
+    """The endpoint and body for a task, in TTAPI's field names, with the job's
+    ``timeout`` (else TTAPI applies its own 300/600 s)."""
+    endpoint, body = _body(task)
+    timeout = _timeout(task)
+    if timeout is not None:
+        body["timeout"] = timeout
+    return endpoint, body
+
+
+def _body(task: ProviderTask) -> tuple[str, dict[str, Any]]:
     action = task.action
     if action == "imagine":
-        return "imagine", {"prompt": task.prompt, "mode": task.mode}
+        return "imagine", {"prompt": _slot_flag(task.prompt, task.mode), "mode": task.mode}
     if action == "blend":
         return "blend", {"imgBase64Array": [_data_url(i) for i in task.images],
                          "dimensions": _dimensions(task.aspect), "mode": task.mode}
@@ -217,9 +226,31 @@ def _request(task: ProviderTask) -> tuple[str, dict[str, Any]]:
     if action == "inpaint":
         body = {"jobId": parent, "mask": base64.b64encode(_first(task)).decode("ascii")}
         if task.prompt:
-            body["prompt"] = task.prompt
+            body["prompt"] = _slot_flag(task.prompt, task.mode)
         return "inpaint", body
     return "action", {"jobId": parent, "action": action}
+
+
+_MODE_FLAG = re.compile(r"(?:^|\s)--(?:fast|relax|turbo)(?=\s|$)", re.IGNORECASE)
+
+
+def _slot_flag(prompt: str, mode: str) -> str:
+    """The prompt with its speed flag, if it has one, naming the slot's mode: Midjourney
+    takes the mode from the prompt before the ``mode`` field, so a job placed in a relax
+    slot that says ``--fast`` would run, and be billed, as fast upstream."""
+    if not mode or not _MODE_FLAG.search(prompt):
+        return prompt
+    return f"{_MODE_FLAG.sub('', prompt).strip()} --{mode}"
+
+
+def _timeout(task: ProviderTask) -> int | None:
+    """The job's timeout within TTAPI's range for the slot's mode (300-1200 s, relax at
+    least 600)."""
+    value = task.params.get("timeout")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    low = 600 if task.mode == "relax" else 300
+    return int(min(1200, max(low, value)))
 
 
 def _first(task: ProviderTask) -> bytes:

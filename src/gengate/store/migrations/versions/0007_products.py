@@ -1,7 +1,7 @@
 """upstream accounts name the products they run
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0008"  # 0008 (submit marker) landed on main first
+down_revision = "0009"  # 0008, 0010 and 0009 landed on main first
 branch_labels = None
 depends_on = None
 

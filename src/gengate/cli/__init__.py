@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from gengate.cli_results import results_app
 from gengate.config import Settings
 
 app = typer.Typer(help="gengate: a self-hosted TTAPI-compatible generation gateway",
@@ -21,12 +22,9 @@ app.add_typer(admin_app, name="admin")
 accounts_app = typer.Typer(help="The operator's upstream accounts (the pool jobs are routed to)",
                            no_args_is_help=True)
 admin_app.add_typer(accounts_app, name="accounts")
+app.add_typer(results_app, name="results")
 console = Console()
 
-KeyOpt = Annotated[str | None, typer.Option("--key", envvar="GENGATE_API_KEY",
-                                            help="API key (or GENGATE_API_KEY)")]
-UrlOpt = Annotated[str, typer.Option("--base-url", envvar="GENGATE_BASE_URL")]
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _print(data: Any) -> None:
@@ -52,9 +50,16 @@ def serve(
         from gengate.demo import attach_demo
 
         attach_demo(application, settings, console)
+    # uvicorn handles SIGTERM itself (a graceful shutdown), then raises it again once it has
+    # stopped; a stop that was asked for ends with status 0, as `gengate worker` does
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
                 access_log=False, lifespan="on", proxy_headers=False)
+
+
+def _exit_cleanly(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> None:
@@ -62,7 +67,7 @@ def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> No
 
     async def main() -> None:
         runtime = await Runtime.start(Settings(), with_worker=with_worker,
-                                      with_dispatcher=with_dispatcher)
+                                      with_dispatcher=with_dispatcher, with_api=False)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,17 +98,21 @@ def migrate(
         "tables, with this message")] = None,
 ) -> None:
     """Create or upgrade the database schema."""
+    from gengate.credentials import load_key
+    from gengate.datafiles import private_dir, private_sqlite_file
     from gengate.store import Store
     from gengate.store.migrate import new_revision
 
     async def main() -> str | None:
         settings = Settings()
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.resolved_database_url())
+        private_dir(settings.data_dir)
+        private_sqlite_file(settings.resolved_database_url())
+        store = Store.open(settings.resolved_database_url(),
+                           pool=settings.pool_sizes(api=False, worker=False))
         try:
             if new:
                 return await new_revision(store.db, new)
-            await store.migrate()
+            await store.migrate(load_key(settings.secret_key, settings.data_dir))
             return None
         finally:
             await store.close()
@@ -118,7 +127,7 @@ def _admin(fn: Any, part: str = "admin") -> Any:
     from gengate.runtime import Runtime
 
     async def main() -> Any:
-        runtime = await Runtime.start(Settings(), with_worker=False)
+        runtime = await Runtime.start(Settings(), with_worker=False, with_api=False)
         try:
             return await fn(getattr(runtime, part))
         finally:
@@ -366,71 +375,8 @@ def accounts_events(account_id: AccountId, limit: int = 50) -> None:
     _admin(lambda p: p.events(account_id, limit=limit), "pool")
 
 
-def _client_call(base_url: str, key: str | None, fn: Any) -> None:
-    from gengate.client import ApiError, GengateClient
-
-    if not key:
-        console.print("[red]give --key or set GENGATE_API_KEY[/red]")
-        raise typer.Exit(2)
-
-    async def main() -> Any:
-        async with GengateClient(base_url, key) as client:
-            return await fn(client)
-
-    try:
-        _print(asyncio.run(main()))
-    except ApiError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-
-
-def _progress(body: dict[str, Any]) -> None:
-    console.print(f"  {body['status']:<14} progress {body['data'].get('progress')}")
-
-
-@app.command()
-def imagine(
-    prompt: str,
-    mode: str = "fast",
-    wait: Annotated[bool, typer.Option(help="Poll until the job ends")] = True,
-    key: KeyOpt = None,
-    base_url: UrlOpt = DEFAULT_URL,
-) -> None:
-    """Submit an imagine job (and wait for it)."""
-
-    async def run(client: Any) -> Any:
-        job_id = await client.imagine(prompt, mode=mode)
-        console.print(f"job {job_id} submitted")
-        return await client.wait(job_id, on_update=_progress) if wait else {"jobId": job_id}
-
-    _client_call(base_url, key, run)
-
-
-@app.command()
-def action(job_id: str, name: str, wait: bool = True, key: KeyOpt = None,
-           base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Run an action (upsample1, variation2, zoom_out_2, ...) on a finished job."""
-
-    async def run(client: Any) -> Any:
-        new_id = await client.action(job_id, name)
-        console.print(f"job {new_id} submitted")
-        return await client.wait(new_id, on_update=_progress) if wait else {"jobId": new_id}
-
-    _client_call(base_url, key, run)
-
-
-@app.command()
-def fetch(job_id: str, key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Fetch a job."""
-    _client_call(base_url, key, lambda c: c.fetch(job_id))
-
-
-@app.command()
-def info(key: KeyOpt = None, base_url: UrlOpt = DEFAULT_URL) -> None:
-    """Your balance, frozen quota and max_queue."""
-    _client_call(base_url, key, lambda c: c.info())
-
-
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    app()
+    from gengate.cli.jobs import register
+
+    register(app)(prog_name="gengate")

@@ -1,0 +1,33 @@
+"""Flux's built-in renderer (the embedded default upstream): one real picture of the job's
+pixel size that follows the prompt, keeping the input images' composition for edits."""
+
+from __future__ import annotations
+
+import zlib
+
+from gengate.imaging.picture import encode, render_picture
+from gengate.products.base import ResultFile
+from gengate.products.midjourney.imaging import decode_image
+from gengate.providers.base import ProviderTask, ProviderUpdate, TaskState
+
+__all__ = ["FluxRenderer", "picture_seed"]
+
+
+def picture_seed(job_id: str, seed: int | None) -> int:
+    """The client's seed, else one derived from the job (same job, same picture)."""
+    return seed if seed is not None else zlib.crc32(job_id.encode())
+
+
+class FluxRenderer:
+    """``render`` runs in a thread when the local upstream says the task is due."""
+
+    def render(self, task: ProviderTask, scale: float) -> ProviderUpdate:
+        options = task.options
+        width, height = int(options.get("width") or 1024), int(options.get("height") or 1024)
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        references = [decode_image(data, f"image[{i}]") for i, data in enumerate(task.images)]
+        seed = picture_seed(task.job_id, options.get("seed"))
+        fmt = "jpeg" if options.get("output_format") == "jpeg" else "png"
+        data = encode(render_picture(task.prompt, seed, size, references), fmt)
+        return ProviderUpdate(TaskState.SUCCESS, progress=100, data={"seed": seed},
+                              files=(ResultFile("image", data=data, content_type=f"image/{fmt}"),))

@@ -1,0 +1,1 @@
+"""Sora's upstream adapters: TTAPI's channel and OpenAI's video API."""

@@ -1,0 +1,1 @@
+"""Suno's upstream adapters."""
