@@ -262,13 +262,16 @@ class KeyUpdate(_Wire):
         "null: any")
     expiresAt: datetime | float | None = Field(
         None, description="When the key stops working: ISO 8601 or epoch seconds; null: never")
-    capDay: float | None = Field(None, ge=0, description="Most quota the key may spend per "
-                                 "UTC day")
-    capMonth: float | None = Field(None, ge=0, description="Most quota per UTC month")
-    capTotal: float | None = Field(None, ge=0, description="Most quota in all")
-    ratePerSecond: int | None = Field(None, ge=0, description="Requests per second (0: none; "
-                                      "null: the user's)")
-    ratePerMinute: int | None = Field(None, ge=0, description="Requests per minute")
+    capDay: float | None = Field(None, ge=0, le=MAX_QUOTA, allow_inf_nan=False,
+                                 description="Most quota the key may spend per UTC day")
+    capMonth: float | None = Field(None, ge=0, le=MAX_QUOTA, allow_inf_nan=False,
+                                   description="Most quota per UTC month")
+    capTotal: float | None = Field(None, ge=0, le=MAX_QUOTA, allow_inf_nan=False,
+                                   description="Most quota in all")
+    ratePerSecond: int | None = Field(None, ge=0, le=10**6, description="Requests per second "
+                                      "(0: none; null: the user's)")
+    ratePerMinute: int | None = Field(None, ge=0, le=10**8,
+                                      description="Requests per minute")
 
 
 class KeyCreate(KeyUpdate):
