@@ -40,8 +40,9 @@ def _unbounded(node: Any, path: str, defs: dict[str, Any]) -> list[str]:
         for option in node.get(key, ()):
             out += _unbounded(option, path, defs)
     kind = node.get("type")
+    # a date-time is parsed by its format (anything else is refused), not stored as text
     if kind == "string" and "enum" not in node and "const" not in node \
-            and "maxLength" not in node:
+            and "maxLength" not in node and node.get("format") != "date-time":
         out.append(path)
     if kind == "array":
         if "maxItems" not in node:

@@ -251,13 +251,13 @@ class KeyUpdate(_Wire):
     (docs/keys.md)."""
 
     name: str | None = Field(None, max_length=64, description="A label for the key")
-    products: list[str] | None = Field(
+    products: list[Annotated[str, Field(max_length=64)]] | None = Field(
         None, max_length=64, description="Products the key may use (e.g. `midjourney`, `llm`); "
         "null: all")
-    models: list[str] | None = Field(
+    models: list[Annotated[str, Field(max_length=128)]] | None = Field(
         None, max_length=64, description="LLM model patterns (`claude-*`) the key may use; "
         "null: all")
-    cidrs: list[str] | None = Field(
+    cidrs: list[Annotated[str, Field(max_length=64)]] | None = Field(
         None, max_length=256, description="Client addresses (CIDRs) the key may be used from; "
         "null: any")
     expiresAt: datetime | float | None = Field(

@@ -7,13 +7,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from gengate.api import schemas as s
 from gengate.api.schemas import _Wire
 from gengate.jobs import Job, JobStatus
+from gengate.limits import MAX_URL_CHARS
 from gengate.products.base import (
     GET,
     POST,
@@ -61,7 +62,7 @@ class GeminiVideoRequest(_Wire):
     prompt: str = Field(min_length=1, max_length=4000)
     model: Literal["omni-flash"] = "omni-flash"
     aspect_ratio: Literal["16:9", "9:16"] = Field(description="16:9 (1280x720) or 9:16")
-    reference_images: list[str] | None = Field(
+    reference_images: list[Annotated[str, Field(max_length=MAX_URL_CHARS)]] | None = Field(
         None, max_length=8, description="Image or video URLs")
     hookUrl: str | None = Field(None, max_length=2048)
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="gengate extension")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from gengate.api.schemas import _Wire
 from gengate.clock import timestamp
 from gengate.jobs import Job, JobStatus
+from gengate.limits import MAX_URL_CHARS
 from gengate.products.sora.options import SoraOptions
 from gengate.quota import from_milli
 
@@ -24,7 +25,7 @@ class SoraGenerationRequest(_Wire):
     model: Literal["sora-2", "sora-2-pro"] = Field(
         description="sora-2 (normal) or sora-2-pro (HD)")
     prompt: str = Field(min_length=1, max_length=4000)
-    referImages: list[str] | None = Field(
+    referImages: list[Annotated[str, Field(max_length=MAX_URL_CHARS)]] | None = Field(
         None, max_length=8, description="Reference image URLs; only the first is used")
     orientation: Literal["portrait", "landscape"] = Field(
         "portrait", description="sora-2 (and pro at size small): 720x1280 or 1280x720; "
