@@ -1,35 +1,17 @@
 """The ``midjourney_proxy`` upstream: one account of a midjourney-proxy server.
 
 Speaks both projects of that name, told apart per account (``protocol``: ``auto``, the
-default, ``trueai`` or ``novicezk``):
+default, ``trueai`` or ``novicezk``); what differs between them is
+:mod:`~gengate.products.midjourney.providers.proxy_forks`. Both start work with
+``/mj/submit/imagine|blend|describe`` and poll every running task of the account in one
+request (``/mj/task/list-by-condition``). A ``seed`` job has no upstream task of its own, so
+its id is ``seed:<parent id>``. A finished task's update names the follow-up actions the
+account can run on it (``data["actions"]``), so that no other is offered or charged.
 
-- trueai-org's fork: ``/mj/submit/imagine|blend|describe`` start work, follow-up actions
-  press one of the parent task's ``buttons`` through ``/mj/submit/action`` (buttons that need
-  more input, such as Vary (Region), answer code 21 with a task in ``MODAL`` that
-  ``/mj/submit/modal`` confirms); the seed of a finished task comes from
-  ``/mj/task/{id}/image-seed``; ``accountFilter`` pins the Discord instance.
-- novicezk's original: the same three submits, but tasks carry no ``buttons`` and the only
-  follow-ups are U1-U4, V1-V4 and reroll of a grid, through ``/mj/submit/change``
-  (``taskId``, ``action`` UPSCALE|VARIATION|REROLL, ``index``); it has no action, modal,
-  image-seed or cancel route and ignores ``accountFilter``.
-
-``auto`` tells them apart by the parent task: a task with a ``buttons`` field comes from
-trueai-org's fork. Both poll every running task of the account in one request
-(``/mj/task/list-by-condition``). A ``seed`` job has no upstream task of its own, so its id
-is ``seed:<parent id>``. A finished task's update names the follow-up actions the account
-can run on it (``data["actions"]``), so that no other is offered or charged.
-
-Every failure becomes a :class:`ProviderError` here, with a public message that starts with
-a bracketed class (``[Upstream busy]``, ``[Banned prompt detected]``...) and the
-:class:`FailureKind` that tells routing whether the job or the account is at fault.
-
-Account-level task failures: when a task ends ``FAILURE`` for a reason that is the
-account's (banned, CAPTCHA, moderation, token, no instance available),
-:meth:`MidjourneyProxyProvider.poll_many` reports it as ``FAILED`` with that
-:class:`FailureKind` on the update (the worker sends the job to another account) and a
-message that starts with ``[Upstream account] `` followed by the upstream's reason;
-:func:`failure_kind` gives the kind back from such a message (``None`` for the job's own
-failures).
+Every failure becomes a :class:`ProviderError` or a ``FAILED`` update whose message starts
+with a bracketed class and whose :class:`FailureKind` tells routing whether the job or the
+account is at fault; :mod:`~gengate.products.midjourney.providers.proxy_answers` reads the
+answers so (an account-level task failure's message starts with ``[Upstream account] ``).
 
 The ``mj-api-secret`` never appears in a message, a log line or a repr.
 """
@@ -45,107 +27,36 @@ from typing import Any
 import httpx
 
 from gengate.accounts import FailureKind
+from gengate.products.midjourney.providers.proxy_answers import (
+    ACCOUNT_PREFIX,
+    classify,
+    failed,
+    failure_kind,
+    instance_error,
+    refusal,
+    task_update,
+)
+from gengate.products.midjourney.providers.proxy_forks import (
+    BUTTONS,
+    PROTOCOLS,
+    UNSUPPORTED,
+    button_for,
+    change_body,
+    speaks,
+)
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate, TaskState
 
 __all__ = ["ACCOUNT_PREFIX", "BUTTONS", "PROTOCOLS", "UNSUPPORTED", "MidjourneyProxyProvider",
            "classify", "failure_kind", "with_mode"]
 
-#: messages of account-level task failures start with this (see the module's docstring)
-ACCOUNT_PREFIX = "[Upstream account] "
 #: a seed job's id is this prefix and the parent's upstream id (no upstream task of its own)
 SEED_PREFIX = "seed:"
 #: the most ids in one list-by-condition request
 CHUNK = 100
-#: ``protocol`` values of an account
-PROTOCOLS = ("auto", "trueai", "novicezk")
-#: messages of actions the account's proxy cannot run start with this: the upstream's
-#: limit, not the user's prompt (never an illegal-prompt count)
-UNSUPPORTED = "[Unsupported action] "
-#: novicezk's /mj/submit/change: our action -> (action, index)
-CHANGES: dict[str, tuple[str, int | None]] = {
-    **{f"upsample{n}": ("UPSCALE", n) for n in range(1, 5)},
-    **{f"variation{n}": ("VARIATION", n) for n in range(1, 5)},
-    "reroll": ("REROLL", None),
-}
-#: the upstream actions novicezk's /change takes a parent of (SubmitController.change)
-_CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
-#: the titles of Midjourney's own failures that the prompt causes; trueai-org stores them as
-#: "title, description", novicezk as "[title] description"
-_PROMPT_TITLES = ("Banned prompt detected", "Banned prompt", "Invalid parameter",
-                  "Invalid link!", "Invalid link", "Image denied", "Invalid prompt")
-#: trueai-org fails a task whose prompt holds a banned word with this (DiscordService.cs)
-_SENSITIVE = "可能包含敏感词"
-_BRACKETED = re.compile(r"^\[[^\[\]]{1,80}\] ?")
-
-#: our action name -> the customId prefix of the button that does it
-BUTTONS: dict[str, str] = {
-    **{f"upsample{n}": f"MJ::JOB::upsample::{n}::" for n in range(1, 5)},
-    **{f"variation{n}": f"MJ::JOB::variation::{n}::" for n in range(1, 5)},
-    "reroll": "MJ::JOB::reroll::0::",
-    "upscale_subtle": "MJ::JOB::upsample_v6_2x_subtle::",
-    "redo_upscale_subtle": "MJ::JOB::upsample_v6_2x_subtle::",
-    "upscale_creative": "MJ::JOB::upsample_v6_2x_creative::",
-    "redo_upscale_creative": "MJ::JOB::upsample_v6_2x_creative::",
-    "upscale2": "MJ::JOB::upsample_v5_2x::",
-    "redo_upscale2": "MJ::JOB::upsample_v5_2x::",
-    "upscale4": "MJ::JOB::upsample_v5_4x::",
-    "redo_upscale4": "MJ::JOB::upsample_v5_4x::",
-    "high_variation": "MJ::JOB::high_variation::",
-    "low_variation": "MJ::JOB::low_variation::",
-    "zoom_out_2": "MJ::Outpaint::50::",
-    "zoom_out_1_5": "MJ::Outpaint::75::",
-    **{f"pan_{d}": f"MJ::JOB::pan_{d}::" for d in ("left", "right", "up", "down")},
-    "make_square": "MJ::JOB::make_square::",
-    "inpaint": "MJ::Inpaint::",
-}
-
 #: what ``_request`` answers, with ``missing_ok``, for a route the proxy does not have
 NO_ROUTE: Any = object()
-_RUNNING = frozenset({"NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL"})
 #: transport failures that happen before a request leaves: the upstream never saw it
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_MARKER = re.compile(r"^\s*[1-9]\ufe0f?\u20e3\s*")
-_PERCENT = re.compile(r"(\d+)")
-#: (words in a description, kind) in the order they are tried; the first match wins
-_CLUES: tuple[tuple[tuple[str, ...], FailureKind], ...] = (
-    (("captcha", "verify", "verification", "locked"), FailureKind.CAPTCHA),
-    (("moderation", "pending mod"), FailureKind.MODERATION),
-    (("banned", "blocked", "suspended"), FailureKind.BANNED),
-    (("token", "unauthorized", "expired"), FailureKind.AUTH),
-    (("no available account",), FailureKind.UNAVAILABLE),
-)
-
-
-def classify(description: str) -> FailureKind:
-    """The kind of failure an upstream's description (a code 3/9 answer or a task's
-    failReason) names; :attr:`FailureKind.JOB` when it names none of the account's."""
-    text = description.lower()
-    if "prompt" in text and ("banned" in text or "blocked" in text):
-        return FailureKind.JOB  # the prompt was refused, not the account
-    for words, kind in _CLUES:
-        if any(word in text for word in words):
-            return kind
-    return FailureKind.JOB
-
-
-def failure_kind(message: str) -> FailureKind | None:
-    """The account-level kind of a ``FAILED`` update's message, or ``None`` when the failure
-    is the job's own (see the module's docstring)."""
-    if not message.startswith(ACCOUNT_PREFIX):
-        return None
-    kind = classify(message.removeprefix(ACCOUNT_PREFIX))
-    return kind if kind.account_level else FailureKind.UNAVAILABLE
-
-
-def _error(kind: FailureKind, description: str) -> ProviderError:
-    """A :class:`ProviderError` for an account- or job-level refusal with this text."""
-    if kind is FailureKind.UNAVAILABLE:
-        return ProviderError(f"[Upstream unavailable] {description}", kind=kind)
-    if kind.account_level:
-        return ProviderError(f"{ACCOUNT_PREFIX}{description}", kind=kind)
-    return ProviderError(f"[Upstream failed] {description}", kind=kind)
-
-
 _MODE_FLAG = re.compile(r"(?:^|\s)--(?:fast|relax|turbo)(?=\s|$)", re.IGNORECASE)
 
 
@@ -180,11 +91,6 @@ def _retry_after(response: httpx.Response) -> float | None:
     return value if value >= 0 else None
 
 
-def _progress(value: Any) -> int:
-    match = _PERCENT.search(str(value or ""))
-    return min(99, int(match[1])) if match else 0
-
-
 class MidjourneyProxyProvider:
     """One midjourney-proxy account, reached at ``base_url`` with its ``mj-api-secret``.
 
@@ -214,11 +120,7 @@ class MidjourneyProxyProvider:
                 f"instance_id={self.instance_id!r}, protocol={self.protocol!r})")
 
     def _speaks(self, task: Mapping[str, Any]) -> str:
-        """The account's protocol: configured, or told by a task of its own (only
-        trueai-org's tasks have ``buttons``)."""
-        if self.protocol != "auto":
-            return self.protocol
-        return "trueai" if "buttons" in task else "novicezk"
+        return speaks(self.protocol, task)
 
     # ------------------------------------------------------------------------ transport
 
@@ -309,8 +211,8 @@ class MidjourneyProxyProvider:
         """The error of a refused submit; for "no instance" (code 3), the reason the
         account list gives (banned, CAPTCHA, moderation...), which both proxies keep
         out of the submit's answer."""
-        error = self._refusal(code, str(reply.get("description") or ""),
-                              reply.get("properties") or {})
+        error = refusal(code, str(reply.get("description") or ""),
+                        reply.get("properties") or {})
         if code == 3:
             try:
                 await self.probe()
@@ -318,28 +220,6 @@ class MidjourneyProxyProvider:
                 if exc.kind.account_level:
                     return exc
         return error
-
-    @staticmethod
-    def _refusal(code: Any, description: str, properties: Mapping[str, Any]) -> ProviderError:
-        """A refused submit, by its code (both projects' ReturnCode): the description is
-        the proxy's own text, Chinese in both, so it only decorates the message."""
-        if code == 23:  # QUEUE_REJECTED: novicezk's full queue
-            return ProviderError(f"[Upstream busy] {description or 'the queue is full'}",
-                                 kind=FailureKind.QUEUE_FULL)
-        if code == 9:  # FAILURE: trueai-org's full queue, or another fault of its own
-            return ProviderError(f"[Upstream busy] {description or 'the upstream failed'}",
-                                 kind=FailureKind.QUEUE_FULL)
-        if code == 3:  # NOT_FOUND: no account instance can take it (无可用的账号实例)
-            return ProviderError(f"[Upstream unavailable] {description or 'no instance'}",
-                                 kind=FailureKind.UNAVAILABLE)
-        if code == 24:  # BANNED_PROMPT
-            word = properties.get("bannedWord") if isinstance(properties, Mapping) else None
-            detail = f"`{word}` is not allowed" if word else description or "banned prompt"
-            return ProviderError(f"[Banned prompt detected] {detail}", kind=FailureKind.JOB)
-        if code == 4:  # VALIDATION_ERROR of what gengate sent: not the user's prompt
-            return ProviderError(f"[Upstream failed] the upstream refused the request: "
-                                 f"{description or 'validation failed'}", kind=FailureKind.JOB)
-        return _error(classify(description), description or f"upstream code {code}")
 
     # ---------------------------------------------------------------------------- submit
 
@@ -385,11 +265,7 @@ class MidjourneyProxyProvider:
                                 "task", kind=FailureKind.JOB)
         if self._speaks(parent) == "novicezk":
             return await self._change(task, parent_id, parent)
-        prefix = BUTTONS.get(task.action)
-        custom_id = None if prefix is None else next(
-            (str(b["customId"]) for b in parent.get("buttons") or []
-             if isinstance(b, Mapping) and str(b.get("customId", "")).startswith(prefix)),
-            None)
+        custom_id = button_for(task.action, parent)
         if custom_id is None:
             raise ProviderError(f"{UNSUPPORTED}the upstream offers no {task.action} on this "
                                 "task", kind=FailureKind.JOB)
@@ -404,14 +280,10 @@ class MidjourneyProxyProvider:
     async def _change(self, task: ProviderTask, parent_id: str,
                       parent: Mapping[str, Any]) -> str:
         """novicezk's follow-up: U1-U4, V1-V4 or reroll of a grid (SubmitController.change)."""
-        change = CHANGES.get(task.action)
-        if change is None or parent.get("action") not in _CHANGE_PARENTS:
+        body = change_body(task.action, parent_id, parent)
+        if body is None:
             raise ProviderError(f"{UNSUPPORTED}this midjourney-proxy (novicezk) cannot run "
                                 f"{task.action} on this task", kind=FailureKind.JOB)
-        action, index = change
-        body: dict[str, Any] = {"taskId": parent_id, "action": action}
-        if index is not None:
-            body["index"] = index
         if task.tag:
             body["state"] = task.tag
         reply = await self._request("POST", "/mj/submit/change", body)
@@ -485,24 +357,10 @@ class MidjourneyProxyProvider:
             wanted = set(chunk)
             for item in found:
                 if isinstance(item, Mapping) and str(item.get("id")) in wanted:
-                    answer[str(item["id"])] = self._update(item, self._speaks(item))
+                    answer[str(item["id"])] = task_update(item, self._speaks(item))
         seed_updates = await asyncio.gather(*(self._seed(i) for i in seeds))
         answer.update({i: u for i, u in zip(seeds, seed_updates, strict=True) if u})
         return answer
-
-    @staticmethod
-    def _update(item: Mapping[str, Any], protocol: str) -> ProviderUpdate:
-        status = item.get("status")
-        if status in _RUNNING:
-            return ProviderUpdate(TaskState.RUNNING, progress=_progress(item.get("progress")))
-        if status == "SUCCESS":
-            return _success(item, _actions(item, protocol))
-        if status == "CANCEL":
-            return ProviderUpdate(TaskState.FAILED,
-                                  message="[Cancelled] the upstream cancelled the task")
-        if status == "FAILURE":
-            return _failed(str(item.get("failReason") or "the upstream task failed"))
-        return ProviderUpdate(TaskState.RUNNING)  # a status this adapter does not know yet
 
     async def _seed(self, upstream_id: str) -> ProviderUpdate | None:
         parent = upstream_id.removeprefix(SEED_PREFIX)
@@ -519,7 +377,7 @@ class MidjourneyProxyProvider:
         code = reply.get("code")
         if code == 1 and reply.get("result") is not None:
             return ProviderUpdate(TaskState.SUCCESS, progress=100, seed=str(reply["result"]))
-        return _failed(str(reply.get("description") or f"upstream code {code}"))
+        return failed(str(reply.get("description") or f"upstream code {code}"))
 
     # ----------------------------------------------------------------------------- probe
 
@@ -535,7 +393,7 @@ class MidjourneyProxyProvider:
         if not instances:
             raise ProviderError("[Upstream unavailable] the midjourney-proxy lists no "
                                 "instance for this account", kind=FailureKind.UNAVAILABLE)
-        raise _instance_error(instances[0])
+        raise instance_error(instances[0])
 
     async def cancel(self, upstream_id: str) -> None:
         """Best effort: a task that cannot be cancelled ends by itself."""
@@ -551,73 +409,3 @@ class MidjourneyProxyProvider:
 
     async def close(self) -> None:
         """The HTTP client is shared and closed by its owner."""
-
-
-#: a task's failReason blames the account only when it says so: free text such as "the
-#: reference image link has expired" is about the job
-_ACCOUNT_REASON = re.compile(
-    r"\baccount\b|captcha|verify you|human verification|pending mod|moderation|"
-    r"\btoken\b|unauthori[sz]ed|no available (account|instance)", re.IGNORECASE)
-
-
-def _failed(reason: str) -> ProviderUpdate:
-    """A task that ended without a result: the account's fault or the job's.
-
-    Midjourney's own failures keep their bracketed title (novicezk stores
-    ``"[" + title + "] " + description``, ErrorMessageHandler.java; trueai-org
-    ``title + ", " + description``, DiscordWebSocketService.cs), so TTAPI clients that match
-    it, and the illegal-prompt rule, see ``[Banned prompt detected] ...`` once, unprefixed.
-    """
-    kind = classify(reason) if _ACCOUNT_REASON.search(reason) else FailureKind.JOB
-    if kind.account_level:
-        return ProviderUpdate(TaskState.FAILED, message=f"{ACCOUNT_PREFIX}{reason}", kind=kind)
-    return ProviderUpdate(TaskState.FAILED, message=_job_message(reason))
-
-
-def _job_message(reason: str) -> str:
-    text = reason.strip()
-    if _BRACKETED.match(text):
-        return text
-    if _SENSITIVE in text:
-        return f"[Banned prompt detected] {text}"
-    for title in _PROMPT_TITLES:
-        if text.startswith(title) and text[len(title):len(title) + 1] in (",", ":", ""):
-            return f"[{title}] {text[len(title) + 1:].strip()}".rstrip()
-    return f"[Upstream failed] {text}"
-
-
-def _actions(item: Mapping[str, Any], protocol: str) -> list[str]:
-    """The follow-up actions the account can run on a finished task: those of its buttons
-    (trueai-org), or U1-U4, V1-V4 and reroll of a grid (novicezk's /change)."""
-    if protocol == "novicezk":
-        return list(CHANGES) if item.get("action") in _CHANGE_PARENTS else []
-    ids = [str(b.get("customId", "")) for b in item.get("buttons") or []
-           if isinstance(b, Mapping)]
-    return [name for name, prefix in BUTTONS.items()
-            if any(i.startswith(prefix) for i in ids)]
-
-
-def _success(item: Mapping[str, Any], actions: list[str]) -> ProviderUpdate:
-    prompt = item.get("prompt") or (item.get("properties") or {}).get("finalPrompt") or ""
-    if item.get("action") == "DESCRIBE":
-        prompts = tuple(_MARKER.sub("", part).strip() for part in str(prompt).split("\n\n")
-                        if part.strip())
-        return ProviderUpdate(TaskState.SUCCESS, progress=100, prompts=prompts)
-    url = item.get("imageUrl")
-    if not url:
-        return ProviderUpdate(TaskState.FAILED,
-                              message="[Upstream failed] the upstream finished without an image")
-    return ProviderUpdate(TaskState.SUCCESS, progress=100, image_url=str(url),
-                          data={"actions": actions})
-
-
-def _instance_error(instance: Mapping[str, Any]) -> ProviderError:
-    """Why an instance that is disabled or locked cannot take work."""
-    reason = str(instance.get("disabledReason") or "")
-    kind = classify(reason) if reason else FailureKind.UNAVAILABLE
-    if instance.get("lock") and kind is not FailureKind.BANNED:
-        kind = FailureKind.CAPTCHA
-        reason = reason or "CAPTCHA verification required"
-    if not kind.account_level:
-        kind = FailureKind.UNAVAILABLE
-    return _error(kind, reason or "the account's instance is disabled")
