@@ -34,7 +34,14 @@ from gengate.providers.base import (
     ProviderUpdate,
     TaskState,
 )
-from gengate.providers.upstream_http import json_object, retry_after, scrub, transport_error
+from gengate.providers.upstream_http import (
+    PollAnswer,
+    json_object,
+    poll_each,
+    retry_after,
+    scrub,
+    transport_error,
+)
 
 __all__ = ["ENDPOINTS", "BflProvider", "bfl_adapter"]
 
@@ -130,24 +137,11 @@ class BflProvider:
         return None
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
-        ids = list(dict.fromkeys(upstream_ids))
-        answers = await asyncio.gather(*(self._poll(i) for i in ids))
-        out: dict[str, ProviderUpdate] = {}
-        errors = []
-        for upstream_id, answer in zip(ids, answers, strict=True):
-            if isinstance(answer, ProviderError):
-                if answer.kind.account_level and answer.kind is not FailureKind.UNAVAILABLE:
-                    raise answer
-                errors.append(answer)
-                out[upstream_id] = ProviderUpdate(
-                    TaskState.RUNNING, progress=self._progress.get(upstream_id, 0))
-            elif answer is not None:
-                out[upstream_id] = answer
-        if ids and len(errors) == len(ids):
-            raise errors[0]
-        return out
+        return await poll_each(upstream_ids, self._poll, running=lambda upstream_id:
+                               ProviderUpdate(TaskState.RUNNING,
+                                              progress=self._progress.get(upstream_id, 0)))
 
-    async def _poll(self, upstream_id: str) -> ProviderUpdate | ProviderError | None:
+    async def _poll(self, upstream_id: str) -> PollAnswer:
         url = upstream_id if upstream_id.startswith(("http://", "https://")) else (
             f"{self.base_url}/v1/get_result?id={upstream_id}")
         if not self._trusted(url):

@@ -4,8 +4,8 @@ Gemini API, TTAPI's synchronous ``/gemini/image/generate``).
 To fit the engine's submit-then-poll contract, :meth:`InlineProvider.submit` starts that
 request in the background and answers a local task id at once; :meth:`poll_many` reports
 it running until the answer is in. A worker that dies takes the request with it: the task
-is then unknown (lost), as for an upstream that forgot it. (OpenAI's Images adapter works
-the same way.)
+is then unknown (lost), as for an upstream that forgot it. OpenAI's Images adapter is one
+too.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class InlineProvider:
     :meth:`check` (refuse before any call) and :meth:`call` (the one request)."""
 
     name = "inline"
+    #: the local task ids start with this (the adapter's name when empty)
+    id_prefix = ""
     wants_parent_image = False
     supports_cancel = True  #: the request in flight is abandoned
     #: the answer comes in the request itself; there is no task to look up
@@ -48,7 +50,7 @@ class InlineProvider:
 
     async def submit(self, task: ProviderTask) -> str:
         self.check(task)
-        upstream_id = f"{self.name}-{uuid.uuid4().hex}"
+        upstream_id = f"{self.id_prefix or self.name}-{uuid.uuid4().hex}"
         self._running[upstream_id] = asyncio.create_task(self.call(task))
         return upstream_id
 
@@ -67,6 +69,8 @@ class InlineProvider:
                 continue
             error = running.exception()
             if isinstance(error, ProviderError):
+                # one request's failure: the account's (the job moves to another account,
+                # which the worker reports against this one) or the job's
                 out[upstream_id] = ProviderUpdate(TaskState.FAILED, message=str(error),
                                                   kind=error.kind)
             elif error is not None:

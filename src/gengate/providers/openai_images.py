@@ -15,9 +15,7 @@ three sizes OpenAI lists (the nearest shape is taken); gpt-image-2 gets the job'
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +29,7 @@ from gengate.providers.base import (
     ProviderUpdate,
     TaskState,
 )
+from gengate.providers.inline import InlineProvider
 from gengate.providers.upstream_http import json_object, retry_after, scrub, transport_error
 
 __all__ = ["MODELS", "Build", "OpenAIImagesProvider", "openai_images_adapter"]
@@ -57,14 +56,11 @@ def openai_images_adapter(ctx: AdapterContext) -> OpenAIImagesProvider:
                                 poll_interval=ctx.poll_interval)
 
 
-class OpenAIImagesProvider:
+class OpenAIImagesProvider(InlineProvider):
     """One OpenAI account: a base URL (without ``/v1``) and its key."""
 
     name = "openai"
-    wants_parent_image = False
-    supports_cancel = True  #: the request in flight is abandoned
-    #: OpenAI answers in the request itself; there is no task to look up
-    finds_by_tag = False
+    id_prefix = "oai"
 
     def __init__(self, base_url: str, *, api_key: str, http: httpx.AsyncClient,
                  poll_interval: float = 1.0, timeout: float = 300.0,
@@ -72,51 +68,23 @@ class OpenAIImagesProvider:
                  read: Callable[[dict[str, Any] | None], ProviderUpdate] | None = None):
         """``build`` / ``read``: the request of a task and the reading of the answer, for
         another product than GPT image (default: :func:`build_request`, :func:`read_answer`)."""
+        super().__init__(poll_interval)
         self._build = build or build_request
         self._read = read or read_answer
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
-        self.poll_interval = poll_interval
         self._key = api_key
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self._http = http
         self._timeout = httpx.Timeout(timeout, connect=10.0)
-        self._running: dict[str, asyncio.Task[ProviderUpdate]] = {}
 
     def __repr__(self) -> str:
         return f"OpenAIImagesProvider({self.base_url!r})"
 
-    async def submit(self, task: ProviderTask) -> str:
-        request = self._build(task)  # refuses what OpenAI would refuse, before any call
-        upstream_id = f"oai-{uuid.uuid4().hex}"
-        self._running[upstream_id] = asyncio.create_task(self._run(*request))
-        return upstream_id
+    def check(self, task: ProviderTask) -> None:
+        self._build(task)  # refuses what OpenAI would refuse, before any call
 
-    async def find(self, tag: str, task: ProviderTask | None = None) -> str | None:
-        """Never called (:attr:`finds_by_tag` is false): nothing to look up."""
-        return None
-
-    async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
-        out = {}
-        for upstream_id in upstream_ids:
-            running = self._running.get(upstream_id)
-            if running is None:
-                continue  # not started here, or this process restarted: lost
-            if not running.done():
-                out[upstream_id] = ProviderUpdate(TaskState.RUNNING, progress=50)
-                continue
-            error = running.exception()
-            if isinstance(error, ProviderError):
-                # one request's failure: the account's (the job moves to another account,
-                # which the worker reports against this one) or the job's
-                out[upstream_id] = ProviderUpdate(TaskState.FAILED, message=str(error),
-                                                  kind=error.kind)
-            elif error is not None:
-                out[upstream_id] = ProviderUpdate(
-                    TaskState.FAILED, message=f"[Upstream error] {type(error).__name__}",
-                    kind=FailureKind.UNAVAILABLE)
-            else:
-                out[upstream_id] = running.result()
-        return out
+    async def call(self, task: ProviderTask) -> ProviderUpdate:
+        return await self._run(*self._build(task))
 
     async def probe(self) -> None:
         """``GET /v1/models`` costs nothing and shows whether the key is taken."""
@@ -127,19 +95,6 @@ class OpenAIImagesProvider:
             raise transport_error(exc, self._key) from None
         if response.status_code != 200:
             raise self._failure(response)
-
-    async def cancel(self, upstream_id: str) -> None:
-        running = self._running.pop(upstream_id, None)
-        if running is not None:
-            running.cancel()
-
-    async def forget(self, upstream_id: str) -> None:
-        self._running.pop(upstream_id, None)
-
-    async def close(self) -> None:
-        for running in self._running.values():
-            running.cancel()
-        self._running.clear()
 
     # -- the request ----------------------------------------------------------------------
 

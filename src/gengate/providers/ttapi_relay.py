@@ -26,9 +26,16 @@ from gengate.providers.base import (
     ProviderUpdate,
     TaskState,
 )
-from gengate.providers.upstream_http import json_object, retry_after, scrub, transport_error
+from gengate.providers.upstream_http import (
+    PollAnswer,
+    json_object,
+    poll_each,
+    retry_after,
+    scrub,
+    transport_error,
+)
 
-__all__ = ["RelayRequest", "TtapiRelayProvider"]
+__all__ = ["RelayRequest", "TtapiRelayProvider", "failed", "read_fetch"]
 
 FETCH_CONCURRENCY = 8
 _ACCOUNT_FAILURES: dict[int, tuple[str, FailureKind]] = {
@@ -104,23 +111,9 @@ class TtapiRelayProvider:
         return None
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
-        ids = list(dict.fromkeys(upstream_ids))
-        answers = await asyncio.gather(*(self._fetch(i) for i in ids))
-        out: dict[str, ProviderUpdate] = {}
-        errors = []
-        for upstream_id, answer in zip(ids, answers, strict=True):
-            if isinstance(answer, ProviderError):
-                if answer.kind.account_level and answer.kind is not FailureKind.UNAVAILABLE:
-                    raise answer
-                errors.append(answer)
-                out[upstream_id] = ProviderUpdate(TaskState.RUNNING)
-            elif answer is not None:
-                out[upstream_id] = answer
-        if ids and len(errors) == len(ids):
-            raise errors[0]
-        return out
+        return await poll_each(upstream_ids, self._fetch)
 
-    async def _fetch(self, upstream_id: str) -> ProviderUpdate | ProviderError | None:
+    async def _fetch(self, upstream_id: str) -> PollAnswer:
         async with self._fetches:
             try:
                 response = await self._http.get(f"{self.base_url}{self._fetch_path}",
@@ -171,15 +164,20 @@ class TtapiRelayProvider:
         return ProviderError(text or f"[Invalid parameter] the upstream refused it (HTTP {status})")
 
 
+def failed(body: dict[str, Any]) -> ProviderUpdate:
+    """A TTAPI fetch body whose ``status`` is ``FAILED``: the job failed with its message."""
+    message = body.get("message")
+    return ProviderUpdate(TaskState.FAILED, message=message if isinstance(message, str)
+                          and message else "[Bad response] the upstream task failed")
+
+
 def read_fetch(body: dict[str, Any]) -> ProviderUpdate:
     """A product's fetch body: ``imageUrl`` in ``data`` once it is ``SUCCESS``."""
     found = body.get("data")
     data: dict[str, Any] = found if isinstance(found, dict) else {}
     status = body.get("status")
     if status == "FAILED":
-        message = body.get("message")
-        return ProviderUpdate(TaskState.FAILED, message=message if isinstance(message, str)
-                              and message else "[Bad response] the upstream task failed")
+        return failed(body)
     if status != "SUCCESS":
         return ProviderUpdate(TaskState.RUNNING)
     url = data.get("imageUrl")

@@ -1,18 +1,25 @@
 """Small pieces shared by the HTTP adapters of the image products (BFL, OpenAI Images,
 the TTAPI relay): transport failures as :class:`ProviderError`, ``Retry-After``, the JSON
-object of an answer, and keeping a key out of public messages."""
+object of an answer, keeping a key out of public messages, and polling an upstream that
+answers for one task at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from gengate.providers.base import FailureKind, ProviderError
+from gengate.providers.base import FailureKind, ProviderError, ProviderUpdate, TaskState
 
-__all__ = ["json_object", "retry_after", "scrub", "transport_error"]
+__all__ = ["PollAnswer", "json_object", "poll_each", "retry_after", "scrub", "transport_error"]
+
+#: one task's poll: its update, the failure that kept the upstream from answering, or None
+#: (the upstream does not know the task: it is left out, i.e. lost)
+PollAnswer = ProviderUpdate | ProviderError | None
 
 
 def transport_error(exc: httpx.HTTPError, secret: str, *,
@@ -53,3 +60,33 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _still_running(upstream_id: str) -> ProviderUpdate:
+    return ProviderUpdate(TaskState.RUNNING)
+
+
+async def poll_each(upstream_ids: list[str], fetch: Callable[[str], Awaitable[PollAnswer]], *,
+                    running: Callable[[str], ProviderUpdate] = _still_running,
+                    ) -> dict[str, ProviderUpdate]:
+    """Poll each task on its own, all at once (``fetch`` bounds its own concurrency).
+
+    A failure that is the account's (its key, balance, ban, queue: anything account-level
+    but a passing outage) is raised, as no task of the account can go on. Any other failed
+    poll leaves its task running as ``running`` says (the last progress seen, say), unless
+    every poll failed: then the upstream itself is down and the first failure is raised."""
+    ids = list(dict.fromkeys(upstream_ids))
+    answers = await asyncio.gather(*(fetch(i) for i in ids))
+    out: dict[str, ProviderUpdate] = {}
+    errors = []
+    for upstream_id, answer in zip(ids, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            if answer.kind.account_level and answer.kind is not FailureKind.UNAVAILABLE:
+                raise answer
+            errors.append(answer)
+            out[upstream_id] = running(upstream_id)
+        elif answer is not None:
+            out[upstream_id] = answer
+    if ids and len(errors) == len(ids):
+        raise errors[0]
+    return out

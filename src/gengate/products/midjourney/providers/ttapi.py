@@ -30,6 +30,7 @@ from gengate.providers.base import (
     ProviderUpdate,
     TaskState,
 )
+from gengate.providers.ttapi_relay import failed
 
 __all__ = ["TtapiProvider"]
 
@@ -334,9 +335,7 @@ def _update(body: dict[str, Any]) -> ProviderUpdate:
     data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
     status = body.get("status")
     if status == "FAILED":
-        message = body.get("message")
-        return ProviderUpdate(TaskState.FAILED, message=message if isinstance(message, str)
-                              and message else "[Bad response] the upstream task failed")
+        return failed(body)
     if status != "SUCCESS":
         return ProviderUpdate(TaskState.RUNNING, progress=min(99, _progress(data.get("progress"))))
     action = str(data.get("action") or "")

@@ -18,7 +18,7 @@ from gengate.providers.base import (
     ResultFile,
     TaskState,
 )
-from gengate.providers.ttapi_relay import RelayRequest
+from gengate.providers.ttapi_relay import RelayRequest, failed
 
 __all__ = ["FETCH_PATH", "build", "read"]
 
@@ -95,9 +95,7 @@ def read(body: dict[str, Any]) -> ProviderUpdate:
     data: dict[str, Any] = found if isinstance(found, dict) else {}
     status = body.get("status")
     if status == "FAILED":
-        message = body.get("message")
-        return ProviderUpdate(TaskState.FAILED, message=message if isinstance(message, str)
-                              and message else "[Bad response] the upstream task failed")
+        return failed(body)
     if status != "SUCCESS":
         return ProviderUpdate(TaskState.RUNNING, progress=min(99, _percent(data.get("progress"))))
     lyrics = data.get("lyrics")
