@@ -105,6 +105,7 @@ class EngineOptions(Options):
     """The engine's own keys in a job's ``params`` (every product's jobs have them)."""
 
     #: may take a relax slot when no fast slot is free, then charged ``fallback_quota``
+    #: (milli-quota)
     relax_fallback: bool = False
     fallback_quota: int | None = None
     #: notify hookUrl at each progress step too
@@ -146,7 +147,9 @@ class Job:
     status: JobStatus
     progress: int
     prompt: str
-    quota: float
+    #: the price frozen at submit, in milli-quota: the ledger's unit, whole and exact (the
+    #: wire shows it in quota, :func:`gengate.quota.from_milli`)
+    quota: int
     timeout: int
     created_at: float
     deadline: float
@@ -175,11 +178,16 @@ class Job:
     #: the API key that submitted it (``None``: from before keys were recorded)
     key_id: int | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.quota, bool) or not isinstance(self.quota, int):
+            raise TypeError(f"a job's quota is whole milli-quota, not {self.quota!r}")
+
     def charged(self) -> tuple[str, int]:
-        """The mode the job runs in and the price it is charged on success: a fast job
-        moved to a relax slot (its ``relaxFallback``) runs in relax at relax's price."""
+        """The mode the job runs in and the price (milli-quota) it is charged on success: a
+        fast job moved to a relax slot (its ``relaxFallback``) runs in relax at relax's
+        price."""
         if self.slot_mode and self.slot_mode != self.mode.value:
             fallback = EngineOptions.of(self).fallback_quota
             if fallback is not None:
-                return self.slot_mode, min(int(fallback), int(self.quota))
-        return self.mode.value, int(self.quota)
+                return self.slot_mode, min(int(fallback), self.quota)
+        return self.mode.value, self.quota

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gengate.errors import BadRequest
-from gengate.jobs import Mode, resolve_timeout
+from gengate.jobs import EngineOptions, Job, JobStatus, Mode, resolve_timeout
 from gengate.products.midjourney.actions import (
     ACTIONS,
     ResultKind,
@@ -91,3 +93,25 @@ def test_prices_most_specific_first() -> None:
 def test_milli_roundtrip() -> None:
     assert from_milli(to_milli(2)) == 2 and isinstance(from_milli(2000), int)
     assert from_milli(to_milli(1.5)) == 1.5
+
+
+def _job(quota: Any, **fields: Any) -> Job:
+    return Job(id="j1", user_id=1, product="midjourney", action="imagine", mode=Mode.FAST,
+               status=JobStatus.ON_QUEUE, progress=0, prompt="a cat", quota=quota,
+               timeout=300, created_at=0.0, deadline=300.0, **fields)
+
+
+def test_a_jobs_price_is_whole_milli_quota_as_the_ledger_keeps_it() -> None:
+    # 1.5 quota is 1500 milli, exactly; a float never reaches the ledger
+    job = _job(to_milli(1.5))
+    assert job.charged() == ("fast", 1500) and from_milli(job.charged()[1]) == 1.5
+    for inexact in (1.5, 1500.0, True):
+        with pytest.raises(TypeError, match="milli-quota"):
+            _job(inexact)
+
+
+def test_a_fast_job_moved_to_relax_is_charged_relaxs_price() -> None:
+    params = EngineOptions(relax_fallback=True, fallback_quota=to_milli(0.5)).to_json()
+    job = _job(to_milli(2), slot_mode="relax", params=params)
+    assert job.charged() == ("relax", 500)
+    assert _job(to_milli(2), slot_mode="fast", params=params).charged() == ("fast", 2000)
