@@ -66,6 +66,17 @@ class JobEnds:
         else:
             self._holders[job_id] = left
 
+    async def pause(self, job_id: str, seconds: float) -> None:
+        """Return when ``job_id`` ends on this node (or another node says so), or after
+        ``seconds``: what a live view waits on between two reads of its job."""
+        future = self._watch(job_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._unwatch(job_id)
+
     async def wait(self, job_id: str, read: Callable[[], Awaitable[Job]],
                    timeout: float) -> Job:
         """The job once ``read()`` shows it ended; :class:`GatewayTimeout` (504, the jobId

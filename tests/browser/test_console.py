@@ -49,9 +49,16 @@ async def _sign_in(page: Page, gw: Gateway, email: str) -> None:
     await expect(page).to_have_url(re.compile(r"/console/home$"))
 
 
-async def _finished(page: Page) -> None:
-    """The job page polls by itself and reloads when the job ends."""
-    await expect(page.locator("#job")).to_have_attribute("data-terminal", "yes", timeout=30_000)
+def _job_param(url: str) -> str:
+    found = re.search(r"[?&]job=([0-9a-f-]+)", url)
+    assert found is not None, url
+    return found.group(1)
+
+
+async def _finished(page: Page, timeout: float = 30_000) -> None:
+    """The job page follows the job by itself and reloads when it ends."""
+    await expect(page.locator("#job")).to_have_attribute("data-terminal", "yes",
+                                                         timeout=timeout)
 
 
 async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
@@ -68,13 +75,18 @@ async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
         await shot(page, "playground")
         await page.get_by_label("Prompt").fill("a lighthouse at dusk, oil painting --ar 3:2")
         await page.get_by_role("button", name="Generate").click()
-        await expect(page).to_have_url(re.compile(r"/console/jobs/[0-9a-f-]+"))
-        job_id = page.url.split("/console/jobs/")[1].split("?")[0]
-        # live progress while it runs, then the result and its buttons
+        await expect(page).to_have_url(re.compile(r"/console/playground\?.*job=[0-9a-f-]+"))
+        job_id = _job_param(page.url)
+        # live progress while it runs, then the result and its buttons, on the same page
         await expect(page.locator("#progress")).to_be_visible()
         await shot(page, "job-running")
         await _finished(page)
         await expect(page.locator("#job-status")).to_have_text("SUCCESS")
+        await expect(page.locator(".results img").first).to_be_visible()
+        await expect(page.get_by_label("Prompt")).to_have_value(
+            "a lighthouse at dusk, oil painting --ar 3:2")
+        await shot(page, "playground-done")
+        await page.get_by_role("link", name="Job details").click()
         await expect(page.locator(".results img").first).to_be_visible()
         await shot(page, "job-done")
 
@@ -258,3 +270,92 @@ async def test_csrf_other_users_jobs_and_csp(browser: Browser, settings: Setting
         assert answer is not None and "/console/signin" in answer.url
 
 
+
+
+PLAY_FIRST = """async (el) => {
+  el.muted = true;
+  if (el.readyState < 1) {
+    await new Promise((resolve, reject) => {
+      el.addEventListener('loadedmetadata', resolve, {once: true});
+      el.addEventListener('error', () => reject(new Error('media error')), {once: true});
+      el.load();
+    });
+  }
+  await el.play();
+  while (el.currentTime < 0.2) {
+    await new Promise((resolve) => el.addEventListener('timeupdate', resolve, {once: true}));
+  }
+  el.pause();
+  return {duration: el.duration, played: el.currentTime};
+}"""
+
+
+async def test_the_playground_makes_a_picture_songs_and_a_video(browser: Browser,
+                                                               settings: Settings) -> None:
+    slow = _settings(settings).model_copy(update={"local_delay": 3.0, "local_steps": 6,
+                                                  "local_scale": 0.1})
+    async with serve_gateway(slow) as gw:
+        user_id, key = await _user(gw, "cleo@example.com")
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        streams: list[str] = []
+        page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events")
+                else None)
+        await _sign_in(page, gw, "cleo@example.com")
+        await page.get_by_role("link", name="Playground").click()
+        await page.get_by_role("link", name="Flux").click()
+        await expect(page.get_by_role("heading", name="Flux")).to_be_visible()
+        await page.get_by_label("Prompt").fill("a paper boat on a pond")
+        await page.get_by_label("Model").select_option("flux1-pro")
+        await page.get_by_label("Aspect ratio").select_option("16:9")
+        await shot(page, "playground-flux")
+        await page.get_by_role("button", name="Generate").click()
+        await expect(page).to_have_url(re.compile(r"product=flux.*job="))
+        flux_id = _job_param(page.url)
+        # progress arrives as server-sent events while the job runs
+        card = page.locator("#job")
+        await expect(card).to_have_attribute("data-live", "events")
+        await expect(card).to_have_attribute("data-progress", re.compile(r"^[1-9][0-9]?$"),
+                                             timeout=20_000)
+        await shot(page, "playground-flux-running")
+        await _finished(page)
+        assert any(url.endswith(f"/console/jobs/{flux_id}/events") for url in streams)
+        image = page.locator(".result .results img")
+        await expect(image).to_have_count(1)
+        assert await image.evaluate("img => img.complete && img.naturalWidth") > 0
+        job = await gw.runtime.jobs.fetch(user_id, flux_id)
+        assert job.product == "flux" and job.params["model"] == "flux1-pro"
+        await expect(page.get_by_label("Model")).to_have_value("flux1-pro")
+        await shot(page, "playground-flux-done")
+
+        await page.get_by_role("link", name="Suno").click()
+        await page.get_by_label("What the song is about").fill("a slow song about the sea")
+        await page.get_by_role("button", name="Generate").click()
+        await expect(page).to_have_url(re.compile(r"product=suno.*job="))
+        suno_id = _job_param(page.url)
+        await _finished(page, 120_000)  # two songs and their videos, rendered here
+        songs = page.locator(".result audio")
+        await expect(songs).to_have_count(2)
+        played = await songs.first.evaluate(PLAY_FIRST)
+        assert played["duration"] > 1 and played["played"] >= 0.2
+        await shot(page, "playground-suno")
+
+        # a video made over the API plays on the jobs page and on its own page
+        client = gw.client(key)
+        made = await client.post("/gemini/video/generations", json={
+            "prompt": "waves on a beach", "aspect_ratio": "16:9"})
+        video_id = made.json()["data"]["jobId"]
+        await page.goto(f"{gw.base_url}/console/jobs/{video_id}")
+        await _finished(page, 120_000)
+        video = page.locator(".player video")
+        await expect(video).to_have_count(1)
+        played = await video.evaluate(PLAY_FIRST)
+        assert played["duration"] > 1
+        await shot(page, "job-video")
+        await page.get_by_role("link", name="Jobs").click()
+        cards = page.locator("article.job")
+        await expect(cards).to_have_count(3)
+        await expect(page.locator("article.job video")).to_have_count(1)
+        await expect(page.locator("article.job audio")).to_have_count(2)
+        await expect(page.locator("article.job img")).to_have_count(2)  # flux, suno's cover
+        await shot(page, "jobs-media")
+        assert suno_id != flux_id

@@ -79,3 +79,16 @@ async def test_an_ended_job_answers_at_once_and_a_cancelled_waiter_leaves_nothin
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert len(ends) == 0
+
+
+async def test_a_pause_ends_with_the_job_or_after_its_seconds() -> None:
+    ends = JobEnds()
+    paused = asyncio.create_task(ends.pause("j1", 30))
+    await asyncio.sleep(0)
+    assert len(ends) == 1 and not paused.done()
+    ends.ended("j1")
+    await paused
+    assert len(ends) == 0
+    # nobody ends it: the pause is over after its time, and leaves nothing behind
+    await ends.pause("j1", 0)
+    assert len(ends) == 0

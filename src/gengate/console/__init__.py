@@ -14,7 +14,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gengate.console.live import LIVE_PAGES
 from gengate.console.operator import OPERATOR_PAGES
+from gengate.console.playground import PLAYGROUND_PAGES
 from gengate.console.session import COOKIE, PRE_COOKIE, admin_tag
 from gengate.console.status_page import status_page
 from gengate.console.user import USER_PAGES
@@ -122,7 +124,9 @@ def console_routes() -> list[BaseRoute]:
         Route("/status", status_page(console)),
         Mount("/console/static", _Static(directory=STATIC), name="console-static"),
     ]
-    for who, table in (("user", USER_PAGES), ("operator", OPERATOR_PAGES)):
+    tables = (("user", USER_PAGES + PLAYGROUND_PAGES + LIVE_PAGES),
+              ("operator", OPERATOR_PAGES))
+    for who, table in tables:
         for path, handler, methods, back in table:
             routes.append(Route(path, page(console, handler, who=who, back=back),
                                 methods=methods))

@@ -1,5 +1,5 @@
-"""A user's pages: home (balance, spend per day, ledger), jobs, one job (live progress and
-its buttons), the playground, API keys, webhook deliveries.
+"""A user's pages: home (balance, spend per day, ledger), jobs, one job (live progress, its
+result and its buttons), API keys, webhook deliveries.
 
 Submits and button actions go through the API's own route handlers (the same checks,
 prices and admission as ``POST /midjourney/v1/imagine``); reads go through the services."""
@@ -7,27 +7,24 @@ prices and admission as ``POST /midjourney/v1/imagine``); reads go through the s
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import orjson
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gengate.api import schemas as s
 from gengate.api.call import Call
 from gengate.api.ttapi import Route, routes_of
 from gengate.console.charts import Bar, bars, days_back
+from gengate.console.media import media_of
 from gengate.console.web import Page
-from gengate.errors import BadRequest, GengateError, NotFound
+from gengate.errors import BadRequest, NotFound
 from gengate.jobs import Job, JobStatus
 from gengate.quota import LedgerKind, from_milli
 from gengate.runtime import Runtime
 
-__all__ = ["USER_PAGES", "job_view", "previews"]
+__all__ = ["USER_PAGES", "call_api", "job_view", "route_model"]
 
 _ROUTES: dict[int, dict[str, Route]] = {}
-#: the playground's submit route per product (``None``: the product has none the
-#: playground can fill in)
-PLAYGROUND = {"midjourney": "/midjourney/v1/imagine"}
 ACTION = {"midjourney": "/midjourney/v1/action"}
 
 
@@ -38,6 +35,12 @@ def _table(rt: Runtime) -> dict[str, Route]:
     return table
 
 
+def route_model(rt: Runtime, path: str) -> Any:
+    """The request model of an API route (what the playground's fields come from)."""
+    route = _table(rt).get(path)
+    return route.model if route is not None else None
+
+
 async def call_api(ctx: Page, path: str, data: dict[str, Any]) -> dict[str, Any]:
     """Run an API route's handler as the signed-in user, with ``data`` as its JSON body."""
     route = _table(ctx.rt).get(path)
@@ -46,18 +49,6 @@ async def call_api(ctx: Page, path: str, data: dict[str, Any]) -> dict[str, Any]
     call = Call("POST", b"", [(b"content-type", b"application/json")],
                 orjson.dumps(data), user_id=ctx.user_id)
     out: dict[str, Any] = await route.handler(ctx.rt, call)
-    return out
-
-
-def previews(job: Job) -> list[str]:
-    """The images of a job's result (its grid first), whatever the product."""
-    result = job.result or {}
-    out: list[str] = []
-    if isinstance(result.get("cdnImage"), str):
-        out.append(result["cdnImage"])
-    for url in result.get("images") or []:
-        if isinstance(url, str) and url not in out:
-            out.append(url)
     return out
 
 
@@ -79,7 +70,7 @@ def job_view(rt: Runtime, job: Job) -> dict[str, Any]:
     product = rt.products.of(job)
     item = product.list_item(job)
     return {
-        **item, "job": job, "previews": previews(job), "progress": job.progress,
+        **item, "job": job, "media": media_of(job), "progress": job.progress,
         "terminal": job.status.terminal, "title": product.title,
         "components": [(c, button_label(c)) for c in (job.result or {}).get("components") or []
                        if isinstance(c, str)] if job.status is JobStatus.SUCCESS else [],
@@ -150,45 +141,12 @@ async def job(ctx: Page) -> Response:
     return ctx.html("job.html", j=job_view(ctx.rt, found), parent=parent)
 
 
-async def job_progress(ctx: Page) -> Response:
-    """What the job page's script polls: status and progress."""
-    found = await _own_job(ctx)
-    return JSONResponse({"status": found.status.value, "progress": found.progress,
-                         "terminal": found.status.terminal, "message": found.message},
-                        headers=ctx.headers())
-
-
 async def job_action(ctx: Page) -> Response:
     found = await _own_job(ctx)
     path = ACTION.get(found.product)
     if path is None:
         raise BadRequest(f"{found.product} jobs have no buttons")
     out = await call_api(ctx, path, {"jobId": found.id, "action": ctx.field("action")})
-    return ctx.redirect(f"/console/jobs/{out['data']['jobId']}", ok="Submitted")
-
-
-# -- playground -----------------------------------------------------------------------------
-async def playground(ctx: Page) -> Response:
-    products = [(p.name, p.title, [lane.value for lane in p.lanes]) for p in ctx.rt.products
-                if p.name in PLAYGROUND]
-    return ctx.html("playground.html", products=products,
-                    prompt=ctx.request.query_params.get("prompt", ""))
-
-
-async def playground_submit(ctx: Page) -> Response:
-    product = ctx.field("product", "midjourney")
-    path = PLAYGROUND.get(product)
-    if path is None or product not in ctx.rt.products:
-        raise BadRequest(f"product: the playground submits {', '.join(PLAYGROUND)}")
-    data: dict[str, Any] = {"prompt": ctx.field("prompt")}
-    mode = ctx.form.get("mode")
-    if mode:
-        data["mode"] = mode
-    try:
-        out = await call_api(ctx, path, data)
-    except GengateError as exc:  # back to the form, the prompt kept
-        return ctx.redirect(f"/console/playground?prompt={quote(data['prompt'])}",
-                            error=exc.message)
     return ctx.redirect(f"/console/jobs/{out['data']['jobId']}", ok="Submitted")
 
 
@@ -247,10 +205,7 @@ USER_PAGES: list[tuple[str, Any, list[str], str | None]] = [
     ("/console/home", home, ["GET"], None),
     ("/console/jobs", jobs, ["GET"], None),
     ("/console/jobs/{job_id}", job, ["GET"], None),
-    ("/console/jobs/{job_id}/progress", job_progress, ["GET"], None),
     ("/console/jobs/{job_id}/action", job_action, ["POST"], "/console/jobs/{job_id}"),
-    ("/console/playground", playground, ["GET"], None),
-    ("/console/playground", playground_submit, ["POST"], "/console/playground"),
     ("/console/keys", keys, ["GET"], None),
     ("/console/keys", key_create, ["POST"], "/console/keys"),
     ("/console/keys/{key_id}/revoke", key_revoke, ["POST"], "/console/keys"),

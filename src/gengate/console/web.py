@@ -34,14 +34,15 @@ STATIC = HERE / "static"
 MAX_FORM = 64 * 1024
 
 
-def security_headers(img_origin: str = "") -> dict[str, str]:
-    """No inline script or style, nothing from elsewhere (images from the result storage's
-    origin too), no framing."""
-    img = "'self' data:" + (f" {img_origin}" if img_origin else "")
+def security_headers(*media_origins: str) -> dict[str, str]:
+    """No inline script or style, nothing from elsewhere (results' pictures, videos and
+    songs from the result storage's origins too), no framing."""
+    media = " ".join(["'self'", *dict.fromkeys(o for o in media_origins if o)])
     return {
         "Content-Security-Policy": (
             "default-src 'none'; script-src 'self'; style-src 'self'; "
-            f"img-src {img}; connect-src 'self'; form-action 'self'; "
+            f"img-src {media} data:; media-src {media}; connect-src 'self'; "
+            "form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'"),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
@@ -103,7 +104,9 @@ class Page:
         return HTMLResponse(body, status_code, headers=self.headers())
 
     def headers(self) -> dict[str, str]:
-        return security_headers(_origin(self.rt.settings.resolved_public_url()))
+        settings = self.rt.settings
+        return security_headers(_origin(settings.resolved_public_url()),
+                                _origin(settings.storage_public_url or ""))
 
     def redirect(self, to: str, ok: str | None = None, error: str | None = None) -> Response:
         if ok:

@@ -1,28 +1,57 @@
 // gengate console: small progressive enhancements; every page works without them.
 "use strict";
 
-// a job that is still running: poll its progress, reload once it ends
+// a job that is still running: follow its progress as server-sent events (or, where the
+// stream cannot be had, by polling), and reload the page once it ends
 function watchJob() {
   const card = document.getElementById("job");
   if (!card || card.dataset.terminal === "yes") return;
   const bar = document.getElementById("progress");
   const text = document.getElementById("progress-text");
   const status = document.getElementById("job-status");
-  const url = "/console/jobs/" + encodeURIComponent(card.dataset.job) + "/progress";
-  const tick = async () => {
-    try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (response.ok) {
-        const job = await response.json();
-        if (bar) bar.value = job.progress;
-        if (text) text.textContent = job.progress + "%";
-        if (status) status.textContent = job.status;
-        if (job.terminal) { window.location.replace(window.location.pathname); return; }
-      }
-    } catch (err) { /* the network blinked: try again */ }
-    window.setTimeout(tick, 1000);
+  const base = "/console/jobs/" + encodeURIComponent(card.dataset.job);
+  let done = false;
+  const show = (job) => {
+    if (bar) bar.value = job.progress;
+    if (text) text.textContent = job.progress + "%";
+    if (status) status.textContent = job.status;
+    card.dataset.progress = String(job.progress);
   };
-  window.setTimeout(tick, 700);
+  const finish = () => {
+    if (done) return;
+    done = true;
+    const url = new URL(window.location.href);
+    url.searchParams.delete("ok");
+    url.searchParams.delete("error");
+    window.location.replace(url.pathname + url.search);
+  };
+  const poll = () => {
+    card.dataset.live = "polling";
+    const tick = async () => {
+      try {
+        const response = await fetch(base + "/progress", { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (response.ok) {
+          const job = await response.json();
+          show(job);
+          if (job.terminal) { finish(); return; }
+        }
+      } catch (err) { /* the network blinked: try again */ }
+      window.setTimeout(tick, 1000);
+    };
+    window.setTimeout(tick, 700);
+  };
+  if (!("EventSource" in window) || card.dataset.stream === "off") { poll(); return; }
+  const source = new EventSource(base + "/events");
+  let opened = false;
+  source.addEventListener("open", () => { opened = true; card.dataset.live = "events"; });
+  source.addEventListener("progress", (event) => show(JSON.parse(event.data)));
+  source.addEventListener("end", (event) => { source.close(); show(JSON.parse(event.data)); finish(); });
+  source.addEventListener("gone", () => { source.close(); finish(); });
+  source.addEventListener("error", () => {
+    // never connected (a proxy that buffers, an old server): poll instead; a stream that
+    // was open reconnects by itself
+    if (!opened && !done) { source.close(); poll(); }
+  });
 }
 
 // forms that ask before doing something hard to undo
