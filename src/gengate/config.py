@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Level of gengate's own log lines (serve, worker, dispatch)"
+    )
     node_id: str | None = Field(
         None, min_length=1, max_length=48, pattern=r"^[A-Za-z0-9._-]+$",
         description="This process's identity in job leases; default: one kept in the data "
@@ -247,6 +250,11 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"retention days must be 0 or more: {', '.join(bad)}")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("public_url", "storage_public_url")
     @classmethod

@@ -42,6 +42,7 @@ def serve(
     import uvicorn
 
     from gengate.api.app import create_app
+    from gengate.logs import logging_config
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -55,7 +56,8 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, lifespan="on", proxy_headers=False)
+                log_config=logging_config(settings.log_level), access_log=False,
+                lifespan="on", proxy_headers=False)
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:
@@ -63,10 +65,14 @@ def _exit_cleanly(_signum: int, _frame: Any) -> None:
 
 
 def _run_until_signal(with_worker: bool, with_dispatcher: bool, what: str) -> None:
+    from gengate.logs import configure
     from gengate.runtime import Runtime
 
+    settings = Settings()
+    configure(settings.log_level)  # as `serve` does, through uvicorn
+
     async def main() -> None:
-        runtime = await Runtime.start(Settings(), with_worker=with_worker,
+        runtime = await Runtime.start(settings, with_worker=with_worker,
                                       with_dispatcher=with_dispatcher, with_api=False)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
