@@ -24,6 +24,7 @@ import pytest
 
 from gengate.client import actions
 from gengate.testing import free_port
+from tests.processes import Node, gengate_env, serve_blocking
 
 ADMIN = "cli-admin"
 FAIL = "please-fail"
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.timeout(300)
 @dataclass
 class Server:
     url: str
-    proc: subprocess.Popen[bytes]
+    node: Node
 
     def user(self, balance: float = 1000, max_queue: int | None = None) -> tuple[int, str]:
         body: dict[str, object] = {"email": f"u{time.monotonic_ns()}@cli.test",
@@ -62,32 +63,15 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("cli") / "data"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update(GENGATE_DATA_DIR=str(data), GENGATE_ADMIN_KEY=ADMIN,
-               GENGATE_LOCAL_DELAY="1.2", GENGATE_POLL_INTERVAL="0.05",
-               GENGATE_UPSTREAM_POLL_INTERVAL="0.05", GENGATE_LOCAL_SCALE="0.25",
-               GENGATE_LOCAL_FAIL_MARKER=FAIL, GENGATE_LOCAL_HANG_MARKER=HANG)
-    log = data.parent / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    folder = tmp_path_factory.mktemp("cli")
+    env = gengate_env(folder / "data", admin_key=ADMIN, local_delay="1.2",
+                      poll_interval="0.05", upstream_poll_interval="0.05",
+                      local_scale="0.25", local_fail_marker=FAIL, local_hang_marker=HANG)
+    node = serve_blocking(env, log=folder / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)  # a process starting: nothing to await
-        yield Server(url, proc)
+        yield Server(node.url, node)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        node.stop(30)
 
 
 @dataclass

@@ -5,10 +5,6 @@ task (never submits twice), and the job is charged once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +13,8 @@ import httpx
 import pytest
 
 from gengate.store import Store
-from gengate.testing import free_port
 from tests.conftest import fresh_postgres
+from tests.processes import gengate_env, serve
 
 ADMIN = "takeover-admin"
 
@@ -32,30 +28,11 @@ async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
         yield url
 
 
-def _start(data: Path, port: int, database: str | None) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({
-        "GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-        "GENGATE_LOCAL_DELAY": "1.5", "GENGATE_LOCAL_SCALE": "0.125",
-        "GENGATE_LEASE_SECONDS": "1", "GENGATE_POLL_INTERVAL": "0.1",
-        "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-    })
-    if database:
-        env["GENGATE_DATABASE_URL"] = database
-    return subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+def _env(data: Path, database: str | None) -> dict[str, str]:
+    extra = {"database_url": database} if database else {}
+    return gengate_env(data, admin_key=ADMIN, local_delay="1.5", local_scale="0.125",
+                       lease_seconds="1", poll_interval="0.1", upstream_poll_interval="0.05",
+                       **extra)
 
 
 async def _fetch(http: httpx.AsyncClient, path: str, job_id: str,
@@ -73,12 +50,10 @@ async def test_a_killed_workers_job_is_taken_over(tmp_path: Path, database: str 
                                                   submit: str, body: dict[str, Any],
                                                   fetch: str, price: int) -> None:
     data = tmp_path / "data"
-    port1 = free_port()
-    first = _start(data, port1, database)
+    first = await serve(_env(data, database), log=tmp_path / "first.log")
     second = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port1}") as http:
-            await _until_up(http, first)
+        async with httpx.AsyncClient(base_url=first.url) as http:
             user = (await http.post("/admin/users", json={"email": "k@x.io", "balance": 10},
                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
             headers = {"TT-API-KEY": user["data"]["apiKey"]}
@@ -93,12 +68,9 @@ async def test_a_killed_workers_job_is_taken_over(tmp_path: Path, database: str 
                         await asyncio.sleep(0.02)
             finally:
                 await store.close()
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        port2 = free_port()
-        second = _start(data, port2, database)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port2}") as http:
-            await _until_up(http, second)
+        first.kill()
+        second = await serve(_env(data, database), log=tmp_path / "second.log")
+        async with httpx.AsyncClient(base_url=second.url) as http:
             async with asyncio.timeout(30):
                 while (done := await _fetch(http, fetch, job_id, headers))["status"] not in (
                         "SUCCESS", "FAILED"):
@@ -113,7 +85,6 @@ async def test_a_killed_workers_job_is_taken_over(tmp_path: Path, database: str 
                                             "refund": 0, "overage": 0}
         assert ledger["data"]["user"]["freeze_balance"] == 0
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+        for node in (first, second):
+            if node is not None:
+                await node.shutdown()

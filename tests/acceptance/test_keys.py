@@ -5,9 +5,6 @@ a user's own key routes, and revocation seen by a second API process within a se
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +19,7 @@ import pytest
 from gengate.clock import ManualClock
 from gengate.config import Settings
 from gengate.errors import AUTH_MESSAGE
-from gengate.testing import FakeAnthropic, Gateway, free_port, serve_gateway
+from gengate.testing import FakeAnthropic, Gateway, serve_gateway
 from tests.acceptance.test_billing import _balanced, _ledger
 from tests.acceptance.test_llm_relay import (  # the fixture closes the SDK clients
     _close_sdk_clients,  # noqa: F401
@@ -31,6 +28,7 @@ from tests.acceptance.test_llm_relay import (  # the fixture closes the SDK clie
     sdk,
 )
 from tests.conftest import fresh_postgres
+from tests.processes import gengate_env, serve
 
 V1 = "/midjourney/v1"
 MSG: list[Any] = [{"role": "user", "content": "hi"}]
@@ -290,30 +288,13 @@ async def test_users_manage_their_own_keys(db_settings: Settings) -> None:
 @asynccontextmanager
 async def _api_process(settings: Settings, logs: Path) -> AsyncIterator[str]:
     """A second API process (``gengate serve --no-worker``) on the same database."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({"GENGATE_DATABASE_URL": settings.resolved_database_url(),
-                "GENGATE_DATA_DIR": str(settings.data_dir),
-                "GENGATE_ADMIN_KEY": "second-node", "GENGATE_RATE_PER_SECOND": "0",
-                "GENGATE_RATE_PER_MINUTE": "0"})
-    port = free_port()
-    with open(logs, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--no-worker",
-                                 "--port", str(port)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    env = gengate_env(settings.data_dir, database_url=settings.resolved_database_url(),
+                      admin_key="second-node", rate_per_second="0", rate_per_minute="0")
+    node = await serve(env, "--no-worker", log=logs)
     try:
-        async with httpx.AsyncClient() as http, asyncio.timeout(60):
-            while True:
-                assert proc.poll() is None, logs.read_text()
-                try:
-                    if (await http.get(f"{base}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)  # the process is still starting
-        yield base
+        yield node.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        await node.shutdown()
 
 
 async def test_revocation_reaches_a_second_api_process_within_a_second(

@@ -6,10 +6,6 @@ bounded."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +15,9 @@ from gengate.clock import ManualClock
 from gengate.config import Settings
 from gengate.providers.base import ProviderTask
 from gengate.providers.local import LocalProvider
-from gengate.testing import Gateway, free_port, serve_gateway
+from gengate.testing import Gateway, serve_gateway
 from gengate.testing.mjproxy import FakeMidjourneyProxy, FakeMjAccount
+from tests.processes import gengate_env, serve
 
 V1 = "/midjourney/v1"
 ADMIN = "once-admin"
@@ -55,27 +52,9 @@ async def _until(predicate: Any, timeout: float = 20.0) -> None:
 # -- a worker killed between the upstream's accept and saving the task id ----------------
 
 
-def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({
-        "GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-        "GENGATE_LOCAL_ACCOUNT": "false", "GENGATE_LEASE_SECONDS": "1",
-        "GENGATE_POLL_INTERVAL": "0.1", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-    })
-    return subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+def _env(data: Path) -> dict[str, str]:
+    return gengate_env(data, admin_key=ADMIN, local_account="false", lease_seconds="1",
+                       poll_interval="0.1", upstream_poll_interval="0.05")
 
 
 async def test_takeover_finds_the_task_a_killed_worker_started(tmp_path: Path) -> None:
@@ -87,9 +66,8 @@ async def test_takeover_finds_the_task_a_killed_worker_started(tmp_path: Path) -
         # is killed while it waits, before it can save any task id
         only.fail_next("accept_late", times=3, delay=60)
         try:
-            first = _start(data, port := free_port())
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                await _until_up(http, first)
+            first = await serve(_env(data), log=tmp_path / "first.log")
+            async with httpx.AsyncClient(base_url=first.url) as http:
                 await _add(http, ADMIN, mj, "only", "secret-only")
                 user = (await http.post("/admin/users", json={"email": "o@x.io",
                                                               "balance": 10},
@@ -99,12 +77,10 @@ async def test_takeover_finds_the_task_a_killed_worker_started(tmp_path: Path) -
                 async with client:
                     ids = [await _imagine(client, f"a lone lighthouse {i}") for i in range(3)]
                 await _until(lambda: len(only.tasks) == 3)
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-            second = _start(data, port := free_port())
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+            first.kill()
+            second = await serve(_env(data), log=tmp_path / "second.log")
+            async with httpx.AsyncClient(base_url=second.url,
                                          headers={"TT-API-KEY": user["apiKey"]}) as http:
-                await _until_up(http, second)
                 bodies = []
                 for job_id in ids:
                     async with asyncio.timeout(30):
@@ -118,10 +94,9 @@ async def test_takeover_finds_the_task_a_killed_worker_started(tmp_path: Path) -
                 ledger = (await http.get(f"/admin/users/{user['userId']}/ledger",
                                          headers=_admin(ADMIN))).json()["data"]
         finally:
-            for proc in (first, second):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(timeout=10)
+            for node in (first, second):
+                if node is not None:
+                    await node.shutdown()
         assert [b["status"] for b in bodies] == ["SUCCESS"] * 3, bodies
         # the new owner found each task by its tag: exactly one upstream task per job
         assert len(only.tasks) == 3

@@ -5,106 +5,56 @@ once instead of waiting for their leases to lapse."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
+import socket
 import time
 from pathlib import Path
 
 import httpx
 
-from gengate.testing import free_port
+from tests.processes import Node, gengate_env, serve, start
 
 ADMIN = "restart-admin"
 #: far longer than the restarted node may take: a node that waited for its own leases
 #: to lapse misses the deadline below
 LEASE = 120.0
-#: process id -> its output file
-_LOGS: dict[int, Path] = {}
 
 
 def _env(data: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({"GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-                "GENGATE_POLL_INTERVAL": "0.1", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-                **extra})
-    return env
+    return gengate_env(data, admin_key=ADMIN, poll_interval="0.1",
+                       upstream_poll_interval="0.05", **extra)
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """Start gengate; its output goes to a file beside the data directory."""
-    log = Path(env["GENGATE_DATA_DIR"]).parent / f"{args[0]}-{time.monotonic_ns()}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gengate", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    _LOGS[proc.pid] = log
-    return proc
-
-
-def _output(proc: subprocess.Popen[bytes]) -> str:
-    return _LOGS[proc.pid].read_text(errors="replace")
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(60):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-
-
-async def _exit_status(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for the process without blocking the event loop."""
-    status = await asyncio.to_thread(proc.wait, 30)
-    assert status is not None, _output(proc)
-    return status
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
+def _stop(node: Node | None) -> None:
+    if node is not None:
+        node.kill()
 
 
 async def test_serve_exits_0_after_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    proc = _start(_env(tmp_path / "data"), "serve", "--port", str(port))
+    node = await serve(_env(tmp_path / "data"), log=tmp_path / "serve.log")
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            await _until_up(http, proc)
-        proc.terminate()
-        assert await _exit_status(proc) == 0, _output(proc)
+        node.proc.terminate()
+        assert await node.exit_status() == 0, node.output()
     finally:
-        _stop(proc)
+        _stop(node)
 
 
 async def test_worker_exits_0_after_sigterm(tmp_path: Path) -> None:
-    proc = _start(_env(tmp_path / "data"), "worker")
+    node = start(_env(tmp_path / "data"), "worker", log=tmp_path / "worker.log")
     try:
-        async with asyncio.timeout(60):
-            while "running" not in _output(proc):
-                assert proc.poll() is None, _output(proc)
-                await asyncio.sleep(0.05)
-        proc.terminate()
-        assert await _exit_status(proc) == 0
+        await node.until_output("running")
+        node.proc.terminate()
+        assert await node.exit_status() == 0, node.output()
     finally:
-        _stop(proc)
+        _stop(node)
 
 
 async def test_a_killed_node_restarting_takes_its_jobs_back_at_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = _env(data, GENGATE_LOCAL_DELAY="2", GENGATE_LEASE_SECONDS=str(LEASE))
-    port1, port2 = free_port(), free_port()
-    first = _start(env, "serve", "--port", str(port1))
+    env = _env(data, local_delay="2", lease_seconds=str(LEASE))
+    first = await serve(env, log=tmp_path / "first.log")
     second = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port1}") as http:
-            await _until_up(http, first)
+        async with httpx.AsyncClient(base_url=first.url) as http:
             user = (await http.post("/admin/users", json={"email": "r@x.io", "balance": 10},
                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
             headers = {"TT-API-KEY": user["data"]["apiKey"]}
@@ -117,12 +67,10 @@ async def test_a_killed_node_restarting_takes_its_jobs_back_at_once(tmp_path: Pa
                     if body["status"] == "ON_QUEUE" and int(body["data"]["progress"]) > 0:
                         break
                     await asyncio.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        first.kill()
         killed_at = time.monotonic()
-        second = _start(env, "serve", "--port", str(port2))
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port2}") as http:
-            await _until_up(http, second)
+        second = await serve(env, log=tmp_path / "second.log")
+        async with httpx.AsyncClient(base_url=second.url) as http:
             up_at = time.monotonic()  # a loaded machine can take long to start a process
             # the lease the dead run left has most of two minutes to go: only a node that
             # knows the job as its own finishes it within this deadline
@@ -137,8 +85,18 @@ async def test_a_killed_node_restarting_takes_its_jobs_back_at_once(tmp_path: Pa
             assert time.monotonic() - up_at < LEASE / 3 < LEASE - (up_at - killed_at)
         submissions = (data / "local-upstream" / "submissions.log").read_text().split("\n")
         assert sum(1 for line in submissions if line.startswith(job_id)) == 1
-        second.terminate()
-        assert await _exit_status(second) == 0
+        second.proc.terminate()
+        assert await second.exit_status() == 0, second.output()
     finally:
         _stop(first)
         _stop(second)
+
+
+async def test_serve_refuses_an_inherited_descriptor_it_cannot_listen_on(
+        tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        node = start(_env(tmp_path / "data"), "serve", "--fd", str(udp.fileno()),
+                     log=tmp_path / "udp.log", listener=udp)
+        assert await node.exit_status() == 2
+    assert "is not a TCP socket" in node.output()
+    assert "Traceback" not in node.output()

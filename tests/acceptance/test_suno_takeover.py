@@ -5,44 +5,21 @@ request is charged once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import orjson
 
-from gengate.testing import free_port
+from tests.processes import gengate_env, serve
 
 ADMIN = "suno-takeover-admin"
 DELAY = 0.2
 
 
-def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({
-        "GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-        "GENGATE_LOCAL_DELAY": str(DELAY), "GENGATE_LOCAL_SCALE": "0.3",
-        "GENGATE_LEASE_SECONDS": "1", "GENGATE_POLL_INTERVAL": "0.1",
-        "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-    })
-    return subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+def _env(data: Path) -> dict[str, str]:
+    return gengate_env(data, admin_key=ADMIN, local_delay=str(DELAY), local_scale="0.3",
+                       lease_seconds="1", poll_interval="0.1", upstream_poll_interval="0.05")
 
 
 async def _rendering(upstream: Path, job_id: str) -> Path:
@@ -64,12 +41,10 @@ async def _rendering(upstream: Path, job_id: str) -> Path:
 
 async def test_song_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port1, port2 = free_port(), free_port()
-    first = _start(data, port1)
+    first = await serve(_env(data), log=tmp_path / "first.log")
     second = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port1}") as http:
-            await _until_up(http, first)
+        async with httpx.AsyncClient(base_url=first.url) as http:
             user = (await http.post("/admin/users", json={"email": "s@x.io", "balance": 10},
                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
             headers = {"TT-API-KEY": user["data"]["apiKey"]}
@@ -78,12 +53,10 @@ async def test_song_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                 "gpt_description_prompt": "a slow folk song about a ferry"})).json()[
                     "data"]["jobId"]
             folder = await _rendering(data / "local-upstream", job_id)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+        first.kill()
         assert not (folder / "result.json").exists()  # killed before the song was kept
-        second = _start(data, port2)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port2}") as http:
-            await _until_up(http, second)
+        second = await serve(_env(data), log=tmp_path / "second.log")
+        async with httpx.AsyncClient(base_url=second.url) as http:
             async with asyncio.timeout(60):
                 while True:
                     body = (await http.get("/suno/v2/fetch", params={"jobId": job_id},
@@ -104,7 +77,6 @@ async def test_song_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                                             "overage": 0}
         assert ledger["data"]["user"]["balance"] == 4
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+        for node in (first, second):
+            if node is not None:
+                await node.shutdown()

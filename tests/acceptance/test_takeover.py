@@ -4,52 +4,29 @@ resumes from the recorded upstream task, and nothing is charged twice."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
 from gengate.clock import ManualClock
 from gengate.config import Settings
-from gengate.testing import free_port, serve_gateway
+from gengate.testing import serve_gateway
+from tests.processes import gengate_env, serve
 
 ADMIN = "takeover-admin"
 
 
-def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({
-        "GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-        "GENGATE_LOCAL_DELAY": "1.5", "GENGATE_LEASE_SECONDS": "1",
-        "GENGATE_POLL_INTERVAL": "0.1", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-    })
-    return subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
+def _env(data: Path) -> dict[str, str]:
+    return gengate_env(data, admin_key=ADMIN, local_delay="1.5", lease_seconds="1",
+                       poll_interval="0.1", upstream_poll_interval="0.05")
 
 
 async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port1, port2 = free_port(), free_port()
-    first = _start(data, port1)
+    first = await serve(_env(data), log=tmp_path / "first.log")
     second = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port1}") as http:
-            await _until_up(http, first)
+        async with httpx.AsyncClient(base_url=first.url) as http:
             user = (await http.post("/admin/users", json={"email": "k@x.io", "balance": 10},
                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
             key = user["data"]["apiKey"]
@@ -63,11 +40,9 @@ async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
                     if body["status"] == "ON_QUEUE" and int(body["data"]["progress"]) > 0:
                         break
                     await asyncio.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        second = _start(data, port2)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port2}") as http:
-            await _until_up(http, second)
+        first.kill()
+        second = await serve(_env(data), log=tmp_path / "second.log")
+        async with httpx.AsyncClient(base_url=second.url) as http:
             async with asyncio.timeout(30):
                 while True:
                     body = (await http.get("/midjourney/v1/fetch", params={"jobId": job_id},
@@ -88,10 +63,9 @@ async def test_job_of_a_killed_worker_is_taken_over(tmp_path: Path) -> None:
         assert ledger["data"]["user"]["balance"] == 8
         assert ledger["data"]["user"]["freeze_balance"] == 0
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+        for node in (first, second):
+            if node is not None:
+                await node.shutdown()
 
 
 async def test_a_worker_retaking_its_own_lapsed_lease_runs_the_job_once(

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +13,16 @@ import av
 import httpx
 import pytest
 
-from gengate.testing import free_port
+from tests.processes import gengate_env, serve
 
 ADMIN = "video-takeover-admin"
 
 
-def _start(data: Path, port: int, tmp: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-    env.update({
-        # the renderer's scratch files show when a render is under way
-        "TMPDIR": str(tmp),
-        "GENGATE_DATA_DIR": str(data), "GENGATE_ADMIN_KEY": ADMIN,
-        "GENGATE_LOCAL_DELAY": "1.5", "GENGATE_LEASE_SECONDS": "1",
-        "GENGATE_LOCAL_SCALE": "0.25",
-        "GENGATE_POLL_INTERVAL": "0.1", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.05",
-    })
-    return subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _env(data: Path, tmp: Path) -> dict[str, str]:
+    # the renderer's scratch files show when a render is under way
+    return gengate_env(data, TMPDIR=str(tmp), admin_key=ADMIN, local_delay="1.5",
+                       lease_seconds="1", local_scale="0.25", poll_interval="0.1",
+                       upstream_poll_interval="0.05")
 
 
 def _processes_of(scratch: Path) -> list[int]:
@@ -48,18 +37,6 @@ def _processes_of(scratch: Path) -> list[int]:
         except OSError:
             continue
     return found
-
-
-async def _until_up(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            assert proc.poll() is None, "gengate exited"
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
 
 
 PRODUCTS = [
@@ -77,11 +54,10 @@ async def test_video_of_a_killed_worker_is_taken_over(
         seconds: int, price: int) -> None:
     data, scratch = tmp_path / "data", tmp_path / "tmp"
     scratch.mkdir()
-    first = _start(data, port1 := free_port(), scratch)
+    first = await serve(_env(data, scratch), log=tmp_path / "first.log")
     second = None
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port1}") as http:
-            await _until_up(http, first)
+        async with httpx.AsyncClient(base_url=first.url) as http:
             user = (await http.post("/admin/users", json={"email": "v@x.io", "balance": 10},
                                     headers={"Authorization": f"Bearer {ADMIN}"})).json()
             headers = {"TT-API-KEY": user["data"]["apiKey"]}
@@ -93,11 +69,9 @@ async def test_video_of_a_killed_worker_is_taken_over(
                     assert (await http.get(fetch, params={"jobId": job_id}, headers=headers)
                             ).json()["status"] in ("PENDING_QUEUE", "ON_QUEUE", "RUNNING")
                     await asyncio.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-        second = _start(data, port2 := free_port(), scratch)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port2}") as http:
-            await _until_up(http, second)
+        first.kill()
+        second = await serve(_env(data, scratch), log=tmp_path / "second.log")
+        async with httpx.AsyncClient(base_url=second.url) as http:
             async with asyncio.timeout(60):
                 while True:
                     ended = (await http.get(fetch, params={"jobId": job_id},
@@ -117,10 +91,9 @@ async def test_video_of_a_killed_worker_is_taken_over(
                                              "refund": 0,
                                              "overage": 0}
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=10)
+        for node in (first, second):
+            if node is not None:
+                await node.shutdown()
     # the render workers follow their servers out, the killed one's too
     async with asyncio.timeout(10):
         while _processes_of(scratch):

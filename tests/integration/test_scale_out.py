@@ -4,10 +4,6 @@ twice, no money out of place, even when a worker is killed mid-run."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,8 +15,9 @@ import pytest
 
 from gengate.config import Settings
 from gengate.store import Store
-from gengate.testing import WebhookReceiver, free_port
+from gengate.testing import WebhookReceiver
 from tests.conftest import S3Bucket
+from tests.processes import Node, gengate_env, serve, start
 
 ADMIN = "scale-admin"
 JOBS = 2000
@@ -37,53 +34,34 @@ class Cluster:
     """gengate processes started by the test, all on one database and one data directory."""
 
     def __init__(self, url: str, data: Path):
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GENGATE_")}
-        self.env.update({
-            "GENGATE_DATABASE_URL": url, "GENGATE_DATA_DIR": str(data),
-            "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_LOCAL_SCALE": "0.125",
-            "GENGATE_LOCAL_DELAY": "0.1", "GENGATE_LEASE_SECONDS": "3",
-            "GENGATE_POLL_INTERVAL": "0.5", "GENGATE_UPSTREAM_POLL_INTERVAL": "0.1",
-            "GENGATE_WEBHOOK_ALLOW": "127.0.0.1", "GENGATE_WEBHOOK_BACKOFF": "0.2",
-            "GENGATE_WORKER_CONCURRENCY": "16", "GENGATE_RATE_PER_SECOND": "0",
-            "GENGATE_RATE_PER_MINUTE": "0",
-        })
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.env = gengate_env(
+            data, database_url=url, admin_key=ADMIN, local_scale="0.125", local_delay="0.1",
+            lease_seconds="3", poll_interval="0.5", upstream_poll_interval="0.1",
+            webhook_allow="127.0.0.1", webhook_backoff="0.2", worker_concurrency="16",
+            rate_per_second="0", rate_per_minute="0")
+        self.nodes: list[Node] = []
         #: each process's output, for a failing run's post-mortem
         self.logs = data.parent / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "gengate", *args],
-                                env={**self.env, **(env or {})},
-                                stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.procs.append(proc)
-        return proc
+    def _log(self, what: str) -> Path:
+        return self.logs / f"{what}-{len(self.nodes)}.log"
+
+    def start(self, *args: str) -> Node:
+        node = start(self.env, *args, log=self._log(args[0]))
+        self.nodes.append(node)
+        return node
 
     async def api(self, env: dict[str, str] | None = None) -> str:
-        port = free_port()
-        proc = self.start("serve", "--no-worker", "--port", str(port), env=env)
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient() as http, asyncio.timeout(60):
-            while True:
-                assert proc.poll() is None, "API node exited"
-                try:
-                    if (await http.get(f"{base}/healthz")).status_code == 200:
-                        return base
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+        node = await serve({**self.env, **(env or {})}, "--no-worker", log=self._log("serve"))
+        self.nodes.append(node)
+        return node.url
 
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    async def stop(self) -> None:
+        for node in self.nodes:
+            if node.running():
+                node.proc.terminate()
+        for node in self.nodes:
+            await node.shutdown()
 
 
 async def _statuses(store: Store) -> Counter[str]:
@@ -183,8 +161,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
             async with asyncio.timeout(240):
                 while (await _statuses(store))["SUCCESS"] < JOBS // 4:
                     await asyncio.sleep(0.2)
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
+                victim.kill()
                 cluster.start("worker")
                 while True:
                     statuses = await _statuses(store)
@@ -216,7 +193,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
             assert user.freeze_balance == 0 and user.in_flight == 0
             assert user.balance == totals["topup"] - totals["settle"]
     finally:
-        cluster.stop()
+        await cluster.stop()
         await store.close()
 
 
@@ -245,7 +222,7 @@ async def test_concurrent_submits_across_nodes_hold_limits(pg_url: str,
             busy = await burst(await user(balance=1000, max_queue=7), 60)
             assert busy.count(200) == 7 and busy.count(499) == 53
     finally:
-        cluster.stop()
+        await cluster.stop()
 
 
 S3_JOBS = 120
@@ -279,8 +256,7 @@ async def test_results_in_the_object_store_are_served_by_the_other_node(
             async with asyncio.timeout(200):
                 while (await _statuses(store))["SUCCESS"] < S3_JOBS // 4:
                     await asyncio.sleep(0.2)
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
+                victim.kill()
                 cluster.start("worker")
                 while True:
                     statuses = await _statuses(store)
@@ -302,5 +278,5 @@ async def test_results_in_the_object_store_are_served_by_the_other_node(
         assert set(s3_bucket.keys()) == served
         assert list(tmp_path.rglob("cdn/**/*.png")) == []
     finally:
-        cluster.stop()
+        await cluster.stop()
         await store.close()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 from typing import Annotated, Any
 
 import typer
@@ -35,6 +36,9 @@ def _print(data: Any) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    fd: Annotated[int | None, typer.Option(
+        help="Listen on this inherited, already bound TCP socket instead of --host/--port "
+        "(socket activation, a supervisor)")] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="API only")] = False,
     demo: Annotated[bool, typer.Option(help="Create a demo user and run a demo job")] = False,
 ) -> None:
@@ -44,6 +48,10 @@ def serve(
     from gengate.api.app import create_app
     from gengate.logs import logging_config
 
+    listener = None
+    if fd is not None:
+        listener = _inherited_socket(fd)
+        host, port = listener.getsockname()[:2]
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     application = create_app(settings, with_worker=not no_worker)
@@ -55,9 +63,29 @@ def serve(
     # stopped; a stop that was asked for ends with status 0, as `gengate worker` does
     signal.signal(signal.SIGTERM, _exit_cleanly)
     # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                log_config=logging_config(settings.log_level), access_log=False,
-                lifespan="on", proxy_headers=False)
+    config = uvicorn.Config(application, host=settings.host, port=settings.port,
+                            log_level="warning", log_config=logging_config(settings.log_level),
+                            access_log=False, lifespan="on", proxy_headers=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[listener] if listener is not None else None)
+    except KeyboardInterrupt:
+        pass
+    if not server.started:
+        raise SystemExit(3)  # uvicorn logged why (as uvicorn.run, its start-up failure status)
+
+
+def _inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket a parent process handed over as file descriptor ``fd``."""
+    try:
+        sock = socket.socket(fileno=fd)  # family and type read from the descriptor
+    except OSError as exc:
+        raise typer.BadParameter(f"{fd} is not an open socket: {exc.strerror}",
+                                 param_hint="--fd") from exc
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise typer.BadParameter(f"{fd} is not a TCP socket", param_hint="--fd")
+    return sock
 
 
 def _exit_cleanly(_signum: int, _frame: Any) -> None:

@@ -94,8 +94,12 @@ class Gateway:
 async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
                         with_worker: bool = True, with_dispatcher: bool | None = None,
                         products: Registry | None = None) -> AsyncIterator[Gateway]:
-    """gengate on a free local port (``products``: a registry of the test's own)."""
-    port = free_port()
+    """gengate on a local port the system picks (``products``: a registry of the test's
+    own). The socket is bound here and handed to uvicorn, so no other process can take the
+    port between choosing and listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, clock=clock, with_worker=with_worker,
                      with_dispatcher=with_dispatcher, products=products)
@@ -104,21 +108,24 @@ async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
                             proxy_headers=False,
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("gengate did not start")
-        await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    gateway = Gateway(app, base, httpx.AsyncClient(base_url=base, timeout=30.0),
-                      settings.admin_key or "")
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield gateway
+        while not server.started:  # uvicorn offers a flag, nothing to await
+            if task.done():
+                task.result()
+                raise RuntimeError("gengate did not start")
+            await asyncio.sleep(0.01)
+        base = f"http://127.0.0.1:{port}"
+        gateway = Gateway(app, base, httpx.AsyncClient(base_url=base, timeout=30.0),
+                          settings.admin_key or "")
+        try:
+            yield gateway
+        finally:
+            await gateway.aclose()
     finally:
-        await gateway.aclose()
         server.should_exit = True
         await task
+        sock.close()  # uvicorn closed it when it started; not when it failed to
 
 
 @dataclass(frozen=True)
