@@ -4,6 +4,7 @@ recently and the upstream accounts that serve them."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from gengate.accounts import Account, AccountState
@@ -12,7 +13,7 @@ from gengate.jobs import JobStatus, Mode
 from gengate.products.registry import Registry, builtin
 from gengate.store import Store
 
-__all__ = ["StatusService"]
+__all__ = ["Snapshot", "StatusService"]
 
 #: below this share of successes among recent finished jobs, a line is reported degraded
 HEALTHY_SUCCESS_RATE = 0.8
@@ -29,27 +30,36 @@ class StatusService:
         self.window = window
         self.products = products if products is not None else builtin()
 
-    async def modes(self, product: str = "midjourney") -> dict[str, dict[str, Any]]:
+    async def snapshot(self) -> Snapshot:
+        """What every line is made of, read once: a page that shows many lines passes it
+        to :meth:`modes` and :meth:`products_status` instead of reading it again."""
+        lines = await self._lines()
+        busy = await self.store.account_busy()
+        return Snapshot(lines, await self.store.live_accounts(), busy)
+
+    async def modes(self, product: str = "midjourney",
+                    snapshot: Snapshot | None = None) -> dict[str, dict[str, Any]]:
         """``/midjourney/status``: status, runningMessage and averageExecute per mode of
         ``product``'s lanes."""
         lanes = self.products.get(product).lanes if product in self.products else tuple(Mode)
-        lines = await self._lines()
-        capacity = await self.capacity(product)
-        return {lane.value: self._line(lines.get((product, lane.value), _Counts()),
+        snap = snapshot or await self.snapshot()
+        capacity = _capacity(product, snap.accounts, snap.busy)
+        return {lane.value: self._line(snap.lines.get((product, lane.value), _Counts()),
                                        capacity.get(lane.value, (0, 0, 0)))
                 for lane in lanes}
 
-    async def products_status(self) -> dict[str, dict[str, Any]]:
+    async def products_status(self, snapshot: Snapshot | None = None,
+                              ) -> dict[str, dict[str, Any]]:
         """One line per product (``/status.json``, the status page, ``/metrics``): every
         lane of it together, so an operator sees one product failing while others work."""
-        lines = await self._lines()
+        snap = snapshot or await self.snapshot()
         out: dict[str, dict[str, Any]] = {}
         for product in self.products:
             counts = _Counts()
-            for (name, _), entry in lines.items():
+            for (name, _), entry in snap.lines.items():
                 if name == product.name:
                     counts.add(entry)
-            capacity = await self.capacity(product.name)
+            capacity = _capacity(product.name, snap.accounts, snap.busy)
             slots = tuple(sum(c[i] for m, c in capacity.items()
                               if m in {lane.value for lane in product.lanes}) for i in range(3))
             line = self._line(counts, (slots[0], slots[1], slots[2]))
@@ -63,7 +73,7 @@ class StatusService:
         without traffic) and the mean seconds a successful job took."""
         today = int(self.clock.now() // DAY)
         first = today - days + 1
-        rows = await self.store.daily_history(first * DAY)
+        rows = await self.store.daily_history(first * DAY, self.clock.now())
         counts: dict[tuple[str, int], list[float]] = {}
         for row in rows:
             entry = counts.setdefault((row.product, int(row.day)), [0, 0, 0.0])
@@ -144,12 +154,17 @@ class StatusService:
         """Per mode, over the operator's accounts that run ``product``: (slots of healthy
         accounts, slots in use there, slots of accounts cooling down)."""
         busy = await self.store.account_busy()
-        out: dict[str, tuple[int, int, int]] = {}
-        for account in await self.store.live_accounts():
-            if account.owner_id is not None or not account.serves(product):
-                continue
-            _add_capacity(out, account, busy)
-        return out
+        return _capacity(product, await self.store.live_accounts(), busy)
+
+
+def _capacity(product: str, accounts: list[Account],
+              busy: dict[tuple[int, str], int]) -> dict[str, tuple[int, int, int]]:
+    out: dict[str, tuple[int, int, int]] = {}
+    for account in accounts:
+        if account.owner_id is not None or not account.serves(product):
+            continue
+        _add_capacity(out, account, busy)
+    return out
 
 
 def _add_capacity(out: dict[str, tuple[int, int, int]], account: Account,
@@ -163,6 +178,16 @@ def _add_capacity(out: dict[str, tuple[int, int, int]], account: Account,
             out[mode] = (total, used, later + slots)
         else:
             out[mode] = (total + slots, used + busy.get((account.id, mode), 0), later)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The status lines' sources: finished and live jobs per (product, mode), the
+    accounts, and their slots in use."""
+
+    lines: dict[tuple[str, str], _Counts]
+    accounts: list[Account]
+    busy: dict[tuple[int, str], int]
 
 
 class _Counts:

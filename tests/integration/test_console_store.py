@@ -11,7 +11,7 @@ import pytest
 
 from gengate.errors import Conflict, NotFound
 from gengate.jobs import Job, JobStatus, Mode
-from gengate.store import Admission, Store
+from gengate.store import Admission, Store, consolerows
 
 from ..conftest import fresh_postgres
 
@@ -93,9 +93,41 @@ async def test_daily_history_buckets_by_utc_day(store: Store) -> None:
     await _finished(store, user.id, MIDNIGHT, 2, True)
     await _finished(store, user.id, MIDNIGHT + 3600, 6, False)
     await _finished(store, user.id, MIDNIGHT - 10 * DAY, 1, True)  # before the window
-    rows = await store.daily_history(MIDNIGHT - DAY)
-    got = {(r.product, int(r.day), r.status): (r.n, round(float(r.avg), 3)) for r in rows}
     day = int(MIDNIGHT // DAY)
-    assert got == {("midjourney", day - 1, "SUCCESS"): (1, 4.0),
-                   ("midjourney", day, "SUCCESS"): (1, 2.0),
-                   ("midjourney", day, "FAILED"): (1, 6.0)}
+    expected = {("midjourney", day - 1, "SUCCESS"): (1, 4.0),
+                ("midjourney", day, "SUCCESS"): (1, 2.0),
+                ("midjourney", day, "FAILED"): (1, 6.0)}
+    rows = await store.daily_history(MIDNIGHT - DAY, MIDNIGHT + 7200)
+    assert _by_day(rows) == expected
+    # days later, both days are kept per day and read from there: the same figures
+    rows = await store.daily_history(MIDNIGHT - DAY, MIDNIGHT + 3 * DAY)
+    assert _by_day(rows) == expected
+    assert await store.db.read(consolerows.written_days, day - 1, day + 1) != {}
+
+
+def _by_day(rows: list[consolerows.DayRow]) -> dict[tuple[str, int, str], tuple[int, float]]:
+    return {(r.product, int(r.day), r.status): (r.n, round(float(r.avg or 0), 3)) for r in rows}
+
+
+async def test_daily_history_keeps_a_day_open_while_one_of_its_jobs_is_live(
+        store: Store) -> None:
+    user = await store.create_user("b@example.com", 100_000, 50, MIDNIGHT)
+    await _finished(store, user.id, MIDNIGHT + 10, 3, True)
+    stuck = Job(id=str(uuid.uuid4()), user_id=user.id, product="flux", action="generate",
+                mode=Mode.FAST, status=JobStatus.PENDING_QUEUE, progress=0, prompt="a dog",
+                quota=1000, timeout=300, created_at=MIDNIGHT + 20, deadline=MIDNIGHT + 320)
+    assert isinstance((await store.admit([Admission(stuck)], MIDNIGHT + 20))[0], Job)
+    later = MIDNIGHT + 5 * DAY
+    day = int(MIDNIGHT // DAY)
+    # the day is long over, but a job of it is still queued: it is not written yet
+    rows = await store.daily_history(MIDNIGHT, later)
+    assert _by_day(rows) == {("midjourney", day, "SUCCESS"): (1, 3.0)}
+    written = await store.db.read(consolerows.written_days, day, day + 4)
+    assert day not in written and set(written) == {day + 1, day + 2, day + 3}
+    # it ends (the reaper fails it): the day is written with it, and stays as it is
+    assert await store.fail(stuck.id, None, "Job Timeout", later)
+    expected = {("midjourney", day, "SUCCESS"): (1, 3.0),
+                ("flux", day, "FAILED"): (1, later - MIDNIGHT - 20)}
+    assert _by_day(await store.daily_history(MIDNIGHT, later)) == expected
+    assert [r.status for r in (await store.db.read(consolerows.written_days, day, day))[day]
+            ] in (["SUCCESS", "FAILED"], ["FAILED", "SUCCESS"])

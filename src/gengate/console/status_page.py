@@ -55,7 +55,8 @@ def _latency_chart(days: list[dict[str, Any]]) -> str:
 def status_page(console: Console) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
-        lines = await rt.status.products_status()
+        snapshot = await rt.status.snapshot()
+        lines = await rt.status.products_status(snapshot)
         extra = await status_data(rt)
         products = []
         for name, line in lines.items():
@@ -65,7 +66,7 @@ def status_page(console: Console) -> Callable[[Request], Awaitable[Response]]:
             ok = sum(d["availability"] * d["finished"] for d in with_traffic)
             products.append({
                 "name": name, "line": line, "history": _history_chart(days),
-                "latency": _latency_chart(days), "modes": await rt.status.modes(name),
+                "latency": _latency_chart(days), "modes": await rt.status.modes(name, snapshot),
                 "availability": ok / finished if finished else None,
                 "first": days[0]["date"] if days else "", "last": days[-1]["date"] if days else "",
             })

@@ -267,8 +267,25 @@ class Store:
     async def incidents(self, since: float, limit: int) -> list[dict[str, Any]]:
         return await self.db.read(consolerows.list_incidents, since, limit)
 
-    async def daily_history(self, since: float) -> list[Any]:
-        return await self.db.read(consolerows.daily_history, since)
+    async def daily_history(self, since: float, now: float) -> list[consolerows.DayRow]:
+        """Finished jobs per product, UTC day and status from the day of ``since`` to
+        today: days whose jobs have all ended from ``job_days`` (the first look at such a
+        day writes it there), the others from the jobs."""
+        first, today = int(since // consolerows.DAY), int(now // consolerows.DAY)
+        last_closed = min(consolerows.closed_until(now), today)
+        written: dict[int, list[consolerows.DayRow]] = {}
+        if last_closed >= first:
+            written = await self.db.read(consolerows.written_days, first, last_closed)
+            missing = [d for d in range(first, last_closed + 1) if d not in written]
+            if missing:
+                await self.db.run(consolerows.write_days, missing)
+                written.update(await self.db.read(consolerows.written_days, missing[0],
+                                                  missing[-1]))
+        rows = [row for day in written.values() for row in day]
+        still = [d for d in range(first, today + 1) if d not in written]
+        if still:
+            rows += await self.db.read(consolerows.open_days, still)
+        return rows
 
     # -- webhooks -----------------------------------------------------------------------
     async def claim_deliveries(self, owner: str, limit: int, now: float, lease: float,

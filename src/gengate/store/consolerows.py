@@ -1,17 +1,28 @@
 """Rows the console needs beyond the API's: sign-in passwords, the operator's views across
-users (jobs, webhook deliveries), incidents and the status page's daily history."""
+users (jobs, webhook deliveries), incidents and the status page's daily history (kept
+per day in ``job_days`` once a day's jobs have all ended, so that 90 days cost the same
+at any number of stored jobs)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, Integer, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gengate.errors import Conflict, NotFound
-from gengate.jobs import Job, JobStatus
+from gengate.jobs import TIMEOUTS, Job, JobStatus
 from gengate.store.jobrows import row_to_job
-from gengate.store.tables import incident_updates, incidents, jobs, users, webhook_deliveries
+from gengate.store.tables import (
+    incident_updates,
+    incidents,
+    job_days,
+    jobs,
+    users,
+    webhook_deliveries,
+)
 from gengate.store.userrows import User, _user
 
 DAY = 86_400
@@ -105,17 +116,102 @@ def list_incidents(conn: Connection, since: float, limit: int) -> list[dict[str,
 
 
 # -- daily history --------------------------------------------------------------------------
-def daily_history(conn: Connection, since: float) -> list[Any]:
-    """Per product and UTC day (days since the epoch) since ``since``: finished jobs that
-    succeeded and failed, and the mean seconds from submit to finish of the successes."""
+#: a day's jobs may still end this long after the day (the longest timeout); a day is
+#: written to ``job_days`` only past that and once none of its jobs is live
+SETTLE_SECONDS = max(high for _, high in TIMEOUTS.values())
+_ENDED = (JobStatus.SUCCESS.value, JobStatus.FAILED.value)
+_LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
+
+
+class DayRow(NamedTuple):
+    """Finished jobs of one product, day (days since the epoch) and status; ``avg``: the
+    mean seconds from submit to end."""
+
+    product: str
+    day: int
+    status: str
+    n: int
+    avg: float | None
+
+
+def _day_of(conn: Connection) -> Any:
     if conn.dialect.name == "sqlite":  # CAST truncates: the floor of a positive number
-        day = cast(jobs.c.created_at / DAY, Integer)
-    else:
-        day = cast(func.floor(jobs.c.created_at / DAY), Integer)
+        return cast(jobs.c.created_at / DAY, Integer)
+    return cast(func.floor(jobs.c.created_at / DAY), Integer)
+
+
+def _from_jobs(conn: Connection, first: int, last: int) -> list[tuple[str, int, str, int,
+                                                                        float]]:
+    """(product, day, status, jobs, seconds) of the finished jobs created on days
+    ``first`` to ``last``, read from the jobs themselves."""
+    day = _day_of(conn)
     duration = jobs.c.finished_at - jobs.c.created_at
     stmt = (select(jobs.c.product, day.label("day"), jobs.c.status, func.count().label("n"),
-                   func.avg(duration).label("avg"))
-            .where(jobs.c.created_at >= since, jobs.c.status.in_(
-                [JobStatus.SUCCESS.value, JobStatus.FAILED.value]))
+                   func.coalesce(func.sum(duration), 0.0).label("seconds"))
+            .where(jobs.c.created_at >= first * DAY, jobs.c.created_at < (last + 1) * DAY,
+                   jobs.c.status.in_(_ENDED))
             .group_by(jobs.c.product, day, jobs.c.status))
-    return list(conn.execute(stmt))
+    return [(r.product, int(r.day), r.status, int(r.n), float(r.seconds))
+            for r in conn.execute(stmt)]
+
+
+def _runs(days: list[int]) -> list[tuple[int, int]]:
+    """Sorted days as (first, last) runs of consecutive days."""
+    runs: list[tuple[int, int]] = []
+    for d in days:
+        if runs and runs[-1][1] == d - 1:
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
+def written_days(conn: Connection, first: int, last: int) -> dict[int, list[DayRow]]:
+    """The days from ``first`` to ``last`` already in ``job_days``, with their rows."""
+    stmt = select(job_days).where(job_days.c.day >= first, job_days.c.day <= last)
+    out: dict[int, list[DayRow]] = {}
+    for r in conn.execute(stmt):
+        rows = out.setdefault(int(r.day), [])
+        if r.product:  # not the day's marker
+            rows.append(DayRow(r.product, int(r.day), r.status, int(r.jobs),
+                               float(r.seconds) / r.jobs if r.jobs else None))
+    return out
+
+
+def write_days(conn: Connection, days: list[int]) -> None:
+    """Count the finished jobs of ``days`` (in the past, whose jobs have all ended) into
+    ``job_days``, each day with its marker. Days with a live job are left out; a day
+    another node wrote meanwhile is left as it is."""
+    if not days:
+        return
+    days = sorted(days)
+    day = _day_of(conn)
+    live = {int(r.day) for r in conn.execute(
+        select(day.label("day")).distinct()
+        .where(jobs.c.status.in_(_LIVE), jobs.c.created_at >= days[0] * DAY,
+               jobs.c.created_at < (days[-1] + 1) * DAY))}
+    ready = [d for d in days if d not in live]
+    rows: list[dict[str, Any]] = [{"day": d, "product": "", "status": "", "jobs": 0,
+                                   "seconds": 0.0} for d in ready]
+    wanted = set(ready)
+    for first, last in _runs(ready):
+        rows += [{"day": d, "product": p, "status": s, "jobs": n, "seconds": sec}
+                 for p, d, s, n, sec in _from_jobs(conn, first, last) if d in wanted]
+    if rows:
+        insert = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(job_days)
+        conn.execute(insert.on_conflict_do_nothing(), rows)
+
+
+def open_days(conn: Connection, days: list[int]) -> list[DayRow]:
+    """The finished jobs of ``days``, from the jobs (days not in ``job_days``)."""
+    wanted = set(days)
+    out: list[DayRow] = []
+    for first, last in _runs(sorted(days)):
+        out += [DayRow(p, d, s, n, sec / n if n else None)
+                for p, d, s, n, sec in _from_jobs(conn, first, last) if d in wanted]
+    return out
+
+
+def closed_until(now: float) -> int:
+    """The last day whose jobs have all had time to end by ``now``."""
+    return int((now - SETTLE_SECONDS) // DAY) - 1

@@ -135,11 +135,30 @@ jobs = Table(
     UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency"),
     Index("ix_jobs_status_created", "status", "created_at"),
     Index("ix_jobs_user_created", "user_id", "created_at"),
+    # fetch-list of one product and status (also a status the user has few or none of),
+    # and the live jobs per user and product that a product's own max_queue counts
+    Index("ix_jobs_user_product_status", "user_id", "product", "status", "created_at"),
+    # the operator's newest jobs across users
+    Index("ix_jobs_created", "created_at"),
     Index("ix_jobs_account_status", "account_id", "status"),
     # the retention pass's scan: results not expired yet, oldest first
     Index("ix_jobs_results_live", "status", "finished_at",
           postgresql_where=text("result_expired_at IS NULL"),
           sqlite_where=text("result_expired_at IS NULL")),
+)
+
+#: finished jobs per UTC day (days since the epoch), product and status, written once for
+#: each day whose jobs have all ended: the status page's 90 days read these instead of the
+#: jobs. A row with an empty product and status marks a day as written (it may have none).
+job_days = Table(
+    "job_days",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("product", String(32), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("jobs", Integer, nullable=False),
+    # the sum of the jobs' seconds from submit to end (their mean: seconds / jobs)
+    Column("seconds", Float, nullable=False),
 )
 
 job_inputs = Table(
