@@ -5,6 +5,11 @@ A provider is built from the account's row (its credentials opened here, in the 
 and nowhere else) and kept until the row's version changes. All of an account's running
 jobs share one :class:`BatchPoller`, so an account is asked about its tasks once per poll
 interval however many jobs it runs.
+
+Whoever calls a provider holds it (:meth:`Upstreams.hold`, an ``async with`` block). When
+its account changes, new work goes to a new provider; the old one serves the blocks that
+hold it until they end, and is closed (its poller stopped, then :meth:`Provider.close`)
+once none does.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from gengate.providers.base import Provider, ProviderError, ProviderUpdate
 from gengate.providers.local import LocalProvider
 from gengate.store import AccountRow, Store
 
-__all__ = ["BatchPoller", "Upstreams"]
+__all__ = ["BatchPoller", "Held", "Upstreams"]
 
 log = logging.getLogger("gengate.upstreams")
 
@@ -115,6 +120,21 @@ def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
                 future.set_result((answers or {}).get(upstream_id))
 
 
+class Held:
+    """An account's row, provider and poller, in use for an ``async with`` block."""
+
+    def __init__(self, row: AccountRow | None, provider: Provider, poller: BatchPoller,
+                 release: Callable[[], Awaitable[None]]):
+        self.row, self.provider, self.poller = row, provider, poller
+        self._release = release
+
+    async def __aenter__(self) -> tuple[AccountRow | None, Provider, BatchPoller]:
+        return self.row, self.provider, self.poller
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._release()
+
+
 class Upstreams:
     """Providers and pollers per account, built on demand from the store."""
 
@@ -135,11 +155,26 @@ class Upstreams:
         self.local = local
         #: (account id, product) -> (row version, provider, poller)
         self._built: dict[tuple[int, str], tuple[int, Provider, BatchPoller]] = {}
+        #: providers of accounts that changed since, closed once nothing holds them
+        self._retired: list[tuple[Provider, BatchPoller]] = []
+        #: id(provider) -> the blocks holding it
+        self._holds: dict[int, int] = {}
 
-    async def account(self, account_id: int | None, product: str = "midjourney",
-                      ) -> tuple[AccountRow | None, Provider, BatchPoller]:
-        """The account's row, and its provider and poller for ``product`` (jobs from
-        before accounts existed, with no account, run on the local renderer)."""
+    async def hold(self, account_id: int | None, product: str = "midjourney") -> Held:
+        """The account's row, and its provider and poller for ``product``, for an
+        ``async with`` block (jobs from before accounts existed, with no account, run on
+        the local renderer). A :class:`ProviderError` when the account cannot serve."""
+        row, provider, poller = await self._account(account_id, product)
+        held = self._held(row, provider, poller)
+        try:
+            await self._close_retired()  # the provider this one replaced, if nothing holds it
+        except BaseException:
+            self._drop(provider)
+            raise
+        return held
+
+    async def _account(self, account_id: int | None, product: str,
+                       ) -> tuple[AccountRow | None, Provider, BatchPoller]:
         if account_id is None:
             return None, self.local, self._local_poller()
         row = await self.store.account_for_worker(account_id)
@@ -168,9 +203,6 @@ class Upstreams:
             built = self._built[(0, "")] = (0, self.local, self._poller(None, self.local))
         return built[2]
 
-    def provider_for(self, row: AccountRow, product: str | None = None) -> Provider:
-        return self._built_for(row, product or row.account.products[0])[0]
-
     def _built_for(self, row: AccountRow, product: str) -> tuple[Provider, BatchPoller]:
         account_id = row.account.id
         # the local renderer serves every product with one provider
@@ -179,12 +211,40 @@ class Upstreams:
         built = self._built.get(key)
         if built is not None and built[0] == row.version:
             return built[1], built[2]
-        # the account changed: new jobs use a new provider; the jobs that follow the old
-        # poller keep it until they end (it stops by itself once nobody waits on it)
+        # the account changed: new jobs use a new provider; the jobs that hold the old one
+        # keep it until they end, and it is closed after them
         provider = self.local if local else self._build(row, product)
         poller = self._poller(account_id, provider)
+        if built is not None and built[1] is not self.local:
+            self._retired.append((built[1], built[2]))
         self._built[key] = (row.version, provider, poller)
         return provider, poller
+
+    def _held(self, row: AccountRow | None, provider: Provider, poller: BatchPoller) -> Held:
+        self._holds[id(provider)] = self._holds.get(id(provider), 0) + 1
+        return Held(row, provider, poller, lambda: self._release(provider))
+
+    def _drop(self, provider: Provider) -> bool:
+        """One hold of ``provider`` less; whether it was the last."""
+        key = id(provider)
+        self._holds[key] -= 1
+        if self._holds[key]:
+            return False
+        del self._holds[key]
+        return True
+
+    async def _release(self, provider: Provider) -> None:
+        if self._drop(provider):
+            await self._close_retired()
+
+    async def _close_retired(self) -> None:
+        """Close the replaced providers that no block holds any more."""
+        idle = [(p, poller) for p, poller in self._retired if id(p) not in self._holds]
+        if not idle:
+            return
+        self._retired = [r for r in self._retired if id(r[0]) in self._holds]
+        for provider, poller in idle:
+            await _close(provider, poller)
 
     def _poller(self, account_id: int | None, provider: Provider) -> BatchPoller:
         # a remote account polls at its own interval (pollInterval, else the setting); the
@@ -226,18 +286,18 @@ class Upstreams:
         if job.upstream_id is None:
             return True
         try:
-            _, provider, _ = await self.account(job.account_id, job.product)
+            async with await self.hold(job.account_id, job.product) as (_, provider, _):
+                return bool(getattr(provider, "supports_cancel", False))
         except ProviderError:
             return False
-        return bool(getattr(provider, "supports_cancel", False))
 
     async def cancel_job(self, job: Job) -> None:
         """Ask the upstream to stop the job's task (best effort: the job has ended here)."""
         if job.upstream_id is None:
             return
         try:
-            _, provider, _ = await self.account(job.account_id, job.product)
-            await provider.cancel(job.upstream_id)
+            async with await self.hold(job.account_id, job.product) as (_, provider, _):
+                await provider.cancel(job.upstream_id)
         except Exception as exc:  # noqa: BLE001 - the job is ended either way
             log.info("event=upstream_cancel_failed job_id=%s error=%s", job.id,
                      type(exc).__name__)
@@ -282,7 +342,9 @@ class Upstreams:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 if row.account.owner_id is not None and row.base_url:
                     await self._check_hosted(row)
-                await self.provider_for(row).probe()
+                product = row.account.products[0]
+                async with self._held(row, *self._built_for(row, product)) as (_, provider, _):
+                    await provider.probe()
         except TimeoutError:
             await self.failed(row.account.id, ProviderError(
                 "[Upstream unavailable] the health check timed out",
@@ -301,10 +363,23 @@ class Upstreams:
         return False
 
     async def close(self) -> None:
-        polling = [poller.cancel() for _, _, poller in self._built.values()]
-        # a provider's client is closed only once nothing polls through it any more
+        built = [(p, poller) for _, p, poller in self._built.values()] + self._retired
+        polling = [poller.cancel() for _, poller in built]
+        # a provider is closed only once nothing polls through it any more
         await asyncio.gather(*(t for t in polling if t is not None), return_exceptions=True)
-        for _, provider, _ in self._built.values():
+        for provider, _ in built:
             if provider is not self.local:
                 await provider.close()
         self._built.clear()
+        self._retired.clear()
+
+
+async def _close(provider: Provider, poller: BatchPoller) -> None:
+    """Stop a replaced provider's poller (nobody waits on it), then close the provider."""
+    polling = poller.cancel()
+    if polling is not None:
+        await asyncio.gather(polling, return_exceptions=True)
+    try:
+        await provider.close()
+    except Exception:
+        log.exception("event=provider_close_failed provider=%s", provider.name)

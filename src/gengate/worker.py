@@ -209,8 +209,9 @@ class Worker:
         if job.upstream_id is None:
             return
         try:
-            _, provider, _ = await self.upstreams.account(job.account_id, job.product)
-            await provider.cancel(job.upstream_id)
+            async with await self.upstreams.hold(job.account_id, job.product) as (_, provider,
+                                                                                 _):
+                await provider.cancel(job.upstream_id)
         except Exception as exc:  # noqa: BLE001 - the job is ended either way
             log.info("event=upstream_cancel_failed job_id=%s error=%s", job_id,
                      type(exc).__name__)
@@ -252,20 +253,20 @@ class Worker:
     async def _run(self, job: Job) -> None:
         try:
             try:
-                row, provider, poller = await self.upstreams.account(job.account_id,
-                                                                     job.product)
+                held = await self.upstreams.hold(job.account_id, job.product)
             except ProviderError as exc:
                 if exc.retryable:
                     raise Reroute(exc) from None
                 raise
-            upstream_id = job.upstream_id
-            task = None
-            if upstream_id is None and job.submit_tag is not None:
-                task = await self._task(job, provider)
-                upstream_id = await self._recover(job, provider, job.submit_tag, task)
-            if upstream_id is None:
-                upstream_id = await self._submit(job, row, provider, task)
-            await self._follow(job, provider, poller, upstream_id)
+            async with held as (row, provider, poller):
+                upstream_id = job.upstream_id
+                task = None
+                if upstream_id is None and job.submit_tag is not None:
+                    task = await self._task(job, provider)
+                    upstream_id = await self._recover(job, provider, job.submit_tag, task)
+                if upstream_id is None:
+                    upstream_id = await self._submit(job, row, provider, task)
+                await self._follow(job, provider, poller, upstream_id)
         except Reroute as exc:
             await self._reroute(job, exc.error, exc.orphan)
         except LeaseLost:
@@ -414,14 +415,15 @@ class Worker:
         accounts it left without knowing (best effort: the job is ended either way)."""
         for account_id, tag in EngineOptions.of(job).orphans:
             try:
-                _, provider, _ = await self.upstreams.account(int(account_id), job.product)
-                if not provider.finds_by_tag:
-                    continue
-                found = await provider.find(str(tag))
-                if found is not None and found != job.upstream_id:
-                    await provider.cancel(found)
-                    log.info("event=orphan_cancelled job_id=%s account_id=%s upstream_id=%s",
-                             job.id, account_id, found)
+                async with await self.upstreams.hold(int(account_id), job.product) as (
+                        _, provider, _):
+                    if not provider.finds_by_tag:
+                        continue
+                    found = await provider.find(str(tag))
+                    if found is not None and found != job.upstream_id:
+                        await provider.cancel(found)
+                        log.info("event=orphan_cancelled job_id=%s account_id=%s "
+                                 "upstream_id=%s", job.id, account_id, found)
             except Exception as exc:  # noqa: BLE001 - best effort, never fails the job
                 log.info("event=orphan_cancel_failed job_id=%s account_id=%s error=%s",
                          job.id, account_id, type(exc).__name__)
