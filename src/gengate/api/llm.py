@@ -22,6 +22,7 @@ from gengate.api.envelope import ClientGone, read_body
 from gengate.api.errors import render_error
 from gengate.api.schemas import MAX_PAGE
 from gengate.api.ttapi import Call, admit_caller, parse_query
+from gengate.background import spawn
 from gengate.errors import (
     BadRequest,
     NotFound,
@@ -170,13 +171,19 @@ class LlmFront:
             finally:
                 await relay.finish(call)
             return
-        pump = asyncio.create_task(self._pump(req, relay, call, found, prep))
-        watcher = asyncio.create_task(_until_disconnect(req.receive))
+        # the pump's outcome is this handler's (raised below, or read once it is stopped);
+        # the watcher's nobody else reads, so its failure is logged as it happens
+        pump = asyncio.create_task(self._pump(req, relay, call, found, prep),
+                                   name="gengate-llm-pump")
+        watcher = spawn(_until_disconnect(req.receive), "gengate-llm-watch")
         try:
             done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if pump not in done:
                 pump.cancel()
-                await asyncio.gather(pump, return_exceptions=True)
+                (stopped,) = await asyncio.gather(pump, return_exceptions=True)
+                if isinstance(stopped, Exception):
+                    log.warning("event=llm_stream_failed request=%s error=%s", call.id,
+                                type(stopped).__name__, exc_info=stopped)
                 call.status = "cancelled"
                 log.info("event=llm_client_gone request=%s", call.id)
                 return
