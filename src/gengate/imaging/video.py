@@ -10,9 +10,11 @@ match too, but not always: two runs were seen to differ in a few frames' encodin
 The MP4 is ``yuv420p``, H.264 High profile with the index (``moov``) at the front
 (``faststart``), which every browser's ``<video>`` plays and seeks.
 
-:func:`render_video` runs in the calling thread; :func:`render_video_offloaded` runs it in
-a worker process (one per CPU, at most two), so encoding never holds the API process's
-interpreter while the event loop serves requests.
+:func:`render_video` runs in the calling thread; :func:`offload` runs it (or any picklable
+function) in a render process (one per CPU, at most two), so encoding never holds the API
+process's interpreter while the event loop serves requests. Render processes run at a
+lower CPU priority (``nice`` +:data:`RENDER_NICE`): on a machine whose cores they fill, the
+API's requests come first and the renders take what is left.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ import random
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import av
 from PIL import Image, ImageEnhance
@@ -35,7 +40,7 @@ from PIL import Image, ImageEnhance
 from gengate.imaging.palette import derive_seed, make_palette, prompt_key
 from gengate.imaging.scene import paint_scene
 
-__all__ = ["FPS", "Video", "render_video", "render_video_offloaded"]
+__all__ = ["FPS", "RENDER_NICE", "Video", "offload", "render_video", "render_video_offloaded"]
 
 #: frames per second of every rendered video
 FPS = 24
@@ -43,6 +48,11 @@ FPS = 24
 _OVERSCAN = 1.3
 #: H.264 levels limit the frame size; x264 needs even sides
 _MAX_SIDE = 4096
+#: how much lower than the API process the render processes run (``nice`` increment)
+RENDER_NICE = 10
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +137,12 @@ def _encode(path: Path, scene: Image.Image, big: tuple[int, int], size: tuple[in
     return thumbnail
 
 
+def _start_render_process(parent: int) -> None:
+    """A render process's initializer: lower its priority, and follow its parent."""
+    os.nice(RENDER_NICE)
+    _follow_parent(parent)
+
+
 def _follow_parent(parent: int) -> None:
     """In a pool process: exit once the process that started it is gone (killed, say),
     rather than linger as an orphan."""
@@ -143,19 +159,36 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _executor() -> ProcessPoolExecutor:
+def _executor(broken: ProcessPoolExecutor | None = None) -> ProcessPoolExecutor:
+    """The render pool; ``broken``: the pool that refused work (a render process died),
+    replaced by a new one."""
     global _pool
     with _pool_lock:
+        if _pool is not None and _pool is broken:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
         if _pool is None:
             workers = max(1, min(2, multiprocessing.cpu_count()))
             # spawn: the API process runs threads and an event loop, which a fork would copy
             _pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_follow_parent, initargs=(os.getpid(),))
+                                        initializer=_start_render_process,
+                                        initargs=(os.getpid(),))
         return _pool
+
+
+def offload(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+    """``fn(*args)`` in a render process (``fn`` and its arguments picklable). A pool
+    broken by a render process's death is replaced here; the renders it held fail with
+    :class:`~concurrent.futures.process.BrokenProcessPool`."""
+    pool = _executor()
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    except BrokenProcessPool:
+        return _executor(broken=pool).submit(fn, *args, **kwargs)
 
 
 def render_video_offloaded(prompt: str, seed: int, size: tuple[int, int],
                            seconds: float, fps: int = FPS) -> Video:
-    """:func:`render_video` in a worker process; blocks the calling thread (the local
-    upstream's poll thread), never the event loop."""
-    return _executor().submit(render_video, prompt, seed, size, seconds, fps).result()
+    """:func:`render_video` in a render process; blocks the calling thread, never the
+    event loop."""
+    return offload(render_video, prompt, seed, size, seconds, fps).result()

@@ -23,8 +23,9 @@ A job's product options are a typed :class:`Options` object, stored flat in the 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from gengate.errors import BadRequest
 from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode, Options
@@ -45,6 +46,7 @@ __all__ = [
     "RUNNING_STATUSES",
     "AdapterContext",
     "AdapterFactory",
+    "BackgroundRenderer",
     "Engine",
     "EngineOptions",
     "Handler",
@@ -208,6 +210,16 @@ class LocalRenderer(Protocol):
 
     def render(self, task: ProviderTask, scale: float) -> ProviderUpdate:
         """The finished task's update (SUCCESS with files, or FAILED with a message)."""
+
+
+@runtime_checkable
+class BackgroundRenderer(LocalRenderer, Protocol):
+    """A renderer whose work runs outside the API process (a render process): the local
+    upstream starts it with :meth:`begin` and answers its polls "running" until the
+    future is done, so a long render holds no thread and several run at once."""
+
+    def begin(self, task: ProviderTask, scale: float) -> Future[ProviderUpdate]:
+        """Start rendering; the future holds the update :meth:`render` would return."""
 
 
 @dataclass(frozen=True, slots=True)

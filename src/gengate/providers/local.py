@@ -5,6 +5,12 @@ dies does not lose it) and answers a task id; ``poll`` reports progress over the
 delay and then the result, made by the task's product's own renderer
 (``Product.renderer``) and kept on disk until the task is forgotten.
 
+Most renderers draw in the polling thread. A :class:`BackgroundRenderer` (video) renders
+in a render process instead: the first due poll starts it, later polls answer "running"
+until it is done, so a long render holds up neither the other tasks' polls nor other
+renders. A render in flight lives in this process only: a worker that takes the job over
+renders it again.
+
 Submits are idempotent by job: a job's task id is derived from its job id, so sending a
 job again while its task exists answers the same task and renders nothing twice; the
 submit's tag is kept beside it for :meth:`LocalProvider.find`.
@@ -15,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from gengate.products.base import LocalRenderer, ResultFile
+from gengate.products.base import BackgroundRenderer, LocalRenderer, ResultFile
 from gengate.products.registry import builtin
 from gengate.providers.base import (
     FailureKind,
@@ -35,6 +43,9 @@ from gengate.providers.base import (
 
 __all__ = ["LocalProvider"]
 
+#: while every task of a poll is a background render, the poll waits this long at most for
+#: one to finish (instead of answering "running" in a tight loop)
+RENDER_WAIT = 0.5
 
 
 class LocalProvider:
@@ -64,6 +75,9 @@ class LocalProvider:
         self.fail_message = fail_message
         self.scale = scale
         self.poll_interval = delay / steps if delay else 0.0
+        #: background renders in flight, by task id
+        self._rendering: dict[str, Future[ProviderUpdate]] = {}
+        self._rendering_lock = threading.Lock()
 
     def _dir(self, upstream_id: str) -> Path:
         if not upstream_id.isalnum():
@@ -115,7 +129,12 @@ class LocalProvider:
             log.write(f"{task.job_id} {upstream_id} {os.getpid()}\n")
 
     async def poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
-        return await asyncio.to_thread(self._poll_many, upstream_ids)
+        out = await asyncio.to_thread(self._poll_many, upstream_ids)
+        waiting = self._in_flight(out)
+        if waiting and len(waiting) == len(out):
+            # nothing to report but renders under way: answer when the first one ends
+            await _first_done(waiting, RENDER_WAIT)
+        return out
 
     def _poll_many(self, upstream_ids: list[str]) -> dict[str, ProviderUpdate]:
         out = {}
@@ -124,6 +143,12 @@ class LocalProvider:
             if update is not None:
                 out[upstream_id] = update
         return out
+
+    def _in_flight(self, out: dict[str, ProviderUpdate]) -> list[Future[ProviderUpdate]]:
+        with self._rendering_lock:
+            return [future for upstream_id, update in out.items()
+                    if update.state is TaskState.RUNNING
+                    and (future := self._rendering.get(upstream_id)) is not None]
 
     async def probe(self) -> None:
         """The renderer is always there; only a missing or read-only folder stops it."""
@@ -157,7 +182,35 @@ class LocalProvider:
         cached = folder / "result.json"
         if cached.exists():
             return _load_update(folder)
-        task = ProviderTask(
+        renderer = self.renderers(spec.get("product", "midjourney"))
+        if isinstance(renderer, BackgroundRenderer):
+            update = self._background(folder, spec, renderer)
+        else:
+            update = renderer.render(self._task(folder, spec), self.scale)
+        if update.state is TaskState.SUCCESS:
+            _save_update(folder, update)
+        return update
+
+    def _background(self, folder: Path, spec: dict[str, Any],
+                    renderer: BackgroundRenderer) -> ProviderUpdate:
+        """Start the render, or answer "running" until it is done, then its update (a
+        render that raised is forgotten, so the next poll starts it again)."""
+        upstream_id = folder.name
+        with self._rendering_lock:
+            future = self._rendering.get(upstream_id)
+            if future is None:
+                self._rendering[upstream_id] = renderer.begin(self._task(folder, spec),
+                                                              self.scale)
+            elif future.done():
+                del self._rendering[upstream_id]
+        if future is None or not future.done():
+            # the last progress step holds while the file renders
+            return ProviderUpdate(TaskState.RUNNING,
+                                  progress=(self.steps - 1) * 100 // self.steps)
+        return future.result()
+
+    def _task(self, folder: Path, spec: dict[str, Any]) -> ProviderTask:
+        return ProviderTask(
             job_id=spec["job_id"], action=spec["action"], prompt=spec["prompt"],
             mode=spec["mode"], seed=int(spec["seed"]),
             aspect=(int(spec["aspect"][0]), int(spec["aspect"][1])),
@@ -166,10 +219,6 @@ class LocalProvider:
             params=spec["params"], product=spec.get("product", "midjourney"),
             options=spec.get("options") or {},
         )
-        update = self.renderers(task.product).render(task, self.scale)
-        if update.state is TaskState.SUCCESS:
-            _save_update(folder, update)
-        return update
 
     async def cancel(self, upstream_id: str) -> None:
         await self.forget(upstream_id)
@@ -178,6 +227,11 @@ class LocalProvider:
         await asyncio.to_thread(self._remove, self._dir(upstream_id))
 
     def _remove(self, folder: Path) -> None:
+        with self._rendering_lock:
+            # a render under way runs to its end in its process; its file is dropped
+            render = self._rendering.pop(folder.name, None)
+        if render is not None:
+            render.cancel()
         try:
             names = (folder / "tags.txt").read_text().split()
         except OSError:
@@ -208,6 +262,25 @@ def _remove_tree(folder: Path) -> None:
             item.unlink(missing_ok=True)
         folder.rmdir()
     except OSError:
+        return
+
+
+async def _first_done(futures: list[Future[ProviderUpdate]], timeout: float) -> None:
+    """Wait until one of ``futures`` is done, ``timeout`` seconds at most."""
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+
+    def wake(_: Future[ProviderUpdate]) -> None:
+        try:
+            loop.call_soon_threadsafe(ended.set)
+        except RuntimeError:
+            pass  # the loop closed meanwhile: nobody is waiting any more
+
+    for future in futures:
+        future.add_done_callback(wake)
+    try:
+        await asyncio.wait_for(ended.wait(), timeout)
+    except TimeoutError:
         return
 
 
