@@ -1,2 +1,3 @@
-"""Drawing primitives shared by the products' local renderers: palettes derived from a
-prompt, painted scenes, composites and simple image analysis."""
+"""Image parts every product may use: decoding and encoding (:mod:`.codec`), and the
+drawing primitives of the local renderers: palettes derived from a prompt, painted scenes,
+composites and simple image analysis."""

@@ -50,8 +50,8 @@ import orjson
 from PIL import Image
 
 from gengate.errors import BadRequest
+from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, fit_area, parse_ratio, render_picture
-from gengate.products.midjourney import imaging
 from gengate.testing.http import LocalServer, read_request
 
 __all__ = ["FakeGemini", "GeminiRequest"]
@@ -238,7 +238,7 @@ class FakeGemini(LocalServer):
     def _image(inline: dict[str, Any], index: int) -> Image.Image:
         try:
             raw = base64.b64decode(str(inline.get("data") or ""), validate=True)
-            return imaging.decode_image(raw, f"image {index}")
+            return decode_image(raw, f"image {index}")
         except (ValueError, BadRequest):
             raise _Refused(400, f"Unable to process input image {index + 1}. Please retry "
                            "or report in https://developers.generativeai.google/guide/"

@@ -28,7 +28,7 @@ most 3840, ratio at most 3:1, 655,360 to 8,294,400 pixels.
 Switches: ``plan`` (consumed one entry per request: an HTTP status, ``"close"`` to drop the
 connection, ``"hang"`` never to answer), ``delay`` seconds before each answer. Observations:
 ``requests`` (method, path, fields without files, file sizes). Pictures are real, drawn by
-:func:`gengate.imaging_picture.render_picture` at ``scale`` times the size asked for.
+:func:`gengate.imaging.picture.render_picture` at ``scale`` times the size asked for.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ import orjson
 from PIL import Image
 
 from gengate.errors import BadRequest
+from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, render_picture
-from gengate.products.midjourney import imaging
 from gengate.testing.http import LocalServer, read_request
 
 __all__ = ["FakeOpenAIImages", "ImagesRequest"]
@@ -242,13 +242,13 @@ class FakeOpenAIImages(LocalServer):
             if len(data) > 50 * 1024 * 1024:
                 raise _invalid("Image file too large: the limit is 50MB.", "image")
             try:
-                decoded.append(imaging.decode_image(data, f"image[{index}]"))
+                decoded.append(decode_image(data, f"image[{index}]"))
             except BadRequest as exc:
                 raise _invalid(f"Invalid image file or mode for image {index + 1}: {exc}",
                                "image") from None
         if masks:
             try:
-                mask = imaging.decode_image(masks[0], "mask", mode="L")
+                mask = decode_image(masks[0], "mask", mode="L")
             except BadRequest as exc:
                 raise _invalid(f"Invalid mask: {exc}", "mask") from None
             if mask.size != decoded[0].size:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import zlib
 
+from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, render_picture
 from gengate.products.base import ResultFile
-from gengate.products.midjourney.imaging import decode_image
 from gengate.providers.base import ProviderTask, ProviderUpdate, TaskState
 
 __all__ = ["FluxRenderer", "picture_seed"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gengate.api.forms import parse_multipart
 from gengate.errors import BadRequest
+from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import fit_area, parse_ratio
 from gengate.products.base import JobRequest, Services, submitted
 from gengate.products.flux.options import AREA, EDIT_MODES, FluxOptions, pixel_size
@@ -20,7 +21,6 @@ from gengate.products.flux.requests import (
     FluxGenerateRequest,
 )
 from gengate.products.images import parse_request
-from gengate.products.midjourney.imaging import decode_image
 
 if TYPE_CHECKING:
     from gengate.api.call import Call

@@ -3,10 +3,10 @@ job's pixel size that follows the prompt and keeps the reference images' look.""
 
 from __future__ import annotations
 
+from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, render_picture
 from gengate.products.base import ResultFile
 from gengate.products.flux.render import picture_seed
-from gengate.products.midjourney.imaging import decode_image
 from gengate.providers.base import ProviderTask, ProviderUpdate, TaskState
 
 __all__ = ["GptImageRenderer"]
