@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gengate.console.hosting import ACCOUNT_PAGES
 from gengate.console.live import LIVE_PAGES
 from gengate.console.operator import OPERATOR_PAGES
 from gengate.console.playground import PLAYGROUND_PAGES
@@ -124,7 +125,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/status", status_page(console)),
         Mount("/console/static", _Static(directory=STATIC), name="console-static"),
     ]
-    tables = (("user", USER_PAGES + PLAYGROUND_PAGES + LIVE_PAGES),
+    tables = (("user", USER_PAGES + PLAYGROUND_PAGES + LIVE_PAGES + ACCOUNT_PAGES),
               ("operator", OPERATOR_PAGES))
     for who, table in tables:
         for path, handler, methods, back in table:

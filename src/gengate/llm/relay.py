@@ -423,6 +423,12 @@ def build_relay(settings: Any, store: Store, clock: Clock) -> Relay | None:
     return relay
 
 
+async def usage_totals(store: Store, user_id: int, since: float) -> list[dict[str, Any]]:
+    """A user's LLM calls since ``since``, summed per model (calls, failed, tokens, cost in
+    milli-quota)."""
+    return await store.llm_usage_totals(user_id, since)
+
+
 async def usage_history(store: Store, user_id: int, page: int, limit: int,
                         peek: int = 0) -> list[UsageRow]:
     """A user's LLM calls, newest first: readable with no upstream account configured

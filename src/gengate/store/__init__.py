@@ -339,6 +339,9 @@ class Store:
                         peek: int = 0) -> list[llmrows.UsageRow]:
         return await self.db.read(llmrows.usage_of, user_id, page, limit, peek)
 
+    async def llm_usage_totals(self, user_id: int, since: float) -> list[dict[str, Any]]:
+        return await self.db.read(llmrows.usage_totals, user_id, since)
+
     async def llm_purge_usage(self, before: float) -> int:
         return await self.db.run(llmrows.purge_usage, before)
 

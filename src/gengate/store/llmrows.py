@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, select, update
 
 from gengate.errors import GengateError, InsufficientBalance, NotFound
 from gengate.quota import LedgerKind
@@ -21,7 +21,8 @@ from gengate.store import keyrows
 from gengate.store.jobrows import insert_many
 from gengate.store.tables import ledger, llm_usage, users
 
-__all__ = ["UsageRow", "hold_many", "money_many", "purge_usage", "settle_many", "usage_of"]
+__all__ = ["UsageRow", "hold_many", "money_many", "purge_usage", "settle_many", "usage_of",
+           "usage_totals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,24 @@ def usage_of(conn: Connection, user_id: int, page: int, limit: int,
         .limit(limit + peek).offset((page - 1) * limit)
     )
     return [UsageRow(**r._mapping) for r in rows]
+
+
+def usage_totals(conn: Connection, user_id: int, since: float) -> list[dict[str, Any]]:
+    """A user's calls since ``since`` per model: how many, failed, tokens of each class and
+    cost (milli-quota), the costliest model first."""
+    u = llm_usage.c
+    rows = conn.execute(
+        select(u.model, func.count().label("calls"),
+               func.sum(case((u.status != "ok", 1), else_=0)).label("failed"),
+               func.sum(u.input_tokens).label("input_tokens"),
+               func.sum(u.output_tokens).label("output_tokens"),
+               func.sum(u.cache_write_tokens).label("cache_write_tokens"),
+               func.sum(u.cache_read_tokens).label("cache_read_tokens"),
+               func.sum(u.cost).label("cost"))
+        .where(u.user_id == user_id, u.started_at >= since)
+        .group_by(u.model).order_by(func.sum(u.cost).desc(), u.model))
+    return [{k: (int(v or 0) if k != "model" else v) for k, v in r._mapping.items()}
+            for r in rows]
 
 
 def purge_usage(conn: Connection, before: float, batch: int = 5000) -> int:
