@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,9 @@ class Access:
         self._generation = 0
         self._version: int | None = None
         self._poller: asyncio.Task[None] | None = None
+        #: called after another process changed the version (the operator's prices
+        #: reload on it)
+        self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     # -- the hot path -----------------------------------------------------------------------
     async def principal(self, raw_key: str | None) -> Principal:
@@ -134,10 +137,17 @@ class Access:
     async def check_version(self) -> None:
         version = await self.store.key_version()
         if version != self._version:
-            if self._version is not None:
+            first = self._version is None
+            if not first:
                 log.info("event=keys_changed version=%s", version)
             self._version = version
             self.invalidate()
+            if not first:
+                for listener in self.listeners:
+                    try:
+                        await listener()
+                    except Exception:
+                        log.exception("event=version_listener_failed")
 
     def start(self) -> None:
         if self._poller is None:

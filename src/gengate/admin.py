@@ -10,7 +10,7 @@ from gengate.clock import Clock, timestamp
 from gengate.errors import BadRequest
 from gengate.keyring import KeyService
 from gengate.passwords import hash_password
-from gengate.quota import from_milli, to_milli
+from gengate.quota import LedgerKind, from_milli, to_milli
 from gengate.store import Store, User
 
 __all__ = ["AdminService", "user_view"]
@@ -103,6 +103,23 @@ class AdminService:
 
     async def keys(self, user_id: int) -> builtins.list[dict[str, Any]]:
         return await self.key_service.list(user_id)
+
+    async def ledger_all(self, filters: dict[str, Any], limit: int = 100,
+                         offset: int = 0) -> dict[str, Any]:
+        """Ledger rows across users (``filters``: ``user_id``, ``kind``, ``job_id``,
+        ``since``, ``until``), newest first, with the filtered totals per kind."""
+        entries, totals, count = await self.store.all_ledger(filters, limit, offset)
+        return {
+            "count": count,
+            "totals": {k.value: from_milli(totals.get(k.value, 0)) for k in LedgerKind},
+            "entries": [
+                {"id": e["id"], "userId": e["user_id"], "email": e["email"],
+                 "jobId": e["job_id"], "kind": e["kind"], "amount": from_milli(e["amount"]),
+                 "note": e["note"], "created_at": timestamp(e["created_at"]),
+                 "keyId": e["key_id"]}
+                for e in entries
+            ],
+        }
 
     async def ledger(self, user_id: int, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         user = await self.store.get_user(user_id)

@@ -47,11 +47,18 @@ class PriceTable:
 
     def __init__(self, prices: Mapping[str, float]):
         self._prices: dict[tuple[str, str, str], int] = {}
+        self.replace(prices)
+
+    def replace(self, prices: Mapping[str, float]) -> None:
+        """Every entry at once (the operator changed a price): admissions after it use the
+        new table, none sees half of it."""
+        table: dict[tuple[str, str, str], int] = {}
         for key, value in prices.items():
             parts = key.split(":")
             if len(parts) != 3 or value < 0:
                 raise BadRequest(f"prices: bad entry {key!r}={value!r}")
-            self._prices[(parts[0], parts[1], parts[2])] = to_milli(value)
+            table[(parts[0], parts[1], parts[2])] = to_milli(value)
+        self._prices = table
 
     def price_milli(self, product: str, action: str, mode: str) -> int:
         for key in (

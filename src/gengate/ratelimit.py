@@ -147,5 +147,15 @@ class RateLimiter:
                                                                  address):
             await self._refuse_admin(self._admin, address)
 
+    async def signin_attempt(self, address: str, attempts: int, window: int) -> float | None:
+        """Count one console sign-in attempt of ``address`` in the shared store (Redis):
+        ``None``, or the seconds to wait once it made ``attempts`` in ``window`` seconds
+        (counted exactly, over a moving window)."""
+        item = RateLimitItemPerSecond(attempts, window)
+        if await self._exact.hit(item, "signin", address):
+            return None
+        stats = await self._exact.get_window_stats(item, "signin", address)
+        return max(0.0, stats.reset_time - time.time())
+
     async def ping(self) -> bool:
         return bool(await self._storage.check())

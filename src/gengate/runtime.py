@@ -28,6 +28,7 @@ from gengate.memory import return_large_buffers
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
+from gengate.prices import PriceService
 from gengate.products.registry import Registry, builtin
 from gengate.providers.local import LocalProvider
 from gengate.quota import PriceTable
@@ -75,6 +76,10 @@ class Runtime:
     retention: ResultRetention | None = None
     identity: NodeIdentity | None = None
     incidents: IncidentService | None = None
+    #: the upstream accounts' adapters and health checks ("check now" on an account)
+    upstreams: Upstreams | None = None
+    #: the operator's run-time prices over the built-in and environment tables
+    prices: PriceService | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -138,15 +143,21 @@ class Runtime:
             if with_worker else None
         )
         admitter = Admitter(store, clock, worker.wake if worker else (lambda: None))
-        jobs = JobService(store, clock, PriceTable(settings.price_table(products.prices())),
-                          admitter, guard, pool,
-                          PriceTable(settings.hosting_price_table(products.prices(True))),
+        main_prices = PriceTable(settings.price_table(products.prices()))
+        hosting_prices = PriceTable(settings.hosting_price_table(products.prices(True)))
+        jobs = JobService(store, clock, main_prices, admitter, guard, pool, hosting_prices,
                           products, settings.max_queue_per_product, upstreams, stores,
                           settings.sync_timeout)
+        prices = PriceService(store, clock, products.names,
+                              {"main": main_prices, "hosting": hosting_prices},
+                              {"main": products.prices(), "hosting": products.prices(True)},
+                              {"main": settings.prices, "hosting": settings.hosting_prices})
+        await prices.load()
         store.ended = jobs.ends.ended  # this node's job ends wake its synchronous waiters
         access = Access(store, clock, parse_networks(
             [p for p in settings.trusted_proxies.split(",") if p.strip()],
             "GENGATE_TRUSTED_PROXIES"), settings.key_poll_interval)
+        access.listeners.append(prices.load)
         await access.check_version()
         access.start()
         key_service = KeyService(store, clock, products.names, access.invalidate)
@@ -169,7 +180,8 @@ class Runtime:
                       WebhookService(store, clock, dispatcher, box), access, key_service,
                       relay=build_relay(settings, store, clock), retention=retention,
                       identity=identity,
-                      incidents=IncidentService(store, clock, list(products.names)))
+                      incidents=IncidentService(store, clock, list(products.names)),
+                      upstreams=upstreams, prices=prices)
         runtime._listen()
         return runtime
 

@@ -338,6 +338,13 @@ class Upstreams:
         return sum(results)
 
     async def _probe(self, row: AccountRow) -> bool:
+        if await self._check(row) is not None:
+            return False
+        return await self._came_back(row)
+
+    async def _check(self, row: AccountRow) -> ProviderError | None:
+        """Probe one account (within :data:`PROBE_TIMEOUT`); a failure is counted against
+        it as a job's would be, and returned."""
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
                 if row.account.owner_id is not None and row.base_url:
@@ -346,21 +353,35 @@ class Upstreams:
                 async with self._held(row, *self._built_for(row, product)) as (_, provider, _):
                     await provider.probe()
         except TimeoutError:
-            await self.failed(row.account.id, ProviderError(
-                "[Upstream unavailable] the health check timed out",
-                kind=FailureKind.UNAVAILABLE))
-            return False
+            failure = ProviderError("[Upstream unavailable] the health check timed out",
+                                    kind=FailureKind.UNAVAILABLE)
         except ProviderError as exc:
-            if not exc.kind.account_level:
-                exc = ProviderError(exc.message, kind=FailureKind.UNAVAILABLE)
-            await self.failed(row.account.id, exc)
-            return False
+            failure = exc if exc.kind.account_level else ProviderError(
+                exc.message, kind=FailureKind.UNAVAILABLE)
+        else:
+            return None
+        await self.failed(row.account.id, failure)
+        return failure
+
+    async def _came_back(self, row: AccountRow) -> bool:
         if await self.store.account_ok(row.account.id, self.clock.now(), "probe succeeded"):
             self.on_change()
             log.info("event=account_state account_id=%s state=healthy reason=probe",
                      row.account.id)
             return True
         return False
+
+    async def check_now(self, account_id: int, owner_id: int = 0) -> str | None:
+        """Probe one account now, exactly as the background health pass does (its state
+        follows the answer: a failure counts against it, success makes it healthy); the
+        failure's message, or ``None`` when it answered. ``owner_id``: whose account it
+        must be (0: the operator's pool; another owner's is 404)."""
+        row = await self.store.get_account(account_id, owner_id)
+        failure = await self._check(row)
+        if failure is not None:
+            return failure.message
+        await self._came_back(row)
+        return None
 
     async def close(self) -> None:
         built = [(p, poller) for _, p, poller in self._built.values()] + self._retired

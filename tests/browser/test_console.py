@@ -167,7 +167,7 @@ async def test_an_operator_runs_the_gateway(browser: Browser, settings: Settings
         await expect(page.locator(".notice.ok")).to_contain_text("disabled")
         await expect(local.locator(".tag")).to_have_text("disabled")
         assert [a["enabled"] for a in await gw.runtime.pool.list()] == [False]
-        await shot(page, "op-accounts")
+        await shot(page, "op-accounts-disabled")
 
         await page.get_by_role("link", name="Jobs").click()
         await expect(page.locator("table.opjobs img.inline-thumb")).to_have_count(1)
@@ -359,3 +359,99 @@ async def test_the_playground_makes_a_picture_songs_and_a_video(browser: Browser
         await expect(page.locator("article.job img")).to_have_count(2)  # flux, suno's cover
         await shot(page, "jobs-media")
         assert suno_id != flux_id
+
+
+async def test_an_operator_checks_an_account_edits_a_price_and_revokes_a_key(
+        browser: Browser, settings: Settings) -> None:
+    async with serve_gateway(_settings(settings)) as gw:
+        user_id, key = await _user(gw, "dan@example.com", balance=50)
+        client = gw.client(key)
+        made = await client.post("/midjourney/v1/imagine", json={"prompt": "a fox"})
+        await gw.wait(client, made.json()["data"]["jobId"])
+
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        await page.goto(f"{gw.base_url}/console/signin?method=admin")
+        await page.get_by_label("Admin key").fill(gw.admin_key)
+        await page.get_by_role("button", name="Sign in").click()
+
+        # check now: the same health check the background pass runs
+        await page.get_by_role("link", name="Accounts").click()
+        await page.get_by_role("button", name="Check now local").click()
+        await expect(page.locator(".notice.ok")).to_have_text(
+            "Account local answered its check: healthy")
+        await shot(page, "op-accounts")
+
+        # a price edited in place applies to the next job
+        await page.get_by_role("link", name="Prices").click()
+        price = page.get_by_label("Price of flux:generate:flux1-dev (main)")
+        await expect(price).to_have_value("1")
+        await price.fill("2.5")
+        await page.get_by_role("button", name="Save flux:generate:flux1-dev").first.click()
+        await expect(page.locator(".notice.ok")).to_contain_text("costs 2.5 now")
+        row = page.locator("#main-flux tr[data-key='flux:generate:flux1-dev']")
+        await expect(row.locator(".tag")).to_have_text("operator")
+        await expect(row).to_contain_text("was 1")
+        await shot(page, "op-prices")
+        flux = await client.post("/flux/generate", json={"prompt": "a kite",
+                                                         "mode": "flux1-dev"})
+        job = await gw.runtime.jobs.fetch(user_id, flux.json()["data"]["jobId"])
+        assert from_milli(job.quota) == 2.5
+
+        # the ledger across users, filtered by kind
+        await page.get_by_role("link", name="Ledger").click()
+        await page.get_by_label("Kind").select_option("settle")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("table.ledger tbody tr")).to_have_count(1)
+        await expect(page.locator("table.ledger")).to_contain_text("dan@example.com")
+        await shot(page, "op-ledger")
+
+        # a user's key: limits, then revoked; it stops working
+        await page.get_by_role("link", name="Keys").click()
+        await page.get_by_label("User").select_option(str(user_id))
+        await page.get_by_role("button", name="Show keys").click()
+        await page.get_by_text("Set limits of key").click()
+        await page.get_by_label("Daily cap").fill("20")
+        await page.get_by_role("button", name="Save limits").click()
+        await expect(page.locator(".notice.ok")).to_contain_text("limits saved")
+        await expect(page.locator("table.opkeys")).to_contain_text("day 20")
+        await shot(page, "op-keys")
+        await page.get_by_role("button", name=re.compile("^Revoke")).click()
+        await expect(page.locator(".notice.ok")).to_contain_text("revoked")
+        await expect(page.locator("table.opkeys .tag")).to_have_text("revoked")
+        assert (await client.get("/midjourney/v1/info")).status_code == 401
+
+
+async def test_a_user_adds_a_hosting_account_and_reads_llm_usage(browser: Browser,
+                                                                settings: Settings) -> None:
+    from gengate.testing import FakeMidjourneyProxy
+
+    hosting = _settings(settings).model_copy(update={"hosting_allow": "127.0.0.1"})
+    async with FakeMidjourneyProxy() as mj, serve_gateway(hosting) as gw:
+        await _user(gw, "eve@example.com")
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("dialog", lambda dialog: dialog.accept())
+        await _sign_in(page, gw, "eve@example.com")
+        await page.get_by_role("link", name="Hosting").click()
+        await expect(page.get_by_text("No accounts yet.")).to_be_visible()
+        await page.get_by_label("Name").fill("my-mj")
+        await page.get_by_label("Base URL").fill(mj.base_url)
+        await page.get_by_label("Secret").fill("proxy-secret")
+        await page.get_by_label("Jobs at once").fill("4")
+        await page.get_by_role("button", name="Add account").click()
+        await expect(page.locator(".notice.ok")).to_have_text("Account my-mj added")
+        row = page.locator("tr", has_text="my-mj")
+        await expect(row).to_contain_text("0/4")
+        await shot(page, "hosting")
+        await row.get_by_role("link", name="Edit my-mj").click()
+        await page.get_by_label("Jobs at once").fill("6")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator(".notice.ok")).to_have_text("Account my-mj saved")
+        await shot(page, "hosting-account")
+        await page.get_by_role("button", name="Disable").click()
+        await expect(page.locator(".notice.ok")).to_have_text("Account my-mj disabled")
+        await expect(page.locator("tr", has_text="my-mj").locator(".tag")).to_have_text(
+            "disabled")
+        await page.get_by_role("link", name="LLM usage").click()
+        await expect(page.get_by_text("No LLM requests yet.")).to_be_visible()
+        await shot(page, "llm-usage")

@@ -18,6 +18,7 @@ from gengate.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from gengate.prices import PriceService
 from gengate.runtime import Runtime
 
 __all__ = ["ADMIN_ROUTES"]
@@ -215,6 +216,43 @@ async def account_events(request: Request) -> Any:
     return ok(await rt.pool.events(_account_id(request), limit=limit))
 
 
+async def check_account(request: Request) -> Any:
+    """Probe the account now with the background health pass's own check."""
+    rt = await _runtime(request)
+    account_id = _account_id(request)
+    await rt.pool.get(account_id)  # 404 before anything is probed
+    if rt.upstreams is None:
+        raise BadRequest("This process runs no upstreams to check")
+    failure = await rt.upstreams.check_now(account_id)
+    return ok({"ok": failure is None, "message": failure or "",
+               "account": await rt.pool.get(account_id)})
+
+
+def _prices(rt: Runtime) -> PriceService:
+    if rt.prices is None:
+        raise BadRequest("This process keeps no prices")
+    return rt.prices
+
+
+async def list_prices(request: Request) -> Any:
+    return ok(_prices(await _runtime(request)).list())
+
+
+async def set_price(request: Request) -> Any:
+    rt = await _runtime(request)
+    req = await _body(request, s.PriceSet)
+    return ok(await _prices(rt).set(req.tier, req.key, req.price))
+
+
+async def remove_price(request: Request) -> Any:
+    rt = await _runtime(request)
+    key = request.query_params.get("key")
+    if not key:
+        raise BadRequest("key: is required (the query's product:action:mode)")
+    await _prices(rt).remove(request.query_params.get("tier", "main"), key)
+    return ok(None)
+
+
 _E = envelope_endpoint
 
 ADMIN_ROUTES = [
@@ -238,4 +276,8 @@ ADMIN_ROUTES = [
     Route("/admin/accounts/{account_id}", _E(update_account), methods=["PATCH"]),
     Route("/admin/accounts/{account_id}", _E(delete_account), methods=["DELETE"]),
     Route("/admin/accounts/{account_id}/events", _E(account_events), methods=["GET"]),
+    Route("/admin/accounts/{account_id}/check", _E(check_account), methods=["POST"]),
+    Route("/admin/prices", _E(list_prices), methods=["GET"]),
+    Route("/admin/prices", _E(set_price), methods=["PUT"]),
+    Route("/admin/prices", _E(remove_price), methods=["DELETE"]),
 ]

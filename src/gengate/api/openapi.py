@@ -79,6 +79,14 @@ _ADMIN = [
     ("/admin/accounts/{account_id}", "delete", None,
      "Remove an account (running jobs finish there)"),
     ("/admin/accounts/{account_id}/events", "get", None, "An account's health changes"),
+    ("/admin/accounts/{account_id}/check", "post", None,
+     "Probe an account now with the background health check; its state follows"),
+    ("/admin/prices", "get", None,
+     "Both price tables, each entry with its source (built-in, environment, operator)"),
+    ("/admin/prices", "put", s.PriceSet,
+     "Set an operator price; every node uses it for jobs admitted after it"),
+    ("/admin/prices", "delete", None,
+     "Remove an operator price (`tier`, `key` in the query): the earlier one applies"),
 ]
 
 #: the LLM relay (api/llm.py): bodies and answers are the Anthropic and OpenAI ones

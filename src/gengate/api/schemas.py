@@ -233,6 +233,17 @@ class TopUpRequest(_Wire):
     note: str = Field("", max_length=MAX_NOTE_CHARS)
 
 
+class PriceSet(_Wire):
+    """One price of the operator's (PUT /admin/prices; docs/quota.md)."""
+
+    tier: Literal["main", "hosting"] = Field(
+        "main", description="main: the operator's accounts; hosting: users' own accounts")
+    key: str = Field(min_length=5, max_length=200,
+                     description="product:action:mode; `*` for any action or mode")
+    price: float = Field(ge=0, le=MAX_QUOTA, allow_inf_nan=False,
+                         description="Quota per job (up to three decimals)")
+
+
 class PasswordRequest(_Wire):
     """A user's console password (8 to 256 characters); null removes it."""
 

@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from gengate.console.hosting import ACCOUNT_PAGES
 from gengate.console.live import LIVE_PAGES
+from gengate.console.op_keys import OP_KEY_PAGES
 from gengate.console.operator import OPERATOR_PAGES
 from gengate.console.playground import PLAYGROUND_PAGES
 from gengate.console.session import COOKIE, PRE_COOKIE, admin_tag
@@ -58,7 +59,8 @@ async def signin_form(ctx: Page) -> Response:
 async def signin(ctx: Page) -> Response:
     rt = ctx.rt
     now = rt.jobs.clock.now()
-    ctx.console.limiter.check(rt.access.address(dict(ctx.request.scope)), now)
+    await ctx.console.limiter.check(rt.store, rt.limiter,
+                                    rt.access.address(dict(ctx.request.scope)), now)
     method = ctx.form.get("method", "password")
     operator, user_id, admin = False, 0, ""
     if method == "password":
@@ -126,7 +128,7 @@ def console_routes() -> list[BaseRoute]:
         Mount("/console/static", _Static(directory=STATIC), name="console-static"),
     ]
     tables = (("user", USER_PAGES + PLAYGROUND_PAGES + LIVE_PAGES + ACCOUNT_PAGES),
-              ("operator", OPERATOR_PAGES))
+              ("operator", OPERATOR_PAGES + OP_KEY_PAGES))
     for who, table in tables:
         for path, handler, methods, back in table:
             routes.append(Route(path, page(console, handler, who=who, back=back),

@@ -94,6 +94,24 @@ async def account_enabled(ctx: Page) -> Response:
                         f"{'enabled' if enabled else 'disabled'}")
 
 
+async def account_check(ctx: Page) -> Response:
+    """Probe the account now through the background health pass's own code: its state
+    follows the answer, and the page says what it was."""
+    account_id = ctx.path_id("account_id", "account")
+    upstreams = ctx.rt.upstreams
+    if upstreams is None:
+        raise BadRequest("This process runs no upstreams to check")
+    name = (await ctx.rt.pool.get(account_id))["name"]  # 404 before anything is probed
+    failure = await upstreams.check_now(account_id)
+    view = await ctx.rt.pool.get(account_id)
+    if failure is not None:
+        return ctx.redirect("/console/op/accounts",
+                            error=f"Account {name} failed its check: {failure} "
+                            f"(now {view['state']})")
+    return ctx.redirect("/console/op/accounts",
+                        ok=f"Account {name} answered its check: {view['state']}")
+
+
 async def jobs(ctx: Page) -> Response:
     q = ctx.request.query_params
     status = q.get("status") or None
@@ -160,6 +178,8 @@ OPERATOR_PAGES: list[tuple[str, Any, list[str], str | None]] = [
     ("/console/op/users/password", user_password, ["POST"], "/console/op/users"),
     ("/console/op/accounts", accounts, ["GET"], None),
     ("/console/op/accounts/{account_id}/enabled", account_enabled, ["POST"],
+     "/console/op/accounts"),
+    ("/console/op/accounts/{account_id}/check", account_check, ["POST"],
      "/console/op/accounts"),
     ("/console/op/jobs", jobs, ["GET"], None),
     ("/console/op/webhooks", webhooks, ["GET"], None),

@@ -1,6 +1,6 @@
 """Console sessions: an HMAC-signed cookie (HttpOnly, SameSite=Lax, Secure under HTTPS)
 holding who signed in, until when, and the session's CSRF token; sign-in attempts counted
-per client address."""
+per client address across every node."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from dataclasses import dataclass
 
 import orjson
 
 from gengate.errors import Forbidden, RateLimited
+from gengate.ratelimit import RateLimiter
+from gengate.store import Store
 
 __all__ = ["COOKIE", "Session", "SessionSigner", "SignInLimiter"]
 
@@ -78,22 +79,22 @@ class SessionSigner:
 
 
 class SignInLimiter:
-    """At most ``attempts`` sign-in attempts per client address in ``window`` seconds
-    (this process's count; 429 past it)."""
+    """At most ``attempts`` sign-in attempts per client address in ``window`` seconds,
+    counted where every node sees them: in Redis when ``GENGATE_REDIS_URL`` is set (as the
+    API's rate limits are), else in the database (the ``signin_attempts`` table); 429 with
+    ``Retry-After`` past it."""
 
-    def __init__(self, attempts: int = 10, window: float = 300.0):
+    def __init__(self, attempts: int = 10, window: int = 300):
         self.attempts = attempts
         self.window = window
-        self._seen: dict[str, deque[float]] = {}
 
-    def check(self, address: str, now: float) -> None:
-        seen = self._seen.setdefault(address, deque())
-        while seen and seen[0] <= now - self.window:
-            seen.popleft()
-        if len(seen) >= self.attempts:
-            wait = int(seen[0] + self.window - now) + 1
-            raise RateLimited(f"Too many sign-in attempts; try again in {wait} seconds",
-                                  headers={"Retry-After": str(wait)})
-        seen.append(now)
-        if len(self._seen) > 100_000:
-            self._seen.clear()
+    async def check(self, store: Store, limiter: RateLimiter, address: str,
+                    now: float) -> None:
+        if limiter.shared:
+            wait = await limiter.signin_attempt(address, self.attempts, self.window)
+        else:
+            wait = await store.signin_attempt(address, now, self.window, self.attempts)
+        if wait is not None:
+            seconds = int(wait) + 1
+            raise RateLimited(f"Too many sign-in attempts; try again in {seconds} seconds",
+                              headers={"Retry-After": str(seconds)})

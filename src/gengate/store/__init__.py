@@ -20,6 +20,7 @@ from gengate.store import (
     keyrows,
     llmrows,
     outbox,
+    pricerows,
     resultrows,
     userrows,
 )
@@ -250,6 +251,24 @@ class Store:
     async def all_jobs(self, user_id: int | None, product: str | None, status: str | None,
                        limit: int) -> list[Job]:
         return await self.db.read(consolerows.all_jobs, user_id, product, status, limit)
+
+    async def all_ledger(self, filters: dict[str, Any], limit: int, offset: int
+                         ) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+        return await self.db.read(consolerows.all_ledger, filters, limit, offset)
+
+    async def price_overrides(self) -> list[tuple[str, str, int]]:
+        return await self.db.read(pricerows.list_prices)
+
+    async def set_price(self, tier: str, key: str, milli: int, now: float) -> None:
+        await self.db.run(pricerows.set_price, tier, key, milli, now)
+
+    async def remove_price(self, tier: str, key: str) -> bool:
+        return await self.db.run(pricerows.remove_price, tier, key)
+
+    async def signin_attempt(self, address: str, now: float, window: float,
+                             attempts: int) -> float | None:
+        return await self.db.run(consolerows.signin_attempt, address[:64], now, window,
+                                 attempts)
 
     async def all_deliveries(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         return await self.db.read(consolerows.all_deliveries, status, limit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Integer, cast, func, insert, select, update
+from sqlalchemy import Connection, Integer, cast, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,6 +20,8 @@ from gengate.store.tables import (
     incidents,
     job_days,
     jobs,
+    ledger,
+    signin_attempts,
     users,
     webhook_deliveries,
 )
@@ -67,6 +69,58 @@ def all_deliveries(conn: Connection, status: str | None, limit: int) -> list[dic
              "url": r.url, "status": r.status, "attempts": r.attempts,
              "lastStatus": r.last_status, "lastError": r.last_error,
              "createdAt": r.created_at} for r in rows]
+
+
+def all_ledger(conn: Connection, filters: dict[str, Any], limit: int,
+               offset: int) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """Ledger rows across users, newest first, with ``filters`` (``user_id``, ``kind``,
+    ``job_id``, ``since`` and ``until`` epoch seconds): a page of rows (with each user's
+    email), the filtered totals per kind (milli-quota) and how many rows match."""
+    stmt = select(ledger.c.id, ledger.c.user_id, users.c.email, ledger.c.job_id,
+                  ledger.c.kind, ledger.c.amount, ledger.c.note, ledger.c.created_at,
+                  ledger.c.key_id).join(users, users.c.id == ledger.c.user_id)
+    where = []
+    if filters.get("user_id") is not None:
+        where.append(ledger.c.user_id == filters["user_id"])
+    if filters.get("kind"):
+        where.append(ledger.c.kind == filters["kind"])
+    if filters.get("job_id"):
+        where.append(ledger.c.job_id == filters["job_id"])
+    if filters.get("since") is not None:
+        where.append(ledger.c.created_at >= filters["since"])
+    if filters.get("until") is not None:
+        where.append(ledger.c.created_at < filters["until"])
+    rows = conn.execute(stmt.where(*where).order_by(ledger.c.id.desc())
+                        .limit(limit).offset(offset))
+    entries = [dict(r._mapping) for r in rows]
+    totals_stmt = (select(ledger.c.kind, func.coalesce(func.sum(ledger.c.amount), 0),
+                          func.count()).where(*where).group_by(ledger.c.kind))
+    totals: dict[str, int] = {}
+    count = 0
+    for kind, total, n in conn.execute(totals_stmt):
+        totals[kind] = int(total)
+        count += int(n)
+    return entries, totals, count
+
+
+# -- sign-in attempts -----------------------------------------------------------------------
+def signin_attempt(conn: Connection, address: str, now: float, window: float,
+                   attempts: int) -> float | None:
+    """Count one console sign-in attempt from ``address`` unless it already made
+    ``attempts`` in the last ``window`` seconds: then the seconds until the oldest of them
+    leaves the window (nothing is counted). One transaction; on PostgreSQL an advisory
+    lock per address makes two nodes' attempts count one after the other."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:a))"),
+                     {"a": "gengate-signin:" + address})
+    t = signin_attempts
+    conn.execute(delete(t).where(t.c.at <= now - window))
+    seen = [float(at) for (at,) in conn.execute(
+        select(t.c.at).where(t.c.address == address).order_by(t.c.at).limit(attempts))]
+    if len(seen) >= attempts:
+        return max(seen[0] + window - now, 0.0)
+    conn.execute(insert(t).values(address=address, at=now))
+    return None
 
 
 # -- incidents ------------------------------------------------------------------------------

@@ -325,3 +325,25 @@ incident_updates = Table(
     Column("message", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# prices the operator set (console or PUT /admin/prices), over the built-in table and
+# GENGATE_PRICES / GENGATE_HOSTING_PRICES; ``tier``: ``main`` or ``hosting`` (docs/quota.md)
+price_overrides = Table(
+    "price_overrides",
+    metadata,
+    Column("tier", String(16), primary_key=True),
+    Column("key", String(200), primary_key=True),  # product:action:mode
+    Column("price", BigInteger, nullable=False),  # milli-quota
+    Column("updated_at", Float, nullable=False),
+)
+
+# console sign-in attempts per client address, counted by every node alike
+# (without GENGATE_REDIS_URL; docs/console.md)
+signin_attempts = Table(
+    "signin_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_signin_attempts_address_at", "address", "at"),
+)
