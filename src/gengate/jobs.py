@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -17,6 +20,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "Mode",
+    "new_job_id",
     "resolve_timeout",
 ]
 
@@ -73,6 +77,40 @@ def resolve_timeout(mode: Mode, requested: int | None) -> int:
     return requested
 
 
+#: the variant nibble of an RFC 9562 id, from any hex digit
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_ids = threading.Lock()
+#: random hex from the OS, drawn for about 400 ids at a time (one system call, not 400)
+_pool: list[Any] = ["", 0]
+
+
+def _forget_pool() -> None:
+    _pool[0], _pool[1] = "", 0
+
+
+# a forked child must never hand out the random bits its parent holds in the pool
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def new_job_id() -> str:
+    """A new job id: a UUID (version 7, RFC 9562) in its 36-character form, its first
+    48 bits the time in milliseconds and its other 74 bits random from the OS's source.
+
+    Ids name public result files, so they must stay unguessable (74 random bits), and
+    they are the key of the jobs table and of the ledger: time-ordered ids are appended at
+    the end of those indexes, where random ones would land all over them, making each
+    admission dirty (and log) a page per job, more of them as the tables grow."""
+    with _ids:
+        hexes, at = _pool
+        if at >= len(hexes):
+            hexes, at = os.urandom(4000).hex(), 0
+            _pool[0] = hexes
+        _pool[1] = at + 20
+    r = hexes[at:at + 20]
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    return f"{ms[:8]}-{ms[8:]}-7{r[:3]}-{_VARIANT[r[3]]}{r[4:7]}-{r[7:19]}"
+
+
 class Options:
     """Base of a product's typed job options (a frozen dataclass in each product).
 
@@ -81,17 +119,37 @@ class Options:
     """
 
     def to_json(self) -> dict[str, Any]:
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out: dict[str, Any] = {}
+        for name in _names(type(self)):
+            value = getattr(self, name)
+            out[name] = [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+        return out
 
     @classmethod
     def from_json(cls: type[_O], data: Mapping[str, Any]) -> _O:
-        assert dataclasses.is_dataclass(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _name_set(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
 _O = TypeVar("_O", bound=Options)
+#: each options class's field names (every submit and every job read asks for them)
+_NAMES: dict[type, tuple[str, ...]] = {}
+_NAME_SETS: dict[type, frozenset[str]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        assert dataclasses.is_dataclass(cls)
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _name_set(cls: type) -> frozenset[str]:
+    names = _NAME_SETS.get(cls)
+    if names is None:
+        names = _NAME_SETS[cls] = frozenset(_names(cls))
+    return names
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,12 +185,15 @@ class EngineOptions(Options):
     def merged_into(self, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` with these options' fields that differ from the defaults."""
         out = {k: v for k, v in params.items() if k not in _ENGINE_KEYS}
-        default = EngineOptions().to_json()
-        out.update({k: v for k, v in self.to_json().items() if v != default[k]})
+        for name in _names(EngineOptions):
+            value = _jsonable(getattr(self, name))
+            if value != _ENGINE_DEFAULTS[name]:
+                out[name] = value
         return out
 
 
 _ENGINE_KEYS = frozenset(f.name for f in dataclasses.fields(EngineOptions))
+_ENGINE_DEFAULTS = EngineOptions().to_json()
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ class PoolService:
         self.box = box
         self.guard = guard
         self.max_hosted = max_hosted
-        self._serving: tuple[float, list[Any]] | None = None
+        #: (trusted until, the live accounts, answers worked out from them)
+        self._serving: tuple[float, list[Any], dict[tuple[Any, ...], bool]] | None = None
 
     # -- admission ------------------------------------------------------------------------
     async def require_serving(self, owner_id: int | None, mode: Mode,
@@ -66,12 +67,19 @@ class PoolService:
         a fast job that may fall back to relax also counts relax slots."""
         now = time.monotonic()
         if self._serving is None or self._serving[0] < now:
-            self._serving = (now + SERVING_CACHE_SECONDS, await self.store.live_accounts())
-        modes = {mode.value}
-        if relax_fallback and mode is Mode.FAST:
-            modes.add(Mode.RELAX.value)
-        if not any(a.owner_id == owner_id and a.serves(product) and a.can_serve(m)
-                   for a in self._serving[1] for m in modes):
+            self._serving = (now + SERVING_CACHE_SECONDS, await self.store.live_accounts(), {})
+        # the answer, worked out once per question while the list of accounts is trusted
+        question = (owner_id, mode, relax_fallback, product)
+        answers = self._serving[2]
+        serving = answers.get(question)
+        if serving is None:
+            modes = {mode.value}
+            if relax_fallback and mode is Mode.FAST:
+                modes.add(Mode.RELAX.value)
+            serving = answers[question] = any(
+                a.owner_id == owner_id and a.serves(product) and a.can_serve(m)
+                for a in self._serving[1] for m in modes)
+        if not serving:
             what = f"{mode.value} mode" if product == "midjourney" else (
                 f"{product} ({mode.value} mode)")
             raise NoAvailableAccounts(f"No available accounts for {what}")

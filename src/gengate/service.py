@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -181,7 +180,7 @@ class JobService:
         params = engine.merged_into(own)
         now = self.clock.now()
         job = Job(
-            id=request.job_id or str(uuid.uuid4()), user_id=sub.user_id,
+            id=request.job_id or new_job_id(), user_id=sub.user_id,
             product=product.name, action=request.action, mode=lane,
             status=JobStatus.PENDING_QUEUE, progress=0, prompt=request.prompt,
             quota=prices.price_milli(product.name, request.action, request.variant)

@@ -11,7 +11,6 @@ The jobs are Sora jobs: the same prices, queue, ledger and webhooks as ``/sora/.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from gengate.api.envelope import ClientGone, read_body, send_raw
 from gengate.api.errors import render_error
 from gengate.api.ttapi import admit_caller
 from gengate.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
-from gengate.jobs import Job, JobStatus
+from gengate.jobs import Job, JobStatus, new_job_id
 from gengate.llm.openai import OPENAI
 from gengate.products.registry import Registry
 from gengate.products.sora.options import OPENAI_SIZES, SoraOptions
@@ -128,7 +127,7 @@ class VideoFront:
             raise BadRequest(f"size: {req.model} makes "
                              f"{' or '.join(OPENAI_SIZES[req.model])}")
         width, height = (int(side) for side in req.size.split("x"))
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SoraOptions(
             model=req.model, duration=int(req.seconds),
             orientation="landscape" if width > height else "portrait",

@@ -4,7 +4,6 @@ snake_case ``data`` (``video_url``); the local video renderer; TTAPI relays it."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -13,7 +12,7 @@ from pydantic import Field
 
 from gengate.api import schemas as s
 from gengate.api.schemas import _Wire
-from gengate.jobs import Job, JobStatus
+from gengate.jobs import Job, JobStatus, new_job_id
 from gengate.limits import MAX_URL_CHARS
 from gengate.products.base import (
     GET,
@@ -109,7 +108,7 @@ class GeminiVideoProduct(Product[GeminiVideoOptions]):
         req: GeminiVideoRequest = s.parse(GeminiVideoRequest, call.data())  # type: ignore
         for url in req.reference_images or ():
             await services.jobs.check_url(url, "reference_images")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         width, height = _SIZES[req.aspect_ratio]
         options = GeminiVideoOptions(
             model=req.model, aspect_ratio=req.aspect_ratio,

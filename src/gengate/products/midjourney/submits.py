@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from gengate.errors import BadRequest
-from gengate.jobs import Job, Mode
+from gengate.jobs import Job, Mode, new_job_id
 from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS
 from gengate.products.base import Engine, JobRequest, Product, Submit
 from gengate.products.midjourney import imaging
@@ -27,7 +26,8 @@ __all__ = ["Submissions"]
 
 
 def _seed_from(job_id: str) -> int:
-    return int(job_id.replace("-", "")[:8], 16)
+    """A job's default seed: 32 of its id's random bits (the first ones are its time)."""
+    return int(job_id[-8:], 16)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Submissions:
                 "submit each prompt on its own"
             )
         mode = Mode(parsed.mode) if parsed.mode else mode
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         seed = parsed.seed if parsed.seed is not None else _seed_from(job_id)
         options = MidjourneyOptions(version=parsed.version, aspect=list(parsed.aspect),
                                     seed=seed)
@@ -92,7 +92,7 @@ class Submissions:
                 f"(a {parent.result.get('kind')} result); available: "
                 f"{', '.join(parent.result.get('components') or []) or 'none'}"
             )
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = _inherit(parent, spec.name, job_id)
         return await self._admit(engine, sub, job_id, spec.name, parent.mode, parent.prompt,
                                  options, parent=parent)
@@ -102,7 +102,7 @@ class Submissions:
         if parent.result.get("kind") not in (ResultKind.GRID, ResultKind.IMAGE,
                                              ResultKind.UPSCALED):
             raise BadRequest("jobId: only jobs with an image have a seed")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = _inherit(parent, "seed", job_id)
         options = dataclasses.replace(options,
                                       parent_seed=MidjourneyOptions.from_json(parent.params).seed)
@@ -120,7 +120,7 @@ class Submissions:
         await engine.precheck(self.product, sub, "inpaint", parent.mode.value, parent=parent)
         size = (parent.result.get("width"), parent.result.get("height"))
         mask_png = await engine.decode(_decode_mask, mask, size)
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = _inherit(parent, "inpaint", job_id)
         return await self._admit(engine, sub, job_id, "inpaint", parent.mode, text, options,
                                  parent=parent, inputs=[mask_png])
@@ -131,14 +131,14 @@ class Submissions:
             raise BadRequest("imgBase64Array: give 2 to 5 images")
         await engine.precheck(self.product, sub, "blend", mode.value)
         pngs = await engine.decode(_decode_all, images, "imgBase64Array")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = MidjourneyOptions(version=self.rules.default_version, aspect=list(aspect),
                                     seed=_seed_from(job_id))
         return await self._admit(engine, sub, job_id, "blend", mode, "", options, inputs=pngs)
 
     async def describe(self, engine: Engine, sub: Submit, base64: str | None,
                        url: str | None, mode: Mode) -> Job:
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = MidjourneyOptions(version=self.rules.default_version, aspect=[1, 1],
                                     seed=_seed_from(job_id))
         inputs: list[bytes] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -15,7 +14,7 @@ from gengate.api.call import Call
 from gengate.api.schemas import validation_message
 from gengate.errors import BadRequest, NotFound, UnsupportedMediaType
 from gengate.imaging.palette import derive_seed
-from gengate.jobs import Job
+from gengate.jobs import Job, new_job_id
 from gengate.products.base import (
     GET_POST,
     POST,
@@ -77,7 +76,7 @@ class _Handlers:
                              "instrumental is false (or set auto_lyrics)")
         if req.custom and req.instrumental and not lyrics and not (req.tags or "").strip():
             raise BadRequest("tags: a custom instrumental needs tags or a prompt")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SunoOptions(
             mv=req.mv, custom=req.custom, instrumental=req.instrumental,
             description=description if not req.custom else "",
@@ -97,7 +96,7 @@ class _Handlers:
         req: LyricsRequest = _parse(LyricsRequest, call.data())
         if not req.prompt.strip():
             raise BadRequest("prompt: must not be empty")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         job = await sv.jobs.submit(self.product, call.submit(hook_url=req.hookUrl), JobRequest(
             action="lyrics", variant="default", prompt=req.prompt.strip(),
             options=SunoOptions(seed=_seed(job_id)), job_id=job_id))
@@ -128,7 +127,7 @@ class _Handlers:
         if req.continue_at > duration:
             raise BadRequest(f"continue_at: must be at most the song's length "
                              f"({duration:.2f} seconds)")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SunoOptions(mv=req.mv, custom=True, title=(req.title or "").strip(),
                               tags=(req.tags or "").strip(), seed=_seed(job_id),
                               music_id=req.music_id.strip(), continue_at=req.continue_at)
@@ -143,7 +142,7 @@ class _Handlers:
         if parent.action != "extend":
             raise BadRequest("music_id: concat joins an extension to the songs it extends; "
                              "this song is not an extension")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SunoOptions(mv=str(parent.params.get("mv") or "chirp-v5"),
                               seed=_seed(job_id), music_id=req.music_id.strip())
         job = await sv.jobs.submit(self.product, call.submit(hook_url=req.hookUrl), JobRequest(
@@ -163,7 +162,7 @@ class _Handlers:
         hook = fields.get("hookUrl") or None
         if hook is not None and len(hook) > 2048:
             raise BadRequest("hookUrl: at most 2048 characters")
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SunoOptions(seed=_seed(job_id), file_name=(name or "upload")[:200])
         job = await sv.jobs.submit(self.product, call.submit(hook_url=hook), JobRequest(
             action="upload", variant="default", options=options, prompt="", inputs=[data],
