@@ -30,7 +30,7 @@ from gengate.errors import (
     NotFound,
     QueueFull,
 )
-from gengate.jobs import Job, JobStatus, Mode
+from gengate.jobs import Job, JobStatus, Mode, new_job_id
 from gengate.lookups import BatchedLookup
 from gengate.netguard import NetGuard
 from gengate.pool import PoolService
@@ -45,6 +45,8 @@ __all__ = ["CANCEL_MESSAGE", "JobService", "Submit", "UpstreamCancel"]
 
 #: finished jobs whose serialized fetch body is kept in memory
 FINISHED_CACHE = 20_000
+#: live jobs whose serialized fetch body is kept while the store says no job changed
+LIVE_CACHE = 20_000
 #: the failure message of a job its owner cancelled
 CANCEL_MESSAGE = "Cancelled by the user"
 #: images decoded at once (one 4096 x 4096 image takes about 50 MB while it is re-encoded)
@@ -94,6 +96,8 @@ class JobService:
         # bounds the threads (and the memory) that decoding images takes
         self._image_slots = asyncio.Semaphore(IMAGE_SLOTS)
         self._finished: OrderedDict[str, tuple[int, str, bytes, float]] = OrderedDict()
+        #: job id -> (user, product, fetch body, the store's jobs stamp it was read under)
+        self._live: dict[str, tuple[int, str, bytes, Any]] = {}
         # SQLite answers a lookup inline in microseconds; over a network, lookups that
         # arrive together share one query
         self._read_job = (
@@ -230,26 +234,42 @@ class JobService:
     async def fetch_body(self, user_id: int, job_id: str, product: str | None = None) -> bytes:
         """The fetch body in the job's product's shape, serialized. A finished job changes
         only when its result files expire or move, so its body is kept (in a bounded LRU,
-        for ``FINISHED_TTL`` seconds) and later fetches skip the database; a live job is
-        read every time."""
+        for ``FINISHED_TTL`` seconds) and later fetches skip the database. A live job's
+        body is kept only while the store's jobs stamp stays the same (on SQLite: no
+        transaction other than admissions wrote since, in this process or another), so
+        polling a queued job reads its row once per change, not once per fetch."""
         cached = self._finished.get(job_id)
         if cached is not None and cached[0] == user_id and (
                 product is None or cached[1] == product) and time.monotonic() < cached[3]:
             self._finished.move_to_end(job_id)
             return cached[2]
+        # taken before the read: a change in between leaves the kept body stale under an
+        # older stamp, which the next fetch sees as changed
+        stamp = self.store.jobs_stamp()
+        if stamp is not None:
+            live = self._live.get(job_id)
+            if live is not None and live[3] == stamp and live[0] == user_id and (
+                    product is None or live[1] == product):
+                return live[2]
         job = await self.fetch(user_id, job_id, product)
         body = orjson.dumps(self.products.fetch_body(job))
         if job.status.terminal:
+            self._live.pop(job_id, None)
             self._finished[job_id] = (user_id, job.product, body,
                                       time.monotonic() + FINISHED_TTL)
             self._finished.move_to_end(job_id)
             if len(self._finished) > FINISHED_CACHE:
                 self._finished.popitem(last=False)
+        elif stamp is not None:
+            if len(self._live) >= LIVE_CACHE:
+                self._live.clear()  # the simplest bound: what is dropped is read again
+            self._live[job_id] = (user_id, job.product, body, stamp)
         return body
 
     def forget(self, job_id: str) -> None:
         """Drop a finished job's kept body (its result expired or moved on this node)."""
         self._finished.pop(job_id, None)
+        self._live.pop(job_id, None)
 
     async def list_jobs(self, user_id: int, *, page: int, limit: int,
                         status: str | list[str] | None, ascending: bool,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
 
 from gengate.config import Settings
 from gengate.testing import Gateway, serve_gateway
@@ -204,3 +207,44 @@ async def test_an_instant_local_result_is_not_held_for_a_poll_interval(
         job = (await client.post(f"{V1}/imagine", json={"prompt": "a quick sketch"})).json()
         body = await gw.wait(client, job["data"]["jobId"], timeout=60)
         assert body["status"] == "SUCCESS"
+
+
+def _set_progress(conn: Connection, job_id: str, progress: int) -> None:
+    conn.exec_driver_sql("UPDATE jobs SET progress = ? WHERE id = ?", (progress, job_id))
+
+
+async def test_a_queued_job_fetch_shows_each_change_at_once(settings: Settings) -> None:
+    # a queued job's fetch body is kept between changes: every writer must be seen at once
+    async with serve_gateway(settings, with_worker=False) as gw:
+        _, key = await gw.create_user(balance=100)
+        client = gw.client(key)
+        job_id = await submit(client, "imagine", {"prompt": "a quiet harbour at dawn"})
+
+        async def fetch() -> dict[str, Any]:
+            response = await client.get(f"{V1}/fetch", params={"jobId": job_id})
+            assert response.status_code == 200, response.text
+            return cast("dict[str, Any]", response.json())
+
+        first = await fetch()
+        assert first["status"] == "PENDING_QUEUE" and first["data"]["progress"] == "0"
+        # admissions of other jobs leave it as it was
+        await submit(client, "imagine", {"prompt": "a second harbour"})
+        assert await fetch() == first
+        # a write of this process (not an admission)
+        await gw.runtime.store.db.run(_set_progress, job_id, 30)
+        assert (await fetch())["data"]["progress"] == "30"
+        # another process's commit, on its own connection to the database file
+        path = make_url(settings.resolved_database_url()).database
+        assert path is not None
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("UPDATE jobs SET status = 'ON_QUEUE', progress = 60 WHERE id = ?",
+                          (job_id,))
+        finally:
+            other.close()
+        moved = await fetch()
+        assert moved["status"] == "ON_QUEUE" and moved["data"]["progress"] == "60"
+        # another user never gets it from memory
+        _, stranger = await gw.create_user(balance=1)
+        response = await gw.client(stranger).get(f"{V1}/fetch", params={"jobId": job_id})
+        assert response.status_code == 404

@@ -1,11 +1,13 @@
 """The SQLite database's background checkpoints: closing waits for a checkpoint in
 progress (its thread must not find its connection closed under it), and the write-ahead
-log stays bounded under a write load that never pauses. And the PostgreSQL pool sizes."""
+log stays bounded under a write load that never pauses; the stamp that tells whether a job
+row may have changed. And the PostgreSQL pool sizes and stamp."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,41 @@ async def test_the_wal_stays_bounded_under_sustained_writes(
         assert largest < 12 * limit, f"the WAL reached {largest / limit:.1f} MiB"
         assert db.wal_truncations > 0
         assert await db.read(_count) == ROWS
+    finally:
+        await db.close()
+
+
+async def test_the_jobs_stamp_moves_with_every_writer_but_admissions(tmp_path: Path) -> None:
+    path = tmp_path / "stamp.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        await db.run(_create)
+        first = db.jobs_stamp()
+        assert first is not None and db.jobs_stamp() == first  # reads change nothing
+        await db.run(_rewrite, 1, 1, only_adds_jobs=True)  # an admission: adds, changes none
+        assert db.jobs_stamp() == first
+        await db.run(_rewrite, 1, 1)
+        second = db.jobs_stamp()
+        assert second != first
+        with pytest.raises(ZeroDivisionError):  # a failed transaction may have written
+            await db.run(lambda conn: 1 / 0)
+        third = db.jobs_stamp()
+        assert third != second
+        other = sqlite3.connect(path, isolation_level=None)  # another process's commit
+        try:
+            other.execute("UPDATE t SET b = x'00' WHERE id = 2")
+        finally:
+            other.close()
+        assert db.jobs_stamp() != third
+    finally:
+        await db.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_has_no_jobs_stamp(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        assert db.jobs_stamp() is None  # other nodes write unseen: every read is a read
     finally:
         await db.close()
 

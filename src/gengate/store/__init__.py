@@ -76,7 +76,12 @@ class Store:
 
     # -- jobs ---------------------------------------------------------------------------
     async def admit(self, items: list[Admission], now: float) -> list[Job | GengateError]:
-        return await self.db.run(jobrows.admit_batch, items, now)
+        return await self.db.run(jobrows.admit_batch, items, now, only_adds_jobs=True)
+
+    def jobs_stamp(self) -> tuple[int, int] | None:
+        """Unchanged for as long as no job's row can have changed (None: not known, so
+        every read must go to the database); :meth:`Database.jobs_stamp`."""
+        return self.db.jobs_stamp()
 
     async def get_job(self, job_id: str) -> Job | None:
         return await self.db.read(jobrows.get_job, job_id)
