@@ -139,14 +139,9 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
     no concurrent admission can overdraw a balance or overrun ``max_queue``.
     """
     user_ids = sorted({a.job.user_id for a in items})
-    stmt = (
-        select(users.c.id, users.c.balance, users.c.max_queue, users.c.in_flight)
-        .where(users.c.id.in_(user_ids))
-        .order_by(users.c.id)
-        .with_for_update()
-    )
     # per user: [available balance, max_queue, in-flight jobs, newly frozen, newly admitted]
-    state = {r.id: [r.balance, r.max_queue, r.in_flight, 0, 0] for r in conn.execute(stmt)}
+    state = {uid: [balance, max_queue, in_flight, 0, 0]
+             for uid, balance, max_queue, in_flight in _lock_users(conn, user_ids)}
     existing = _existing_by_key(conn, items)
     per_product = _live_per_product(conn, items)
     # API keys' spend, counted (and checked against their caps) in this same transaction
@@ -201,13 +196,39 @@ def admit_batch(conn: Connection, items: list[Admission], now: float) -> list[Jo
         insert_many(conn, ledger, freezes)
         if blobs:
             insert_many(conn, job_inputs, blobs)
-        changed = [
-            {"uid": uid, "delta": st[3], "in_flight": st[2]} for uid, st in state.items() if st[4]
-        ]
-        conn.execute(_ADMIT_USER, changed)
+        changed = [(st[3], st[3], st[2], uid) for uid, st in state.items() if st[4]]
+        if conn.dialect.name == "sqlite":
+            _driver(conn).executemany(_RAW_ADMIT_USER, changed)
+        else:
+            conn.execute(_ADMIT_USER, [{"uid": uid, "delta": delta, "in_flight": in_flight}
+                                       for delta, _, in_flight, uid in changed])
         spend.save(conn)
         notify(conn, JOBS_CHANNEL)
     return results
+
+
+def _driver(conn: Connection) -> Any:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def _lock_users(conn: Connection, user_ids: list[int]) -> list[Any]:
+    """(id, balance, max_queue, in_flight) of the users, locked until the transaction ends
+    (``FOR UPDATE`` on PostgreSQL; SQLite's write lock is already held). On SQLite the
+    statement goes straight to the driver (see :func:`insert_many`)."""
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * len(user_ids))
+        return _driver(conn).execute(  # type: ignore[no-any-return]
+            "SELECT id, balance, max_queue, in_flight FROM users "
+            f"WHERE id IN ({marks}) ORDER BY id", user_ids).fetchall()
+    stmt = (
+        select(users.c.id, users.c.balance, users.c.max_queue, users.c.in_flight)
+        .where(users.c.id.in_(user_ids))
+        .order_by(users.c.id)
+        .with_for_update()
+    )
+    return list(conn.execute(stmt))
 
 
 def _live_per_product(conn: Connection, items: list[Admission]) -> dict[tuple[int, str], int]:
@@ -248,6 +269,8 @@ _INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 
+_RAW_ADMIT_USER = ("UPDATE users SET balance = balance - ?, freeze_balance = freeze_balance + ?, "
+                   "in_flight = ? WHERE id = ?")
 _ADMIT_USER = (
     update(users)
     .where(users.c.id == bindparam("uid"))
