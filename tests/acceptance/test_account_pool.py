@@ -297,9 +297,10 @@ async def test_one_bulk_poll_per_account_per_interval(settings: Settings) -> Non
             elapsed = time.monotonic() - started
             assert all(r["status"] == "SUCCESS" for r in results)
             # 20 jobs polled every 0.1 s for ~0.6 s each would be >100 polls one by one;
-            # batched, the account is asked at most once per interval
+            # batched, the account is asked at most once per interval, about all its
+            # running tasks at once (however slowly a loaded machine ran the jobs)
             assert only.list_calls <= elapsed / 0.1 + 2
-            assert only.list_calls < 20
+            assert max(only.list_sizes) > 1, only.list_sizes
             fetches = [p for _, p in only.requests if p.endswith("/fetch")]
             assert fetches == []  # no per-task polling
 

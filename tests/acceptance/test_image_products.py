@@ -34,7 +34,7 @@ async def db_settings(request: pytest.FixtureRequest, settings: Settings
     if request.param == "sqlite":
         yield settings.model_copy(update=update)
         return
-    async with fresh_postgres() as url:
+    async with fresh_postgres(migrated=True) as url:
         yield settings.model_copy(update={**update, "database_url": url})
 
 

@@ -24,7 +24,7 @@ async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    async with fresh_postgres() as url:
+    async with fresh_postgres(migrated=True) as url:
         yield url
 
 

@@ -41,7 +41,7 @@ async def db_settings(request: pytest.FixtureRequest,
     if request.param == "sqlite":
         yield settings
         return
-    async with fresh_postgres() as url:
+    async with fresh_postgres(migrated=True) as url:
         yield settings.model_copy(update={"database_url": url})
 
 

@@ -18,7 +18,7 @@ DELAY = 0.2
 
 
 def _env(data: Path) -> dict[str, str]:
-    return gengate_env(data, admin_key=ADMIN, local_delay=str(DELAY), local_scale="0.3",
+    return gengate_env(data, admin_key=ADMIN, local_delay=str(DELAY), local_scale="0.1",
                        lease_seconds="1", poll_interval="0.1", upstream_poll_interval="0.05")
 
 

@@ -204,7 +204,7 @@ async def test_a_client_that_goes_away_loses_nothing(settings: Settings) -> None
 @pytest.mark.postgres
 async def test_on_postgres_another_nodes_worker_wakes_the_held_request(
         settings: Settings, tmp_path: Any) -> None:
-    async with fresh_postgres() as url:
+    async with fresh_postgres(migrated=True) as url:
         api_only = _settings(settings, database_url=url, sync_timeout=60,
                              data_dir=tmp_path / "api")
         worker = _settings(settings, database_url=url, data_dir=tmp_path / "worker")

@@ -28,7 +28,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield st
         await st.close()
         return
-    async with fresh_postgres() as url:
+    async with fresh_postgres(migrated=True) as url:
         st = Store.open(url)
         await st.migrate()
         yield st

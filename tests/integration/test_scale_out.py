@@ -20,7 +20,9 @@ from tests.conftest import S3Bucket
 from tests.processes import Node, gengate_env, serve, start
 
 ADMIN = "scale-admin"
-JOBS = 2000
+#: enough that both API nodes and all workers stay busy and the killed worker dies holding
+#: jobs (asserted below); more only makes the run longer
+JOBS = 400
 #: PostgreSQL connections the cluster below may hold at once, by the default pool sizes
 #: (docs/deploy.md): two API processes, at most three workers alive at once (each with
 #: one LISTEN connection), this test's own store (2) and the counting connection (1):
@@ -46,8 +48,8 @@ class Cluster:
     def _log(self, what: str) -> Path:
         return self.logs / f"{what}-{len(self.nodes)}.log"
 
-    def start(self, *args: str) -> Node:
-        node = start(self.env, *args, log=self._log(args[0]))
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Node:
+        node = start({**self.env, **(env or {})}, *args, log=self._log(args[0]))
         self.nodes.append(node)
         return node
 
@@ -73,6 +75,23 @@ async def _statuses(store: Store) -> Counter[str]:
         return Counter(dict(conn.execute(select(jobs.c.status, func.count())
                                          .group_by(jobs.c.status)).all()))
     return await store.db.read(count)
+
+
+#: the node name of the worker the tests kill (its leases are held under this name)
+VICTIM = {"GENGATE_NODE_ID": "victim"}
+
+
+async def _held_by(store: Store, owner: str) -> set[str]:
+    """Unfinished jobs whose lease belongs to the node ``owner``."""
+    from sqlalchemy import select
+
+    from gengate.store.tables import jobs
+
+    def rows(conn):  # type: ignore[no-untyped-def]
+        return {r.id for r in conn.execute(
+            select(jobs.c.id).where(jobs.c.lease_owner == owner,
+                                    jobs.c.status.not_in(("SUCCESS", "FAILED"))))}
+    return await store.db.read(rows)
 
 
 async def _failures(store: Store) -> Counter[str]:
@@ -136,7 +155,7 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
     try:
         async with WebhookReceiver() as receiver, ConnectionPeak(pg_url) as connections:
             apis = [await cluster.api(), await cluster.api()]
-            victim = cluster.start("worker")
+            victim = cluster.start("worker", env=VICTIM)
             cluster.start("worker")
             async with httpx.AsyncClient(timeout=60) as http:
                 keys = []
@@ -162,6 +181,9 @@ async def test_nodes_share_the_work_and_survive_a_killed_worker(
                 while (await _statuses(store))["SUCCESS"] < JOBS // 4:
                     await asyncio.sleep(0.2)
                 victim.kill()
+                # its leases outlive it: the jobs it held must be taken over
+                orphans = await _held_by(store, VICTIM["GENGATE_NODE_ID"])
+                assert orphans, "the killed worker held no job"
                 cluster.start("worker")
                 while True:
                     statuses = await _statuses(store)
@@ -225,7 +247,9 @@ async def test_concurrent_submits_across_nodes_hold_limits(pg_url: str,
         await cluster.stop()
 
 
-S3_JOBS = 120
+#: each job's files in the bucket, served by the node that did not run it; a worker killed
+#: after a quarter of them
+S3_JOBS = 40
 
 
 @pytest.mark.timeout(300)
@@ -239,7 +263,7 @@ async def test_results_in_the_object_store_are_served_by_the_other_node(
     try:
         apis = [await cluster.api({"GENGATE_DATA_DIR": str(tmp_path / f"api{i}")})
                 for i in range(2)]
-        victim = cluster.start("worker")
+        victim = cluster.start("worker", env=VICTIM)
         cluster.start("worker")
         async with httpx.AsyncClient(timeout=60) as http:
             user = (await http.post(f"{apis[0]}/admin/users", headers={

@@ -208,6 +208,8 @@ class FakeMjAccount:
         self.submissions: list[tuple[str, dict[str, Any]]] = []
         self.max_running = 0
         self.list_calls = 0
+        #: how many task ids each ``list-by-condition`` call asked about
+        self.list_sizes: list[int] = []
         self.rejected_full = 0
         self.requests: list[tuple[str, str]] = []
 

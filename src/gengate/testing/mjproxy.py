@@ -5,8 +5,8 @@ midjourney-proxy with trueai-org's additions (buttons, ``/mj/submit/action``, ``
 ``CANCEL``). Each account is one ``mj-api-secret``, added with :meth:`add_account`; its
 object holds the switches that make the upstream misbehave (``fail_next``, ``ban``,
 ``captcha``, ``moderate``, ``expire_token``, ``lose_tasks``, ``fail_tasks``, ``slow``) and
-what tests observe (``submissions``, ``max_running``, ``list_calls``, ``rejected_full``,
-``requests``).
+what tests observe (``submissions``, ``max_running``, ``list_calls`` and ``list_sizes``,
+``rejected_full``, ``requests``).
 
 Like both proxies, every submit may carry a ``state`` that the task keeps and shows, and
 ``GET /mj/task/list`` lists recent tasks newest first (trueai-org: the latest 100;
@@ -172,6 +172,7 @@ class FakeMidjourneyProxy(LocalServer):
         if path == "/mj/task/list-by-condition" and method == "POST":
             account.list_calls += 1
             ids = data.get("ids") if isinstance(data, dict) else None
+            account.list_sizes.append(len(ids) if isinstance(ids, list) else len(account.tasks))
             found = (account.find(str(i)) for i in ids) if isinstance(ids, list) else (
                 account.find(i) for i in list(account.tasks))
             return json_reply([self.task_json(t) for t in found if t is not None])
