@@ -359,6 +359,16 @@ async def test_the_playground_makes_a_picture_songs_and_a_video(browser: Browser
         await expect(page.locator("article.job img")).to_have_count(2)  # flux, suno's cover
         await shot(page, "jobs-media")
         assert suno_id != flux_id
+        # the operator's jobs page plays them too
+        operator = await browser.new_page(viewport={"width": 1280, "height": 900})
+        await operator.goto(f"{gw.base_url}/console/signin?method=admin")
+        await operator.get_by_label("Admin key").fill(gw.admin_key)
+        await operator.get_by_role("button", name="Sign in").click()
+        await operator.get_by_role("link", name="Jobs").click()
+        await expect(operator.locator("table.opjobs video")).to_have_count(1)
+        await expect(operator.locator("table.opjobs audio")).to_have_count(2)
+        await expect(operator.locator("table.opjobs img.inline-thumb")).to_have_count(1)
+        await shot(operator, "op-jobs-media")
 
 
 async def test_an_operator_checks_an_account_edits_a_price_and_revokes_a_key(
@@ -384,6 +394,7 @@ async def test_an_operator_checks_an_account_edits_a_price_and_revokes_a_key(
 
         # a price edited in place applies to the next job
         await page.get_by_role("link", name="Prices").click()
+        await page.locator("#main-flux > summary").click()
         price = page.get_by_label("Price of flux:generate:flux1-dev (main)")
         await expect(price).to_have_value("1")
         await price.fill("2.5")
