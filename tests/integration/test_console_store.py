@@ -131,3 +131,42 @@ async def test_daily_history_keeps_a_day_open_while_one_of_its_jobs_is_live(
     assert _by_day(await store.daily_history(MIDNIGHT, later)) == expected
     assert [r.status for r in (await store.db.read(consolerows.written_days, day, day))[day]
             ] in (["SUCCESS", "FAILED"], ["FAILED", "SUCCESS"])
+
+
+async def test_sign_in_attempts_prices_and_the_ledger_across_users(store: Store) -> None:
+    # ten attempts in the window, then the wait until the oldest leaves it
+    for i in range(10):
+        assert await store.signin_attempt("203.0.113.9", MIDNIGHT + i, 300, 10) is None
+    wait = await store.signin_attempt("203.0.113.9", MIDNIGHT + 20, 300, 10)
+    assert wait == pytest.approx(280)
+    assert await store.signin_attempt("203.0.113.10", MIDNIGHT + 20, 300, 10) is None
+    # past the window the old attempts are gone, and count no more
+    assert await store.signin_attempt("203.0.113.9", MIDNIGHT + 301, 300, 10) is None
+
+    version = await store.key_version()
+    await store.set_price("main", "flux:*:*", 2500, MIDNIGHT)
+    await store.set_price("main", "flux:*:*", 3000, MIDNIGHT + 1)
+    await store.set_price("hosting", "midjourney:*:*", 200, MIDNIGHT)
+    assert sorted(await store.price_overrides()) == [
+        ("hosting", "midjourney:*:*", 200), ("main", "flux:*:*", 3000)]
+    assert await store.key_version() == version + 3  # every node reloads
+    assert await store.remove_price("main", "flux:*:*") is True
+    assert await store.remove_price("main", "flux:*:*") is False
+    assert await store.price_overrides() == [("hosting", "midjourney:*:*", 200)]
+
+    ann = await store.create_user("ann@example.com", 5_000, 5, MIDNIGHT)
+    bob = await store.create_user("bob@example.com", 7_000, 5, MIDNIGHT + DAY)
+    job_id = await _finished(store, ann.id, MIDNIGHT + 10, 3, ok=True)
+    entries, totals, count = await store.all_ledger({}, 10, 0)
+    # newest first, each row with its user's email
+    assert count == 4 and [(e["email"], e["kind"]) for e in entries] == [
+        ("ann@example.com", "settle"), ("ann@example.com", "freeze"),
+        ("bob@example.com", "topup"), ("ann@example.com", "topup")]
+    assert totals == {"topup": 12_000, "freeze": 1000, "settle": 1000}
+    only, _, n = await store.all_ledger({"user_id": ann.id, "kind": "settle"}, 10, 0)
+    assert n == 1 and only[0]["job_id"] == job_id and only[0]["email"] == "ann@example.com"
+    day, _, n = await store.all_ledger({"since": MIDNIGHT + DAY, "until": MIDNIGHT + 2 * DAY},
+                                       10, 0)
+    assert n == 1 and day[0]["user_id"] == bob.id
+    page, _, n = await store.all_ledger({}, 1, 1)
+    assert n == 4 and len(page) == 1
