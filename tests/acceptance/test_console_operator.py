@@ -219,6 +219,13 @@ async def test_two_nodes_on_one_database_share_the_sign_in_limit(settings: Setti
     await _two_nodes_share_the_limit(shared)
 
 
+async def test_two_nodes_on_postgresql_share_the_sign_in_limit(settings: Settings,
+                                                              pg_url: str) -> None:
+    shared = settings.model_copy(update={"trusted_proxies": "127.0.0.1/32",
+                                         "database_url": pg_url})
+    await _two_nodes_share_the_limit(shared)
+
+
 async def test_two_nodes_share_the_sign_in_limit_through_redis(settings: Settings) -> None:
     url = redis_url()
     try:
