@@ -5,12 +5,15 @@ job."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
 import orjson
+import pytest
 
 from gengate.config import Settings
+from gengate.console import live
 from gengate.console.playground import FORMS
 from gengate.testing import Gateway, serve_gateway
 from tests.acceptance.test_console import _signin
@@ -154,3 +157,25 @@ async def test_progress_streams_until_the_job_ends(settings: Settings) -> None:
         async with httpx.AsyncClient() as anonymous:
             out = await anonymous.get(url)
             assert out.status_code == 303 and "/console/signin" in out.headers["location"]
+
+
+async def test_a_stream_ends_by_itself_and_the_next_goes_on(settings: Settings,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    # a short lifetime: a server shutting down is never held up by an open stream
+    monkeypatch.setattr(live, "LIFETIME", 0.6)
+    slow = settings.model_copy(update={"local_delay": 6.0, "local_steps": 4})
+    async with serve_gateway(slow) as gw, httpx.AsyncClient() as http:
+        _, key = await _signed_in(gw, http)
+        made = await gw.client(key).post("/midjourney/v1/imagine", json={"prompt": "a map"})
+        url = f"{gw.base_url}/console/jobs/{made.json()['data']['jobId']}/events"
+        first = await _events(http, url)
+        assert first and {name for name, _ in first} == {"progress"}
+        assert first[-1][1]["terminal"] is False
+        # the next stream starts with the state, and goes on until the end
+        names: list[str] = []
+        async with asyncio.timeout(60):
+            while "end" not in names:
+                names = [name for name, _ in await _events(http, url)]
+                assert names[0] == "progress"
+        assert names[-1] == "end"

@@ -20,10 +20,11 @@ __all__ = ["LIVE_PAGES"]
 
 #: seconds between two reads of a running job
 INTERVAL = 0.5
-#: a stream ends after this long (the browser's EventSource opens a new one by itself)
-LIFETIME = 300.0
+#: a stream ends after this long and the browser's EventSource opens a new one by itself:
+#: a server shutting down waits for open responses, so none may hold it up for long
+LIFETIME = 15.0
 #: the client's wait before reconnecting, in milliseconds
-RETRY_MS = 2000
+RETRY_MS = 500
 
 
 def snapshot(job: Job) -> dict[str, Any]:

@@ -48,9 +48,10 @@ function watchJob() {
   source.addEventListener("end", (event) => { source.close(); show(JSON.parse(event.data)); finish(); });
   source.addEventListener("gone", () => { source.close(); finish(); });
   source.addEventListener("error", () => {
-    // never connected (a proxy that buffers, an old server): poll instead; a stream that
-    // was open reconnects by itself
-    if (!opened && !done) { source.close(); poll(); }
+    // never connected (a proxy that buffers, an old server), or refused on reconnecting:
+    // poll instead; a stream that ended reconnects by itself
+    if (done) return;
+    if (!opened || source.readyState === EventSource.CLOSED) { source.close(); poll(); }
   });
 }
 
