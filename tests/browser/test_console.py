@@ -90,11 +90,15 @@ async def test_a_user_prompts_upscales_and_sees_the_charge(browser: Browser,
         await expect(page.locator(".results img").first).to_be_visible()
         await shot(page, "job-done")
 
+        # where the event stream cannot be had, the page polls instead
+        await page.route("**/events", lambda route: route.abort())
         await page.locator("button[data-action=upsample1]").click()
         await expect(page).to_have_url(re.compile(r"/console/jobs/[0-9a-f-]+"))
         upscale_id = page.url.split("/console/jobs/")[1].split("?")[0]
         assert upscale_id != job_id
+        await expect(page.locator("#job")).to_have_attribute("data-live", "polling")
         await _finished(page)
+        await page.unroute("**/events")
         await expect(page.locator("#job-status")).to_have_text("SUCCESS")
         await expect(page.get_by_role("link", name=re.compile("imagine job"))).to_be_visible()
 
