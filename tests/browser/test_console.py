@@ -391,14 +391,17 @@ async def test_an_operator_checks_an_account_edits_a_price_and_revokes_a_key(
 
         # check now: the same health check the background pass runs
         await page.get_by_role("link", name="Accounts").click()
-        await page.get_by_role("button", name="Check now local").click()
+        # by keyboard alone
+        await page.get_by_role("button", name="Check now local").focus()
+        await page.keyboard.press("Enter")
         await expect(page.locator(".notice.ok")).to_have_text(
             "Account local answered its check: healthy")
         await shot(page, "op-accounts")
 
         # a price edited in place applies to the next job
         await page.get_by_role("link", name="Prices").click()
-        await page.locator("#main-flux > summary").click()
+        await page.locator("#main-flux > summary").focus()
+        await page.keyboard.press("Enter")  # opens the product's prices
         price = page.get_by_label("Price of flux:generate:flux1-dev (main)")
         await expect(price).to_have_value("1")
         await price.fill("2.5")

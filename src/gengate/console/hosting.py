@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from gengate.console.user import call_api
 from gengate.console.web import Page
-from gengate.errors import BadRequest, Conflict
+from gengate.errors import BadRequest, Conflict, NotFound
 from gengate.llm.relay import usage_history, usage_totals
 from gengate.quota import from_milli
 
@@ -58,7 +58,9 @@ async def _own(ctx: Page, account_id: int) -> dict[str, Any]:
     """One of the user's accounts (404 ``accountId: account N not found`` otherwise)."""
     events = await call_api(ctx, "/hold/account/events", {"accountId": account_id})
     listed = await call_api(ctx, "/hold/account/list", {})
-    found = next(a for a in listed["data"] if a["accountId"] == account_id)
+    found = next((a for a in listed["data"] if a["accountId"] == account_id), None)
+    if found is None:  # deleted between the two reads
+        raise NotFound(f"accountId: account {account_id} not found")
     return {**found, "events": events["data"]}
 
 
