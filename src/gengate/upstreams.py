@@ -46,7 +46,9 @@ PROBE_TIMEOUT = 15.0
 
 class BatchPoller:
     """Collects the polls of many jobs on one account and answers them with one
-    :meth:`Provider.poll_many` call per interval."""
+    :meth:`Provider.poll_many` call per interval. Rounds start every ``interval`` seconds
+    (a round that took longer starts the next one at once), so that a task's end is seen
+    within one interval however many tasks a round asks about."""
 
     def __init__(self, provider: Provider, interval: float,
                  on_error: Callable[[ProviderError], Awaitable[None]]):
@@ -66,9 +68,12 @@ class BatchPoller:
         return await future
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + self.interval
         while self._waiting:
             # polls that arrive while we wait ride along in the same request
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = loop.time() + self.interval
             batch, self._waiting = self._waiting, {}
             live = {k: [f for f in v if not f.done()] for k, v in batch.items()}
             live = {k: v for k, v in live.items() if v}

@@ -71,6 +71,8 @@ class Reroute(Exception):
 
 #: seconds between two passes over flagged accounts
 PROBE_EVERY = 1.0
+#: jobs in their start (account, submit upstream, records) at once
+STARTING = 16
 
 
 class Worker:
@@ -102,6 +104,9 @@ class Worker:
         self._rng = random.Random()
         self._probed_at = float("-inf")
         self._prober: asyncio.Task[None] | None = None
+        #: jobs starting at once (their account read, their submit and its records): a
+        #: claim of hundreds of jobs must not queue thousands of queries on the pool
+        self._starting = asyncio.Semaphore(STARTING)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -253,19 +258,23 @@ class Worker:
     async def _run(self, job: Job) -> None:
         try:
             try:
-                held = await self.upstreams.hold(job.account_id, job.product)
+                async with self._starting:
+                    held = await self.upstreams.hold(job.account_id, job.product)
             except ProviderError as exc:
                 if exc.retryable:
                     raise Reroute(exc) from None
                 raise
             async with held as (row, provider, poller):
                 upstream_id = job.upstream_id
-                task = None
-                if upstream_id is None and job.submit_tag is not None:
-                    task = await self._task(job, provider)
-                    upstream_id = await self._recover(job, provider, job.submit_tag, task)
                 if upstream_id is None:
-                    upstream_id = await self._submit(job, row, provider, task)
+                    async with self._starting:
+                        task = None
+                        if job.submit_tag is not None:
+                            task = await self._task(job, provider)
+                            upstream_id = await self._recover(job, provider, job.submit_tag,
+                                                              task)
+                        if upstream_id is None:
+                            upstream_id = await self._submit(job, row, provider, task)
                 await self._follow(job, provider, poller, upstream_id)
         except Reroute as exc:
             await self._reroute(job, exc.error, exc.orphan)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 
 from gengate.accounts import Account, AccountState, Placement, choose
 from gengate.jobs import TIMEOUTS, EngineOptions, Job, JobStatus, Mode
@@ -17,7 +17,7 @@ from gengate.store import accountrows
 from gengate.store.channels import JOBS_CHANNEL, notify
 from gengate.store.jobrows import fail, row_to_job, utc_day
 from gengate.store.outbox import Bodies
-from gengate.store.tables import jobs
+from gengate.store.tables import RUNNING_SQL, jobs
 
 __all__ = ["Claimed", "claim", "requeue"]
 
@@ -41,8 +41,7 @@ def claim(conn: Connection, owner: str, limit: int, now: float, lease: float,
     """
     lapsed = [r.id for r in conn.execute(
         select(jobs.c.id)
-        .where(jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.lease_expires_at < now,
-               jobs.c.deadline > now)
+        .where(text(RUNNING_SQL), jobs.c.lease_expires_at < now, jobs.c.deadline > now)
         .order_by(jobs.c.created_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, text, update
 
 from gengate.errors import Conflict, GengateError, InsufficientBalance, QueueFull
 from gengate.jobs import EngineOptions, Job, JobStatus, Mode
 from gengate.quota import LedgerKind
 from gengate.store import keyrows, outbox
 from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, notify
-from gengate.store.tables import daily_counters, job_inputs, jobs, ledger, users
+from gengate.store.tables import LIVE_SQL, daily_counters, job_inputs, jobs, ledger, users
 
 _LIVE = (JobStatus.PENDING_QUEUE.value, JobStatus.ON_QUEUE.value)
 
@@ -513,7 +513,7 @@ def overdue(conn: Connection, now: float, limit: int = 100) -> list[str]:
     """Live jobs past their deadline."""
     stmt = (
         select(jobs.c.id)
-        .where(jobs.c.status.in_(_LIVE), jobs.c.deadline <= now)
+        .where(text(LIVE_SQL), jobs.c.deadline <= now)
         .limit(limit)
     )
     return [r.id for r in conn.execute(stmt)]

@@ -51,8 +51,9 @@ __all__ = ["ACCOUNT_PREFIX", "BUTTONS", "PROTOCOLS", "UNSUPPORTED", "MidjourneyP
 
 #: a seed job's id is this prefix and the parent's upstream id (no upstream task of its own)
 SEED_PREFIX = "seed:"
-#: the most ids in one list-by-condition request
+#: the most ids in one list-by-condition request, and such requests sent at once
 CHUNK = 100
+CHUNKS_AT_ONCE = 4
 #: what ``_request`` answers, with ``missing_ok``, for a route the proxy does not have
 NO_ROUTE: Any = object()
 #: transport failures that happen before a request leaves: the upstream never saw it
@@ -348,9 +349,12 @@ class MidjourneyProxyProvider:
         seeds = [i for i in upstream_ids if i.startswith(SEED_PREFIX)]
         tasks = [i for i in upstream_ids if not i.startswith(SEED_PREFIX)]
         answer: dict[str, ProviderUpdate] = {}
-        for start in range(0, len(tasks), CHUNK):
-            chunk = tasks[start:start + CHUNK]
-            found = await self._request("POST", "/mj/task/list-by-condition", {"ids": chunk})
+        gate = asyncio.Semaphore(CHUNKS_AT_ONCE)
+
+        async def one(chunk: list[str]) -> None:
+            async with gate:
+                found = await self._request("POST", "/mj/task/list-by-condition",
+                                            {"ids": chunk})
             if not isinstance(found, list):
                 raise ProviderError("[Upstream unavailable] the midjourney-proxy's task list "
                                     "is not a list", kind=FailureKind.UNAVAILABLE)
@@ -358,6 +362,9 @@ class MidjourneyProxyProvider:
             for item in found:
                 if isinstance(item, Mapping) and str(item.get("id")) in wanted:
                     answer[str(item["id"])] = task_update(item, self._speaks(item))
+
+        await asyncio.gather(*(one(tasks[start:start + CHUNK])
+                               for start in range(0, len(tasks), CHUNK)))
         seed_updates = await asyncio.gather(*(self._seed(i) for i in seeds))
         answer.update({i: u for i, u in zip(seeds, seed_updates, strict=True) if u})
         return answer
