@@ -45,7 +45,9 @@ fuzz: install
 ## throughput benchmarks against anchors measured in the same run (a bare ASGI app; the fake
 ## LLM upstream answered directly; LiteLLM, installed into .bench-venv-litellm; local disk
 ## for result copies to the object store); the cost of the largest accepted inputs (/healthz
-## latency, peak memory) against the idle server
+## latency, peak memory) against the idle server; the hot paths with 10k, 100k and 1M jobs
+## stored (FILLED_JOBS sets the largest size); 10,000 jobs in flight on one worker
+## (INFLIGHT_JOBS)
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
@@ -58,6 +60,8 @@ bench: install
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/wal.py --seconds $${WAL_SECONDS:-600}
 	$(BIN)/python bench/video.py
+	$(BIN)/python bench/filled.py --jobs $${FILLED_JOBS:-1000000}
+	$(BIN)/python bench/inflight.py --jobs $${INFLIGHT_JOBS:-10000}
 
 ## ruff, then mypy (strict, pydantic plugin; files and settings in pyproject.toml)
 lint: install

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,23 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from filler import LIVE, PRODUCTS, Fill, Template, balance_sql, fill_rows  # noqa: E402
-from run import HERE, call, free_port, stop, wait_up, wrk  # noqa: E402
+from run import HERE, call, free_port, stop, wrk  # noqa: E402
 
 ADMIN = "bench-admin-key"
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 120.0) -> None:
+    """Wait for a server to answer (a loaded machine may take long to start one)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server did not come up: {url}")
 DATABASE = "gengate_bench"
 TARGET = 1.5
 USERS = 20

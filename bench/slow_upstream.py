@@ -1,0 +1,150 @@
+"""A slow midjourney-proxy for ``bench/inflight.py``: tens of thousands of tasks at once,
+each running a random time between ``--min`` and ``--max`` seconds.
+
+It answers the routes of novicezk's midjourney-proxy that gengate's worker uses for
+imagine jobs (``POST /mj/submit/imagine``, ``POST /mj/task/list-by-condition`` with
+``ids``, ``GET /mj/task/{id}/fetch``, ``GET /mj/task/list``, ``GET /mj/account/list``,
+``GET /mj/image/{id}.png``), in the shapes of :mod:`gengate.testing.mjproxy`, which holds the
+full fake and the notes on where each behaviour comes from. Unlike that fake, it keeps its
+tasks by end time (a heap), so that a request costs the same with 10 or 50,000 tasks, and
+every result is the same small PNG. Progress moves in five steps, as Midjourney's does.
+
+``GET /bench/ends`` answers, for every task that ended, its id and the time it ended (epoch
+seconds): what the bench compares the jobs' end times with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import io
+import itertools
+import random
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "src"))
+from gengate.testing.http import LocalServer, read_request  # noqa: E402
+
+_TASK = re.compile(r"^/mj/task/([^/]+)/fetch$")
+_IMAGE = re.compile(r"^/mj/image/([^/.]+)\.png$")
+
+
+class SlowProxy(LocalServer):
+    def __init__(self, port: int, low: float, high: float, seed: int = 1):
+        self.port = port
+        self.low, self.high = low, high
+        self.rng = random.Random(seed)
+        self.ids = itertools.count(1_730_000_000_000_000)
+        #: id -> [submitted, ends, prompt, state]
+        self.tasks: dict[str, list[Any]] = {}
+        self.running: list[tuple[float, str]] = []  # (ends, id)
+        self.ended: dict[str, float] = {}
+        self.requests = 0
+        buf = io.BytesIO()
+        Image.new("RGB", (128, 128), (40, 90, 160)).save(buf, "PNG")
+        self.png = buf.getvalue()
+
+    def _settle(self) -> None:
+        now = time.time()
+        while self.running and self.running[0][0] <= now:
+            ends, task_id = heapq.heappop(self.running)
+            self.ended[task_id] = ends
+
+    def _json(self, task_id: str) -> dict[str, Any]:
+        submitted, ends, prompt, state = self.tasks[task_id]
+        now = time.time()
+        done = task_id in self.ended
+        if done:
+            status, progress = "SUCCESS", "100%"
+        else:
+            share = (now - submitted) / (ends - submitted)
+            status = "SUBMITTED" if share < 0.1 else "IN_PROGRESS"
+            progress = f"{min(80, int(share * 5) * 20)}%"
+        return {"id": task_id, "action": "IMAGINE", "status": status, "prompt": prompt,
+                "promptEn": prompt, "description": "/imagine " + prompt,
+                "submitTime": int(submitted * 1000), "startTime": int(submitted * 1000),
+                "finishTime": int(ends * 1000) if done else None, "progress": progress,
+                "imageUrl": f"{self.base_url}/mj/image/{task_id}.png" if done else None,
+                "failReason": None, "state": state,
+                "properties": {"finalPrompt": prompt, "discordInstanceId": "instance1"}}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                method, path, _, body = await read_request(reader)
+                self.requests += 1
+                status, ctype, data = self._answer(method, path.split("?", 1)[0], body)
+                writer.write(f"HTTP/1.1 {status} OK\r\ncontent-type: {ctype}\r\n"
+                             f"content-length: {len(data)}\r\n\r\n".encode() + data)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
+        self._settle()
+        data = orjson.loads(body) if body else {}
+        if method == "POST" and path == "/mj/submit/imagine":
+            task_id = str(next(self.ids))
+            now = time.time()
+            ends = now + self.rng.uniform(self.low, self.high)
+            self.tasks[task_id] = [now, ends, str(data.get("prompt", "")), data.get("state")]
+            heapq.heappush(self.running, (ends, task_id))
+            return _ok({"code": 1, "description": "Submit success", "result": task_id})
+        if method == "POST" and path == "/mj/task/list-by-condition":
+            ids = data.get("ids") or []
+            return _ok([self._json(str(i)) for i in ids if str(i) in self.tasks])
+        if method == "GET" and path == "/mj/task/list":
+            newest = sorted(self.tasks, key=lambda i: self.tasks[i][0])[-100:]
+            return _ok([self._json(i) for i in reversed(newest)])
+        if method == "GET" and path == "/mj/account/list":
+            return _ok([{"id": "instance1", "channelId": "0000000001", "enable": True,
+                         "lock": False, "disabledReason": None, "coreSize": 100_000,
+                         "queueSize": 100_000, "running": len(self.running), "queued": 0}])
+        if method == "GET" and path == "/bench/ends":
+            return _ok(self.ended)
+        match = _TASK.match(path)
+        if method == "GET" and match and match[1] in self.tasks:
+            return _ok(self._json(match[1]))
+        match = _IMAGE.match(path)
+        if method == "GET" and match and match[1] in self.ended:
+            return 200, "image/png", self.png
+        return 404, "application/json", b'{"code":404,"description":"not found"}'
+
+
+def _ok(value: Any) -> tuple[int, str, bytes]:
+    return 200, "application/json", orjson.dumps(value)
+
+
+async def _main(port: int, low: float, high: float) -> None:
+    async with SlowProxy(port, low, high) as proxy:
+        sys.stdout.write(f"slow midjourney-proxy on {proxy.base_url}\n")
+        sys.stdout.flush()
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--min", type=float, default=180.0, help="shortest task, seconds")
+    parser.add_argument("--max", type=float, default=480.0, help="longest task, seconds")
+    args = parser.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_main(args.port, args.min, args.max))
+
+
+if __name__ == "__main__":
+    main()
