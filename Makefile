@@ -47,7 +47,8 @@ fuzz: install
 ## for result copies to the object store); the cost of the largest accepted inputs (/healthz
 ## latency, peak memory) against the idle server; the hot paths with 10k, 100k and 1M jobs
 ## stored (FILLED_JOBS sets the largest size); 10,000 jobs in flight on one worker
-## (INFLIGHT_JOBS)
+## (INFLIGHT_JOBS); a video's render time, and Sora's submit and fetch next to the bare app
+## while the same process renders two videos
 bench: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q wrk >/dev/null; }; } \
 	  || { echo "wrk is needed: apt-get install wrk"; exit 1; }
