@@ -7,8 +7,8 @@ On PostgreSQL (a database ``gengate_bench_inflight`` created on the server of
 seconds, behind accounts of 1,000 slots each (the most one account may have). An API process
 makes the user and the accounts and admits one imagine job; the bench then keeps ``--jobs``
 such jobs in flight by writing clones of it straight into the tables (with their freeze in
-the ledger) as others end, so that the API's own speed plays no part. From the first task's
-end it measures for ``--measure`` seconds:
+the ledger) as others end, so that the API's own speed plays no part. Once the first task
+has ended and 95 % of the jobs run upstream, it measures for ``--measure`` seconds:
 
 - the worker's resident memory (``VmRSS``, sampled every second; target < 300 MB);
 - per task that ended upstream in that window, its job's ``finished_at`` minus the task's
@@ -43,7 +43,7 @@ from filler import JOB_COLUMNS, LEDGER_COLUMNS  # noqa: E402
 from run import HERE, call, free_port, stop  # noqa: E402
 
 from gengate.store.channels import JOBS_CHANNEL  # noqa: E402
-from gengate.store.tables import LIVE_SQL  # noqa: E402
+from gengate.store.tables import LIVE_SQL, RUNNING_SQL  # noqa: E402
 
 ADMIN = "bench-admin-key"
 
@@ -101,7 +101,8 @@ class Feeder(threading.Thread):
     def __init__(self, url: str, pid: int, target: int, template: dict[str, Any]):
         super().__init__(daemon=True)
         self.url, self.pid, self.target, self.template = url, pid, target, template
-        self.samples: list[tuple[float, float, int]] = []  # (time, rss MB, in flight)
+        #: (time, rss MB, in flight, running upstream)
+        self.samples: list[tuple[float, float, int, int]] = []
         self.added = 0
         self.feeding = True
         self.stopping = threading.Event()
@@ -118,8 +119,10 @@ class Feeder(threading.Thread):
         try:
             while not self.stopping.is_set():
                 live = int(await conn.fetchval(f"SELECT COUNT(*) FROM jobs WHERE {LIVE_SQL}"))
+                upstream = int(await conn.fetchval(
+                    f"SELECT COUNT(*) FROM jobs WHERE {RUNNING_SQL} AND upstream_id IS NOT NULL"))
                 with contextlib.suppress(OSError):
-                    self.samples.append((time.time(), rss_mb(self.pid)[0], live))
+                    self.samples.append((time.time(), rss_mb(self.pid)[0], live, upstream))
                 if self.feeding and live < self.target:
                     await self._add(conn, self.target - live)
                 await asyncio.sleep(1.0)
@@ -209,6 +212,8 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
                    "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_RATE_PER_SECOND": "0",
                    "GENGATE_RATE_PER_MINUTE": "0", "GENGATE_LOCAL_ACCOUNT": "false",
                    "GENGATE_WORKER_CONCURRENCY": str(args.jobs + args.jobs // 5),
+                   # a worker of 10,000 jobs: more connections than the default 3 + 3
+                   "GENGATE_DB_POOL_SIZE": "8", "GENGATE_DB_MAX_OVERFLOW": "4",
                    "GENGATE_LOG_LEVEL": "WARNING"}
             subprocess.run([sys.executable, "-m", "gengate", "migrate"], check=True, env=env,
                            capture_output=True)
@@ -227,8 +232,13 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
             started = time.time()
             feeder = Feeder(url, worker.pid, args.jobs, template)
             feeder.start()
-            ramp_ends = asyncio.run(first_end(upstream, args.max + 900))
-            window = (ramp_ends, ramp_ends + args.measure)
+            asyncio.run(first_end(upstream, args.max + 900))
+            # measured once (nearly) all of them run upstream
+            give_up = time.time() + args.max + 900
+            while time.time() < give_up and (
+                    not feeder.samples or feeder.samples[-1][3] < args.jobs * 0.95):
+                time.sleep(1.0)
+            window = (time.time(), time.time() + args.measure)
             while time.time() < window[1]:
                 time.sleep(1.0)
             feeder.feeding = False
@@ -268,6 +278,8 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
         "feeder_error": repr(feeder.error) if feeder.error else None,
         "in_flight_min": min((s[2] for s in steady), default=0),
         "in_flight_max": max((s[2] for s in steady), default=0),
+        "upstream_min": min((s[3] for s in steady), default=0),
+        "upstream_max": max((s[3] for s in steady), default=0),
         "rss_peak_mb": max((s[1] for s in feeder.samples), default=0.0),
         "rss_steady_max_mb": max((s[1] for s in steady), default=0.0),
         "ended": len(latencies), "not_success": missing,
@@ -293,7 +305,7 @@ def main() -> None:
     parser.add_argument("--min", type=float, default=240.0, help="shortest upstream task, s")
     parser.add_argument("--max", type=float, default=600.0, help="longest upstream task, s")
     parser.add_argument("--measure", type=float, default=120.0,
-                        help="seconds measured from the first task's end")
+                        help="seconds measured once the jobs run upstream")
     parser.add_argument("--grace", type=float, default=15.0,
                         help="seconds given to the last ends before stopping")
     args = parser.parse_args()
@@ -301,7 +313,9 @@ def main() -> None:
                              "postgresql://postgres@127.0.0.1:5432/test")
     result = measure(args, pg_base)
     print(f"{result['jobs']:,} jobs in flight on one worker ({result['in_flight_min']:,} to "
-          f"{result['in_flight_max']:,} while measured; ramp {result['ramp_seconds']:.0f} s), "
+          f"{result['in_flight_max']:,} while measured, {result['upstream_min']:,} to "
+          f"{result['upstream_max']:,} of them running upstream; ramp "
+          f"{result['ramp_seconds']:.0f} s), "
           f"upstream tasks of {args.min:.0f} to {args.max:.0f} s:")
     print(f"  worker memory: {result['rss_steady_max_mb']:.0f} MB at most while measured, "
           f"{result['rss_peak_mb']:.0f} MB peak (target < {RSS_TARGET_MB:.0f} MB)")
