@@ -70,9 +70,12 @@ class BatchPoller:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + self.interval
-        while self._waiting:
-            # polls that arrive while we wait ride along in the same request
+        while True:
+            # polls that arrive while we wait ride along in the same request; the jobs
+            # answered by the last round poll again meanwhile, so rounds keep their pace
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if not self._waiting:
+                return
             next_at = loop.time() + self.interval
             batch, self._waiting = self._waiting, {}
             live = {k: [f for f in v if not f.done()] for k, v in batch.items()}
