@@ -9,7 +9,8 @@ database's size per million jobs is reported too. ``--jobs`` (``FILLED_JOBS`` in
 
 PostgreSQL: a database ``gengate_bench`` is created on the server of
 ``GENGATE_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test) and dropped
-at the end. Results go to ``bench/results/filled.json``.
+at the end. Results go to ``bench/results/filled.json`` (``filled-<db>.json`` when one
+``--db`` is given).
 """
 
 from __future__ import annotations
@@ -420,7 +421,8 @@ def main() -> None:
                                      args.claims, pg_base)
     report(results)
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "filled.json").write_text(json.dumps(
+    name = "filled.json" if len(results) > 1 else f"filled-{next(iter(results))}.json"
+    (HERE / "results" / name).write_text(json.dumps(
         {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "load": os.getloadavg(),
          "results": results}, indent=2))
 
