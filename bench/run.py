@@ -69,8 +69,26 @@ def wrk(url: str, seconds: int, script: str | None = None, env: dict[str, str] |
     assert rps is not None and p99 is not None, out  # wrk always prints both
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = re.search(r"(\d+) requests in", out)
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * scale,
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+            "errors": int(non2xx.group(1)) if non2xx else 0,
+            "requests": float(total.group(1)) if total else 0.0}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(proc: subprocess.Popen[bytes], url: str, seconds: int, script: str | None = None,
+         env: dict[str, str] | None = None) -> dict[str, float]:
+    """wrk's figures, and the server's CPU time per request (``cpu_us``): unlike the rate,
+    it does not drop when other work on the machine takes the cores."""
+    before = cpu_seconds(proc.pid)
+    figures = wrk(url, seconds, script, env)
+    figures["cpu_us"] = (cpu_seconds(proc.pid) - before) / max(1.0, figures["requests"]) * 1e6
+    return figures
 
 
 def start(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -106,6 +124,38 @@ def bench_bare(seconds: int) -> dict[str, float]:
         stop(proc)
 
 
+class Anchor:
+    """The bare app, running for a whole round, measured before each of gengate's loads and
+    once after the last: a load is compared with the two measurements around it, taken
+    seconds apart, so that a change in what else runs on the machine weighs on both."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+        self.port = free_port()
+        self.taken: list[dict[str, float]] = []
+        self.proc = start([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
+                           str(self.port), "--loop", "uvloop", "--http", "httptools",
+                           "--no-access-log", "--log-level", "warning"], self.port,
+                          {"PYTHONPATH": str(HERE.parent)})
+        wait_up(f"http://127.0.0.1:{self.port}/", self.proc)
+
+    def measure(self) -> dict[str, float]:
+        figures = load(self.proc, f"http://127.0.0.1:{self.port}/", self.seconds)
+        self.taken.append(figures)
+        return figures
+
+    def around(self, figures: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+        """``figures`` (a load measured after ``before``) with the bare app's rate and CPU
+        per request: the mean of ``before`` and a measurement taken now."""
+        after = self.measure()
+        figures["bare_rps"] = (before["rps"] + after["rps"]) / 2
+        figures["bare_cpu_us"] = (before["cpu_us"] + after["cpu_us"]) / 2
+        return figures
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
 def _serve(data: str, port: int, worker: bool,
            database_url: str | None = None) -> subprocess.Popen[bytes]:
     env = {"GENGATE_DATA_DIR": data, "GENGATE_ADMIN_KEY": ADMIN, "GENGATE_PORT": str(port),
@@ -137,10 +187,10 @@ PRODUCTS = {
 }
 
 
-def bench_gengate(seconds: int) -> dict[str, dict[str, dict[str, float]]]:
+def bench_gengate(seconds: int, anchor: Anchor) -> dict[str, dict[str, dict[str, float]]]:
     """Per product: submit, and fetch of a queued job, on an API-only server (so no
     rendering shares the cores); then fetch of a finished job on a server with its worker,
-    after it went idle."""
+    after it went idle. Each load between two measurements of the bare app."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in PRODUCTS}
@@ -150,12 +200,15 @@ def bench_gengate(seconds: int) -> dict[str, dict[str, dict[str, float]]]:
             wait_up(f"{base}/healthz", proc)
             key = _user(base)
             for name, (submit_path, script, fetch_path, body) in PRODUCTS.items():
-                out[name]["submit"] = wrk(f"{base}{submit_path}", seconds, script,
-                                          {"GG_KEY": key})
+                before = anchor.taken[-1]
+                out[name]["submit"] = anchor.around(load(
+                    proc, f"{base}{submit_path}", seconds, script, {"GG_KEY": key}), before)
                 out[name]["submit"]["jobs_in_db"] = _in_progress(base, key)
                 job = call(f"{base}{submit_path}", body, {"TT-API-KEY": key})["data"]["jobId"]
-                out[name]["fetch"] = wrk(f"{base}{fetch_path}?jobId={job}", seconds,
-                                         "fetch.lua", {"GG_KEY": key})
+                before = anchor.taken[-1]
+                out[name]["fetch"] = anchor.around(load(
+                    proc, f"{base}{fetch_path}?jobId={job}", seconds, "fetch.lua",
+                    {"GG_KEY": key}), before)
         finally:
             stop(proc)
     with tempfile.TemporaryDirectory(prefix="gengate-bench-") as data:
@@ -168,8 +221,10 @@ def bench_gengate(seconds: int) -> dict[str, dict[str, dict[str, float]]]:
                 while call(f"{base}{fetch_path}?jobId={job}", None,
                            {"TT-API-KEY": key})["status"] != "SUCCESS":
                     time.sleep(0.1)
-                out[name]["fetch_finished"] = wrk(f"{base}{fetch_path}?jobId={job}", seconds,
-                                                  "fetch.lua", {"GG_KEY": key})
+                before = anchor.measure()  # the worker went idle while the bare app ran
+                out[name]["fetch_finished"] = anchor.around(load(
+                    proc, f"{base}{fetch_path}?jobId={job}", seconds, "fetch.lua",
+                    {"GG_KEY": key}), before)
         finally:
             stop(proc)
     return out
@@ -199,9 +254,9 @@ def postgres_database(base: str) -> Iterator[str]:
         asyncio.run(_admin_sql(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def bench_postgres(seconds: int, base: str) -> dict[str, dict[str, float]]:
+def bench_postgres(seconds: int, base: str, anchor: Anchor) -> dict[str, dict[str, float]]:
     """Midjourney's submit, and fetch of a queued job, on PostgreSQL: the same loads as on
-    SQLite, against one API-only process."""
+    SQLite, against one API-only process, each between two measurements of the bare app."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     submit_path, script, fetch_path, body = PRODUCTS["midjourney"]
@@ -212,11 +267,14 @@ def bench_postgres(seconds: int, base: str) -> dict[str, dict[str, float]]:
         try:
             wait_up(f"{url}/healthz", proc)
             key = _user(url)
-            out["submit"] = wrk(f"{url}{submit_path}", seconds, script, {"GG_KEY": key})
+            before = anchor.taken[-1]
+            out["submit"] = anchor.around(load(proc, f"{url}{submit_path}", seconds, script,
+                                               {"GG_KEY": key}), before)
             out["submit"]["jobs_in_db"] = _in_progress(url, key)
             job = call(f"{url}{submit_path}", body, {"TT-API-KEY": key})["data"]["jobId"]
-            out["fetch"] = wrk(f"{url}{fetch_path}?jobId={job}", seconds, "fetch.lua",
-                               {"GG_KEY": key})
+            before = anchor.taken[-1]
+            out["fetch"] = anchor.around(load(proc, f"{url}{fetch_path}?jobId={job}", seconds,
+                                              "fetch.lua", {"GG_KEY": key}), before)
         finally:
             stop(proc)
     return out
@@ -230,14 +288,16 @@ def postgres_reachable(base: str) -> bool:
     return True
 
 
-def judged(kind: str, figures: dict[str, float], bare: float) -> str:
-    """One figure with its ratio to the bare app and its target."""
-    ratio = figures["rps"] / bare
+def judged(kind: str, figures: dict[str, float]) -> str:
+    """One figure with its ratio to the bare app measured around it, and its target."""
+    ratio = figures["rps"] / figures["bare_rps"]
     least, most_ms = TARGETS[kind]
     met = ratio >= least and figures["p99_ms"] < most_ms and not figures["errors"]
-    return (f"{figures['rps']:,.0f} req/s = {ratio:.0%} of bare (target >= {least:.0%}), "
-            f"p99 {figures['p99_ms']:.1f} ms (target < {most_ms:.0f} ms), non-2xx "
-            f"{figures['errors']:.0f}: {'met' if met else 'NOT met'}")
+    return (f"{figures['rps']:,.0f} req/s = {ratio:.0%} of bare's {figures['bare_rps']:,.0f} "
+            f"(target >= {least:.0%}), p99 {figures['p99_ms']:.1f} ms (target < "
+            f"{most_ms:.0f} ms), non-2xx {figures['errors']:.0f}: {'met' if met else 'NOT met'}"
+            f"; CPU {figures['cpu_us']:.0f} us/request, bare's "
+            f"{figures['bare_cpu_us'] / figures['cpu_us']:.0%} of it")
 
 
 def main() -> None:
@@ -260,21 +320,27 @@ def main() -> None:
               ("fetch_finished", "fetch finished job"))
     rounds = []
     for n in range(1, args.rounds + 1):
-        bare = bench_bare(args.seconds)
-        gengate = bench_gengate(args.seconds)
-        row: dict[str, object] = {"round": n, "bare_asgi": bare}
-        line = [f"round {n}: bare ASGI {bare['rps']:,.0f} req/s"]
+        anchor = Anchor(args.seconds)
+        try:
+            first = anchor.measure()
+            gengate = bench_gengate(args.seconds, anchor)
+            pg = bench_postgres(args.seconds, args.postgres, anchor) if postgres else None
+        finally:
+            anchor.close()
+        row: dict[str, object] = {"round": n, "bare_asgi": anchor.taken}
+        line = [f"round {n}: bare ASGI {first['rps']:,.0f} req/s at first, "
+                f"{min(a['rps'] for a in anchor.taken):,.0f} to "
+                f"{max(a['rps'] for a in anchor.taken):,.0f} over the round"]
         for name, figures in gengate.items():
             row[name] = figures
             for kind, label in labels:
-                row[f"{name}_{kind}_ratio"] = figures[kind]["rps"] / bare["rps"]
-                line.append(f"SQLite {name} {label}: {judged(kind, figures[kind], bare['rps'])}")
-        if postgres:
-            row["postgres"] = pg = bench_postgres(args.seconds, args.postgres)
+                row[f"{name}_{kind}_ratio"] = figures[kind]["rps"] / figures[kind]["bare_rps"]
+                line.append(f"SQLite {name} {label}: {judged(kind, figures[kind])}")
+        if pg is not None:
+            row["postgres"] = pg
             for kind, label in labels[:2]:
-                row[f"postgres_{kind}_ratio"] = pg[kind]["rps"] / bare["rps"]
-                line.append(f"PostgreSQL midjourney {label}: "
-                            f"{judged(kind, pg[kind], bare['rps'])}")
+                row[f"postgres_{kind}_ratio"] = pg[kind]["rps"] / pg[kind]["bare_rps"]
+                line.append(f"PostgreSQL midjourney {label}: {judged(kind, pg[kind])}")
         rounds.append(row)
         print("\n  ".join(line), flush=True)
     out = HERE / "results"
