@@ -30,7 +30,7 @@ async def test_serve_logs_gengate_lines_at_info(tmp_path: Path) -> None:
     node = await processes.serve(processes.gengate_env(data), "--no-worker",
                                  log=tmp_path / "serve.log")
     try:
-        # written before the server answered; the copy of its output may lag behind
+        # logged before the server answered; written by the process's log thread
         await node.until_output("event=data_permissions_tightened")
         assert _tightened(node.output()) == [str(data)], node.output()
     finally:
@@ -42,6 +42,7 @@ async def test_the_worker_logs_as_serve_does(tmp_path: Path) -> None:
     node = processes.start(processes.gengate_env(data), "worker", log=tmp_path / "worker.log")
     try:
         await node.until_output("running; Ctrl+C or SIGTERM stops it")
+        await node.until_output("event=data_permissions_tightened")
         assert _tightened(node.output()) == [str(data)], node.output()
     finally:
         await node.shutdown()

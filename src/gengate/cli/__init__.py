@@ -46,7 +46,7 @@ def serve(
     import uvicorn
 
     from gengate.api.app import create_app
-    from gengate.logs import logging_config
+    from gengate.logs import configure
 
     listener = None
     if fd is not None:
@@ -54,6 +54,7 @@ def serve(
         host, port = listener.getsockname()[:2]
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure(settings.log_level)  # uvicorn keeps to it: log_config=None below
     application = create_app(settings, with_worker=not no_worker)
     if demo:
         from gengate.demo import attach_demo
@@ -64,7 +65,7 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_cleanly)
     # X-Forwarded-For is gengate's to judge (GENGATE_TRUSTED_PROXIES), not the server's
     config = uvicorn.Config(application, host=settings.host, port=settings.port,
-                            log_level="warning", log_config=logging_config(settings.log_level),
+                            log_level="warning", log_config=None,
                             access_log=False, lifespan="on", proxy_headers=False)
     server = uvicorn.Server(config)
     try:
