@@ -73,6 +73,8 @@ class Reroute(Exception):
 PROBE_EVERY = 1.0
 #: jobs in their start (account, submit upstream, records) at once
 STARTING = 16
+#: leases renewed in one transaction
+RENEW_CHUNK = 500
 
 
 class Worker:
@@ -242,17 +244,19 @@ class Worker:
         interval = self.settings.lease_seconds / 3
         while not self._stopping:
             await asyncio.sleep(interval)
-            held = list(self._running)
-            if not held:
-                continue
-            try:
-                kept = await self.store.renew(self.owner, held,
-                                              self.clock.now() + self.settings.lease_seconds)
-            except Exception:
-                log.exception("event=renew_failed owner=%s", self.owner)
-                continue
-            for job_id in set(held) - kept:
-                self._lost.add(job_id)
+            held = sorted(self._running)
+            until = self.clock.now() + self.settings.lease_seconds
+            # a few hundred rows a transaction: one statement over thousands of running
+            # jobs held their rows locked for seconds, and their progress writes waited
+            for start in range(0, len(held), RENEW_CHUNK):
+                chunk = held[start:start + RENEW_CHUNK]
+                try:
+                    kept = await self.store.renew(self.owner, chunk, until)
+                except Exception:
+                    log.exception("event=renew_failed owner=%s", self.owner)
+                    continue
+                for job_id in set(chunk) - kept:
+                    self._lost.add(job_id)
 
     # -- one job ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
@@ -389,9 +393,7 @@ class Worker:
             if update.state is TaskState.RUNNING:
                 if update.progress > progress:
                     progress = update.progress
-                    if await self.store.record_progress(job.id, self.owner, progress,
-                                                        self.clock.now()):
-                        self.on_event()
+                    await self._record_progress(job, progress)
                 continue
             if update.state is TaskState.FAILED:
                 if update.kind.account_level:
@@ -409,6 +411,18 @@ class Worker:
                 await provider.forget(upstream_id)
                 await self._cancel_orphans(dataclasses.replace(job, upstream_id=upstream_id))
             return
+
+    async def _record_progress(self, job: Job, progress: int) -> None:
+        """Save a running job's progress: shown to its owner, not owed (a write that fails,
+        such as one that waited too long for a connection, is skipped, not the job)."""
+        try:
+            recorded = await self.store.record_progress(job.id, self.owner, progress,
+                                                        self.clock.now())
+        except Exception:  # noqa: BLE001 - the next progress or the end is written anyway
+            log.warning("event=progress_not_recorded job_id=%s", job.id, exc_info=True)
+            return
+        if recorded:
+            self.on_event()
 
     async def _fail(self, job: Job, message: str) -> None:
         limit = self.settings.illegal_prompt_daily_limit
