@@ -20,6 +20,11 @@ from tests.conftest import S3Bucket
 from tests.processes import Node, gengate_env, serve, start
 
 ADMIN = "scale-admin"
+#: a live worker renews its leases every third of this; a loaded machine (other test runs
+#: beside this one) can stall it for seconds, and a lease that lapses on a live worker
+#: lets a second one submit the same job: long enough for that never to happen, short
+#: enough for the killed worker's jobs to be taken over quickly
+LEASE = "10"
 #: enough that both API nodes and all workers stay busy and the killed worker dies holding
 #: jobs (asserted below); more only makes the run longer
 JOBS = 400
@@ -38,7 +43,7 @@ class Cluster:
     def __init__(self, url: str, data: Path):
         self.env = gengate_env(
             data, database_url=url, admin_key=ADMIN, local_scale="0.125", local_delay="0.1",
-            lease_seconds="3", poll_interval="0.5", upstream_poll_interval="0.1",
+            lease_seconds=LEASE, poll_interval="0.5", upstream_poll_interval="0.1",
             webhook_allow="127.0.0.1", webhook_backoff="0.2", worker_concurrency="16",
             rate_per_second="0", rate_per_minute="0")
         self.nodes: list[Node] = []

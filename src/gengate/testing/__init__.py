@@ -26,6 +26,8 @@ from gengate.testing.http import LocalServer, read_request
 __all__ = ["Gateway", "ReceivedRequest", "WebhookReceiver", "free_port", "serve_gateway"]
 
 TERMINAL = ("SUCCESS", "FAILED")
+#: seconds serve_gateway keeps an idle connection open (a test's whole length)
+KEEP_ALIVE = 600
 
 
 def free_port() -> int:
@@ -104,8 +106,11 @@ async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
     app = create_app(settings, clock=clock, with_worker=with_worker,
                      with_dispatcher=with_dispatcher, products=products)
     # as `gengate serve`: X-Forwarded-For is judged by GENGATE_TRUSTED_PROXIES
+    # connections idle longer than uvicorn's 5 s are closed by the server, and a client
+    # that sends on one just as it closes gets a ReadError; a test's clients pause that
+    # long on a loaded machine, so here connections stay open for the test's length
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            proxy_headers=False,
+                            proxy_headers=False, timeout_keep_alive=KEEP_ALIVE,
                             lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
