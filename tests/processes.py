@@ -6,6 +6,8 @@ and the rest, each one's output kept in a file and readable while it runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -19,6 +21,8 @@ import httpx
 
 #: how long a process may take to start on a loaded machine
 START_TIMEOUT = 60.0
+#: the size of the pipe a child writes its output to (Linux's default is 64 KiB)
+PIPE_BYTES = 1 << 20
 
 
 def gengate_env(data: Path, **settings: str) -> dict[str, str]:
@@ -127,6 +131,10 @@ def start(env: dict[str, str], *args: str, log: Path,
     log.parent.mkdir(parents=True, exist_ok=True)
     read, write = os.pipe()
     try:
+        # room for a burst of output while this process is busy elsewhere: a child whose
+        # pipe is full waits in its next write (the thread below empties it as it can)
+        with contextlib.suppress(OSError):  # a user over its pipe quota keeps 64 KiB
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         proc = subprocess.Popen([sys.executable, "-m", "gengate", *args], env=env,
                                 stdin=subprocess.DEVNULL, stdout=write, stderr=write,
                                 pass_fds=[listener.fileno()] if listener else [])
