@@ -324,7 +324,8 @@ class Worker:
                                 "times without a result; it is not sent again")
         task = task or await self._task(job, provider)
         tag = f"{job.id}.{job.sends + 1}"
-        if not await self.store.mark_submitting(job.id, self.owner, tag):
+        if not await self.store.mark_submitting(job.id, self.owner, tag, self.clock.now(),
+                                                self.settings.lease_seconds):
             raise LeaseLost()
         try:
             upstream_id = await provider.submit(dataclasses.replace(task, tag=tag))

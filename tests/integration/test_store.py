@@ -94,6 +94,25 @@ async def test_claim_lease_takeover_and_money_once(store: Store) -> None:
     assert user.in_flight == 1
 
 
+async def test_a_submit_is_recorded_only_within_the_lease_and_renews_it(store: Store) -> None:
+    await store.ensure_local_account({"fast": 10}, time.time())
+    user = await store.create_user("fence@example.com", 10000, 10, time.time())
+    job = _job(user.id)
+    await store.admit([Admission(job)], time.time())
+    now = time.time()
+    assert [j.id for j in (await store.claim("w1", 1, now, 30, RNG)).jobs] == [job.id]
+    # a worker that stalled past its lease sends nothing, though no one has claimed the job
+    # yet: the claim that comes next would find no tag and send it again
+    assert not await store.mark_submitting(job.id, "w1", f"{job.id}.1", now + 31, 30)
+    stored = await store.get_job(job.id)
+    assert stored is not None and (stored.submit_tag, stored.sends) == (None, 0)
+    # within the lease the record counts the send and gives it a whole lease
+    assert await store.mark_submitting(job.id, "w1", f"{job.id}.1", now + 29, 30)
+    assert (await store.claim("w2", 1, now + 31, 30, RNG)).jobs == []
+    taken = (await store.claim("w2", 1, now + 60, 30, RNG)).jobs
+    assert [(j.id, j.submit_tag, j.sends) for j in taken] == [(job.id, f"{job.id}.1", 1)]
+
+
 async def test_overdue_and_illegal_prompt_limit(store: Store) -> None:
     user = await store.create_user("d@example.com", 10000, 10, time.time())
     late, a, b = _job(user.id, deadline=time.time() - 1), _job(user.id), _job(user.id)

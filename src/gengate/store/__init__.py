@@ -107,8 +107,9 @@ class Store:
     async def requeue(self, job: Job, owner: str, orphan: str | None = None) -> bool:
         return await self.db.run(claims.requeue, job, owner, orphan)
 
-    async def mark_submitting(self, job_id: str, owner: str, tag: str) -> bool:
-        return await self.db.run(jobrows.mark_submitting, job_id, owner, tag)
+    async def mark_submitting(self, job_id: str, owner: str, tag: str, now: float,
+                              lease: float) -> bool:
+        return await self.db.run(jobrows.mark_submitting, job_id, owner, tag, now, lease)
 
     async def unmark_submitting(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.unmark_submitting, job_id, owner)

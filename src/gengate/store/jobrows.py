@@ -307,14 +307,20 @@ def renew(conn: Connection, owner: str, job_ids: list[str], until: float) -> set
     return {r.id for r in conn.execute(stmt)}
 
 
-def mark_submitting(conn: Connection, job_id: str, owner: str, tag: str) -> bool:
+def mark_submitting(conn: Connection, job_id: str, owner: str, tag: str, now: float,
+                    lease: float) -> bool:
     """Record, before the call, that a submit with this tag is going upstream: whoever
-    holds the job next looks the task up by the tag instead of sending it again."""
+    holds the job next looks the task up by the tag instead of sending it again.
+
+    Only a lease still running counts (a worker that stalled past it may already have lost
+    the job to a claim that has not happened yet), and the record renews it: the send then
+    has a whole lease before anyone else can take the job and look for its task."""
     stmt = (
         update(jobs)
         .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
+               jobs.c.lease_expires_at > now,
                jobs.c.status == JobStatus.ON_QUEUE.value)
-        .values(submit_tag=tag, sends=jobs.c.sends + 1)
+        .values(submit_tag=tag, sends=jobs.c.sends + 1, lease_expires_at=now + lease)
     )
     return conn.execute(stmt).rowcount == 1
 
