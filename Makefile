@@ -33,7 +33,7 @@ claude-cli:
 test: install claude-cli
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get update -q >/dev/null; apt-get install -y -q chromium >/dev/null; }; } \
 	  || echo "chromium is missing (apt-get install chromium): the browser test will skip"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 ## a longer property-based run of every operation in /openapi.json (schemathesis) against a
 ## real server: no 5xx, no answer the document does not allow (make test runs a short one)
