@@ -8,7 +8,8 @@ seconds, behind accounts of 1,000 slots each (the most one account may have). An
 makes the user and the accounts and admits one imagine job; the bench then keeps ``--jobs``
 such jobs in flight by writing clones of it straight into the tables (with their freeze in
 the ledger) as others end, so that the API's own speed plays no part. Once the first task
-has ended and 95 % of the jobs run upstream, it measures for ``--measure`` seconds:
+has ended and 95 % of the jobs run upstream (or ``--ramp`` seconds after the start), it
+measures for ``--measure`` seconds:
 
 - the worker's resident memory (``VmRSS``, sampled every second; target < 300 MB);
 - per task that ended upstream in that window, its job's ``finished_at`` minus the task's
@@ -233,8 +234,9 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
             feeder = Feeder(url, worker.pid, args.jobs, template)
             feeder.start()
             asyncio.run(first_end(upstream, args.max + 900))
-            # measured once (nearly) all of them run upstream
-            give_up = time.time() + args.max + 900
+            # measured once (nearly) all of them run upstream, or --ramp seconds after the
+            # start, whichever comes first (the report says how many ran upstream)
+            give_up = started + args.ramp
             while time.time() < give_up and (
                     not feeder.samples or feeder.samples[-1][3] < args.jobs * 0.95):
                 time.sleep(1.0)
@@ -306,6 +308,9 @@ def main() -> None:
     parser.add_argument("--max", type=float, default=600.0, help="longest upstream task, s")
     parser.add_argument("--measure", type=float, default=120.0,
                         help="seconds measured once the jobs run upstream")
+    parser.add_argument("--ramp", type=float, default=900.0,
+                        help="seconds from the start after which the measurement begins even "
+                             "if fewer than 95%% of the jobs run upstream yet")
     parser.add_argument("--grace", type=float, default=15.0,
                         help="seconds given to the last ends before stopping")
     args = parser.parse_args()
