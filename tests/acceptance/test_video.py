@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import uuid
 from typing import Any
 
 import av
@@ -69,6 +70,7 @@ async def test_sora_video_end_to_end(settings: Settings) -> None:
             "orientation": "landscape", "seed": 7, "hookUrl": receiver.url})
         assert made.status_code == 200, made.text
         job_id = made.json()["data"]["jobId"]
+        assert uuid.UUID(job_id).version == 7  # time-ordered, like every product's job ids
         seen: set[str] = set()
         body = await _ended(client, "/sora/fetch", job_id, seen)
         assert seen <= {"PENDING_QUEUE", "ON_QUEUE", "SUCCESS"}

@@ -3,12 +3,11 @@ renderer and the upstream adapters (TTAPI relays Sora; OpenAI's video API is Sor
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gengate.api import schemas as s
-from gengate.jobs import Job
+from gengate.jobs import Job, new_job_id
 from gengate.products.base import (
     FOUR_STATUSES,
     GET_POST,
@@ -85,7 +84,7 @@ class SoraProduct(Product[SoraOptions]):
             if url is not None:
                 await services.jobs.check_url(url, name)
         width, height = resolution(req.model, req.orientation, req.size)
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         options = SoraOptions(
             model=req.model, duration=duration, orientation=req.orientation, size=req.size,
             width=width, height=height, refer_images=tuple(req.referImages or ()),
