@@ -34,23 +34,11 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from filler import LIVE, PRODUCTS, Fill, Template, balance_sql, fill_rows  # noqa: E402
-from run import HERE, call, free_port, stop, wrk  # noqa: E402
+from run import HERE, call, free_port, stop, wait_up, wrk  # noqa: E402
 
 ADMIN = "bench-admin-key"
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 120.0) -> None:
-    """Wait for a server to answer (a loaded machine may take long to start one)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server did not come up: {url}")
 DATABASE = "gengate_bench"
 TARGET = 1.5
 USERS = 20
@@ -154,7 +142,7 @@ def setup(target: Target, per_day: int) -> tuple[Fill, dict[int, str]]:
     keys: dict[int, str] = {}
     key_ids: dict[int, int] = {}
     try:
-        wait_up(f"{base}/healthz", proc)
+        wait_up(f"{base}/healthz", proc, seconds=120)
         for n in range(USERS):
             user = call(f"{base}/admin/users", {"email": f"user{n}@bench.example",
                                                 "balance": 10**9, "max_queue": 10**9},
@@ -213,7 +201,7 @@ def measure_http(target: Target, keys: dict[int, str], heavy: int, seconds: int,
     key = keys[heavy]
     out: dict[str, dict[str, float]] = {}
     try:
-        wait_up(f"{base}/healthz", proc)
+        wait_up(f"{base}/healthz", proc, seconds=120)
         started = time.perf_counter()
         call_text(f"{base}/status")
         out["status_first"] = {"ms": (time.perf_counter() - started) * 1000}
@@ -248,7 +236,6 @@ def measure_http(target: Target, keys: dict[int, str], heavy: int, seconds: int,
 
 
 def call_text(url: str) -> str:
-    import urllib.request
     with urllib.request.urlopen(url, timeout=120) as response:
         return str(response.read().decode())
 

@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from filler import JOB_COLUMNS, LEDGER_COLUMNS  # noqa: E402
-from run import HERE, call, free_port, stop  # noqa: E402
+from run import HERE, call, free_port, stop, wait_up  # noqa: E402
 
 from gengate.store.channels import JOBS_CHANNEL  # noqa: E402
 from gengate.store.tables import LIVE_SQL, RUNNING_SQL  # noqa: E402
@@ -49,18 +48,6 @@ from gengate.store.tables import LIVE_SQL, RUNNING_SQL  # noqa: E402
 ADMIN = "bench-admin-key"
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 120.0) -> None:
-    """Wait for a server to answer (a loaded machine may take long to start one)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server did not come up: {url}")
 DATABASE = "gengate_bench_inflight"
 RSS_TARGET_MB = 300.0
 LATENCY_TARGET_S = 1.0
@@ -183,7 +170,7 @@ def setup(env: dict[str, str], upstream: str, jobs: int) -> dict[str, Any]:
                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        wait_up(f"{base}/healthz", api)
+        wait_up(f"{base}/healthz", api, seconds=120)
         admin = {"Authorization": f"Bearer {ADMIN}"}
         key = call(f"{base}/admin/users", {"email": "inflight@bench.example",
                                            "balance": 10**9, "max_queue": 10**6},
