@@ -85,6 +85,21 @@ def redis_url() -> str:
     return os.environ.get("GENGATE_TEST_REDIS_URL", DEFAULT_REDIS)
 
 
+async def live_redis_url() -> str:
+    """The test Redis's URL once it answers a ping; skips loudly (fails under CI=true)
+    when it does not."""
+    from gengate.ratelimit import Limits, RateLimiter
+
+    url = redis_url()
+    try:
+        reachable = await RateLimiter(url, Limits(), 0).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable Redis
+        reachable, url = False, f"{url}: {exc}"
+    if not reachable:
+        need_service("Redis", url)
+    return url
+
+
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for one test, with gengate's schema at the newest

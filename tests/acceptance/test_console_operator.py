@@ -14,11 +14,10 @@ import httpx
 
 from gengate.config import Settings
 from gengate.quota import from_milli
-from gengate.ratelimit import Limits, RateLimiter
 from gengate.testing import Gateway, free_port, serve_gateway
 from tests.acceptance.test_console import _signin
 from tests.acceptance.test_console_live import _csrf, _signed_in
-from tests.conftest import need_service, redis_url
+from tests.conftest import live_redis_url
 
 ADMIN = {"Authorization": "Bearer test-admin-key"}
 
@@ -227,12 +226,6 @@ async def test_two_nodes_on_postgresql_share_the_sign_in_limit(settings: Setting
 
 
 async def test_two_nodes_share_the_sign_in_limit_through_redis(settings: Settings) -> None:
-    url = redis_url()
-    try:
-        reachable = await RateLimiter(url, Limits(), 0).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means no usable Redis
-        reachable, url = False, f"{url}: {exc}"
-    if not reachable:
-        need_service("Redis", url)
+    url = await live_redis_url()
     shared = settings.model_copy(update={"trusted_proxies": "127.0.0.1/32", "redis_url": url})
     await _two_nodes_share_the_limit(shared)

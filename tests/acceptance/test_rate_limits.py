@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from gengate.config import Settings
-from gengate.ratelimit import Limits, RateLimiter
 from gengate.testing import serve_gateway
 
-from ..conftest import need_service, redis_url
+from ..conftest import live_redis_url
 
 V1 = "/midjourney/v1"
 ADMIN = {"Authorization": "Bearer test-admin-key"}
@@ -45,13 +44,7 @@ async def test_requests_without_a_valid_key_are_limited_per_address(
 
 
 async def test_limits_hold_in_total_across_two_api_nodes(settings: Settings) -> None:
-    url = redis_url()
-    try:
-        reachable = await RateLimiter(url, Limits(), 0).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means no usable Redis
-        reachable, url = False, f"{url}: {exc}"
-    if not reachable:
-        need_service("Redis", url)
+    url = await live_redis_url()
     shared = settings.model_copy(update={"redis_url": url})
     async with serve_gateway(shared, with_worker=False) as one, \
             serve_gateway(shared, with_worker=False) as two:
