@@ -139,6 +139,21 @@ def rows(fill: Fill, count: int, live: int = 0) -> Iterator[tuple[tuple[Any, ...
 CHUNK = 20_000
 
 
+def chunks(fill: Fill, count: int, live: int = 0
+           ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """The rows of ``count`` jobs, ``CHUNK`` jobs (and their ledger rows) at a time."""
+    jobs: list[tuple[Any, ...]] = []
+    ledger: list[tuple[Any, ...]] = []
+    for job, money in rows(fill, count, live):
+        jobs.append(job)
+        ledger += money
+        if len(jobs) >= CHUNK:
+            yield jobs, ledger
+            jobs, ledger = [], []
+    if jobs:
+        yield jobs, ledger
+
+
 def fill_sqlite(path: str, fill: Fill, count: int, live: int = 0) -> None:
     """Write ``count`` jobs into the SQLite database at ``path`` (no server may be
     writing to it meanwhile)."""
@@ -149,21 +164,11 @@ def fill_sqlite(path: str, fill: Fill, count: int, live: int = 0) -> None:
               f"({', '.join('?' * len(JOB_COLUMNS))})"
     ledger_sql = f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) VALUES " \
                  f"({', '.join('?' * len(LEDGER_COLUMNS))})"
-    source = rows(fill, count, live)
-    done = 0
-    while done < count:
-        jobs: list[tuple[Any, ...]] = []
-        ledger: list[tuple[Any, ...]] = []
-        for job, money in source:
-            jobs.append(job)
-            ledger += money
-            if len(jobs) >= CHUNK:
-                break
+    for jobs, ledger in chunks(fill, count, live):
         conn.execute("BEGIN")
         conn.executemany(job_sql, jobs)
         conn.executemany(ledger_sql, ledger)
         conn.execute("COMMIT")
-        done += len(jobs)
     conn.execute("BEGIN")
     for sql in balance_sql():
         conn.execute(sql)
@@ -196,21 +201,11 @@ async def fill_postgres(url: str, fill: Fill, count: int, live: int = 0) -> None
     """Write ``count`` jobs into PostgreSQL with ``COPY``, in one transaction."""
     conn = await asyncpg.connect(url.replace("postgresql://", "postgres://", 1))
     try:
-        source = rows(fill, count, live)
-        done = 0
         async with conn.transaction():
-            while done < count:
-                jobs: list[tuple[Any, ...]] = []
-                ledger: list[tuple[Any, ...]] = []
-                for job, money in source:
-                    jobs.append(job)
-                    ledger += money
-                    if len(jobs) >= CHUNK:
-                        break
+            for jobs, ledger in chunks(fill, count, live):
                 await conn.copy_records_to_table("jobs", records=jobs, columns=JOB_COLUMNS)
                 await conn.copy_records_to_table("ledger", records=ledger,
                                                  columns=LEDGER_COLUMNS)
-                done += len(jobs)
             for sql in balance_sql():
                 await conn.execute(sql)
         # what autovacuum does after a bulk load: the planner's statistics
