@@ -48,6 +48,12 @@ class GroupCommit(Generic[T, R]):
             raise result
         return result
 
+    async def drained(self) -> None:
+        """Wait until the batches already taken have committed (or failed): nothing may
+        still be writing when the store closes."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _start_drain(self) -> None:
         task = asyncio.ensure_future(self._drain())
         self._tasks.add(task)

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from gengate.background import spawn, supervise
+from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.config import Settings
 from gengate.errors import GengateError
@@ -109,6 +110,9 @@ class Worker:
         #: jobs starting at once (their account read, their submit and its records): a
         #: claim of hundreds of jobs must not queue thousands of queries on the pool
         self._starting = asyncio.Semaphore(STARTING)
+        #: progress of the jobs one poll round woke, written in one transaction
+        self._progress: GroupCommit[tuple[str, int], bool] = GroupCommit(
+            self._commit_progress)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -133,6 +137,7 @@ class Worker:
             task.cancel()
         # everything that may use the upstreams' clients has ended before they close
         await asyncio.gather(*self._tasks, *prober, *running, return_exceptions=True)
+        await self._progress.drained()
         await self.upstreams.close()
 
     @property
@@ -417,13 +422,16 @@ class Worker:
         """Save a running job's progress: shown to its owner, not owed (a write that fails,
         such as one that waited too long for a connection, is skipped, not the job)."""
         try:
-            recorded = await self.store.record_progress(job.id, self.owner, progress,
-                                                        self.clock.now())
+            await self._progress.submit((job.id, progress))
         except Exception:  # noqa: BLE001 - the next progress or the end is written anyway
             log.warning("event=progress_not_recorded job_id=%s", job.id, exc_info=True)
-            return
-        if recorded:
+
+    async def _commit_progress(self, items: list[tuple[str, int]]
+                               ) -> list[bool | GengateError]:
+        raised = await self.store.record_progress(self.owner, items, self.clock.now())
+        if raised:
             self.on_event()
+        return [job_id in raised for job_id, _ in items]
 
     async def _fail(self, job: Job, message: str) -> None:
         limit = self.settings.illegal_prompt_daily_limit

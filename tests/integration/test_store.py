@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -111,6 +112,31 @@ async def test_a_submit_is_recorded_only_within_the_lease_and_renews_it(store: S
     assert (await store.claim("w2", 1, now + 31, 30, RNG)).jobs == []
     taken = (await store.claim("w2", 1, now + 60, 30, RNG)).jobs
     assert [(j.id, j.submit_tag, j.sends) for j in taken] == [(job.id, f"{job.id}.1", 1)]
+
+
+async def test_progress_of_many_jobs_is_written_at_once_and_only_rises(store: Store) -> None:
+    await store.ensure_local_account({"fast": 10}, time.time())
+    user = await store.create_user("p@example.com", 10000, 10, time.time())
+    hooked = dataclasses.replace(_job(user.id), hook_url="https://hooks.example.com/a",
+                                 params={**_job(user.id).params, "hook_progress": True})
+    quiet = dataclasses.replace(_job(user.id), hook_url="https://hooks.example.com/b")
+    plain, other = _job(user.id), _job(user.id)
+    await store.admit([Admission(j) for j in (hooked, quiet, plain, other)], time.time())
+    now = time.time()
+    mine = {j.id for j in (await store.claim("w1", 3, now, 30, RNG)).jobs}
+    theirs = {j.id for j in (await store.claim("w2", 1, now, 30, RNG)).jobs}
+    assert (mine, theirs) == ({hooked.id, quiet.id, plain.id}, {other.id})
+    items = [(job_id, 40) for job_id in sorted(mine | theirs)]
+    # one call, one transaction: the jobs w1 holds rise, the one w2 holds is not w1's to write
+    assert await store.record_progress("w1", items, now) == mine
+    # progress only rises: a lower or equal value changes nothing, a higher one does
+    assert await store.record_progress("w1", [(hooked.id, 40), (quiet.id, 20), (plain.id, 60)],
+                                       now) == {plain.id}
+    stored = await store.get_jobs(sorted(mine | theirs))
+    assert sorted(j.progress for j in stored.values()) == [0, 40, 40, 60]
+    # a progress notification is queued only for the job that asked for one, once per rise
+    queued = await store.all_deliveries(None, 100)
+    assert [(d["jobId"], d["event"]) for d in queued] == [(hooked.id, "job.progress")]
 
 
 async def test_overdue_and_illegal_prompt_limit(store: Store) -> None:

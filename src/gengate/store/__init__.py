@@ -121,10 +121,9 @@ class Store:
                               provider: str) -> bool:
         return await self.db.run(jobrows.record_upstream, job_id, owner, upstream_id, provider)
 
-    async def record_progress(self, job_id: str, owner: str, progress: int,
-                              now: float) -> bool:
-        return await self.db.run(jobrows.record_progress, job_id, owner, progress, now,
-                                 self.bodies)
+    async def record_progress(self, owner: str, items: list[tuple[str, int]],
+                              now: float) -> set[str]:
+        return await self.db.run(jobrows.record_progress, owner, items, now, self.bodies)
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)

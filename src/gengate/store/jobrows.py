@@ -346,24 +346,35 @@ def record_upstream(conn: Connection, job_id: str, owner: str, upstream_id: str,
     return conn.execute(stmt).rowcount == 1
 
 
-def record_progress(conn: Connection, job_id: str, owner: str, progress: int,
-                    now: float, bodies: outbox.Bodies) -> bool:
-    """Raise the job's progress; notify its hookUrl when the job asked for progress events."""
-    stmt = (
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.lease_owner == owner,
-               jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.progress < progress)
-        .values(progress=progress)
-        .returning(*jobs.c)
-    )
-    row = conn.execute(stmt).first()
-    if row is None:
-        return False
-    if row.hook_url:
-        job = row_to_job(row)
-        if EngineOptions.of(job).hook_progress:
-            outbox.enqueue(conn, job, "job.progress", now, bodies)
-    return True
+def record_progress(conn: Connection, owner: str, items: list[tuple[str, int]], now: float,
+                    bodies: outbox.Bodies) -> set[str]:
+    """Raise the progress of the jobs ``owner`` holds (``(job id, progress)`` pairs, the
+    jobs one poll round woke), one statement per distinct value; notify the hookUrl of each
+    raised job that asked for progress events. Returns the ids whose progress rose."""
+    by_value: dict[int, list[str]] = {}
+    for job_id, progress in items:
+        by_value.setdefault(progress, []).append(job_id)
+    raised: set[str] = set()
+    for progress, job_ids in sorted(by_value.items()):
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id.in_(job_ids), jobs.c.lease_owner == owner,
+                   jobs.c.status == JobStatus.ON_QUEUE.value, jobs.c.progress < progress)
+            .values(progress=progress)
+            .returning(jobs.c.id, jobs.c.hook_url)
+        )
+        hooked = []
+        for row in conn.execute(stmt).all():
+            raised.add(row.id)
+            if row.hook_url:
+                hooked.append(row.id)
+        if not hooked:
+            continue
+        # only jobs with a hookUrl are read whole, to see whether they asked for progress
+        for job in get_jobs(conn, hooked).values():
+            if EngineOptions.of(job).hook_progress:
+                outbox.enqueue(conn, job, "job.progress", now, bodies)
+    return raised
 
 
 def release(conn: Connection, job_id: str, owner: str) -> None:
