@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(
         30.0, gt=0, description="Seconds one request to an upstream account may take"
     )
+    upstream_notify_url: str | None = Field(
+        None, description="Base URL at which upstream midjourney-proxies can reach this "
+        "gateway: their submits then carry a notifyHook, and a task's change is polled at "
+        "once instead of at the next round (docs/accounts.md); unset: polling only"
+    )
     sync_timeout: float = Field(
         300.0, gt=0, description="Seconds a synchronous route (Gemini image, OpenAI images) "
         "holds the request before answering 504 with the jobId; the job goes on"
@@ -256,7 +261,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("public_url", "storage_public_url")
+    @field_validator("public_url", "storage_public_url", "upstream_notify_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

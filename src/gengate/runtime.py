@@ -39,7 +39,14 @@ from gengate.retention import ResultRetention, RetentionPolicy
 from gengate.service import JobService
 from gengate.status import StatusService
 from gengate.store import Store
-from gengate.store.channels import ENDED_CHANNEL, JOBS_CHANNEL, KEYS_CHANNEL, WEBHOOKS_CHANNEL
+from gengate.store.channels import (
+    ENDED_CHANNEL,
+    JOBS_CHANNEL,
+    KEYS_CHANNEL,
+    UPSTREAM_CHANNEL,
+    WEBHOOKS_CHANNEL,
+)
+from gengate.upstream_notify import NotifyLinks
 from gengate.upstreams import Upstreams
 from gengate.webhooks import Dispatcher, WebhookService
 from gengate.worker import Worker
@@ -80,6 +87,8 @@ class Runtime:
     upstreams: Upstreams | None = None
     #: the operator's run-time prices over the built-in and environment tables
     prices: PriceService | None = None
+    #: upstreams' notification URLs (``GENGATE_UPSTREAM_NOTIFY_URL``; None: not given)
+    notify_links: NotifyLinks | None = None
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -129,8 +138,10 @@ class Runtime:
         dispatcher = (Dispatcher(settings, store, clock, guard, box, metrics,
                                  owner=f"{node}-hooks" if node else None)
                       if with_dispatcher else None)
+        notify_links = (NotifyLinks(settings.upstream_notify_url, keys[0])
+                        if settings.upstream_notify_url else None)
         upstreams = Upstreams(settings, store, box, http, clock, local, pool.changed,
-                              hosting_guard, products)
+                              hosting_guard, products, notify_links)
         def on_event() -> None:
             if dispatcher is not None:
                 dispatcher.wake()
@@ -181,7 +192,7 @@ class Runtime:
                       relay=build_relay(settings, store, clock), retention=retention,
                       identity=identity,
                       incidents=IncidentService(store, clock, list(products.names)),
-                      upstreams=upstreams, prices=prices)
+                      upstreams=upstreams, prices=prices, notify_links=notify_links)
         runtime._listen()
         return runtime
 
@@ -195,6 +206,7 @@ class Runtime:
         if self.worker is not None:
             worker = self.worker
             channels[JOBS_CHANNEL] = lambda _payload: worker.wake()
+            channels[UPSTREAM_CHANNEL] = lambda payload: _nudge(worker, payload)
         if self.dispatcher is not None:
             dispatcher = self.dispatcher
             channels[WEBHOOKS_CHANNEL] = lambda _payload: dispatcher.wake()
@@ -203,6 +215,14 @@ class Runtime:
         if channels and not self.store.db.is_sqlite:
             db = self.store.db
             self._listener = supervise(lambda: db.listen(channels), "gengate-listen")
+
+    async def upstream_changed(self, account_id: int, task_id: str) -> None:
+        """An upstream told of the end of one of the account's tasks: the worker that
+        follows it polls it now (this node's, or on PostgreSQL whichever node's)."""
+        if not self.store.db.is_sqlite:
+            await self.store.publish(UPSTREAM_CHANNEL, f"{account_id}:{task_id}")
+        elif self.worker is not None:
+            self.worker.nudge(account_id, task_id)
 
     def _job_ended(self, job_id: str | None) -> None:
         if job_id is None:
@@ -227,3 +247,11 @@ class Runtime:
         await self.store.close()
         if self.identity is not None:
             self.identity.release()
+
+
+def _nudge(worker: Worker, payload: str | None) -> None:
+    """``account id:task id`` from :data:`UPSTREAM_CHANNEL` (None: the listener
+    reconnected; the rounds cover what it missed)."""
+    account, _, task_id = (payload or "").partition(":")
+    if account.isdigit() and task_id:
+        worker.nudge(int(account), task_id)

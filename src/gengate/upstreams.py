@@ -34,12 +34,17 @@ from gengate.products.registry import Registry, builtin
 from gengate.providers.base import Provider, ProviderError, ProviderUpdate
 from gengate.providers.local import LocalProvider
 from gengate.store import AccountRow, Store
+from gengate.upstream_notify import NotifyLinks
 
 __all__ = ["BatchPoller", "Held", "Upstreams"]
 
 log = logging.getLogger("gengate.upstreams")
 
 #: health checks run at once, and how long one may take
+#: how long a nudge waits for others to share its request (:meth:`BatchPoller.nudge`)
+NUDGE_GATHER = 0.01
+#: the most tasks kept nudged for a job that has not polled yet
+MAX_NUDGED = 10_000
 PROBE_CONCURRENCY = 8
 PROBE_TIMEOUT = 15.0
 
@@ -57,15 +62,69 @@ class BatchPoller:
         self._on_error = on_error
         self._waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        #: tasks the upstream said ended since the last round, polled early
+        self._nudged: set[str] = set()
+        self._early: asyncio.TimerHandle | None = None
+        self._early_rounds: set[asyncio.Task[None]] = set()
 
     async def poll(self, upstream_id: str) -> ProviderUpdate | None:
         """The task's state at the next batch; None if the upstream no longer knows it."""
         future: asyncio.Future[ProviderUpdate | None] = (
             asyncio.get_running_loop().create_future())
         self._waiting.setdefault(upstream_id, []).append(future)
+        self._keep_running()
+        if upstream_id in self._nudged:
+            self._schedule_early()
+        return await future
+
+    def nudge(self, upstream_id: str) -> None:
+        """The upstream said the task ended: ask about it now (with the others nudged
+        within :data:`NUDGE_GATHER`, in one request) rather than at the next round. A job
+        that is not waiting at this moment is asked as soon as it polls again, if that
+        comes before the round; a task no job here follows costs nothing."""
+        self._nudged.add(upstream_id)
+        if upstream_id in self._waiting:
+            self._schedule_early()
+
+    def _keep_running(self) -> None:
         if self._task is None or self._task.done():
             self._task = spawn(self._run(), "gengate-batch-poll")
-        return await future
+
+    def _schedule_early(self) -> None:
+        if self._early is None:
+            self._early = asyncio.get_running_loop().call_later(NUDGE_GATHER,
+                                                                self._start_early)
+
+    def _start_early(self) -> None:
+        self._early = None
+        due = [i for i in self._nudged if i in self._waiting]
+        if not due:
+            return
+        self._nudged.difference_update(due)
+        batch = {i: self._waiting.pop(i) for i in due}
+        task = spawn(self._early_round(batch), "gengate-early-poll")
+        self._early_rounds.add(task)
+        task.add_done_callback(self._early_rounds.discard)
+
+    async def _early_round(self,
+                           batch: dict[str, list[asyncio.Future[ProviderUpdate | None]]]
+                           ) -> None:
+        """Poll the nudged tasks. It only comes early: should it fail, its jobs wait for
+        the next round as if no call had come (nor does its failure count against the
+        account, which the round will tell)."""
+        try:
+            answers = await self.provider.poll_many(list(batch))
+        except Exception as exc:  # noqa: BLE001 - the round asks again
+            log.info("event=early_poll_failed provider=%s error=%s", self.provider.name,
+                     type(exc).__name__)
+            for upstream_id, futures in batch.items():
+                self._waiting.setdefault(upstream_id, []).extend(futures)
+            self._keep_running()
+            return
+        except BaseException:
+            _settle(batch, error=_stopped())
+            raise
+        _settle(batch, answers=answers)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -78,6 +137,11 @@ class BatchPoller:
                 return
             next_at = loop.time() + self.interval
             batch, self._waiting = self._waiting, {}
+            # this round asks about them all; a task nudged while its job was not waiting
+            # is kept for its next poll, and the set stays bounded
+            self._nudged.difference_update(batch)
+            if len(self._nudged) > MAX_NUDGED:
+                self._nudged.clear()
             live = {k: [f for f in v if not f.done()] for k, v in batch.items()}
             live = {k: v for k, v in live.items() if v}
             if not live:
@@ -94,8 +158,7 @@ class BatchPoller:
                 continue
             except BaseException as exc:  # an adapter bug must not strand the jobs
                 if not isinstance(exc, Exception):
-                    _settle(live, error=ProviderError("[Upstream unavailable] polling stopped",
-                                                      kind=FailureKind.UNAVAILABLE))
+                    _settle(live, error=_stopped())
                     raise
                 log.exception("event=poll_crashed provider=%s", self.provider.name)
                 _settle(live, error=ProviderError(
@@ -103,16 +166,24 @@ class BatchPoller:
                 continue
             _settle(live, answers=answers)
 
-    def cancel(self) -> asyncio.Task[None] | None:
+    def cancel(self) -> list[asyncio.Task[None]]:
         """Stop (shutdown): waiting jobs are told, not left hanging; returns the polling
-        task, to be awaited before the provider is closed."""
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, to be awaited before the provider is closed."""
+        tasks = [*([self._task] if self._task is not None else []), *self._early_rounds]
+        self._task = None
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+        for task in tasks:
             task.cancel()
         waiting, self._waiting = self._waiting, {}
-        _settle(waiting, error=ProviderError("[Upstream unavailable] polling stopped",
-                                             kind=FailureKind.UNAVAILABLE))
-        return task
+        _settle(waiting, error=_stopped())
+        return tasks
+
+
+def _stopped() -> ProviderError:
+    """What jobs waiting on a stopped poller hear."""
+    return ProviderError("[Upstream unavailable] polling stopped", kind=FailureKind.UNAVAILABLE)
 
 
 def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
@@ -149,8 +220,11 @@ class Upstreams:
     def __init__(self, settings: Settings, store: Store, box: CredentialBox,
                  http: httpx.AsyncClient, clock: Clock, local: LocalProvider,
                  on_change: Callable[[], None] = lambda: None,
-                 hosting_guard: NetGuard | None = None, products: Registry | None = None):
+                 hosting_guard: NetGuard | None = None, products: Registry | None = None,
+                 notify_links: NotifyLinks | None = None):
         self.products = products if products is not None else builtin()
+        #: the URL each account's upstream calls when a task changes (None: not given)
+        self.notify_links = notify_links
         self.settings = settings
         #: where users' own accounts may point (checked before each job and probe)
         self.hosting_guard = hosting_guard or NetGuard()
@@ -284,8 +358,17 @@ class Upstreams:
             raise ProviderError(
                 f"[Upstream account] provider {kind!r} cannot run {product} jobs",
                 kind=FailureKind.BANNED)
+        notify_url = (self.notify_links.url(row.account.id)
+                      if self.notify_links is not None else None)
         return factory(AdapterContext(str(row.base_url or ""), secrets, options, self.http,
-                                      interval, self.settings.upstream_timeout))
+                                      interval, self.settings.upstream_timeout, notify_url))
+
+    def nudge(self, account_id: int, upstream_id: str) -> None:
+        """The account's upstream told of the task's end: whichever poller here follows
+        it asks at once (:meth:`BatchPoller.nudge`)."""
+        for (built_for, _), (_, _, poller) in self._built.items():
+            if built_for == account_id:
+                poller.nudge(upstream_id)
 
     # -- cancel ---------------------------------------------------------------------------
     async def can_cancel(self, job: Job) -> bool:
@@ -393,9 +476,9 @@ class Upstreams:
 
     async def close(self) -> None:
         built = [(p, poller) for _, p, poller in self._built.values()] + self._retired
-        polling = [poller.cancel() for _, poller in built]
+        polling = [task for _, poller in built for task in poller.cancel()]
         # a provider is closed only once nothing polls through it any more
-        await asyncio.gather(*(t for t in polling if t is not None), return_exceptions=True)
+        await asyncio.gather(*polling, return_exceptions=True)
         for provider, _ in built:
             if provider is not self.local:
                 await provider.close()
@@ -405,9 +488,7 @@ class Upstreams:
 
 async def _close(provider: Provider, poller: BatchPoller) -> None:
     """Stop a replaced provider's poller (nobody waits on it), then close the provider."""
-    polling = poller.cancel()
-    if polling is not None:
-        await asyncio.gather(polling, return_exceptions=True)
+    await asyncio.gather(*poller.cancel(), return_exceptions=True)
     try:
         await provider.close()
     except Exception:

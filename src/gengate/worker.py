@@ -140,6 +140,11 @@ class Worker:
         await self._progress.drained()
         await self.upstreams.close()
 
+    def nudge(self, account_id: int, upstream_id: str) -> None:
+        """The account's upstream told of the end of a task: if a job here follows it,
+        it is polled now rather than at the next round."""
+        self.upstreams.nudge(account_id, upstream_id)
+
     @property
     def busy(self) -> int:
         return len(self._running)

@@ -10,11 +10,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from gengate.api import schemas as s
-from gengate.api.envelope import envelope_endpoint, ok
+from gengate.api.envelope import envelope_endpoint, ok, read_request
 from gengate.errors import (
     BadRequest,
     NotFound,
-    PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -42,23 +41,8 @@ async def _runtime(request: Request) -> Runtime:
     return rt
 
 
-async def _read(request: Request) -> bytes:
-    """The body, read as it arrives and refused with 413 past the JSON body limit."""
-    limit = request.app.state.runtime.settings.max_json_body_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _body(request: Request, model: type[s._Wire]) -> Any:
-    raw = await _read(request)
+    raw = await read_request(request, request.app.state.runtime.settings.max_json_body_bytes)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if raw.strip() and ctype != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {ctype or 'none'}")

@@ -19,6 +19,7 @@ from gengate.api.envelope import send_raw
 from gengate.api.errors import render_error
 from gengate.api.llm import LlmFront
 from gengate.api.ttapi import TtapiFront
+from gengate.api.upstream import upstream_notify
 from gengate.api.videos import VideoFront
 from gengate.clock import Clock
 from gengate.config import Settings
@@ -104,6 +105,8 @@ class GengateApp:
                 Route("/metrics", pages.metrics),
                 Route("/openapi.json", pages.openapi),
                 Route("/cdn/{key:path}", serve_result, methods=["GET", "HEAD"], name="cdn"),
+                Route("/upstream/notify/{account_id:int}/{token}", upstream_notify,
+                      methods=["POST"]),
             ],
             exception_handlers={
                 GengateError: _error,

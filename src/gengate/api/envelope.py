@@ -99,6 +99,20 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+async def read_request(request: Request, limit: int) -> bytes:
+    """A Starlette route's body, read as it arrives and refused with 413 past ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body too large: limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_buffer(scope: dict[str, Any], receive: Any, limit: int) -> bytearray:
     """Like :func:`read_body`, into one growing buffer: a body of many megabytes is held
     once, never as its chunks and their concatenation at the same time."""

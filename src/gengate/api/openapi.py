@@ -223,6 +223,33 @@ def _public_paths() -> dict[str, Any]:
     return out
 
 
+def _upstream_paths() -> dict[str, Any]:
+    """The route upstreams call (docs/accounts.md, "Upstream notifications")."""
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}
+    op: dict[str, Any] = {
+        "summary": "An upstream midjourney-proxy tells of a task's change (its notifyHook); "
+                   "the job that follows an ended task (status SUCCESS, FAILURE or CANCEL) "
+                   "polls it at once. No API key: the token in the path is the credential. "
+                   "Present only with GENGATE_UPSTREAM_NOTIFY_URL set",
+        "tags": ["upstream"],
+        "security": [{}],
+        "parameters": [
+            {"name": "account_id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 0}},
+            {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "description": "The task as the proxy's fetch shows it; only "
+            "id and status are read, and neither is believed before the upstream is asked",
+            "properties": {"id": {"type": "string"}, "status": {"type": "string"}}}}}},
+        "responses": {
+            "204": {"description": "Heard (whatever the body says)"},
+            "404": {"description": "No such account token (or no GENGATE_UPSTREAM_NOTIFY_URL)",
+                    "content": envelope},
+            "413": {"description": "The body is over 256 KiB", "content": envelope}},
+    }
+    return {"/upstream/notify/{account_id}/{token}": {"post": op}}
+
+
 _NOT_SUBMITS = ("fetch", "fetch-list", "promptCheck", "info", "status")
 
 
@@ -348,6 +375,7 @@ def openapi_document(products: Registry | None = None) -> dict[str, Any]:
     if "sora" in products:
         paths.update(_video_paths(models))
     paths.update(_public_paths())
+    paths.update(_upstream_paths())
     for wire in sorted(models, key=lambda m: m.__name__):
         schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")
         # what the models share (the Mode enum) becomes a schema of its own

@@ -234,6 +234,9 @@ class AdapterContext:
     poll_interval: float
     #: seconds one request to the upstream may take (``GENGATE_UPSTREAM_TIMEOUT``)
     timeout: float = 30.0
+    #: where the upstream may call when one of the account's tasks changes
+    #: (:mod:`gengate.upstream_notify`; None: it is polled only)
+    notify_url: str | None = None
 
 
 AdapterFactory = Callable[[AdapterContext], "Provider"]

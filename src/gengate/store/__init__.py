@@ -14,6 +14,7 @@ from gengate.errors import GengateError
 from gengate.jobs import Job, JobStatus
 from gengate.store import (
     accountrows,
+    channels,
     claims,
     consolerows,
     jobrows,
@@ -124,6 +125,11 @@ class Store:
     async def record_progress(self, owner: str, items: list[tuple[str, int]],
                               now: float) -> set[str]:
         return await self.db.run(jobrows.record_progress, owner, items, now, self.bodies)
+
+    async def publish(self, channel: str, payload: str) -> None:
+        """NOTIFY ``channel`` on every node (PostgreSQL; nothing on SQLite)."""
+        if not self.db.is_sqlite:
+            await self.db.run(channels.notify, channel, payload)
 
     async def release(self, job_id: str, owner: str) -> None:
         await self.db.run(jobrows.release, job_id, owner)

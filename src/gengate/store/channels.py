@@ -10,6 +10,8 @@ JOBS_CHANNEL = "gengate_jobs"
 WEBHOOKS_CHANNEL = "gengate_webhooks"
 #: a key was revoked, rotated or changed, or a user deactivated; API processes listen
 KEYS_CHANNEL = "gengate_keys"
+#: an upstream told of a task's end (payload: ``account id:task id``); workers listen
+UPSTREAM_CHANNEL = "gengate_upstream"
 #: a job a synchronous route waits on ended (payload: its id); API nodes serving
 #: synchronous routes listen
 ENDED_CHANNEL = "gengate_job_ended"

@@ -95,14 +95,19 @@ class Gateway:
 @asynccontextmanager
 async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
                         with_worker: bool = True, with_dispatcher: bool | None = None,
-                        products: Registry | None = None) -> AsyncIterator[Gateway]:
+                        products: Registry | None = None,
+                        notify_upstreams: bool = False) -> AsyncIterator[Gateway]:
     """gengate on a local port the system picks (``products``: a registry of the test's
-    own). The socket is bound here and handed to uvicorn, so no other process can take the
-    port between choosing and listening."""
+    own; ``notify_upstreams``: upstreams are given this gateway's notification URL). The
+    socket is bound here and handed to uvicorn, so no other process can take the port
+    between choosing and listening."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    base = f"http://127.0.0.1:{port}"
+    settings = settings.model_copy(update={
+        "host": "127.0.0.1", "port": port,
+        **({"upstream_notify_url": base} if notify_upstreams else {})})
     app = create_app(settings, clock=clock, with_worker=with_worker,
                      with_dispatcher=with_dispatcher, products=products)
     # as `gengate serve`: X-Forwarded-For is judged by GENGATE_TRUSTED_PROXIES
@@ -120,7 +125,6 @@ async def serve_gateway(settings: Settings, *, clock: Clock | None = None,
                 task.result()
                 raise RuntimeError("gengate did not start")
             await asyncio.sleep(0.01)
-        base = f"http://127.0.0.1:{port}"
         gateway = Gateway(app, base, httpx.AsyncClient(base_url=base, timeout=30.0),
                           settings.admin_key or "")
         try:

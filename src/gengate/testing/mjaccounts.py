@@ -165,6 +165,8 @@ class FakeMjTask:
     #: the caller's ``state`` from the submit, kept and shown as is (novicezk: Task.state,
     #: set from BaseSubmitDTO.state in SubmitController; trueai-org: TaskInfo.State)
     state: str | None = None
+    #: the submit's ``notifyHook``: where the proxy POSTs the task when it changes
+    notify_hook: str | None = None
     picture: Image.Image | None = None
     png: bytes | None = None
 

@@ -12,6 +12,14 @@ Like both proxies, every submit may carry a ``state`` that the task keeps and sh
 ``GET /mj/task/list`` lists recent tasks newest first (trueai-org: the latest 100;
 novicezk: all it stores); ``list-by-condition`` filters by ``ids`` only, as in both.
 
+A submit's ``notifyHook`` is called as both proxies call it: a POST of the task's JSON (the
+fetch body), ``Content-Type: application/json`` and nothing else (no signature), not
+retried, its answer only recorded (``notifications``). novicezk calls on every change from
+the start on (NotifyServiceImpl, StartAndProgressHandler); trueai-org calls every 3 s while
+a task is SUBMITTED or IN_PROGRESS and once at its end (its notify loop in DiscordService);
+neither calls for a task still queued (NOT_START). A background loop looks for changes
+every ``notify_every`` seconds of real time, at the fake's clock.
+
 Time is computed lazily: every request first settles the account's tasks up to the clock
 (running ones finish after ``duration`` seconds, queued ones take the freed slots), so no
 background task runs and a test may pass its own ``clock``. Results are real images drawn by
@@ -32,6 +40,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpx
 import orjson
 from PIL import Image
 
@@ -74,6 +83,10 @@ _CHANGE = frozenset({"/mj/submit/change", "/mj/submit/simple-change"})
 #: novicezk's /change: the actions it takes, the parents it takes them on
 _CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
 _CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
+#: the statuses a task ends in (no call follows them)
+_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
+#: trueai-org's notify loop: a running task's calls at most this often (DiscordService.cs)
+TRUEAI_NOTIFY_EVERY = 3.0
 _SIMPLE = re.compile(r"^\s*(\S+)\s+(?:([UV])([1-4])|(R))\s*$", re.IGNORECASE)
 
 
@@ -88,6 +101,9 @@ class FakeMidjourneyProxy(LocalServer):
     task's fetch 200 with an empty body, banned prompts refused with code 24).
     ``requests`` records every request as ``(method, path, secret or None)``.
     """
+
+    #: seconds of real time between two looks for tasks whose notifyHook is due a call
+    notify_every = 0.02
 
     def __init__(self, *, banned_words: Iterable[str] = ("forbiddenword",),
                  scale: float = 0.25, clock: Callable[[], float] = time.time,
@@ -104,6 +120,11 @@ class FakeMidjourneyProxy(LocalServer):
         self._ids = itertools.count(1)
         self.port = 0
         self._closing = asyncio.Event()  # late answers end when the server stops
+        #: (task id, status, the hook's HTTP status or the error's name) per call made
+        self.notifications: list[tuple[str, str, int | str]] = []
+        #: notified task id -> (status, progress, clock) of its last call
+        self._notified: dict[str, tuple[str, str, float]] = {}
+        self._notifier: asyncio.Task[None] | None = None
 
     def add_account(self, secret: str, *, core_size: int = 3, queue_size: int = 10,
                     duration: float = 0.2, instance_id: str | None = None) -> FakeMjAccount:
@@ -122,9 +143,58 @@ class FakeMidjourneyProxy(LocalServer):
 
     # ------------------------------------------------------------------------- server
 
+    async def __aenter__(self) -> FakeMidjourneyProxy:
+        await super().__aenter__()
+        self._notifier = asyncio.create_task(self._notify_loop())
+        return self
+
     async def __aexit__(self, *exc: object) -> None:
         self._closing.set()
+        if self._notifier is not None:
+            self._notifier.cancel()
+            await asyncio.gather(self._notifier, return_exceptions=True)
         await super().__aexit__(*exc)
+
+    # ---------------------------------------------------------------------- notifyHook
+
+    async def _notify_loop(self) -> None:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            while True:
+                await asyncio.sleep(self.notify_every)
+                hooked = [(a, t) for a, t in self._tasks.values()
+                          if t.notify_hook and self._notified.get(t.id, ("",))[0] not in _ENDED]
+                for account in {id(a): a for a, _ in hooked}.values():
+                    account.settle()
+                for _, task in hooked:
+                    body = self._due_notification(task)
+                    if body is not None:
+                        await self._notify(http, task, body)
+
+    def _due_notification(self, task: FakeMjTask) -> dict[str, Any] | None:
+        """The task's JSON when its hook is due a call, else None."""
+        body = self.task_json(task)
+        status, progress, now = body["status"], body["progress"], self.clock()
+        if status == "NOT_START":
+            return None
+        last = self._notified.get(task.id)
+        if last is not None and (last[0], last[1]) == (status, progress):
+            return None
+        if (self.flavor == TRUEAI and status not in _ENDED and last is not None
+                and now - last[2] < TRUEAI_NOTIFY_EVERY):
+            return None
+        self._notified[task.id] = (status, progress, now)
+        return body
+
+    async def _notify(self, http: httpx.AsyncClient, task: FakeMjTask,
+                      body: dict[str, Any]) -> None:
+        assert task.notify_hook is not None
+        try:
+            response = await http.post(task.notify_hook, content=orjson.dumps(body),
+                                       headers={"content-type": "application/json"})
+            outcome: int | str = response.status_code
+        except httpx.HTTPError as exc:  # both proxies log it and go on
+            outcome = type(exc).__name__
+        self.notifications.append((task.id, str(body["status"]), outcome))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -266,10 +336,12 @@ class FakeMidjourneyProxy(LocalServer):
         """A task, keeping the submit's ``state``; without a seed, one derived from its id."""
         task_id = self.new_id()
         seed = zlib.crc32(task_id.encode()) if seed is None else seed
-        state = data.get("state")
+        state, hook = data.get("state"), data.get("notifyHook")
         return FakeMjTask(task_id, action, kind, prompt, seed, aspect,
                           submit_time=self.clock(),
-                          state=state if isinstance(state, str) else None, **extra)
+                          state=state if isinstance(state, str) else None,
+                          notify_hook=hook if isinstance(hook, str) and hook else None,
+                          **extra)
 
     def _imagine(self, account: FakeMjAccount, data: dict[str, Any]) -> Reply:
         prompt = data.get("prompt")

@@ -55,7 +55,7 @@ def _proxy(ctx: AdapterContext) -> Provider:
     return MidjourneyProxyProvider(
         ctx.base_url, http=ctx.http, secret=ctx.secrets.get("secret"),
         instance_id=ctx.options.get("instanceId"), poll_interval=ctx.poll_interval,
-        timeout=ctx.timeout, protocol=ctx.options.get("protocol"))
+        timeout=ctx.timeout, protocol=ctx.options.get("protocol"), notify_url=ctx.notify_url)
 
 
 def _ttapi(ctx: AdapterContext) -> Provider:

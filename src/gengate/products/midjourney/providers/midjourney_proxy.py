@@ -96,7 +96,9 @@ class MidjourneyProxyProvider:
     """One midjourney-proxy account, reached at ``base_url`` with its ``mj-api-secret``.
 
     ``instance_id`` pins submits to one of the proxy's Discord instances (``accountFilter``);
-    the ``http`` client is shared and belongs to the caller.
+    the ``http`` client is shared and belongs to the caller. ``notify_url`` goes with every
+    submit that starts a task as its ``notifyHook`` (both proxies' BaseSubmitDTO; on
+    trueai-org's, a modal's task keeps the hook of the action that opened it).
     """
 
     name = "midjourney_proxy"
@@ -105,7 +107,8 @@ class MidjourneyProxyProvider:
 
     def __init__(self, base_url: str, *, http: httpx.AsyncClient, secret: str | None = None,
                  instance_id: str | None = None, poll_interval: float = 2.0,
-                 timeout: float = 30.0, protocol: str | None = None):
+                 timeout: float = 30.0, protocol: str | None = None,
+                 notify_url: str | None = None):
         if (protocol or "auto") not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         self.base_url = base_url.rstrip("/")
@@ -113,6 +116,7 @@ class MidjourneyProxyProvider:
         self.instance_id = instance_id
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.notify_url = notify_url
         self._http = http
         self._headers = {"mj-api-secret": secret} if secret else {}
 
@@ -189,6 +193,8 @@ class MidjourneyProxyProvider:
         task and show with it (:meth:`find`)."""
         if tag:
             body["state"] = tag
+        if self.notify_url:
+            body["notifyHook"] = self.notify_url
         account_filter: dict[str, Any] = {}
         if self.instance_id:
             account_filter["instanceId"] = self.instance_id
@@ -287,6 +293,8 @@ class MidjourneyProxyProvider:
                                 f"{task.action} on this task", kind=FailureKind.JOB)
         if task.tag:
             body["state"] = task.tag
+        if self.notify_url:
+            body["notifyHook"] = self.notify_url
         reply = await self._request("POST", "/mj/submit/change", body)
         if not isinstance(reply, Mapping) or "code" not in reply:
             raise ProviderError("[Upstream unavailable] the midjourney-proxy answered "
