@@ -5,9 +5,12 @@ On PostgreSQL (a database ``gengate_bench_inflight`` created on the server of
 ``GENGATE_TEST_POSTGRES_URL`` and dropped at the end): one ``gengate worker`` and
 ``bench/slow_upstream.py``, a midjourney-proxy whose tasks take ``--min`` to ``--max``
 seconds, behind accounts of 1,000 slots each (the most one account may have). An API process
-makes the user and the accounts and admits one imagine job; the bench then keeps ``--jobs``
-such jobs in flight by writing clones of it straight into the tables (with their freeze in
-the ledger) as others end, so that the API's own speed plays no part. Once the first task
+(``gengate serve --no-worker``) makes the user and the accounts and admits one imagine job;
+the bench then keeps ``--jobs`` such jobs in flight by writing clones of it straight into
+the tables (with their freeze in the ledger) as others end, so that the API's own speed plays
+no part. The API process stays up: with ``GENGATE_UPSTREAM_NOTIFY_URL`` pointing at it (not
+with ``--no-notify``), the proxy calls each task's ``notifyHook`` there and the API process
+passes the ends on to the worker (``NOTIFY gengate_upstream``). Once the first task
 has ended and 95 % of the jobs run upstream (or ``--ramp`` seconds after the start), it
 measures for ``--measure`` seconds:
 
@@ -161,31 +164,22 @@ async def _template(url: str, job_id: str) -> dict[str, Any]:
         await conn.close()
 
 
-def setup(env: dict[str, str], upstream: str, jobs: int) -> dict[str, Any]:
-    """A user and enough upstream accounts, made over the admin API; one job admitted by
-    the API, to clone."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    api = subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--no-worker",
-                            "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    try:
-        wait_up(f"{base}/healthz", api, seconds=120)
-        admin = {"Authorization": f"Bearer {ADMIN}"}
-        key = call(f"{base}/admin/users", {"email": "inflight@bench.example",
-                                           "balance": 10**9, "max_queue": 10**6},
-                   admin)["data"]["apiKey"]
-        # an account runs at most 1,000 jobs at once: enough accounts for all of them
-        for n in range(-(-jobs * 6 // 5 // SLOTS)):
-            call(f"{base}/admin/accounts", {
-                "name": f"slow{n}", "provider": "midjourney_proxy", "baseUrl": upstream,
-                "secret": f"bench-secret-{n}", "slots": {"fast": SLOTS}}, admin)
-        job_id = call(f"{base}/midjourney/v1/imagine",
-                      {"prompt": "a lighthouse at dusk", "timeout": TIMEOUT},
-                      {"TT-API-KEY": key})["data"]["jobId"]
-    finally:
-        stop(api)
-    return asyncio.run(_template(env["GENGATE_DATABASE_URL"], job_id))
+def setup(upstream: str, jobs: int, base: str, database_url: str) -> dict[str, Any]:
+    """A user and enough upstream accounts, made over the admin API of the API node at
+    ``base``; one job admitted by the API, to clone."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    key = call(f"{base}/admin/users", {"email": "inflight@bench.example",
+                                       "balance": 10**9, "max_queue": 10**6},
+               admin)["data"]["apiKey"]
+    # an account runs at most 1,000 jobs at once: enough accounts for all of them
+    for n in range(-(-jobs * 6 // 5 // SLOTS)):
+        call(f"{base}/admin/accounts", {
+            "name": f"slow{n}", "provider": "midjourney_proxy", "baseUrl": upstream,
+            "secret": f"bench-secret-{n}", "slots": {"fast": SLOTS}}, admin)
+    job_id = call(f"{base}/midjourney/v1/imagine",
+                  {"prompt": "a lighthouse at dusk", "timeout": TIMEOUT},
+                  {"TT-API-KEY": key})["data"]["jobId"]
+    return asyncio.run(_template(database_url, job_id))
 
 
 def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
@@ -211,7 +205,18 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
                 [sys.executable, str(HERE / "slow_upstream.py"), "--port", str(up_port),
                  "--min", str(args.min), "--max", str(args.max)],
                 stdout=subprocess.DEVNULL))
-            template = setup(env, upstream, args.jobs)
+            # the API node: setup goes through it, and the proxy's notifyHook calls reach
+            # the worker through it (NOTIFY gengate_upstream), as in a deployment
+            api_port = free_port()
+            api_base = f"http://127.0.0.1:{api_port}"
+            if args.notify:
+                env["GENGATE_UPSTREAM_NOTIFY_URL"] = api_base
+            api = subprocess.Popen([sys.executable, "-m", "gengate", "serve", "--no-worker",
+                                    "--port", str(api_port)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(api)
+            wait_up(f"{api_base}/healthz", api, seconds=120)
+            template = setup(upstream, args.jobs, api_base, url)
             log_path = Path(data) / "worker.log"
             with log_path.open("wb") as log:
                 worker = subprocess.Popen([sys.executable, "-m", "gengate", "worker"],
@@ -236,6 +241,7 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
             feeder.join(timeout=60)
             with httpx.Client(timeout=60) as http:
                 ends = {k: float(v) for k, v in http.get(f"{upstream}/bench/ends").json().items()}
+                calls = http.get(f"{upstream}/bench/calls").json()
             stop(worker)
             worker_log = log_path.read_text(errors="replace")[-3000:]
             rows = asyncio.run(_jobs(url))
@@ -263,6 +269,7 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
     steady = [s for s in feeder.samples if window[0] <= s[0] <= window[1]]
     return {
         "jobs": args.jobs, "task_seconds": [args.min, args.max], "window": window,
+        "notify": args.notify, "notify_calls": calls,
         "ramp_seconds": window[0] - started, "statuses": statuses, "added": feeder.added,
         "feeder_error": repr(feeder.error) if feeder.error else None,
         "in_flight_min": min((s[2] for s in steady), default=0),
@@ -298,6 +305,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=900.0,
                         help="seconds from the start after which the measurement begins even "
                              "if fewer than 95%% of the jobs run upstream yet")
+    parser.add_argument("--no-notify", dest="notify", action="store_false",
+                        help="give the proxy no notifyHook: polling only")
     parser.add_argument("--grace", type=float, default=15.0,
                         help="seconds given to the last ends before stopping")
     args = parser.parse_args()
@@ -308,7 +317,10 @@ def main() -> None:
           f"{result['in_flight_max']:,} while measured, {result['upstream_min']:,} to "
           f"{result['upstream_max']:,} of them running upstream; ramp "
           f"{result['ramp_seconds']:.0f} s), "
-          f"upstream tasks of {args.min:.0f} to {args.max:.0f} s:")
+          f"upstream tasks of {args.min:.0f} to {args.max:.0f} s, "
+          + (f"notifyHook calls to an API node ({result['notify_calls']['called']:,} made, "
+             f"{result['notify_calls']['failed']:,} failed):" if args.notify
+             else "polling only (no notifyHook):"))
     print(f"  worker memory: {result['rss_steady_max_mb']:.0f} MB at most while measured, "
           f"{result['rss_peak_mb']:.0f} MB peak (target < {RSS_TARGET_MB:.0f} MB)")
     if result["latency_p99_s"] is not None:

@@ -7,10 +7,18 @@ imagine jobs (``POST /mj/submit/imagine``, ``POST /mj/task/list-by-condition`` w
 ``GET /mj/image/{id}.png``), in the shapes of :mod:`gengate.testing.mjproxy`, which holds the
 full fake and the notes on where each behaviour comes from. Unlike that fake, it keeps its
 tasks by end time (a heap), so that a request costs the same with 10 or 50,000 tasks, and
-every result is the same small PNG. Progress moves in five steps, as Midjourney's does.
+every result is the same small PNG. Progress moves in five steps of 20 % (the proxies copy
+whatever steps Discord's messages show; five keeps the calls below countable). It never
+queues a task (its instance takes 100,000 at once) and none fails.
+
+A submit's ``notifyHook`` is called as novicezk's proxy calls it (NotifyServiceImpl): the
+task's JSON POSTed, unsigned, not retried, at the submit and at each change of status or
+progress (SUBMITTED, then IN_PROGRESS at 10 %, 20 %, ... of its run, then SUCCESS), at
+most 64 calls at once.
 
 ``GET /bench/ends`` answers, for every task that ended, its id and the time it ended (epoch
-seconds): what the bench compares the jobs' end times with.
+seconds): what the bench compares the jobs' end times with; ``GET /bench/calls`` how many
+notifyHook calls were made and how many failed.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from PIL import Image
 
@@ -43,14 +52,58 @@ class SlowProxy(LocalServer):
         self.low, self.high = low, high
         self.rng = random.Random(seed)
         self.ids = itertools.count(1_730_000_000_000_000)
-        #: id -> [submitted, ends, prompt, state]
+        #: id -> [submitted, ends, prompt, state, notifyHook]
         self.tasks: dict[str, list[Any]] = {}
         self.running: list[tuple[float, str]] = []  # (ends, id)
         self.ended: dict[str, float] = {}
         self.requests = 0
+        #: (when, id): the notifyHook calls due, by time
+        self.calls: list[tuple[float, str]] = []
+        self.called = self.call_failures = 0
+        self._calling: set[asyncio.Task[None]] = set()
+        self._notifier: asyncio.Task[None] | None = None
         buf = io.BytesIO()
         Image.new("RGB", (128, 128), (40, 90, 160)).save(buf, "PNG")
         self.png = buf.getvalue()
+
+    async def __aenter__(self) -> SlowProxy:
+        await super().__aenter__()
+        self._notifier = asyncio.create_task(self._notify_loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._notifier is not None:
+            self._notifier.cancel()
+        await super().__aexit__(*exc)
+
+    async def _notify_loop(self) -> None:
+        gate = asyncio.Semaphore(64)
+        async with httpx.AsyncClient(timeout=30.0,
+                                     limits=httpx.Limits(max_connections=64)) as http:
+            while True:
+                await asyncio.sleep(0.02)
+                now = time.time()
+                self._settle()  # after now: a task that ends by now is ended in its call
+                while self.calls and self.calls[0][0] <= now:
+                    _, task_id = heapq.heappop(self.calls)
+                    await gate.acquire()
+                    call = asyncio.create_task(self._call(http, task_id, gate))
+                    self._calling.add(call)
+                    call.add_done_callback(self._calling.discard)
+
+    async def _call(self, http: httpx.AsyncClient, task_id: str,
+                    gate: asyncio.Semaphore) -> None:
+        try:
+            answer = await http.post(self.tasks[task_id][4],
+                                     content=orjson.dumps(self._json(task_id)),
+                                     headers={"content-type": "application/json"})
+            self.called += 1
+            if answer.status_code >= 300:
+                self.call_failures += 1
+        except httpx.HTTPError:
+            self.call_failures += 1
+        finally:
+            gate.release()
 
     def _settle(self) -> None:
         now = time.time()
@@ -59,7 +112,7 @@ class SlowProxy(LocalServer):
             self.ended[task_id] = ends
 
     def _json(self, task_id: str) -> dict[str, Any]:
-        submitted, ends, prompt, state = self.tasks[task_id]
+        submitted, ends, prompt, state, _ = self.tasks[task_id]
         now = time.time()
         done = task_id in self.ended
         if done:
@@ -97,8 +150,14 @@ class SlowProxy(LocalServer):
             task_id = str(next(self.ids))
             now = time.time()
             ends = now + self.rng.uniform(self.low, self.high)
-            self.tasks[task_id] = [now, ends, str(data.get("prompt", "")), data.get("state")]
+            hook = data.get("notifyHook")
+            self.tasks[task_id] = [now, ends, str(data.get("prompt", "")), data.get("state"),
+                                   hook]
             heapq.heappush(self.running, (ends, task_id))
+            if hook:
+                for share in (0.0, 0.1, 0.2, 0.4, 0.6, 0.8):
+                    heapq.heappush(self.calls, (now + share * (ends - now), task_id))
+                heapq.heappush(self.calls, (ends, task_id))
             return _ok({"code": 1, "description": "Submit success", "result": task_id})
         if method == "POST" and path == "/mj/task/list-by-condition":
             ids = data.get("ids") or []
@@ -112,6 +171,8 @@ class SlowProxy(LocalServer):
                          "queueSize": 100_000, "running": len(self.running), "queued": 0}])
         if method == "GET" and path == "/bench/ends":
             return _ok(self.ended)
+        if method == "GET" and path == "/bench/calls":
+            return _ok({"called": self.called, "failed": self.call_failures})
         match = _TASK.match(path)
         if method == "GET" and match and match[1] in self.tasks:
             return _ok(self._json(match[1]))
