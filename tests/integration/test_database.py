@@ -161,3 +161,47 @@ async def test_a_postgres_pool_never_opens_more_than_its_size(pg_url: str) -> No
         await asyncio.gather(*holders)
     finally:
         await db.close()
+
+
+async def test_a_slow_read_leaves_the_event_loop_and_the_writer_free(tmp_path: Path) -> None:
+    """A scan of many rows (the status page's days) runs in a thread on a connection of
+    its own: while it is held up, this loop still commits writes on the main connection;
+    it reads one snapshot; close waits for it."""
+    import threading
+
+    db = Database(f"sqlite:///{tmp_path / 'slow.db'}")
+    await db.run(_create)
+    started, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def scan(conn: Connection) -> tuple[int, int]:
+        first = _count(conn)
+        started.set()
+        # on the event loop this would hold it: the write below could never run
+        assert release.wait(30), "the loop did not go on while the read ran"
+        seen.append(threading.get_ident())
+        return first, _count(conn)
+
+    reading = asyncio.ensure_future(db.read_slow(scan))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    await db.run(lambda conn: conn.exec_driver_sql(
+        "INSERT INTO t (id, b) VALUES (100000, x'00')"))
+    assert await db.read(_count) == ROWS + 1
+    release.set()
+    # one snapshot: the row written meanwhile is not in it
+    assert await reading == (ROWS, ROWS)
+    assert seen and seen[0] != threading.get_ident()
+    # close waits for a slow read still running
+    started.clear()
+    release.clear()
+    reading = asyncio.ensure_future(db.read_slow(scan))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    closing = asyncio.ensure_future(db.close())
+    for _ in range(20):  # closing has nothing else to wait for
+        await asyncio.sleep(0)
+    assert not closing.done()
+    release.set()
+    await closing
+    assert (await reading)[0] == ROWS + 1

@@ -300,7 +300,9 @@ class Store:
     async def daily_history(self, since: float, now: float) -> list[consolerows.DayRow]:
         """Finished jobs per product, UTC day and status from the day of ``since`` to
         today: days whose jobs have all ended from ``job_days`` (the first look at such a
-        day writes it there), the others from the jobs."""
+        day writes it there), the others from the jobs. The counts over the jobs are slow
+        reads (:meth:`Database.read_slow`): the first look after an upgrade counts 90 days,
+        seconds at a million jobs, while the server answers everything else."""
         first, today = int(since // consolerows.DAY), int(now // consolerows.DAY)
         last_closed = min(consolerows.closed_until(now), today)
         written: dict[int, list[consolerows.DayRow]] = {}
@@ -308,13 +310,14 @@ class Store:
             written = await self.db.read(consolerows.written_days, first, last_closed)
             missing = [d for d in range(first, last_closed + 1) if d not in written]
             if missing:
-                await self.db.run(consolerows.write_days, missing)
+                counted = await self.db.read_slow(consolerows.count_days, missing)
+                await self.db.run(consolerows.write_days, counted)
                 written.update(await self.db.read(consolerows.written_days, missing[0],
                                                   missing[-1]))
         rows = [row for day in written.values() for row in day]
         still = [d for d in range(first, today + 1) if d not in written]
         if still:
-            rows += await self.db.read(consolerows.open_days, still)
+            rows += await self.db.read_slow(consolerows.open_days, still)
         return rows
 
     # -- webhooks -----------------------------------------------------------------------

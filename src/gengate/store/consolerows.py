@@ -232,12 +232,12 @@ def written_days(conn: Connection, first: int, last: int) -> dict[int, list[DayR
     return out
 
 
-def write_days(conn: Connection, days: list[int]) -> None:
-    """Count the finished jobs of ``days`` (in the past, whose jobs have all ended) into
-    ``job_days``, each day with its marker. Days with a live job are left out; a day
-    another node wrote meanwhile is left as it is."""
+def count_days(conn: Connection, days: list[int]) -> list[dict[str, Any]]:
+    """The ``job_days`` rows of ``days`` (in the past, whose jobs have all ended), each day
+    with its marker, counted from the jobs; days with a live job are left out. A read:
+    :func:`write_days` stores them."""
     if not days:
-        return
+        return []
     days = sorted(days)
     day = _day_of(conn)
     live = {int(r.day) for r in conn.execute(
@@ -251,6 +251,12 @@ def write_days(conn: Connection, days: list[int]) -> None:
     for first, last in _runs(ready):
         rows += [{"day": d, "product": p, "status": s, "jobs": n, "seconds": sec}
                  for p, d, s, n, sec in _from_jobs(conn, first, last) if d in wanted]
+    return rows
+
+
+def write_days(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Store days counted by :func:`count_days`; a day another node wrote meanwhile is
+    left as it is (its jobs had all ended: both counted the same)."""
     if rows:
         insert = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(job_days)
         conn.execute(insert.on_conflict_do_nothing(), rows)

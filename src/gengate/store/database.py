@@ -29,7 +29,7 @@ import asyncpg
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from gengate.background import supervise
 
@@ -79,6 +79,9 @@ class Database:
         self.max_overflow = max_overflow
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._sync: Engine | None = None
+        #: SQLite: the connections of slow reads, one per read, in threads
+        self._slow: Engine | None = None
+        self._slow_reads: set[asyncio.Future[Any]] = set()
         self._async: AsyncEngine | None = None
         self._reader: AsyncEngine | None = None
         self._conn: Connection | None = None
@@ -254,6 +257,36 @@ class Database:
         async with self._reader.connect() as conn:
             return await conn.run_sync(fn, *args)
 
+    async def read_slow(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only ``fn`` that may scan many rows (a count over days of jobs). On
+        SQLite :meth:`read` runs on the event loop, where such a scan would stop every
+        other request: this one runs in a thread, on a connection of its own, in one read
+        transaction (a snapshot; the WAL lets the writer go on meanwhile). PostgreSQL: as
+        :meth:`read`."""
+        if not self.is_sqlite:
+            return await self.read(fn, *args)
+        if self._slow is None:
+            self._slow = create_engine(
+                self.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool,
+                connect_args={"check_same_thread": False, "isolation_level": None})
+            event.listen(self._slow, "connect", _sqlite_pragmas)
+        engine = self._slow
+
+        def scan() -> T:
+            with engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("BEGIN")  # deferred: the snapshot starts at the first read
+                try:
+                    return fn(conn, *args)
+                finally:
+                    raw.execute("ROLLBACK")
+
+        work = asyncio.ensure_future(self._in_thread(scan))
+        self._slow_reads.add(work)
+        work.add_done_callback(self._slow_reads.discard)
+        return await work
+
     async def listen(self, channels: dict[str, Callable[[str | None], None]]) -> None:
         """PostgreSQL: call ``channels[name](payload)`` on each ``NOTIFY name`` (the payload
         is ``None`` once after each (re)connection: anything notified while no one listened
@@ -290,6 +323,11 @@ class Database:
             self._stop.set()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
             self._checkpointer = None
+        if self._slow_reads:  # their threads use the file until they end
+            await asyncio.gather(*self._slow_reads, return_exceptions=True)
+        if self._slow is not None:
+            self._slow.dispose()
+            self._slow = None
         if self._conn is not None:
             if self.is_sqlite:
                 self._conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
