@@ -250,7 +250,7 @@ class Store:
         return await self.db.read(userrows.ledger_of, user_id, limit, offset)
 
     async def ledger_totals(self, user_id: int) -> dict[str, int]:
-        return await self.db.read(userrows.ledger_totals, user_id)
+        return await self.db.read_slow(userrows.ledger_totals, user_id)
 
     # -- the console ----------------------------------------------------------------------
     async def set_password(self, user_id: int, password_hash: str | None) -> None:
@@ -265,7 +265,7 @@ class Store:
 
     async def all_ledger(self, filters: dict[str, Any], limit: int, offset: int
                          ) -> tuple[list[dict[str, Any]], dict[str, int], int]:
-        return await self.db.read(consolerows.all_ledger, filters, limit, offset)
+        return await self.db.read_slow(consolerows.all_ledger, filters, limit, offset)
 
     async def price_overrides(self) -> list[tuple[str, str, int]]:
         return await self.db.read(pricerows.list_prices)
@@ -346,7 +346,7 @@ class Store:
         await self.db.run(outbox.redeliver, user_id, delivery_id, now)
 
     async def webhook_counts(self) -> dict[str, int]:
-        return await self.db.read(outbox.counts)
+        return await self.db.read_slow(outbox.counts)
 
     async def purge_deliveries(self, before: float) -> int:
         return await self.db.run(outbox.purge, before)

@@ -263,8 +263,8 @@ class Database:
         other request: this one runs in a thread, on a connection of its own, in one read
         transaction (a snapshot; the WAL lets the writer go on meanwhile). PostgreSQL: as
         :meth:`read`."""
-        if not self.is_sqlite:
-            return await self.read(fn, *args)
+        if not self.is_sqlite or self.url.database in (None, "", ":memory:"):
+            return await self.read(fn, *args)  # a memory database has one connection
         if self._slow is None:
             self._slow = create_engine(
                 self.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool,
