@@ -3,10 +3,12 @@ services (PostgreSQL, Redis) that skip loudly where absent and fail under CI=tru
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -58,12 +60,46 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite database at the schema's head, made once for the session: a test's
+    gateway starts from a copy of it instead of running every migration again."""
+    from gengate.store import Store
+
+    path = tmp_path_factory.mktemp("template") / "gengate.db"
+
+    async def make() -> None:
+        store = Store.open(f"sqlite:///{path}")
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    asyncio.run(make())
+    return path
+
+
+def _settings(data_dir: Path) -> Settings:
     # tests poll fetch fast; the rate-limit tests set their own limits
-    return Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, local_delay=0.0,
+    return Settings(data_dir=data_dir, admin_key=ADMIN_KEY, local_delay=0.0,
                     poll_interval=0.2, upstream_poll_interval=0.05, rate_per_second=0,
                     rate_per_minute=0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_sqlite: Path) -> Settings:
+    """Settings in the test's own data directory, its database already migrated."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    shutil.copyfile(migrated_sqlite, data / "gengate.db")
+    (data / "gengate.db").chmod(0o600)
+    return _settings(data)
+
+
+@pytest.fixture
+def fresh_settings(tmp_path: Path) -> Settings:
+    """Settings whose data directory does not exist yet: gengate creates all of it."""
+    return _settings(tmp_path / "data")
 
 
 def need_service(what: str, reason: str) -> None:

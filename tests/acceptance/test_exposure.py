@@ -58,7 +58,8 @@ async def test_the_status_page_sends_security_headers(settings: Settings) -> Non
     assert page.headers["referrer-policy"] == "no-referrer"
 
 
-async def test_data_files_are_owner_only(settings: Settings, open_umask: None) -> None:
+async def test_data_files_are_owner_only(fresh_settings: Settings, open_umask: None) -> None:
+    settings = fresh_settings
     async with serve_gateway(settings) as gw:
         _, key = await gw.create_user()
         assert (await gw.client(key).get("/webhooks/secret")).status_code == 200
