@@ -32,7 +32,7 @@ import io
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from PIL import Image
@@ -43,6 +43,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gengate.imaging.video import render_video
+
+if TYPE_CHECKING:
+    from gengate.testing import PromptServer
 
 __all__ = ["FakeOpenAIVideos", "FakeVideo"]
 
@@ -93,7 +96,7 @@ class FakeOpenAIVideos:
         self.fail_next: list[int] = []
         self.requests: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
+        self._server: PromptServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.base_url = ""
         self.app = Starlette(routes=[
@@ -103,12 +106,12 @@ class FakeOpenAIVideos:
         ])
 
     async def __aenter__(self) -> FakeOpenAIVideos:
-        from gengate.testing import free_port
+        from gengate.testing import PromptServer, free_port
 
         port = free_port()
         config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
                                 access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
+        self._server = PromptServer(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
@@ -119,7 +122,7 @@ class FakeOpenAIVideos:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None and self._task is not None
-        self._server.should_exit = True
+        self._server.stop()
         await self._task
 
     def _refuse(self, request: Request) -> Response | None:
