@@ -45,6 +45,11 @@ log = logging.getLogger("gengate.upstreams")
 NUDGE_GATHER = 0.01
 #: the most tasks kept nudged for a job that has not polled yet
 MAX_NUDGED = 10_000
+#: while an account's upstream calls (an end heard within HEARD_FOR seconds), its rounds
+#: run this many times further apart: the calls bring the ends, the rounds the progress
+#: and whatever a lost call would have told
+QUIETER = 5
+HEARD_FOR = 120.0
 PROBE_CONCURRENCY = 8
 PROBE_TIMEOUT = 15.0
 
@@ -66,6 +71,8 @@ class BatchPoller:
         self._nudged: set[str] = set()
         self._early: asyncio.TimerHandle | None = None
         self._early_rounds: set[asyncio.Task[None]] = set()
+        #: the event loop's time of the last call about an end (never: -inf)
+        self._heard = float("-inf")
 
     async def poll(self, upstream_id: str) -> ProviderUpdate | None:
         """The task's state at the next batch; None if the upstream no longer knows it."""
@@ -83,8 +90,15 @@ class BatchPoller:
         that is not waiting at this moment is asked as soon as it polls again, if that
         comes before the round; a task no job here follows costs nothing."""
         self._nudged.add(upstream_id)
+        self._heard = asyncio.get_running_loop().time()
         if upstream_id in self._waiting:
             self._schedule_early()
+
+    def round_interval(self) -> float:
+        """Seconds between two rounds: the account's interval, :data:`QUIETER` times it
+        while its upstream calls about ends."""
+        heard = asyncio.get_running_loop().time() - self._heard < HEARD_FOR
+        return self.interval * QUIETER if heard else self.interval
 
     def _keep_running(self) -> None:
         if self._task is None or self._task.done():
@@ -128,14 +142,14 @@ class BatchPoller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + self.interval
+        next_at = loop.time() + self.round_interval()
         while True:
             # polls that arrive while we wait ride along in the same request; the jobs
             # answered by the last round poll again meanwhile, so rounds keep their pace
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             if not self._waiting:
                 return
-            next_at = loop.time() + self.interval
+            next_at = loop.time() + self.round_interval()
             batch, self._waiting = self._waiting, {}
             # this round asks about them all; a task nudged while its job was not waiting
             # is kept for its next poll, and the set stays bounded
