@@ -146,6 +146,30 @@ async def test_a_disconnecting_client_stops_the_upstream_call(settings: Settings
             assert info["freeze_balance"] == 0
 
 
+async def test_a_client_gone_before_the_first_byte_is_recorded_cancelled(
+        settings: Settings) -> None:
+    async with FakeAnthropic(first_byte_delay=30.0) as up:
+        async with serve_gateway(llm_settings(settings, account("a1", up)),
+                                 with_worker=False) as gw:
+            _, key = await gw.create_user(balance=100)
+            body = {"model": "claude-fake-1", "max_tokens": 10, "messages": MSG,
+                    "stream": True}
+            async with httpx.AsyncClient(base_url=gw.base_url) as http:
+                request = asyncio.ensure_future(http.post("/v1/messages", json=body,
+                                                          headers={"x-api-key": key}))
+                async with asyncio.timeout(10):  # the upstream has the call
+                    while not up.requests:
+                        await asyncio.sleep(0.02)
+                request.cancel()  # the client hangs up before any byte came back
+                await asyncio.gather(request, return_exceptions=True)
+            async with asyncio.timeout(10):
+                while not (rows := await usage_rows(gw, key)):
+                    await asyncio.sleep(0.02)
+            assert rows[0]["status"] == "cancelled"
+            assert rows[0]["cost"] == 0
+            assert (await _info(gw, key))["freeze_balance"] == 0
+
+
 async def test_usage_retention_deletes_old_rows(settings: Settings) -> None:
     clock = ManualClock()
     async with FakeAnthropic() as up:

@@ -195,7 +195,9 @@ class Relay:
         not streaming) and the rest of its stream. Refunds the hold and raises if none does."""
         try:
             cand, response, first, rest = await self.attempt(found, prep)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                call.status = "cancelled"  # the client left before the upstream answered
             await self.finish(call)
             raise
         call.account = cand.account.name
