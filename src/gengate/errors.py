@@ -35,6 +35,7 @@ __all__ = [
     "BadRequest",
     "BannedPrompt",
     "Conflict",
+    "DatabaseUnavailable",
     "Forbidden",
     "GatewayTimeout",
     "GengateError",
@@ -153,6 +154,15 @@ class UpstreamError(GengateError):
 class GatewayTimeout(GengateError):
     status_code = 504
     message = "Timeout"
+
+
+class DatabaseUnavailable(GengateError):
+    """The database did not answer for now: no connection free in time, a connection lost,
+    SQLite's file locked or its disk failing. Asking again later may work (a job that meets
+    it is not failed: it is given back and run again)."""
+
+    status_code = 503
+    message = "[Service unavailable] the database did not answer; try again shortly"
 
 
 class StorageUnavailable(GengateError):

@@ -22,6 +22,7 @@ and bounded by ``max_resends``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -38,7 +39,7 @@ from gengate.background import spawn, supervise
 from gengate.batching import GroupCommit
 from gengate.clock import Clock
 from gengate.config import Settings
-from gengate.errors import GengateError
+from gengate.errors import DatabaseUnavailable, GengateError
 from gengate.jobs import EngineOptions, Job
 from gengate.metrics import Metrics
 from gengate.netguard import NetGuard
@@ -271,6 +272,18 @@ class Worker:
     # -- one job ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
         try:
+            await self._run_job(job)
+        except DatabaseUnavailable:
+            # nothing about the job could be recorded, so nothing about it is decided: it
+            # is given back to be run again (resumed from its recorded task, or found by
+            # its submit's tag), or, if even that cannot be written, its lease lapses
+            log.warning("event=job_given_back job_id=%s reason=database_unavailable", job.id)
+            if not self._stopping:
+                with contextlib.suppress(Exception):
+                    await self.store.release(job.id, self.owner)
+
+    async def _run_job(self, job: Job) -> None:
+        try:
             try:
                 async with self._starting:
                     held = await self.upstreams.hold(job.account_id, job.product)
@@ -297,6 +310,8 @@ class Worker:
         except asyncio.CancelledError:
             if self._stopping:
                 await asyncio.shield(self.store.release(job.id, self.owner))
+            raise
+        except DatabaseUnavailable:
             raise
         except GengateError as exc:
             await self._fail(job, exc.message)

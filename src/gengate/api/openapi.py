@@ -28,6 +28,7 @@ _ERRORS = {
     "499": "Your in-progress jobs reached max_queue (yours, or the product's)",
     "504": "A synchronous call's job is still running (data: its jobId)",
     "500": "Server error",
+    "503": "The database did not answer for now; send the request again shortly",
 }
 #: the LLM relay's answers besides 200: in the Anthropic or OpenAI error format, or the
 #: upstream's own answer passed through

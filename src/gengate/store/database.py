@@ -17,21 +17,24 @@ of blocking the loop on SQLite's lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
 from gengate.background import supervise
+from gengate.errors import DatabaseUnavailable
 
 T = TypeVar("T")
 
@@ -204,14 +207,16 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any, only_adds_jobs: bool = False) -> T:
         """Run ``fn(conn, *args)`` in one transaction and return its result.
         ``only_adds_jobs``: the transaction changes no existing row of ``jobs`` (an
-        admission: it adds jobs), so it leaves :meth:`jobs_stamp` as it was."""
-        if self.is_sqlite:
-            if not self._writable.is_set():
-                await self._writable.wait()
-            return self.run_sync(fn, *args, only_adds_jobs=only_adds_jobs)
-        assert self._async is not None
-        async with self._async.begin() as conn:
-            return await conn.run_sync(fn, *args)
+        admission: it adds jobs), so it leaves :meth:`jobs_stamp` as it was. A database
+        that does not answer for now is :class:`DatabaseUnavailable`."""
+        with _unavailable():
+            if self.is_sqlite:
+                if not self._writable.is_set():
+                    await self._writable.wait()
+                return self.run_sync(fn, *args, only_adds_jobs=only_adds_jobs)
+            assert self._async is not None
+            async with self._async.begin() as conn:
+                return await conn.run_sync(fn, *args)
 
     def run_sync(self, fn: Callable[..., T], *args: Any, only_adds_jobs: bool = False) -> T:
         """SQLite only: run ``fn`` now, in a write transaction (``BEGIN IMMEDIATE``)."""
@@ -250,12 +255,13 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read-only ``fn``; on SQLite without taking the write lock."""
-        if self.is_sqlite:
-            with self._lock:
-                return fn(self._sqlite_conn(), *args)
-        assert self._reader is not None
-        async with self._reader.connect() as conn:
-            return await conn.run_sync(fn, *args)
+        with _unavailable():
+            if self.is_sqlite:
+                with self._lock:
+                    return fn(self._sqlite_conn(), *args)
+            assert self._reader is not None
+            async with self._reader.connect() as conn:
+                return await conn.run_sync(fn, *args)
 
     async def read_slow(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read-only ``fn`` that may scan many rows (a count over days of jobs). On
@@ -285,7 +291,8 @@ class Database:
         work = asyncio.ensure_future(self._in_thread(scan))
         self._slow_reads.add(work)
         work.add_done_callback(self._slow_reads.discard)
-        return await work
+        with _unavailable():
+            return await work
 
     async def listen(self, channels: dict[str, Callable[[str | None], None]]) -> None:
         """PostgreSQL: call ``channels[name](payload)`` on each ``NOTIFY name`` (the payload
@@ -354,3 +361,34 @@ def _wal_size(path: str) -> int:
 def _checkpoint(conn: sqlite3.Connection, mode: str) -> bool:
     busy, _log, _done = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
     return not busy
+
+
+#: what SQLite says when its file is busy or its disk fails (not a wrong statement)
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "database or disk is full")
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn a database that does not answer for now into :class:`DatabaseUnavailable`: no
+    pooled connection free in time, a connection lost or refused, SQLite's file locked or
+    its disk failing. A wrong statement stays the error it is."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except sa_exc.TimeoutError as exc:  # the pool had no connection to give in time
+        raise DatabaseUnavailable() from exc
+    except sa_exc.DBAPIError as exc:
+        sqlite = isinstance(exc.orig, sqlite3.Error)
+        transient = (exc.connection_invalidated
+                     or isinstance(exc, sa_exc.InterfaceError) and not sqlite
+                     or isinstance(exc, sa_exc.OperationalError) and (
+                         not sqlite or any(w in str(exc.orig).lower()
+                                           for w in _SQLITE_TRANSIENT)))
+        if transient:
+            log.warning("event=database_unavailable error=%s", type(exc.orig).__name__)
+            raise DatabaseUnavailable() from exc
+        raise
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        log.warning("event=database_unavailable error=%s", type(exc).__name__)
+        raise DatabaseUnavailable() from exc
