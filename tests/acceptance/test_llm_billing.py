@@ -123,13 +123,16 @@ async def test_mid_stream_drop_is_the_protocols_error_event(settings: Settings) 
             assert rows[-1]["input_tokens"] == 50  # what message_start reported is billed
 
 
+#: a streamed Messages call
+STREAM = {"model": "claude-fake-1", "max_tokens": 10, "messages": MSG, "stream": True}
+
+
 async def test_a_disconnecting_client_stops_the_upstream_call(settings: Settings) -> None:
     async with FakeAnthropic(chunks=2000, chunk_delay=0.01) as up:
         async with serve_gateway(llm_settings(settings, account("a1", up)),
                                  with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            body = {"model": "claude-fake-1", "max_tokens": 10, "messages": MSG,
-                    "stream": True}
+            body = STREAM
             async with httpx.AsyncClient(base_url=gw.base_url) as http:
                 async with http.stream("POST", "/v1/messages", json=body,
                                        headers={"x-api-key": key}) as response:
@@ -152,8 +155,7 @@ async def test_a_client_gone_before_the_first_byte_is_recorded_cancelled(
         async with serve_gateway(llm_settings(settings, account("a1", up)),
                                  with_worker=False) as gw:
             _, key = await gw.create_user(balance=100)
-            body = {"model": "claude-fake-1", "max_tokens": 10, "messages": MSG,
-                    "stream": True}
+            body = STREAM
             async with httpx.AsyncClient(base_url=gw.base_url) as http:
                 request = asyncio.ensure_future(http.post("/v1/messages", json=body,
                                                           headers={"x-api-key": key}))

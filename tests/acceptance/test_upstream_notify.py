@@ -60,6 +60,18 @@ def _submitted(account: FakeMjAccount) -> list[str]:
     return list(account.tasks)
 
 
+async def _running(gw: Gateway, mj: FakeMidjourneyProxy, account: FakeMjAccount,
+                   prompt: str) -> tuple[int, str, str, str]:
+    """An account, a user and one job of theirs running upstream: (account id, key, job
+    id, upstream task id)."""
+    account_id = await _account(gw, mj, "secret-a")
+    _, key = await gw.create_user(balance=100)
+    job_id = await _imagine(gw, key, prompt)
+    task_id = await _until(lambda: _submitted(account) and _submitted(account)[0],
+                           "the submit")
+    return account_id, key, job_id, str(task_id)
+
+
 @pytest.mark.parametrize("flavor", [TRUEAI, NOVICEZK])
 async def test_a_job_ends_when_its_proxy_calls_not_at_the_next_round(
         settings: Settings, flavor: str) -> None:
@@ -92,11 +104,7 @@ async def test_a_call_is_a_hint_the_upstream_is_asked_before_anything_changes(
     async with FakeMidjourneyProxy() as mj:
         account = mj.add_account("secret-a", duration=3600)  # runs past the test
         async with serve_gateway(_settings(settings), notify_upstreams=True) as gw:
-            account_id = await _account(gw, mj, "secret-a")
-            _, key = await gw.create_user(balance=100)
-            job_id = await _imagine(gw, key, "a windmill")
-            task_id = await _until(lambda: _submitted(account) and _submitted(account)[0],
-                                   "the submit")
+            account_id, key, job_id, task_id = await _running(gw, mj, account, "a windmill")
             links = gw.runtime.notify_links
             assert links is not None
             url = f"/upstream/notify/{account_id}/{links.token(account_id)}"
@@ -184,11 +192,7 @@ async def test_a_failed_early_poll_leaves_the_job_to_the_round(settings: Setting
     async with FakeMidjourneyProxy() as mj:
         account = mj.add_account("secret-a", duration=3600)
         async with serve_gateway(_settings(settings), notify_upstreams=True) as gw:
-            account_id = await _account(gw, mj, "secret-a")
-            _, key = await gw.create_user(balance=100)
-            job_id = await _imagine(gw, key, "a tower")
-            task_id = await _until(lambda: _submitted(account) and _submitted(account)[0],
-                                   "the submit")
+            account_id, key, job_id, task_id = await _running(gw, mj, account, "a tower")
             links = gw.runtime.notify_links
             assert links is not None
             account.token_expired = True  # the upstream now answers 401
