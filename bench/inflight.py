@@ -73,6 +73,12 @@ async def _admin_sql(base: str, *statements: str) -> None:
         await conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process, in MB."""
     values = {}
@@ -233,8 +239,12 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
                     not feeder.samples or feeder.samples[-1][3] < args.jobs * 0.95):
                 time.sleep(1.0)
             window = (time.time(), time.time() + args.measure)
+            cpu_before = (cpu_seconds(worker.pid), cpu_seconds(api.pid))
             while time.time() < window[1]:
                 time.sleep(1.0)
+            cpu = [(after - before) / args.measure for before, after in
+                   zip(cpu_before, (cpu_seconds(worker.pid), cpu_seconds(api.pid)),
+                       strict=True)]
             feeder.feeding = False
             time.sleep(args.grace)
             feeder.stopping.set()
@@ -270,6 +280,8 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
     return {
         "jobs": args.jobs, "task_seconds": [args.min, args.max], "window": window,
         "notify": args.notify, "notify_calls": calls,
+        "worker_cpu_share": cpu[0], "api_cpu_share": cpu[1], "load_while_measured":
+            os.getloadavg(),
         "ramp_seconds": window[0] - started, "statuses": statuses, "added": feeder.added,
         "feeder_error": repr(feeder.error) if feeder.error else None,
         "in_flight_min": min((s[2] for s in steady), default=0),
@@ -321,6 +333,12 @@ def main() -> None:
           + (f"notifyHook calls to an API node ({result['notify_calls']['called']:,} made, "
              f"{result['notify_calls']['failed']:,} failed):" if args.notify
              else "polling only (no notifyHook):"))
+    print(f"  CPU while measured: worker {result['worker_cpu_share']:.0%} of a core, API node "
+          f"{result['api_cpu_share']:.0%}; load average {result['load_while_measured'][0]:.1f}")
+    if args.notify and result["notify_calls"].get("end_calls"):
+        print(f"  the proxy's own delay before an end's call: p50 "
+              f"{result['notify_calls']['end_call_late_p50_s']:.3f} s, p99 "
+              f"{result['notify_calls']['end_call_late_p99_s']:.3f} s")
     print(f"  worker memory: {result['rss_steady_max_mb']:.0f} MB at most while measured, "
           f"{result['rss_peak_mb']:.0f} MB peak (target < {RSS_TARGET_MB:.0f} MB)")
     if result["latency_p99_s"] is not None:

@@ -60,6 +60,8 @@ class SlowProxy(LocalServer):
         #: (when, id): the notifyHook calls due, by time
         self.calls: list[tuple[float, str]] = []
         self.called = self.call_failures = 0
+        #: seconds from a task's end to the start of its end call (this proxy's own delay)
+        self.end_call_lateness: list[float] = []
         self._calling: set[asyncio.Task[None]] = set()
         self._notifier: asyncio.Task[None] | None = None
         buf = io.BytesIO()
@@ -85,14 +87,16 @@ class SlowProxy(LocalServer):
                 now = time.time()
                 self._settle()  # after now: a task that ends by now is ended in its call
                 while self.calls and self.calls[0][0] <= now:
-                    _, task_id = heapq.heappop(self.calls)
+                    due, task_id = heapq.heappop(self.calls)
                     await gate.acquire()
-                    call = asyncio.create_task(self._call(http, task_id, gate))
+                    call = asyncio.create_task(self._call(http, task_id, due, gate))
                     self._calling.add(call)
                     call.add_done_callback(self._calling.discard)
 
-    async def _call(self, http: httpx.AsyncClient, task_id: str,
+    async def _call(self, http: httpx.AsyncClient, task_id: str, due: float,
                     gate: asyncio.Semaphore) -> None:
+        if task_id in self.ended and due >= self.tasks[task_id][1]:
+            self.end_call_lateness.append(time.time() - due)
         try:
             answer = await http.post(self.tasks[task_id][4],
                                      content=orjson.dumps(self._json(task_id)),
@@ -172,7 +176,11 @@ class SlowProxy(LocalServer):
         if method == "GET" and path == "/bench/ends":
             return _ok(self.ended)
         if method == "GET" and path == "/bench/calls":
-            return _ok({"called": self.called, "failed": self.call_failures})
+            late = sorted(self.end_call_lateness)
+            return _ok({"called": self.called, "failed": self.call_failures,
+                        "end_calls": len(late),
+                        "end_call_late_p50_s": late[len(late) // 2] if late else None,
+                        "end_call_late_p99_s": late[int(len(late) * 0.99)] if late else None})
         match = _TASK.match(path)
         if method == "GET" and match and match[1] in self.tasks:
             return _ok(self._json(match[1]))
