@@ -266,6 +266,7 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
     for r in rows:
         statuses[r[1]] = statuses.get(r[1], 0) + 1
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] = []
     missing = 0
     for task_id, ended in ends.items():
         if not window[0] <= ended <= window[1]:
@@ -275,6 +276,7 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
             missing += 1
             continue
         latencies.append(finished - ended)
+        timeline.append((round(ended - window[0], 3), round(finished - ended, 3)))
     latencies.sort()
     steady = [s for s in feeder.samples if window[0] <= s[0] <= window[1]]
     return {
@@ -294,6 +296,8 @@ def measure(args: argparse.Namespace, pg_base: str) -> dict[str, Any]:
         "latency_p50_s": statistics.median(latencies) if latencies else None,
         "latency_p99_s": latencies[int(len(latencies) * 0.99) - 1] if latencies else None,
         "latency_max_s": latencies[-1] if latencies else None,
+        #: (seconds into the window the task ended, seconds to its job's SUCCESS)
+        "ends": sorted(timeline),
         "samples": feeder.samples, "worker_log_tail": worker_log,
     }
 
