@@ -40,7 +40,6 @@ __all__ = ["BatchPoller", "Held", "Upstreams"]
 
 log = logging.getLogger("gengate.upstreams")
 
-#: health checks run at once, and how long one may take
 #: how long a nudge waits for others to share its request (:meth:`BatchPoller.nudge`)
 NUDGE_GATHER = 0.01
 #: the most tasks kept nudged for a job that has not polled yet
@@ -50,6 +49,7 @@ MAX_NUDGED = 10_000
 #: and whatever a lost call would have told
 QUIETER = 5
 HEARD_FOR = 120.0
+#: health checks run at once, and how long one may take
 PROBE_CONCURRENCY = 8
 PROBE_TIMEOUT = 15.0
 
