@@ -377,6 +377,7 @@ def _unavailable() -> Iterator[None]:
     except DatabaseUnavailable:
         raise
     except sa_exc.TimeoutError as exc:  # the pool had no connection to give in time
+        log.warning("event=database_unavailable error=pool_timeout")
         raise DatabaseUnavailable() from exc
     except sa_exc.DBAPIError as exc:
         sqlite = isinstance(exc.orig, sqlite3.Error)
