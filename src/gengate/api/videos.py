@@ -29,7 +29,8 @@ from gengate.llm.openai import OPENAI
 from gengate.products.registry import Registry
 from gengate.products.sora.options import OPENAI_SIZES, SoraOptions
 from gengate.products.sora.product import SoraProduct, seed_of
-from gengate.products.sora.wire import VideoCreateRequest, output_url, video_object
+from gengate.products.sora.wire import VideoCreateRequest, video_object
+from gengate.products.videos import output_url
 from gengate.runtime import Runtime
 
 __all__ = ["VIDEO_PATHS", "VideoFront"]

@@ -1,11 +1,16 @@
-"""What the one-picture image products (Flux, GPT image) share: a job's input images given
-as URLs are downloaded when it runs, and its result is one stored picture whose real pixel
-size is recorded; fetch takes ``jobId`` from every kind of body."""
+"""What the one-picture image products (Flux, GPT image, Gemini image, the OpenAI images API)
+share: input images given as base64 are checked against the bounds of
+:mod:`gengate.limits`, those given as URLs are downloaded when the job runs, a picture
+without a client's seed has one derived from its job, and the result is one stored picture
+whose real pixel size is recorded; fetch takes ``jobId`` from every kind of body."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import io
+import zlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
@@ -14,17 +19,43 @@ from pydantic import BaseModel, ValidationError
 from gengate.api.forms import is_multipart, parse_multipart
 from gengate.api.schemas import validation_message
 from gengate.errors import BadRequest
+from gengate.imaging.codec import decode_image
 from gengate.jobs import Job
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from gengate.products.base import Handler, Product, ResultIO, Services, TaskIO
 from gengate.providers.base import ProviderError, ProviderTask, ProviderUpdate
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
 
-__all__ = ["MAX_JOB_ID", "ImageProduct", "parse_request"]
+__all__ = ["MAX_JOB_ID", "ImageProduct", "decode_base64_input", "parse_request",
+           "picture_seed"]
 
 MAX_JOB_ID = 64
 RequestT = TypeVar("RequestT", bound=BaseModel)
+
+
+def decode_base64_input(value: str, label: str) -> bytes:
+    """A base64 image (bare or a data URL), checked against the bounds; its bytes."""
+    text = value.strip()
+    if text[:5].lower() == "data:":
+        text = text.partition(",")[2]
+    compact = "".join(text.split()).replace("-", "+").replace("_", "/")
+    try:
+        data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{label}: is neither a URL nor valid base64") from None
+    if not data:
+        raise BadRequest(f"{label}: is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise BadRequest(f"{label}: image too large: the limit is {MAX_IMAGE_BYTES} bytes")
+    decode_image(data, label, max_pixels=MAX_IMAGE_PIXELS)
+    return data
+
+
+def picture_seed(job_id: str, seed: int | None) -> int:
+    """The client's seed, else one derived from the job (same job, same picture)."""
+    return seed if seed is not None else zlib.crc32(job_id.encode())
 
 
 def parse_request(model: type[RequestT], data: object) -> RequestT:

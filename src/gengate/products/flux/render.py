@@ -3,19 +3,13 @@ pixel size that follows the prompt, keeping the input images' composition for ed
 
 from __future__ import annotations
 
-import zlib
-
 from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, render_picture
 from gengate.products.base import ResultFile
+from gengate.products.images import picture_seed
 from gengate.providers.base import ProviderTask, ProviderUpdate, TaskState
 
-__all__ = ["FluxRenderer", "picture_seed"]
-
-
-def picture_seed(job_id: str, seed: int | None) -> int:
-    """The client's seed, else one derived from the job (same job, same picture)."""
-    return seed if seed is not None else zlib.crc32(job_id.encode())
+__all__ = ["FluxRenderer"]
 
 
 class FluxRenderer:

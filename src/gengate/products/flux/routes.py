@@ -5,14 +5,13 @@ hands the engine one job (``flux:<action>:<mode>`` prices it)."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import TYPE_CHECKING, Any
 
 from gengate.api.forms import parse_multipart
 from gengate.errors import BadRequest
 from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import fit_area, parse_ratio
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from gengate.products.base import JobRequest, Services, submitted
 from gengate.products.flux.options import AREA, EDIT_MODES, FluxOptions, pixel_size
 from gengate.products.flux.requests import (
@@ -20,17 +19,14 @@ from gengate.products.flux.requests import (
     FluxEditsForm,
     FluxGenerateRequest,
 )
-from gengate.products.images import parse_request
+from gengate.products.images import decode_base64_input, parse_request
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
     from gengate.products.flux.product import FluxProduct
 
-__all__ = ["FluxRoutes", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS"]
+__all__ = ["FluxRoutes"]
 
-#: bounds on each input image
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-MAX_IMAGE_PIXELS = 4096 * 4096
 _BFL_IMAGES = ("input_image", "input_image_2", "input_image_3", "input_image_4")
 
 
@@ -92,7 +88,7 @@ class FluxRoutes:
                 await services.jobs.check_url(value, name)
                 urls.append(value)
             else:
-                inputs.append(await asyncio.to_thread(_decode_base64, value, name))
+                inputs.append(await asyncio.to_thread(decode_base64_input, value, name))
         ratio = None
         if req.aspect_ratio is not None:
             ratio = parse_ratio(req.aspect_ratio)
@@ -113,24 +109,6 @@ class FluxRoutes:
             self.product, call.submit(hook_url=req.webhook_url),
             JobRequest("generate", model, options, prompt=req.prompt, inputs=inputs))
         return submitted(job)
-
-
-def _decode_base64(value: str, label: str) -> bytes:
-    """A base64 image (bare or a data URL), checked; its bytes."""
-    text = value.strip()
-    if text[:5].lower() == "data:":
-        text = text.partition(",")[2]
-    compact = "".join(text.split()).replace("-", "+").replace("_", "/")
-    try:
-        data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"{label}: is neither a URL nor valid base64") from None
-    if not data:
-        raise BadRequest(f"{label}: is empty")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise BadRequest(f"{label}: image too large: the limit is {MAX_IMAGE_BYTES} bytes")
-    decode_image(data, label, max_pixels=MAX_IMAGE_PIXELS)
-    return data
 
 
 def _check_images(images: list[bytes], label: str) -> list[tuple[int, int]]:

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from gengate.errors import BadRequest
 from gengate.products.base import JobRequest, Services, submitted
-from gengate.products.flux.routes import _decode_base64
 from gengate.products.gemini_image.options import GeminiImageOptions, pixel_size
 from gengate.products.gemini_image.requests import GeminiImageRequest
-from gengate.products.images import parse_request
+from gengate.products.images import decode_base64_input, parse_request
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
@@ -44,7 +43,7 @@ class GeminiImageRoutes:
                 await services.jobs.check_url(ref, name)
                 urls.append(ref)
             else:
-                inputs.append(await services.jobs.decode(_decode_base64, ref, name))
+                inputs.append(await services.jobs.decode(decode_base64_input, ref, name))
         options = GeminiImageOptions(
             model=req.model, aspect_ratio=ratio, image_size=size, width=width, height=height,
             image_urls=tuple(urls), refer_images=tuple(urls),

@@ -30,6 +30,7 @@ from gengate.products.base import (
     fetch_handler,
     submitted,
 )
+from gengate.products.videos import output_url, quota_text
 
 if TYPE_CHECKING:
     from gengate.api.call import Call
@@ -121,8 +122,6 @@ class GeminiVideoProduct(Product[GeminiVideoOptions]):
         return submitted(job)
 
     def fetch_body(self, job: Job) -> dict[str, Any]:
-        from gengate.products.sora.wire import output_url, quota_text
-
         options = self.options(job)
         return {
             "status": self.statuses.wire(job.status),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from gengate.imaging.codec import decode_image
 from gengate.imaging.picture import encode, render_picture
 from gengate.products.base import ResultFile
-from gengate.products.flux.render import picture_seed
+from gengate.products.images import picture_seed
 from gengate.providers.base import ProviderTask, ProviderUpdate, TaskState
 
 __all__ = ["GptImageRenderer"]

@@ -19,8 +19,8 @@ import orjson
 from gengate.api.forms import parse_multipart
 from gengate.errors import BadRequest, GatewayTimeout
 from gengate.imaging.codec import decode_image
+from gengate.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from gengate.products.base import JobRequest, Services
-from gengate.products.flux.routes import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from gengate.products.images import parse_request
 from gengate.products.openai_images.options import GPT_MODELS, OpenAIImagesOptions, checked
 from gengate.products.openai_images.requests import ImagesGenerateRequest

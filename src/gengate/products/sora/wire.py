@@ -11,10 +11,9 @@ from gengate.clock import timestamp
 from gengate.jobs import Job, JobStatus
 from gengate.limits import MAX_URL_CHARS
 from gengate.products.sora.options import SoraOptions
-from gengate.quota import from_milli
+from gengate.products.videos import output_url, quota_text
 
-__all__ = ["SoraGenerationRequest", "VideoCreateRequest", "fetch_body", "output_url",
-           "quota_text", "video_object"]
+__all__ = ["SoraGenerationRequest", "VideoCreateRequest", "fetch_body", "video_object"]
 
 _URL = Field(None, max_length=2048)
 
@@ -54,19 +53,6 @@ class VideoCreateRequest(_Wire):
     model: str = Field("sora-2", max_length=64, description="sora-2 or sora-2-pro")
     seconds: Literal["4", "8", "12"] = "4"
     size: Literal["720x1280", "1280x720", "1024x1792", "1792x1024"] = "720x1280"
-
-
-def quota_text(job: Job) -> str:
-    """The charged quota as the contract writes it: ``"3"``, ``"0.5"``."""
-    return f"{from_milli(job.charged()[1]):g}"
-
-
-def output_url(job: Job, role: str) -> str | None:
-    """The URL of the stored result file of ``role`` (``video``, ``thumbnail``)."""
-    for item in job.result.get("outputs") or ():
-        if isinstance(item, dict) and item.get("role") == role:
-            return str(item["url"])
-    return None
 
 
 def fetch_body(job: Job, statuses: Any) -> dict[str, Any]:
