@@ -31,7 +31,7 @@ from gengate.jobs import Job
 from gengate.netguard import NetGuard
 from gengate.products.base import AdapterContext
 from gengate.products.registry import Registry, builtin
-from gengate.providers.base import Provider, ProviderError, ProviderUpdate
+from gengate.providers.base import Provider, ProviderError, ProviderUpdate, TaskState
 from gengate.providers.local import LocalProvider
 from gengate.store import AccountRow, Store
 from gengate.upstream_notify import NotifyLinks
@@ -49,6 +49,9 @@ MAX_NUDGED = 10_000
 #: and whatever a lost call would have told
 QUIETER = 5
 HEARD_FOR = 120.0
+#: seconds a job that knows its task's progress may sleep through unchanged rounds (it
+#: then looks at its lease and deadline)
+QUIET_WAKE = 10.0
 #: health checks run at once, and how long one may take
 PROBE_CONCURRENCY = 8
 PROBE_TIMEOUT = 15.0
@@ -65,7 +68,7 @@ class BatchPoller:
         self.provider = provider
         self.interval = interval
         self._on_error = on_error
-        self._waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]] = {}
+        self._waiting: dict[str, list[_Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
         #: tasks the upstream said ended since the last round, polled early
         self._nudged: set[str] = set()
@@ -74,15 +77,21 @@ class BatchPoller:
         #: the event loop's time of the last call about an end (never: -inf)
         self._heard = float("-inf")
 
-    async def poll(self, upstream_id: str) -> ProviderUpdate | None:
-        """The task's state at the next batch; None if the upstream no longer knows it."""
-        future: asyncio.Future[ProviderUpdate | None] = (
-            asyncio.get_running_loop().create_future())
-        self._waiting.setdefault(upstream_id, []).append(future)
+    async def poll(self, upstream_id: str, progress: int | None = None
+                   ) -> ProviderUpdate | None:
+        """The task's state at the next batch; None if the upstream no longer knows it.
+
+        Given the ``progress`` the caller already knows, a task still running at no more
+        than that is not reported: the caller sleeps through such rounds (with thousands
+        of jobs in flight, waking each at every round cost more than the polling itself),
+        and hears at the latest :data:`QUIET_WAKE` seconds later what it would have heard."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(loop.create_future(), progress, loop.time() + QUIET_WAKE)
+        self._waiting.setdefault(upstream_id, []).append(waiter)
         self._keep_running()
         if upstream_id in self._nudged:
             self._schedule_early()
-        return await future
+        return await waiter.future
 
     def nudge(self, upstream_id: str) -> None:
         """The upstream said the task ended: ask about it now (with the others nudged
@@ -120,9 +129,7 @@ class BatchPoller:
         self._early_rounds.add(task)
         task.add_done_callback(self._early_rounds.discard)
 
-    async def _early_round(self,
-                           batch: dict[str, list[asyncio.Future[ProviderUpdate | None]]]
-                           ) -> None:
+    async def _early_round(self, batch: dict[str, list[_Waiter]]) -> None:
         """Poll the nudged tasks. It only comes early: should it fail, its jobs wait for
         the next round as if no call had come (nor does its failure count against the
         account, which the round will tell)."""
@@ -131,14 +138,35 @@ class BatchPoller:
         except Exception as exc:  # noqa: BLE001 - the round asks again
             log.info("event=early_poll_failed provider=%s error=%s", self.provider.name,
                      type(exc).__name__)
-            for upstream_id, futures in batch.items():
-                self._waiting.setdefault(upstream_id, []).extend(futures)
-            self._keep_running()
+            self._wait_again(batch)
             return
         except BaseException:
-            _settle(batch, error=_stopped())
+            _fail(batch, _stopped())
             raise
-        _settle(batch, answers=answers)
+        self._answer(batch, answers)
+
+    def _answer(self, batch: dict[str, list[_Waiter]],
+                answers: dict[str, ProviderUpdate]) -> None:
+        """Wake the waiters whose task changed for them; the others wait for the next
+        round (:meth:`poll`)."""
+        now = asyncio.get_running_loop().time()
+        unchanged: dict[str, list[_Waiter]] = {}
+        for upstream_id, waiters in batch.items():
+            update = answers.get(upstream_id)
+            for waiter in waiters:
+                if waiter.future.done():
+                    continue
+                if waiter.sleeps_through(update, now):
+                    unchanged.setdefault(upstream_id, []).append(waiter)
+                else:
+                    waiter.future.set_result(update)
+        if unchanged:
+            self._wait_again(unchanged)
+
+    def _wait_again(self, batch: dict[str, list[_Waiter]]) -> None:
+        for upstream_id, waiters in batch.items():
+            self._waiting.setdefault(upstream_id, []).extend(waiters)
+        self._keep_running()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -156,7 +184,7 @@ class BatchPoller:
             self._nudged.difference_update(batch)
             if len(self._nudged) > MAX_NUDGED:
                 self._nudged.clear()
-            live = {k: [f for f in v if not f.done()] for k, v in batch.items()}
+            live = {k: [w for w in v if not w.future.done()] for k, v in batch.items()}
             live = {k: v for k, v in live.items() if v}
             if not live:
                 continue
@@ -164,7 +192,7 @@ class BatchPoller:
             try:
                 answers = await self.provider.poll_many(list(live))
             except ProviderError as exc:
-                _settle(live, error=exc)
+                _fail(live, exc)
                 try:
                     await self._on_error(exc)
                 except Exception:
@@ -172,13 +200,13 @@ class BatchPoller:
                 continue
             except BaseException as exc:  # an adapter bug must not strand the jobs
                 if not isinstance(exc, Exception):
-                    _settle(live, error=_stopped())
+                    _fail(live, _stopped())
                     raise
                 log.exception("event=poll_crashed provider=%s", self.provider.name)
-                _settle(live, error=ProviderError(
+                _fail(live, ProviderError(
                     "[Upstream unavailable] polling failed", kind=FailureKind.UNAVAILABLE))
                 continue
-            _settle(live, answers=answers)
+            self._answer(live, answers)
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop (shutdown): waiting jobs are told, not left hanging; returns the polling
@@ -191,7 +219,7 @@ class BatchPoller:
         for task in tasks:
             task.cancel()
         waiting, self._waiting = self._waiting, {}
-        _settle(waiting, error=_stopped())
+        _fail(waiting, _stopped())
         return tasks
 
 
@@ -200,17 +228,27 @@ def _stopped() -> ProviderError:
     return ProviderError("[Upstream unavailable] polling stopped", kind=FailureKind.UNAVAILABLE)
 
 
-def _settle(waiting: dict[str, list[asyncio.Future[ProviderUpdate | None]]], *,
-            answers: dict[str, ProviderUpdate] | None = None,
-            error: ProviderError | None = None) -> None:
-    for upstream_id, futures in waiting.items():
-        for future in futures:
-            if future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result((answers or {}).get(upstream_id))
+class _Waiter:
+    """One job's poll: its future, the progress it knows (None: any answer wakes it) and
+    the loop time after which an unchanged answer wakes it all the same."""
+
+    __slots__ = ("future", "progress", "until")
+
+    def __init__(self, future: asyncio.Future[ProviderUpdate | None], progress: int | None,
+                 until: float):
+        self.future, self.progress, self.until = future, progress, until
+
+    def sleeps_through(self, update: ProviderUpdate | None, now: float) -> bool:
+        return (self.progress is not None and update is not None
+                and update.state is TaskState.RUNNING and update.progress <= self.progress
+                and now < self.until)
+
+
+def _fail(waiting: dict[str, list[_Waiter]], error: ProviderError) -> None:
+    for waiters in waiting.values():
+        for waiter in waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
 
 
 class Held:

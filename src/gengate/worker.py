@@ -407,7 +407,7 @@ class Worker:
                 await self._fail(job, TIMEOUT_MESSAGE)
                 return
             try:
-                update = await poller.poll(upstream_id)
+                update = await poller.poll(upstream_id, progress)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise

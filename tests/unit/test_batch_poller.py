@@ -1,5 +1,6 @@
 """The poller one account's running jobs share: rounds at the account's interval, an early
-round for the tasks its upstream called about, and rounds further apart while it calls."""
+round for the tasks its upstream called about, rounds further apart while it calls, and
+jobs that sleep through rounds that bring them nothing new."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class Scripted:
 
     def __init__(self) -> None:
         self.states: dict[str, TaskState] = {}
+        self.progress: dict[str, int] = {}
+        self.lost: set[str] = set()  #: left out of the answers
         self.calls: list[list[str]] = []
         self.fail = False
         self.asked = asyncio.Event()
@@ -26,7 +29,8 @@ class Scripted:
         self.asked.set()
         if self.fail:
             raise ProviderError("[Upstream unavailable] down for a moment")
-        return {i: ProviderUpdate(self.states.get(i, TaskState.RUNNING)) for i in upstream_ids}
+        return {i: ProviderUpdate(self.states.get(i, TaskState.RUNNING), self.progress.get(i, 0))
+                for i in upstream_ids if i not in self.lost}
 
 
 def _poller(provider: Scripted, interval: float) -> tuple[BatchPoller, list[Any]]:
@@ -83,3 +87,29 @@ async def test_rounds_run_further_apart_while_the_upstream_calls() -> None:
     assert poller.round_interval() == 0.5
     poller.nudge("t1")
     assert poller.round_interval() == 0.5 * QUIETER
+
+
+async def test_a_job_sleeps_through_rounds_that_bring_it_nothing_new() -> None:
+    provider = Scripted()
+    poller, _ = _poller(provider, interval=0.01)
+    provider.progress["t1"] = 20
+    knows_20 = asyncio.ensure_future(poller.poll("t1", 20))
+    knows_nothing = asyncio.ensure_future(poller.poll("t1"))
+    # the first round answers the poll that knows nothing; the one that knows 20 % sleeps
+    first = await asyncio.wait_for(knows_nothing, 10)
+    assert first is not None and first.progress == 20
+    rounds = len(provider.calls)
+    while len(provider.calls) < rounds + 3:
+        await asyncio.sleep(0.01)
+    assert not knows_20.done()
+    provider.progress["t1"] = 40  # progress: it wakes
+    update = await asyncio.wait_for(knows_20, 10)
+    assert update is not None and update.progress == 40
+    # an end wakes it too, and so does a task the upstream lost
+    provider.states["t1"] = TaskState.SUCCESS
+    ended = await asyncio.wait_for(poller.poll("t1", 40), 10)
+    assert ended is not None and ended.state is TaskState.SUCCESS
+    provider.lost.add("t2")
+    assert await asyncio.wait_for(poller.poll("t2", 40), 10) is None
+    for task in poller.cancel():
+        await asyncio.gather(task, return_exceptions=True)
