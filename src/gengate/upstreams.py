@@ -49,9 +49,10 @@ MAX_NUDGED = 10_000
 #: and whatever a lost call would have told
 QUIETER = 5
 HEARD_FOR = 120.0
-#: seconds a job that knows its task's progress may sleep through unchanged rounds (it
-#: then looks at its lease and deadline)
-QUIET_WAKE = 10.0
+#: seconds a job that knows its task's progress may sleep through unchanged rounds, after
+#: which it looks at its deadline again (the worker also fails overdue jobs itself, and
+#: stops a sleeping job whose lease it lost)
+QUIET_WAKE = 60.0
 #: health checks run at once, and how long one may take
 PROBE_CONCURRENCY = 8
 PROBE_TIMEOUT = 15.0

@@ -104,6 +104,8 @@ class Worker:
         self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
         self._lost: set[str] = set()
+        #: jobs waiting on their account's poller (one whose lease is lost stops at once)
+        self._polling: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._rng = random.Random()
         self._probed_at = float("-inf")
@@ -268,6 +270,12 @@ class Worker:
                     continue
                 for job_id in set(chunk) - kept:
                     self._lost.add(job_id)
+                    task = self._running.get(job_id)
+                    if job_id in self._polling and task is not None:
+                        # it sleeps through unchanged rounds: stop it now, not at its
+                        # next wake (its new owner follows the task)
+                        log.info("event=lease_lost job_id=%s owner=%s", job_id, self.owner)
+                        task.cancel()
 
     # -- one job ------------------------------------------------------------------------
     async def _run(self, job: Job) -> None:
@@ -406,12 +414,15 @@ class Worker:
                 await provider.cancel(upstream_id)
                 await self._fail(job, TIMEOUT_MESSAGE)
                 return
+            self._polling.add(job.id)
             try:
                 update = await poller.poll(upstream_id, progress)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
                 continue  # the upstream is unreachable for now: the task may still finish
+            finally:
+                self._polling.discard(job.id)
             if update is None:
                 raise Reroute(ProviderError(
                     "[Upstream lost the task] the upstream no longer knows this job's task",

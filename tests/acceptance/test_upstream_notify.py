@@ -2,7 +2,8 @@
 task ends, and the job ends then, not at the next round of polling (the accounts here poll
 every 60 s, longer than any test waits). The call is a hint: gengate asks the upstream
 before it believes it, a wrong token is an unknown path, and on PostgreSQL the call may
-reach a node whose worker does not follow the task."""
+reach a node whose worker does not follow the task. And a job that sleeps through rounds
+that bring it nothing new still stops as soon as its lease is lost."""
 
 from __future__ import annotations
 
@@ -218,3 +219,29 @@ def test_tokens_differ_by_account_and_by_key() -> None:
     assert one.valid(7, one.token(7)) and not one.valid(7, other.token(7))
     assert "key-1" not in repr(one)
     assert httpx.URL(one.url(7)).path.count("/") == 4
+
+
+async def test_a_job_sleeping_through_rounds_stops_at_once_when_its_lease_is_lost(
+        settings: Settings) -> None:
+    """A running job sleeps through rounds that bring it nothing new; if another node takes
+    its lease meanwhile, the worker stops it at its next renewal, not at its next wake."""
+    from sqlalchemy import Connection, text
+
+    async with FakeMidjourneyProxy() as mj:
+        account = mj.add_account("secret-a", duration=3600)
+        fast_leases = _settings(settings, lease_seconds=0.6)  # renewed every 0.2 s
+        async with serve_gateway(fast_leases, notify_upstreams=True) as gw:
+            _, _, job_id, _ = await _running(gw, mj, account, "a lantern")
+            worker = gw.runtime.worker
+            assert worker is not None
+            await _until(lambda: job_id in worker._polling, "the job waits on its poller")
+
+            def taken(conn: Connection) -> None:  # another node claims it for an hour
+                conn.execute(text("UPDATE jobs SET lease_owner = 'another-node', "
+                                  "lease_expires_at = :until WHERE id = :id"),
+                             {"until": time.time() + 3600, "id": job_id})
+
+            await gw.runtime.store.db.run(taken)
+            await _until(lambda: job_id not in worker._running, "the job stopped here")
+            # its task goes on upstream for the new owner: nothing was cancelled there
+            assert all(t.status != "CANCEL" for t in account.tasks.values())
