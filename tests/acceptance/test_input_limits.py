@@ -76,6 +76,17 @@ async def test_oversized_prompts_are_neither_charged_nor_stored(gw: Gateway) -> 
     assert len(listed.content) < 100 * (MAX_PROMPT_CHARS + 4096)
 
 
+async def test_fetch_refuses_a_job_id_longer_than_any_id(gw: Gateway) -> None:
+    _, key = await gw.create_user(balance=0)
+    client = gw.client(key)
+    for name in ("jobId", "job_id"):  # the message names the field as it was sent
+        _envelope(await client.get(f"{V1}/fetch", params={name: "j" * 65}), 400,
+                  f"{name}: String should have at most 64 characters")
+    _envelope(await client.post(f"{V1}/fetch", json={"jobId": "j" * 65}), 400,
+              "jobId: String should have at most 64 characters")
+    _envelope(await client.get(f"{V1}/fetch", params={"jobId": "j" * 64}), 404, "not found")
+
+
 async def test_json_routes_read_a_small_body_and_image_routes_a_larger_one(
         gw: Gateway) -> None:
     _, key = await gw.create_user(balance=10)

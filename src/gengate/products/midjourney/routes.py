@@ -12,6 +12,7 @@ from gengate.api.envelope import Raw, ok
 from gengate.clock import timestamp
 from gengate.errors import BadRequest
 from gengate.jobs import JobStatus
+from gengate.limits import MAX_ID_CHARS
 from gengate.products.base import (
     GET,
     GET_POST,
@@ -107,8 +108,8 @@ class _Handlers:
         job_id = data.get("jobId", data.get("job_id"))
         if not isinstance(job_id, str) or not job_id:
             raise BadRequest("jobId: is required")
-        req: s.FetchRequest = s.parse(s.FetchRequest, data)  # type: ignore[assignment]
-        job_id = req.jobId
+        if len(job_id) > MAX_ID_CHARS:  # the model words the refusal (the hot path skips it)
+            s.parse(s.FetchRequest, data)
         return Raw(await sv.jobs.fetch_body(call.user_id, job_id, self.product.name))
 
     async def fetch_list(self, sv: Services, call: Call) -> Any:
