@@ -63,6 +63,7 @@ from gengate.testing.mjaccounts import (
     failure_reply,
     json_reply,
 )
+from gengate.testing.mjnotify import HookCalls
 
 __all__ = ["BANNED", "NOVICEZK", "TRUEAI", "FakeMidjourneyProxy", "FakeMjAccount",
            "FakeMjTask"]
@@ -83,10 +84,6 @@ _CHANGE = frozenset({"/mj/submit/change", "/mj/submit/simple-change"})
 #: novicezk's /change: the actions it takes, the parents it takes them on
 _CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
 _CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
-#: the statuses a task ends in (no call follows them)
-_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
-#: trueai-org's notify loop: a running task's calls at most this often (DiscordService.cs)
-TRUEAI_NOTIFY_EVERY = 3.0
 _SIMPLE = re.compile(r"^\s*(\S+)\s+(?:([UV])([1-4])|(R))\s*$", re.IGNORECASE)
 
 
@@ -120,10 +117,7 @@ class FakeMidjourneyProxy(LocalServer):
         self._ids = itertools.count(1)
         self.port = 0
         self._closing = asyncio.Event()  # late answers end when the server stops
-        #: (task id, status, the hook's HTTP status or the error's name) per call made
-        self.notifications: list[tuple[str, str, int | str]] = []
-        #: notified task id -> (status, progress, clock) of its last call
-        self._notified: dict[str, tuple[str, str, float]] = {}
+        self._hooks = HookCalls(flavor)
         self._notifier: asyncio.Task[None] | None = None
 
     def add_account(self, secret: str, *, core_size: int = 3, queue_size: int = 10,
@@ -162,39 +156,18 @@ class FakeMidjourneyProxy(LocalServer):
             while True:
                 await asyncio.sleep(self.notify_every)
                 hooked = [(a, t) for a, t in self._tasks.values()
-                          if t.notify_hook and self._notified.get(t.id, ("",))[0] not in _ENDED]
+                          if t.notify_hook and not self._hooks.ended(t.id)]
                 for account in {id(a): a for a, _ in hooked}.values():
                     account.settle()
                 for _, task in hooked:
-                    body = self._due_notification(task)
-                    if body is not None:
-                        await self._notify(http, task, body)
+                    body = self.task_json(task)
+                    if task.notify_hook and self._hooks.due(task.id, body, self.clock()):
+                        await self._hooks.call(http, task.notify_hook, task.id, body)
 
-    def _due_notification(self, task: FakeMjTask) -> dict[str, Any] | None:
-        """The task's JSON when its hook is due a call, else None."""
-        body = self.task_json(task)
-        status, progress, now = body["status"], body["progress"], self.clock()
-        if status == "NOT_START":
-            return None
-        last = self._notified.get(task.id)
-        if last is not None and (last[0], last[1]) == (status, progress):
-            return None
-        if (self.flavor == TRUEAI and status not in _ENDED and last is not None
-                and now - last[2] < TRUEAI_NOTIFY_EVERY):
-            return None
-        self._notified[task.id] = (status, progress, now)
-        return body
-
-    async def _notify(self, http: httpx.AsyncClient, task: FakeMjTask,
-                      body: dict[str, Any]) -> None:
-        assert task.notify_hook is not None
-        try:
-            response = await http.post(task.notify_hook, content=orjson.dumps(body),
-                                       headers={"content-type": "application/json"})
-            outcome: int | str = response.status_code
-        except httpx.HTTPError as exc:  # both proxies log it and go on
-            outcome = type(exc).__name__
-        self.notifications.append((task.id, str(body["status"]), outcome))
+    @property
+    def notifications(self) -> list[tuple[str, str, int | str]]:
+        """(task id, status, the hook's HTTP status or the error's name) per call made."""
+        return self._hooks.made
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
